@@ -1,0 +1,67 @@
+"""Entitlements: what a customer may use, granted only by a succeeded payment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from db.payments import Payment
+
+
+@dataclass(frozen=True)
+class EntitlementState:
+    """The customer's standing for one feature right now."""
+
+    active_until: datetime | None
+    """The end of the current (possibly stacked) entitlement; None when none is active."""
+    last_expired_at: datetime | None
+
+
+async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) -> None:
+    """Grant every feature the payment bought; a second call for the same payment does nothing.
+
+    A new period starts where the customer's current one ends, so buying twice stacks. The
+    transaction-scoped advisory lock serialises grants for one (customer, feature) across processes.
+    """
+    for grant in payment.grants:
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
+            payment.customer_id,
+            grant["feature"],
+        )
+        await connection.execute(
+            """
+            WITH current_end AS (
+                SELECT max(expires_at) AS ends FROM entitlements
+                 WHERE customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+            ), start AS (
+                SELECT greatest(now(), coalesce((SELECT ends FROM current_end), now())) AS at
+            )
+            INSERT INTO entitlements (customer_id, feature, payment_id, starts_at, expires_at)
+            SELECT $1, $2, $3, start.at, start.at + make_interval(days => $4) FROM start
+            ON CONFLICT (payment_id, feature) DO NOTHING
+            """,
+            payment.customer_id,
+            grant["feature"],
+            payment.id,
+            int(grant["days"]),
+        )
+
+
+async def state(connection: asyncpg.Connection, customer_id: str, feature: str) -> EntitlementState:
+    row = await connection.fetchrow(
+        """
+        SELECT
+            max(expires_at) FILTER (WHERE starts_at <= now() AND expires_at > now()) AS active_now,
+            max(expires_at) FILTER (WHERE expires_at > now()) AS latest_end,
+            max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at
+          FROM entitlements
+         WHERE customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+        """,
+        customer_id,
+        feature,
+    )
+    active_until = row["latest_end"] if row["active_now"] is not None else None
+    return EntitlementState(active_until=active_until, last_expired_at=row["last_expired_at"])

@@ -1,0 +1,83 @@
+"""build_server(settings) → MCPServer: the tools, and a lifespan that owns the pool and the provider."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+
+from db.pool import create_pool
+from server.catalog import load_catalog
+from server.config import Settings
+from server.errors import PaywardenError
+from server.providers import open_provider
+from tools import check_entitlement, create_charge, get_payment
+from tools.services import Services
+
+logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+INSTRUCTIONS = """\
+paywarden takes payments for this service safely.
+- Before paid work, call check_entitlement(customer_id, feature). If not allowed, offer one of its offers.
+- To charge, call create_charge with a catalog product_id and a fresh idempotency_key; reuse the key
+  when retrying, so nothing is ever charged twice.
+- If the payment needs a person, share next_action_url; follow up with get_payment or check_entitlement.
+- Access is granted only when the provider confirms the money: trust check_entitlement, not create_charge.
+"""
+
+TOOLS: list[tuple[Callable[..., Awaitable[Any]], ToolAnnotations]] = [
+    (create_charge.create_charge, create_charge.ANNOTATIONS),
+    (check_entitlement.check_entitlement, check_entitlement.ANNOTATIONS),
+    (get_payment.get_payment, get_payment.ANNOTATIONS),
+]
+
+
+def build_server(settings: Settings) -> MCPServer:
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
+        async with open_services(settings) as opened:
+            yield opened
+
+    server = MCPServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
+    for tool, annotations in TOOLS:
+        server.add_tool(agent_errors(tool), annotations=annotations)
+    return server
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    if settings.database_url is None:
+        raise RuntimeError("build_server needs settings.database_url (the CLI resolves it)")
+    catalog = load_catalog(settings.catalog_path)
+    # min_size=0: the server starts, and answers "database unavailable", even while PostgreSQL is down.
+    pool = await create_pool(settings.database_url, min_size=0)
+    try:
+        provider = open_provider(settings)
+        try:
+            yield Services(pool=pool, provider=provider, catalog=catalog)
+        finally:
+            await provider.close()
+    finally:
+        await pool.close()
+
+
+def agent_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Hand paywarden's errors to the agent as ToolError, so it reads the message and can fix its call."""
+
+    @functools.wraps(tool)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await tool(*args, **kwargs)
+        except PaywardenError as error:
+            logger.info("%s refused: %s", tool.__name__, error.message)
+            raise ToolError(error.message) from None
+
+    return wrapper

@@ -1,0 +1,74 @@
+"""The operator's product catalog: prices and what each product grants, read from TOML."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from server.errors import UnknownCurrency, UnknownProduct
+from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
+
+
+class Grant(BaseModel):
+    """A feature a product unlocks, for a number of days."""
+
+    feature: str = Field(min_length=1, max_length=64)
+    days: int = Field(gt=0, le=3660)
+
+
+class Product(BaseModel):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    amount_minor: int = Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)
+    currency: str
+    grants: list[Grant] = Field(min_length=1)
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        try:
+            return normalize_currency(value)
+        except UnknownCurrency as error:
+            raise ValueError(error.message) from None
+
+    @property
+    def price_display(self) -> str:
+        return format_amount(self.amount_minor, self.currency)
+
+    def grants_feature(self, feature: str) -> bool:
+        return any(grant.feature == feature for grant in self.grants)
+
+
+class CatalogError(Exception):
+    """The catalog file cannot be used."""
+
+
+class Catalog:
+    def __init__(self, products: list[Product]) -> None:
+        self._products = {product.id: product for product in products}
+        if len(self._products) != len(products):
+            raise CatalogError("catalog has two products with the same id")
+
+    def get(self, product_id: str) -> Product:
+        try:
+            return self._products[product_id]
+        except KeyError:
+            known = ", ".join(sorted(self._products)) or "none"
+            shown = product_id if len(product_id) <= 64 else product_id[:64] + "…"
+            raise UnknownProduct(f"Unknown product_id {shown!r}. Catalog products: {known}.") from None
+
+    def granting(self, feature: str) -> list[Product]:
+        return [product for product in self._products.values() if product.grants_feature(feature)]
+
+    def __iter__(self):
+        return iter(self._products.values())
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Catalog([Product.model_validate(item) for item in raw.get("products", [])])
+    except (OSError, tomllib.TOMLDecodeError, ValidationError) as error:
+        raise CatalogError(f"cannot load catalog {path}: {error}") from error

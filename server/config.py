@@ -1,0 +1,51 @@
+"""Every setting paywarden reads, from the environment or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
+
+
+class Settings(BaseSettings):
+    """paywarden's configuration; every field can be set as `PAYWARDEN_<NAME>` unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYWARDEN_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PAYWARDEN_DATABASE_URL")
+    )
+    data_dir: Path = Path(user_data_dir("paywarden"))
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+    """Where `paywarden up` is reached from outside; the sandbox's hosted pages and webhooks use it."""
+
+    provider: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_API_KEY", "PAYWARDEN_STRIPE_API_KEY")
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "PAYWARDEN_STRIPE_WEBHOOK_SECRET"),
+    )
+    stripe_api_base: str | None = None
+    """Overrides Stripe's API address (the sandbox provider sets it to its own)."""
+
+    catalog_path: Path = DEFAULT_CATALOG
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    provider_timeout_seconds: float = Field(default=20.0, gt=0)
+    sandbox_delivery_interval_seconds: float = Field(default=1.0, gt=0)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "pgdata"

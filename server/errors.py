@@ -1,0 +1,88 @@
+"""One error hierarchy; each class's docstring is its default message.
+
+    PaywardenError                 (status 500)
+    ├── InvalidRequest             (400) the call's arguments are wrong
+    │   ├── UnknownCurrency
+    │   ├── UnknownProduct
+    │   └── IdempotencyKeyReused
+    ├── NotFound                   (404)
+    │   └── PaymentNotFound
+    ├── WebhookRejected            (400) signature or body not acceptable
+    │   └── PayloadTooLarge        (413)
+    ├── ProviderError              (502) the payment provider refused or failed
+    │   └── ProviderUnavailable    (503)
+    └── DatabaseUnavailable        (503)
+
+Messages are written for the caller (an agent or a provider): what was wrong and how to fix
+the call. They never carry SQL, stack traces or secrets.
+"""
+
+from __future__ import annotations
+
+
+class PaywardenError(Exception):
+    """Something went wrong inside paywarden."""
+
+    status: int = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+
+class InvalidRequest(PaywardenError):
+    """The request is not valid."""
+
+    status = 400
+
+
+class UnknownCurrency(InvalidRequest):
+    """Unknown currency: use an ISO 4217 code such as USD, EUR or JPY."""
+
+
+class UnknownProduct(InvalidRequest):
+    """Unknown product: use a product_id from the catalog."""
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """This idempotency_key was already used for a different request; use a new key for a new charge."""
+
+
+class NotFound(PaywardenError):
+    """Not found."""
+
+    status = 404
+
+
+class PaymentNotFound(NotFound):
+    """No payment with that payment_id."""
+
+
+class WebhookRejected(PaywardenError):
+    """The webhook was rejected."""
+
+    status = 400
+
+
+class PayloadTooLarge(WebhookRejected):
+    """The request body is too large."""
+
+    status = 413
+
+
+class ProviderError(PaywardenError):
+    """The payment provider refused the request."""
+
+    status = 502
+
+
+class ProviderUnavailable(ProviderError):
+    """The payment provider could not be reached; nothing was charged. Retry with the same idempotency_key."""
+
+    status = 503
+
+
+class DatabaseUnavailable(PaywardenError):
+    """The payments database is not answering; nothing was changed. Retry shortly."""
+
+    status = 503

@@ -1,0 +1,62 @@
+"""What paywarden needs from a payment provider, in paywarden's own words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    payment_id: str
+    """Our payment id: the provider-side idempotency key, and in the provider's metadata."""
+    customer_id: str
+    amount_minor: int
+    currency: str
+    description: str | None
+    payment_method: str | None
+    product_id: str | None
+
+
+@dataclass(frozen=True)
+class ProviderPayment:
+    """The provider's view of one payment, mapped onto paywarden's statuses."""
+
+    provider_payment_id: str | None
+    status: str
+    amount_minor: int | None = None
+    currency: str | None = None
+    payment_id: str | None = None
+    next_action_url: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified provider event. `payment` is set for the events that move a payment."""
+
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+    payment: ProviderPayment | None = field(default=None)
+
+
+class Provider(Protocol):
+    name: str
+
+    async def create_payment(self, request: ChargeRequest) -> ProviderPayment:
+        """Create (and, with a payment method, confirm) the payment at the provider.
+
+        Safe to repeat for the same `payment_id`: the provider returns the first result.
+        A definite refusal (a declined card, an invalid request) comes back as a `failed`
+        ProviderPayment; anything that leaves the outcome unknown raises ProviderUnavailable.
+        """
+        ...
+
+    async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment: ...
+
+    def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+        """The event, if the signature over the raw body is valid and fresh; WebhookRejected otherwise."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,237 @@
+"""The sandbox's HTTP face: Stripe's payment-intent endpoints and the hosted payment page."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from server.money import format_amount
+from server.providers.sandbox import intents, store
+from server.providers.sandbox.intents import Outcome, SandboxError
+
+MAX_FORM_BYTES = 64 * 1024
+_BRACKETS = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+@dataclass
+class SandboxState:
+    pool: asyncpg.Pool
+    base_url: str
+    """The sandbox's own address, e.g. http://127.0.0.1:8000/sandbox."""
+    wake_deliverer: Callable[[], None]
+
+
+router = APIRouter(tags=["sandbox"])
+Operation = Callable[[asyncpg.Connection], Awaitable[Outcome]]
+
+
+def mount_sandbox(app: FastAPI) -> None:
+    """Serve the sandbox under /sandbox of `app`; its lifespan sets `app.state.sandbox`."""
+    app.include_router(router, prefix="/sandbox")
+    app.add_exception_handler(SandboxError, _stripe_shaped_error)
+
+
+async def _stripe_shaped_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, SandboxError)
+    return JSONResponse(error.body, error.status)
+
+
+@router.post("/v1/payment_intents")
+async def create_payment_intent(request: Request) -> JSONResponse:
+    params = await _form(request)
+    state = _state(request)
+    return await _run(request, params, lambda conn: _create(state, params))
+
+
+@router.get("/v1/payment_intents/{intent_id}")
+async def retrieve_payment_intent(intent_id: str, request: Request) -> JSONResponse:
+    _authenticate(request)
+    async with _state(request).pool.acquire() as conn:
+        return JSONResponse(await _existing(conn, intent_id, lock=False))
+
+
+@router.post("/v1/payment_intents/{intent_id}/confirm")
+async def confirm_payment_intent(intent_id: str, request: Request) -> JSONResponse:
+    params = await _form(request)
+    base = _state(request).base_url
+
+    async def operation(conn: asyncpg.Connection) -> Outcome:
+        intent = await _existing(conn, intent_id, lock=True)
+        method = intents._payment_method(params.get("payment_method")) or intent.get("payment_method")
+        if not method:
+            raise SandboxError(400, "You must provide a payment_method to confirm.", param="payment_method")
+        return intents.confirm(intent, method, base)
+
+    return await _run(request, params, operation)
+
+
+@router.post("/v1/payment_intents/{intent_id}/cancel")
+async def cancel_payment_intent(intent_id: str, request: Request) -> JSONResponse:
+    params = await _form(request)
+
+    async def operation(conn: asyncpg.Connection) -> Outcome:
+        intent = await _existing(conn, intent_id, lock=True)
+        return intents.cancel(intent, params.get("cancellation_reason"))
+
+    return await _run(request, params, operation)
+
+
+@router.get("/pay/{intent_id}", response_class=HTMLResponse)
+async def hosted_payment_page(intent_id: str, request: Request) -> HTMLResponse:
+    async with _state(request).pool.acquire() as conn:
+        intent = await store.get_intent(conn, intent_id)
+    if intent is None:
+        return _page("Payment not found", "<p>There is no payment at this address.</p>", 404)
+    return _page("Confirm payment", _payment_form(intent))
+
+
+@router.post("/pay/{intent_id}/{decision}", response_class=HTMLResponse)
+async def hosted_payment_decision(intent_id: str, decision: str, request: Request) -> HTMLResponse:
+    act = {"pay": intents.pay_on_hosted_page, "decline": intents.decline_on_hosted_page}.get(decision)
+    if act is None:
+        return _page("Unknown action", "<p>Use the Pay or Decline button.</p>", 404)
+    state = _state(request)
+    try:
+        async with state.pool.acquire() as conn, conn.transaction():
+            intent = await _existing(conn, intent_id, lock=True)
+            outcome = act(intent)
+            await _persist(conn, outcome, None)
+    except SandboxError as error:
+        return _page("Nothing to do", f"<p>{html.escape(error.body['error']['message'])}</p>", error.status)
+    state.wake_deliverer()
+    done = "Payment succeeded" if outcome.intent["status"] == "succeeded" else "Payment declined"
+    return _page(done, f"<p>{done}. You can close this window and return to the conversation.</p>")
+
+
+async def _create(state: SandboxState, params: dict[str, Any]) -> Outcome:
+    return intents.new_intent(params, state.base_url)
+
+
+async def _run(request: Request, params: dict[str, Any], operation: Operation) -> JSONResponse:
+    """Authenticate, honour Stripe's Idempotency-Key, run the operation and persist it in one transaction."""
+    state = _state(request)
+    api_key = _authenticate(request)
+    key = request.headers.get("Idempotency-Key")
+    async with state.pool.acquire() as conn, conn.transaction():
+        if key:
+            replay = await _replay(conn, api_key, key, params)
+            if replay is not None:
+                return replay
+        status, body = await _execute(conn, operation, key)
+        if key:
+            await store.save_idempotent_response(conn, api_key, key, status, body)
+    state.wake_deliverer()
+    return JSONResponse(body, status)
+
+
+async def _execute(conn: asyncpg.Connection, operation: Operation, key: str | None) -> tuple[int, dict[str, Any]]:
+    try:
+        outcome = await operation(conn)
+    except SandboxError as error:
+        return error.status, error.body
+    await _persist(conn, outcome, key)
+    if outcome.error:
+        return outcome.error.status, outcome.error.body
+    return 200, outcome.intent
+
+
+async def _persist(conn: asyncpg.Connection, outcome: Outcome, key: str | None) -> None:
+    exists = await store.get_intent(conn, outcome.intent["id"])
+    if exists is None:
+        await store.insert_intent(conn, outcome.intent)
+    else:
+        await store.save_intent(conn, outcome.intent)
+    for event_type in outcome.event_types:
+        await store.insert_event(conn, intents.event(event_type, outcome.intent, key))
+
+
+async def _replay(conn: asyncpg.Connection, api_key: str, key: str, params: dict[str, Any]) -> JSONResponse | None:
+    request_hash = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    earlier = await store.claim_idempotency_key(conn, api_key, key, request_hash)
+    if earlier is None:
+        return None
+    if earlier["request_hash"] != request_hash:
+        raise SandboxError(
+            400,
+            "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+            type_="idempotency_error",
+        )
+    return JSONResponse(earlier["response"], earlier["status_code"], headers={"Idempotent-Replayed": "true"})
+
+
+async def _existing(conn: asyncpg.Connection, intent_id: str, *, lock: bool) -> dict[str, Any]:
+    intent = await (store.lock_intent if lock else store.get_intent)(conn, intent_id)
+    if intent is None:
+        raise SandboxError(404, f"No such payment_intent: '{intent_id[:64]}'", code="resource_missing", param="intent")
+    return intent
+
+
+def _authenticate(request: Request) -> str:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.startswith("sk_test_"):
+        raise SandboxError(401, "The sandbox accepts only test keys (Bearer sk_test_…).", type_="invalid_request_error")
+    return key
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise SandboxError(413, f"Request body larger than {MAX_FORM_BYTES} bytes.")
+    params: dict[str, Any] = {}
+    for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        _assign(params, name, value)
+    return params
+
+
+def _assign(params: dict[str, Any], name: str, value: str) -> None:
+    """`metadata[payment_id]=x` → params["metadata"]["payment_id"] = "x" (Stripe's form encoding)."""
+    match = _BRACKETS.match(name)
+    if not match:
+        return
+    keys = [match[1], *re.findall(r"\[([^\[\]]*)\]", match[2])]
+    target = params
+    for part in keys[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            return
+    target[keys[-1]] = value
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _payment_form(intent: dict[str, Any]) -> str:
+    amount = html.escape(format_amount(intent["amount"], intent["currency"].upper()))
+    description = html.escape(intent.get("description") or "")
+    if intent["status"] != "requires_action":
+        return f"<p>{amount} — {description}</p><p>This payment is {html.escape(intent['status'])}.</p>"
+    base = f"/sandbox/pay/{html.escape(intent['id'])}"
+    return (
+        f"<p class=amount>{amount}</p><p>{description}</p>"
+        f"<form method=post action='{base}/pay'><button id=pay type=submit>Pay {amount}</button></form>"
+        f"<form method=post action='{base}/decline'><button id=decline type=submit>Decline</button></form>"
+        "<p class=note>paywarden sandbox: no real money moves.</p>"
+    )
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    document = (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}"
+        ".amount{font-size:2rem;font-weight:600}button{font-size:1.1rem;padding:.6rem 1.4rem;margin:.3rem 0}"
+        ".note{color:#666;font-size:.9rem}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status)

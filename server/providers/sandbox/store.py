@@ -1,0 +1,129 @@
+"""The sandbox's SQL: its payment intents, idempotency keys, events and their deliveries."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import asyncpg
+
+
+async def webhook_secret(connection: asyncpg.Connection, configured: str | None) -> str:
+    """STRIPE_WEBHOOK_SECRET when set; otherwise one generated once and kept in the database."""
+    if configured:
+        return configured
+    await connection.execute(
+        "INSERT INTO sandbox.settings (name, value) VALUES ('webhook_secret', $1) ON CONFLICT DO NOTHING",
+        "whsec_" + secrets.token_urlsafe(32),
+    )
+    return await connection.fetchval("SELECT value FROM sandbox.settings WHERE name = 'webhook_secret'")
+
+
+async def claim_idempotency_key(
+    connection: asyncpg.Connection, api_key: str, key: str, request_hash: str
+) -> asyncpg.Record | None:
+    """None when this request took the key; otherwise the earlier request's stored answer."""
+    inserted = await connection.fetchval(
+        """
+        INSERT INTO sandbox.idempotency_keys (api_key, idempotency_key, request_hash)
+        VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true
+        """,
+        api_key,
+        key,
+        request_hash,
+    )
+    if inserted:
+        return None
+    return await connection.fetchrow(
+        """
+        SELECT request_hash, status_code, response FROM sandbox.idempotency_keys
+         WHERE api_key = $1 AND idempotency_key = $2
+        """,
+        api_key,
+        key,
+    )
+
+
+async def save_idempotent_response(
+    connection: asyncpg.Connection, api_key: str, key: str, status_code: int, response: dict[str, Any]
+) -> None:
+    await connection.execute(
+        """
+        UPDATE sandbox.idempotency_keys SET status_code = $3, response = $4
+         WHERE api_key = $1 AND idempotency_key = $2
+        """,
+        api_key,
+        key,
+        status_code,
+        response,
+    )
+
+
+async def insert_intent(connection: asyncpg.Connection, intent: dict[str, Any]) -> None:
+    await connection.execute("INSERT INTO sandbox.payment_intents (id, object) VALUES ($1, $2)", intent["id"], intent)
+
+
+async def lock_intent(connection: asyncpg.Connection, intent_id: str) -> dict[str, Any] | None:
+    return await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1 FOR UPDATE", intent_id)
+
+
+async def get_intent(connection: asyncpg.Connection, intent_id: str) -> dict[str, Any] | None:
+    return await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1", intent_id)
+
+
+async def save_intent(connection: asyncpg.Connection, intent: dict[str, Any]) -> None:
+    await connection.execute(
+        "UPDATE sandbox.payment_intents SET object = $2, updated_at = now() WHERE id = $1",
+        intent["id"],
+        intent,
+    )
+
+
+async def insert_event(connection: asyncpg.Connection, event: dict[str, Any]) -> None:
+    """Store the event and schedule its delivery, in the caller's transaction."""
+    await connection.execute(
+        "INSERT INTO sandbox.events (id, type, payload) VALUES ($1, $2, $3)",
+        event["id"],
+        event["type"],
+        event,
+    )
+    await connection.execute("INSERT INTO sandbox.deliveries (event_id) VALUES ($1)", event["id"])
+
+
+async def lock_due_deliveries(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Undelivered events whose time has come, oldest first, locked so one process sends each."""
+    return await connection.fetch(
+        """
+        SELECT d.event_id, d.attempts, e.payload
+          FROM sandbox.deliveries d JOIN sandbox.events e ON e.id = d.event_id
+         WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now()
+         ORDER BY e.seq
+         LIMIT $1
+           FOR UPDATE OF d SKIP LOCKED
+        """,
+        limit,
+    )
+
+
+async def mark_delivered(connection: asyncpg.Connection, event_id: str) -> None:
+    await connection.execute(
+        """
+        UPDATE sandbox.deliveries SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
+         WHERE event_id = $1
+        """,
+        event_id,
+    )
+
+
+async def schedule_retry(connection: asyncpg.Connection, event_id: str, delay_seconds: float, error: str) -> None:
+    await connection.execute(
+        """
+        UPDATE sandbox.deliveries
+           SET attempts = attempts + 1, last_error = $3,
+               next_attempt_at = now() + make_interval(secs => $2)
+         WHERE event_id = $1
+        """,
+        event_id,
+        delay_seconds,
+        error[:500],
+    )

@@ -1,0 +1,210 @@
+"""The Stripe adapter: PaymentIntents through the official SDK, Stripe's own signature checks.
+
+The sandbox provider speaks the same HTTP API, so this adapter serves both; only the base
+address and the keys differ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import stripe
+
+from server.errors import ProviderError, ProviderUnavailable, WebhookRejected
+from server.providers.base import ChargeRequest, ProviderPayment, WebhookEvent
+
+EVENT_STATUS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.processing": "processing",
+    "payment_intent.requires_action": "requires_action",
+    "payment_intent.canceled": "canceled",
+}
+
+
+class StripeProvider:
+    def __init__(
+        self,
+        *,
+        name: str,
+        api_key: str,
+        webhook_secret: str | None,
+        return_url: str,
+        api_base: str | None = None,
+        timeout_seconds: float = 20.0,
+        webhook_tolerance_seconds: int = 300,
+    ) -> None:
+        self.name = name
+        self._webhook_secret = webhook_secret
+        self._return_url = return_url
+        self._tolerance = webhook_tolerance_seconds
+        self._http = stripe.HTTPXClient(timeout=timeout_seconds)
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=self._http,
+            max_network_retries=2,
+        )
+
+    async def create_payment(self, request: ChargeRequest) -> ProviderPayment:
+        options: dict[str, Any] = {"idempotency_key": request.payment_id}
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                _intent_params(request, self._return_url), options
+            )
+        except stripe.CardError as error:
+            return _declined(error)
+        except stripe.InvalidRequestError as error:
+            if error.http_status in (400, 402, 404):
+                return ProviderPayment(None, "failed", failure_reason=_safe_message(error))
+            raise _unavailable(error) from error
+        except stripe.StripeError as error:
+            raise _unavailable(error) from error
+        return payment_from_intent(intent.to_dict())
+
+    async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment:
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(provider_payment_id)
+        except stripe.StripeError as error:
+            raise _unavailable(error) from error
+        return payment_from_intent(intent.to_dict())
+
+    def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+        if self._webhook_secret is None:
+            raise WebhookRejected("This process does not receive webhooks.")
+        if not signature_header:
+            raise WebhookRejected("Missing Stripe-Signature header; nothing was stored.")
+        try:
+            text = payload.decode("utf-8")
+            stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret, self._tolerance)
+        except UnicodeDecodeError:
+            raise WebhookRejected("The body is not UTF-8; nothing was stored.") from None
+        except stripe.SignatureVerificationError as error:
+            raise WebhookRejected(_signature_problem(str(error), self._tolerance)) from None
+        return event_from_payload(_parse_json(text))
+
+    async def close(self) -> None:
+        await self._http.close_async()
+
+
+def _intent_params(request: ChargeRequest, return_url: str) -> dict[str, Any]:
+    metadata = {"payment_id": request.payment_id, "customer_id": request.customer_id}
+    if request.product_id:
+        metadata["product_id"] = request.product_id
+    params: dict[str, Any] = {
+        "amount": request.amount_minor,
+        "currency": request.currency.lower(),
+        "metadata": metadata,
+        "payment_method_types": ["card"],
+    }
+    if request.description:
+        params["description"] = request.description
+    if request.payment_method:
+        params.update(payment_method=request.payment_method, confirm=True, return_url=return_url)
+    return params
+
+
+def payment_from_intent(intent: dict[str, Any]) -> ProviderPayment:
+    status, reason = _map_status(intent)
+    next_action = intent.get("next_action") or {}
+    redirect = next_action.get("redirect_to_url") or {}
+    return ProviderPayment(
+        provider_payment_id=intent.get("id"),
+        status=status,
+        amount_minor=intent.get("amount"),
+        currency=(intent.get("currency") or "").upper() or None,
+        payment_id=(intent.get("metadata") or {}).get("payment_id"),
+        next_action_url=redirect.get("url") if status == "requires_action" else None,
+        failure_reason=reason,
+    )
+
+
+def _map_status(intent: dict[str, Any]) -> tuple[str, str | None]:
+    status = intent.get("status")
+    error = intent.get("last_payment_error") or {}
+    if status == "requires_payment_method":
+        return ("failed", error.get("message") or "payment declined") if error else ("requires_action", None)
+    if status == "canceled":
+        return "canceled", intent.get("cancellation_reason") or "canceled at the provider"
+    return {
+        "succeeded": ("succeeded", None),
+        "processing": ("processing", None),
+        "requires_capture": ("processing", None),
+        "requires_action": ("requires_action", None),
+        "requires_confirmation": ("pending", None),
+    }.get(status or "", ("pending", None))
+
+
+def event_from_payload(payload: Any) -> WebhookEvent:
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("id"), str)
+        or not isinstance(payload.get("type"), str)
+    ):
+        raise WebhookRejected("The body is not a Stripe event (it needs string 'id' and 'type'); nothing was stored.")
+    event_id, event_type = payload["id"], payload["type"]
+    if len(event_id) > 255 or len(event_type) > 255:
+        raise WebhookRejected("The event id or type is too long; nothing was stored.")
+    obj = (payload.get("data") or {}).get("object")
+    payment = None
+    if event_type in EVENT_STATUS and isinstance(obj, dict):
+        mapped = payment_from_intent(obj)
+        reason = mapped.failure_reason if EVENT_STATUS[event_type] in ("failed", "canceled") else None
+        payment = ProviderPayment(
+            provider_payment_id=mapped.provider_payment_id,
+            status=EVENT_STATUS[event_type],
+            amount_minor=mapped.amount_minor,
+            currency=mapped.currency,
+            payment_id=mapped.payment_id,
+            next_action_url=((obj.get("next_action") or {}).get("redirect_to_url") or {}).get("url"),
+            failure_reason=reason or ("payment declined" if event_type.endswith("payment_failed") else None),
+        )
+    return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise WebhookRejected("The body is not valid JSON; nothing was stored.") from None
+
+
+def _declined(error: stripe.CardError) -> ProviderPayment:
+    body = error.json_body if isinstance(error.json_body, dict) else {}
+    intent = (body.get("error") or {}).get("payment_intent")
+    reason = _safe_message(error)
+    if isinstance(intent, dict):
+        mapped = payment_from_intent(intent)
+        return ProviderPayment(
+            mapped.provider_payment_id,
+            "failed",
+            mapped.amount_minor,
+            mapped.currency,
+            mapped.payment_id,
+            failure_reason=reason,
+        )
+    return ProviderPayment(None, "failed", failure_reason=reason)
+
+
+def _safe_message(error: stripe.StripeError) -> str:
+    return (error.user_message or getattr(error, "_message", None) or "the provider refused the payment")[:500]
+
+
+def _unavailable(error: stripe.StripeError) -> ProviderError:
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return ProviderError(
+            "The payment provider refused paywarden's API key; the operator must fix its configuration. Nothing was charged."
+        )
+    return ProviderUnavailable()
+
+
+def _signature_problem(stripe_message: str, tolerance_seconds: int) -> str:
+    if "tolerance" in stripe_message:
+        return (
+            f"Stale Stripe-Signature: its timestamp is more than {tolerance_seconds} seconds "
+            "from now; nothing was stored."
+        )
+    if "Unable to extract" in stripe_message:
+        return "Malformed Stripe-Signature header; nothing was stored."
+    return "Invalid Stripe-Signature: no signature matches this body; nothing was stored."

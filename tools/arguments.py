@@ -1,0 +1,64 @@
+"""Argument types shared by the tools; their constraints become the tools' input schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from server.money import MAX_AMOUNT_MINOR
+
+_Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+CustomerId = Annotated[
+    str, _Identifier, Field(description="Your own stable id for the customer being charged (e.g. 'user_42').")
+]
+IdempotencyKey = Annotated[
+    str,
+    _Identifier,
+    Field(
+        description="A key you choose for this one charge (e.g. a UUID). Reuse it when retrying the same "
+        "charge: the original payment comes back and nothing is charged twice."
+    ),
+]
+ProductId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    Field(description="A catalog product id, e.g. 'pro_monthly'. The price comes from the catalog."),
+]
+Feature = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    Field(description="The feature to check, e.g. 'pro'."),
+]
+AmountMinor = Annotated[
+    int,
+    Field(
+        strict=True,
+        gt=0,
+        le=MAX_AMOUNT_MINOR,
+        description="Ad-hoc amount in minor units: 2000 = 20.00 USD, 500 = 500 JPY. Integers only.",
+    ),
+]
+Currency = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=3),
+    Field(description="ISO 4217 currency code for an ad-hoc amount, e.g. 'USD', 'EUR', 'JPY'."),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=1000), Field(description="What the charge is for, shown to the payer.")
+]
+PaymentMethod = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    Field(
+        description="A saved payment method id (with the sandbox: pm_card_visa succeeds, pm_card_chargeDeclined "
+        "fails, pm_card_authenticationRequired needs the person). Omit it to get a payment page link "
+        "(next_action_url) for the person."
+    ),
+]
+PaymentId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^pay_[A-Za-z0-9]+$"),
+    Field(description="paywarden's payment id, as create_charge returned it (pay_…)."),
+]

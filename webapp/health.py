@@ -1,0 +1,26 @@
+"""/healthz: the service is up and its database answers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from db.pool import connection
+
+router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> JSONResponse:
+    async with connection(request.app.state.pool) as conn:
+        await conn.fetchval("SELECT 1")
+    return JSONResponse({"status": "ok", "database": "ok", "provider": request.app.state.provider.name})
+
+
+@router.get("/payments/complete", response_class=HTMLResponse)
+async def payment_complete() -> HTMLResponse:
+    """Where the provider sends the person back after paying (Stripe's return_url)."""
+    return HTMLResponse(
+        "<!doctype html><title>Payment submitted</title><p>Payment submitted. "
+        "You can close this window and return to the conversation.</p>"
+    )

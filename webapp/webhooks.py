@@ -1,0 +1,116 @@
+"""POST /webhooks/stripe: verify the signature on the raw body, store the event once, apply it — one transaction."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from db import payments, transitions, webhook_events
+from db.payments import Payment
+from db.pool import transaction
+from server.errors import PayloadTooLarge
+from server.providers import Provider, ProviderPayment, WebhookEvent
+
+logger = logging.getLogger(__name__)
+router = APIRouter()
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Ingested:
+    outcome: str
+    """applied, ignored, unhandled, unmatched, rejected — or duplicate (already stored, nothing done)."""
+    payment_id: str | None = None
+    note: str | None = None
+
+
+async def raw_body(request: Request) -> bytes:
+    """The body exactly as sent (signatures cover the bytes), refused past 1 MiB before reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes; nothing was stored.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes; nothing was stored.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
+    provider: Provider = request.app.state.provider
+    return provider.verify_webhook(body, request.headers.get("stripe-signature"))
+
+
+@router.post("/webhooks/stripe")
+async def receive_stripe_event(
+    request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
+) -> JSONResponse:
+    result = await ingest(request.app.state.pool, request.app.state.provider.name, event)
+    logger.info("webhook %s %s: %s %s", event.event_id, event.event_type, result.outcome, result.note or "")
+    body = {"received": True, "event_id": event.event_id, "outcome": result.outcome, "note": result.note}
+    return JSONResponse(body, 200)
+
+
+async def ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ingested:
+    async with transaction(pool) as conn:
+        inbox_id = await webhook_events.insert(
+            conn, provider=provider, event_id=event.event_id, event_type=event.event_type, payload=event.payload
+        )
+        if inbox_id is None:
+            return Ingested("duplicate", note="event already received; nothing changed")
+        result = await _apply(conn, provider, event)
+        await webhook_events.record_outcome(
+            conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
+        )
+        return result
+
+
+async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -> Ingested:
+    reported = event.payment
+    if reported is None:
+        return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
+    payment = await _find_payment(conn, provider, reported)
+    if payment is None:
+        return Ingested("unmatched", note="no payment of ours matches this event")
+    mismatch = _mismatch(payment, reported)
+    if mismatch:
+        return Ingested("rejected", payment.id, mismatch)
+    change = transitions.Transition(
+        to_status=reported.status,
+        actor="webhook",
+        reason=f"{event.event_type} ({event.event_id})",
+        provider_payment_id=reported.provider_payment_id,
+        next_action_url=reported.next_action_url,
+        failure_reason=reported.failure_reason,
+    )
+    result = await transitions.apply(conn, payment, change)
+    return Ingested("applied" if result.applied else "ignored", payment.id, result.note)
+
+
+async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:
+    if reported.payment_id:
+        payment = await payments.lock(conn, reported.payment_id[:64])
+        if payment is not None:
+            return payment
+    if reported.provider_payment_id:
+        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+    return None
+
+
+def _mismatch(payment: Payment, reported: ProviderPayment) -> str | None:
+    """An event must describe the payment we recorded, to the cent; otherwise it grants nothing."""
+    if payment.provider_payment_id and reported.provider_payment_id not in (None, payment.provider_payment_id):
+        return "provider payment id differs from the one recorded"
+    if (reported.amount_minor, reported.currency) != (payment.amount_minor, payment.currency):
+        return (
+            f"amount differs: event says {reported.amount_minor} {reported.currency}, "
+            f"payment is {payment.amount_minor} {payment.currency}"
+        )
+    return None
