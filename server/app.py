@@ -47,8 +47,8 @@ def build_server(settings: Settings) -> MCPServer:
             yield opened
 
     server = MCPServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
-    for tool, annotations in TOOLS:
-        server.add_tool(agent_errors(tool), annotations=annotations)
+    for tool, tool_annotations in TOOLS:
+        server.add_tool(agent_errors(tool), annotations=tool_annotations)
     return server
 
 

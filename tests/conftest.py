@@ -6,7 +6,6 @@ started for this session in a temporary folder (and stopped when the session end
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import socket
@@ -23,6 +22,7 @@ from db.migrate import migrate_url
 from server.app import build_server
 from server.config import Settings
 from server.embedded import embedded_database_url
+from tests.helpers import serving
 from webapp.app import build_webapp
 
 
@@ -119,16 +119,8 @@ class RunningApp:
 async def app(settings: Settings, listening_socket: socket.socket) -> AsyncIterator[RunningApp]:
     """`paywarden up` in this process: MCP at /mcp, webhooks, sandbox — on a real port."""
     webapp = build_webapp(settings, mcp=build_server(settings))
-    config = uvicorn.Config(webapp, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[listening_socket]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield RunningApp(settings, server)
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with serving(webapp, listening_socket) as server:
+        yield RunningApp(settings, server)
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from mcp import Client
 
 
@@ -24,13 +27,29 @@ async def call_error(client: Client, tool: str, **arguments: Any) -> str:
     return " ".join(part.text for part in result.content if hasattr(part, "text"))
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
+@asynccontextmanager
+async def serving(asgi_app: Any, sock: socket.socket) -> AsyncIterator[uvicorn.Server]:
+    """Serve an ASGI app with uvicorn on an already-bound socket, in this event loop, until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
     """Poll until `check` returns something truthy (e.g. a webhook has arrived)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = await check()
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
+            raise AssertionError(f"condition not met within {within}s; last value {value!r}")
         await asyncio.sleep(0.05)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncpg
-from mcp import Client
 
 from tests.helpers import call, eventually
 
@@ -23,8 +22,12 @@ async def test_pay_with_card_then_entitled(mcp, db: asyncpg.Connection) -> None:
         assert "pro_monthly" in [offer["product_id"] for offer in before["offers"]]
 
         charge = await call(
-            client, "create_charge", customer_id="cus_1", idempotency_key="k1",
-            product_id="pro_monthly", payment_method="pm_card_visa",
+            client,
+            "create_charge",
+            customer_id="cus_1",
+            idempotency_key="k1",
+            product_id="pro_monthly",
+            payment_method="pm_card_visa",
         )
         assert (charge["amount_minor"], charge["currency"], charge["replayed"]) == (2000, "USD", False)
         assert charge["status"] == "succeeded"

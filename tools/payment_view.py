@@ -15,7 +15,8 @@ NEXT_STEP = {
     "pending": "The provider is working on it. Check again later with get_payment; grant nothing until it succeeds.",
     "requires_action": "A person must open next_action_url to complete the payment. Share the link, then "
     "check get_payment or check_entitlement after they have paid.",
-    "processing": "The provider is processing the payment. Check again later with get_payment; grant nothing until it succeeds.",
+    "processing": "The provider is processing the payment. Check again later with get_payment; "
+    "grant nothing until it succeeds.",
     "succeeded": "Paid. The product's entitlements are granted; check_entitlement confirms them.",
     "failed": "The payment failed (see failure_reason). Nothing was charged. To try again, ask the person for "
     "another payment method and use a NEW idempotency_key.",

@@ -7,6 +7,7 @@ address and the keys differ.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import stripe
@@ -78,6 +79,7 @@ class StripeProvider:
         try:
             text = payload.decode("utf-8")
             stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret, self._tolerance)
+            _reject_future_timestamp(signature_header, self._tolerance)
         except UnicodeDecodeError:
             raise WebhookRejected("The body is not UTF-8; nothing was stored.") from None
         except stripe.SignatureVerificationError as error:
@@ -194,9 +196,17 @@ def _safe_message(error: stripe.StripeError) -> str:
 def _unavailable(error: stripe.StripeError) -> ProviderError:
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
         return ProviderError(
-            "The payment provider refused paywarden's API key; the operator must fix its configuration. Nothing was charged."
+            "The payment provider refused paywarden's API key; the operator must fix its configuration. "
+            "Nothing was charged."
         )
     return ProviderUnavailable()
+
+
+def _reject_future_timestamp(signature_header: str, tolerance_seconds: int) -> None:
+    """Stripe's check only looks back in time; a signature dated past the tolerance ahead is as stale."""
+    stamps = [part[2:] for part in signature_header.split(",") if part.strip().startswith("t=")]
+    if stamps and stamps[0].strip().isdigit() and int(stamps[0]) > time.time() + tolerance_seconds:
+        raise stripe.SignatureVerificationError("Timestamp outside the tolerance zone", signature_header)
 
 
 def _signature_problem(stripe_message: str, tolerance_seconds: int) -> str:

@@ -45,7 +45,10 @@ class WebhookDeliverer:
                     await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
                 self._wake.clear()
         finally:
-            await self._http.aclose()
+            await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
 
     async def deliver_due(self) -> int:
         """Send every event whose time has come; returns how many were acknowledged."""

@@ -1,0 +1,44 @@
+"""A dead database or an unreachable provider: a clear error, nothing half-written, and a safe retry."""
+
+from __future__ import annotations
+
+import asyncpg
+from mcp import Client
+
+from server.app import build_server
+from tests.helpers import call, call_error
+
+CHARGE = {
+    "customer_id": "cus_f",
+    "idempotency_key": "f1",
+    "product_id": "pro_monthly",
+    "payment_method": "pm_card_visa",
+}
+
+
+async def test_a_dead_database_fails_closed_with_a_clear_message(settings) -> None:
+    dead = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/paywarden"})
+    async with Client(build_server(dead)) as client:
+        entitlement = await call_error(client, "check_entitlement", customer_id="cus_f", feature="pro")
+        charge = await call_error(client, "create_charge", **CHARGE)
+        lookup = await call_error(client, "get_payment", payment_id="pay_0123456789abcdef01234567")
+    assert "Treat the customer as NOT entitled" in entitlement
+    assert "database is not answering; nothing was changed" in charge
+    assert "database is not answering" in lookup
+    for message in (entitlement, charge, lookup):
+        assert "127.0.0.1:1" not in message and "Traceback" not in message and "Errno" not in message
+
+
+async def test_an_unreachable_provider_leaves_a_payment_the_same_key_can_finish(app, db: asyncpg.Connection) -> None:
+    unreachable = app.settings.model_copy(update={"stripe_api_base": "http://127.0.0.1:1/sandbox"})
+    async with Client(build_server(unreachable)) as client:
+        message = await call_error(client, "create_charge", **CHARGE)
+    assert "could not be reached; nothing was charged. Retry with the same idempotency_key" in message
+    assert await db.fetchval("SELECT status FROM payments") == "created"
+    assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 0
+
+    async with Client(build_server(app.settings)) as client:
+        retried = await call(client, "create_charge", **CHARGE)
+    assert retried["replayed"] is True and retried["status"] == "succeeded"
+    assert await db.fetchval("SELECT count(*) FROM payments") == 1
+    assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 1

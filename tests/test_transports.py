@@ -1,0 +1,102 @@
+"""The MCP server through real transports: streamable HTTP, stdio, and `paywarden up` as a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+import httpx
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import free_socket
+from tests.helpers import call, eventually
+
+TOOLS = {"create_charge", "check_entitlement", "get_payment"}
+
+
+async def test_tools_over_streamable_http(app) -> None:
+    async with Client(f"{app.base_url}/mcp") as client:
+        listed = await client.list_tools()
+        assert {tool.name for tool in listed.tools} == TOOLS
+        charge = await call(
+            client,
+            "create_charge",
+            customer_id="cus_h",
+            idempotency_key="h1",
+            product_id="pro_monthly",
+            payment_method="pm_card_visa",
+        )
+        assert charge["status"] == "succeeded"
+        answer = await call(client, "check_entitlement", customer_id="cus_h", feature="pro")
+        assert answer["allowed"] is True
+
+
+async def test_every_tool_has_an_output_schema_and_truthful_annotations(app) -> None:
+    async with Client(f"{app.base_url}/mcp") as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    for tool in tools.values():
+        assert tool.output_schema and tool.description and tool.annotations
+    assert tools["check_entitlement"].annotations.read_only_hint is True
+    assert tools["get_payment"].annotations.read_only_hint is True
+    charge = tools["create_charge"].annotations
+    assert (charge.read_only_hint, charge.idempotent_hint, charge.open_world_hint) == (False, True, True)
+
+
+async def test_paywarden_mcp_over_stdio_lists_the_tools(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "mcp"], env=env)
+    async with Client(params) as client:
+        listed = await client.list_tools()
+        assert {tool.name for tool in listed.tools} == TOOLS
+        answer = await call(client, "check_entitlement", customer_id="cus_s", feature="pro")
+        assert answer["allowed"] is False
+
+
+async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(database_url: str, tmp_path) -> None:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    env = {**os.environ, "DATABASE_URL": database_url, "PAYWARDEN_DATA_DIR": str(tmp_path)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "up",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await eventually(lambda: _healthy(base), within=30)
+        async with Client(f"{base}/mcp") as client:
+            charge = await call(
+                client,
+                "create_charge",
+                customer_id="cus_u",
+                idempotency_key="u1",
+                product_id="pro_monthly",
+                payment_method="pm_card_visa",
+            )
+            assert charge["status"] == "succeeded"
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        banner = (await process.stderr.read()).decode()
+        assert f"{base}/mcp" in banner and '"mcpServers"' in banner
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _healthy(base: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{base}/healthz")
+            return response.status_code == 200 and response.json()["database"] == "ok"
+    except httpx.HTTPError:
+        return False
