@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,7 +49,7 @@ def build_server(settings: Settings) -> MCPServer:
 
     server = MCPServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
     for tool, tool_annotations in TOOLS:
-        server.add_tool(agent_errors(tool), annotations=tool_annotations)
+        server.add_tool(agent_errors(tool), description=inspect.getdoc(tool), annotations=tool_annotations)
     return server
 
 

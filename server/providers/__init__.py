@@ -16,6 +16,7 @@ __all__ = [
     "ProviderConfigError",
     "ProviderPayment",
     "WebhookEvent",
+    "check_provider_config",
     "open_provider",
     "resolve_webhook_secret",
 ]
@@ -23,6 +24,16 @@ __all__ = [
 
 class ProviderConfigError(Exception):
     """The provider settings cannot work; the message says which setting to fix."""
+
+
+def check_provider_config(settings: Settings, *, receives_webhooks: bool) -> None:
+    """Refuse to start with settings the provider cannot work with, naming the setting to fix."""
+    if settings.provider != "stripe":
+        return
+    if settings.stripe_api_key is None:
+        raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
+    if receives_webhooks and settings.stripe_webhook_secret is None:
+        raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET to verify webhooks.")
 
 
 async def resolve_webhook_secret(settings: Settings, pool: asyncpg.Pool) -> str:
