@@ -50,6 +50,12 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
         )
 
 
+async def revoke_for_payment(connection: asyncpg.Connection, payment_id: str) -> None:
+    await connection.execute(
+        "UPDATE entitlements SET revoked_at = now() WHERE payment_id = $1 AND revoked_at IS NULL", payment_id
+    )
+
+
 async def state(connection: asyncpg.Connection, customer_id: str, feature: str) -> EntitlementState:
     row = await connection.fetchrow(
         """

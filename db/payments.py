@@ -11,12 +11,14 @@ import asyncpg
 
 STATUSES = (
     "created",
+    "requires_approval",
     "pending",
     "requires_action",
     "processing",
     "succeeded",
     "failed",
     "canceled",
+    "partially_refunded",
     "refunded",
 )
 
@@ -38,6 +40,9 @@ class Payment:
     failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    submit_lease_until: datetime | None
+    approval_reason: str | None
+    refunded_minor: int
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:
@@ -60,12 +65,15 @@ def new_payment_id() -> str:
     return "pay_" + secrets.token_hex(12)
 
 
-async def insert(connection: asyncpg.Connection, payment_id: str, new: NewPayment) -> Payment:
+async def insert(
+    connection: asyncpg.Connection, payment_id: str, new: NewPayment, *, lease_seconds: float | None
+) -> Payment:
+    """Insert as `created`; with `lease_seconds`, this caller holds the right to call the provider."""
     row = await connection.fetchrow(
         """
         INSERT INTO payments (id, customer_id, product_id, amount_minor, currency, description,
-                              payment_method, grants, provider)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                              payment_method, grants, provider, submit_lease_until)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
         RETURNING *
         """,
         payment_id,
@@ -77,8 +85,31 @@ async def insert(connection: asyncpg.Connection, payment_id: str, new: NewPaymen
         new.payment_method,
         new.grants,
         new.provider,
+        lease_seconds,
     )
     return Payment.from_row(row)
+
+
+async def take_lease(connection: asyncpg.Connection, payment_id: str, lease_seconds: float) -> Payment | None:
+    """The payment, if it is `created` and nobody holds a live lease on it; the lease is now ours."""
+    row = await connection.fetchrow(
+        """
+        UPDATE payments SET submit_lease_until = now() + make_interval(secs => $2)
+         WHERE id = $1 AND status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
+        RETURNING *
+        """,
+        payment_id,
+        lease_seconds,
+    )
+    return Payment.from_row(row) if row else None
+
+
+async def set_approval_reason(connection: asyncpg.Connection, payment_id: str, reason: str) -> None:
+    await connection.execute("UPDATE payments SET approval_reason = $2 WHERE id = $1", payment_id, reason)
+
+
+async def release_lease(connection: asyncpg.Connection, payment_id: str) -> None:
+    await connection.execute("UPDATE payments SET submit_lease_until = NULL WHERE id = $1", payment_id)
 
 
 async def get(connection: asyncpg.Connection, payment_id: str) -> Payment | None:
@@ -119,6 +150,7 @@ async def update_status(
                provider_payment_id = coalesce(provider_payment_id, $3),
                next_action_url = $4,
                failure_reason = $5,
+               submit_lease_until = CASE WHEN $2 = 'created' THEN submit_lease_until END,
                updated_at = now()
          WHERE id = $1
         RETURNING *
@@ -146,7 +178,7 @@ async def has_open_payment_for(connection: asyncpg.Connection, customer_id: str,
         """
         SELECT id FROM payments
          WHERE customer_id = $1 AND product_id = ANY($2::text[])
-           AND status IN ('created', 'pending', 'requires_action', 'processing')
+           AND status IN ('created', 'requires_approval', 'pending', 'requires_action', 'processing')
          ORDER BY created_at DESC LIMIT 1
         """,
         customer_id,

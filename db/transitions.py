@@ -1,7 +1,8 @@
 """The payment state machine: the one place a payment's status changes.
 
+    created → requires_approval → created (approved) | canceled (rejected)
     created → pending | requires_action | processing → succeeded | failed | canceled
-    succeeded → refunded
+    succeeded → partially_refunded → refunded;  succeeded → refunded
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
@@ -20,16 +21,19 @@ from db.payments import Payment
 
 _SETTLED = frozenset({"succeeded", "failed", "canceled"})
 ALLOWED: dict[str, frozenset[str]] = {
-    "created": frozenset({"pending", "requires_action", "processing"}) | _SETTLED,
+    "created": frozenset({"requires_approval", "pending", "requires_action", "processing"}) | _SETTLED,
+    "requires_approval": frozenset({"created", "canceled"}),
     "pending": frozenset({"requires_action", "processing"}) | _SETTLED,
     "requires_action": frozenset({"processing"}) | _SETTLED,
     "processing": _SETTLED,
-    "succeeded": frozenset({"refunded"}),
+    "succeeded": frozenset({"partially_refunded", "refunded"}),
+    "partially_refunded": frozenset({"refunded"}),
     "failed": frozenset(),
     "canceled": frozenset(),
     "refunded": frozenset(),
 }
 OPEN_STATUSES = frozenset({"created", "pending", "requires_action", "processing"})
+PAID_STATUSES = frozenset({"succeeded", "partially_refunded"})
 
 
 @dataclass(frozen=True)
@@ -75,4 +79,6 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     )
     if change.to_status == "succeeded":
         await entitlements.grant_for_payment(connection, updated)
+    if change.to_status == "refunded":
+        await entitlements.revoke_for_payment(connection, updated.id)
     return TransitionResult(True, updated)

@@ -13,13 +13,10 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
-from db.pool import create_pool
-from server.catalog import load_catalog
 from server.config import Settings
 from server.errors import PaywardenError
-from server.providers import open_provider
+from server.services import Services, open_services
 from tools import check_entitlement, create_charge, get_payment
-from tools.services import Services
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -51,23 +48,6 @@ def build_server(settings: Settings) -> MCPServer:
     for tool, tool_annotations in TOOLS:
         server.add_tool(agent_errors(tool), description=inspect.getdoc(tool), annotations=tool_annotations)
     return server
-
-
-@asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    if settings.database_url is None:
-        raise RuntimeError("build_server needs settings.database_url (the CLI resolves it)")
-    catalog = load_catalog(settings.catalog_path)
-    # min_size=0: the server starts, and answers "database unavailable", even while PostgreSQL is down.
-    pool = await create_pool(settings.database_url, min_size=0)
-    try:
-        provider = open_provider(settings)
-        try:
-            yield Services(pool=pool, provider=provider, catalog=catalog)
-        finally:
-            await provider.close()
-    finally:
-        await pool.close()
 
 
 def agent_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

@@ -37,10 +37,36 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     """Overrides Stripe's API address (the sandbox provider sets it to its own)."""
 
+    allow_live: bool = False
+    """A live Stripe key (sk_live_…) is refused unless this is true."""
+
+    max_charge_minor: int | None = Field(default=None, gt=0)
+    """The largest single charge, in the minor units of its currency."""
+    daily_limit_minor: int | None = Field(default=None, gt=0)
+    """The most one customer may be charged in any rolling 24 hours, per currency, in minor units."""
+    allowed_currencies: str | None = None
+    """Comma-separated ISO 4217 codes; unset allows every currency."""
+    approval_threshold_minor: int = Field(default=5000, ge=0)
+    """Charges above this amount (minor units of their currency) need a person's approval."""
+    duplicate_window_seconds: int = Field(default=600, ge=0)
+    """A second identical charge under a different key within this window needs approval."""
+    submit_lease_seconds: float = Field(default=60.0, gt=0)
+    """How long one process may talk to the provider about a payment before another may take over."""
+    reconcile_after_seconds: float = Field(default=60.0, ge=0)
+    """Open payments untouched this long are checked against the provider by `paywarden reconcile`."""
+    test_crash_at: str | None = None
+    """Test-only fault hook: SIGKILL this process at the named point of a charge."""
+
     catalog_path: Path = DEFAULT_CATALOG
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)
     sandbox_delivery_interval_seconds: float = Field(default=1.0, gt=0)
+
+    @property
+    def allowed_currency_set(self) -> frozenset[str] | None:
+        if not self.allowed_currencies:
+            return None
+        return frozenset(code.strip().upper() for code in self.allowed_currencies.split(",") if code.strip())
 
     @property
     def base_url(self) -> str:

@@ -4,7 +4,10 @@
     ├── InvalidRequest             (400) the call's arguments are wrong
     │   ├── UnknownCurrency
     │   ├── UnknownProduct
-    │   └── IdempotencyKeyReused
+    │   ├── IdempotencyKeyReused
+    │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
+    │   └── NotAllowedNow          (409) the payment is not in a state that allows this
+    ├── ChargeInProgress           (409) the first request with this key is still running
     ├── NotFound                   (404)
     │   └── PaymentNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
@@ -46,6 +49,24 @@ class UnknownProduct(InvalidRequest):
 
 class IdempotencyKeyReused(InvalidRequest):
     """This idempotency_key was already used for a different request; use a new key for a new charge."""
+
+
+class SpendLimitExceeded(InvalidRequest):
+    """The charge exceeds a spend limit set by the operator."""
+
+    status = 403
+
+
+class NotAllowedNow(InvalidRequest):
+    """The payment is not in a state that allows this."""
+
+    status = 409
+
+
+class ChargeInProgress(PaywardenError):
+    """The first request with this idempotency_key is still in progress; retry shortly with the same key."""
+
+    status = 409
 
 
 class NotFound(PaywardenError):

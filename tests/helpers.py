@@ -10,6 +10,12 @@ from typing import Any
 
 import uvicorn
 from mcp import Client
+from mcp.types import ElicitRequestParams, ElicitResult
+
+
+async def approve_everything(context: Any, params: ElicitRequestParams) -> ElicitResult:
+    """An elicitation callback: the person says yes to every approval question."""
+    return ElicitResult(action="accept", content={"approve": True})
 
 
 async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:

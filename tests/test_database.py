@@ -11,7 +11,7 @@ import pytest
 
 from db.migrate import discover_migrations, migrate_url
 from tests.conftest import with_database
-from tests.helpers import call
+from tests.helpers import approve_everything, call
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_the_audit_trail_refuses_to_change(mcp, db: asyncpg.Connection, st
 
 
 async def test_buying_twice_stacks_the_periods(mcp) -> None:
-    async with mcp() as client:
+    async with mcp(elicitation_callback=approve_everything) as client:
         for key in ("s1", "s2"):
             charge = await call(
                 client,

@@ -6,6 +6,9 @@ import asyncio
 
 import asyncpg
 
+from server import charges
+from server.charges import ChargeInput
+from server.services import open_services
 from tests.helpers import call, call_error
 
 CHARGE = {
@@ -50,8 +53,27 @@ async def test_keys_are_scoped_per_customer(mcp, db) -> None:
 
 async def test_concurrent_identical_calls_make_one_payment_and_one_provider_charge(mcp, db) -> None:
     async with mcp() as a, mcp() as b:
-        results = await asyncio.gather(*(call(client, "create_charge", **CHARGE) for client in [a, b] * 10))
-    assert len({result["payment_id"] for result in results}) == 1
-    assert sum(not result["replayed"] for result in results) == 1
+        results = await asyncio.gather(*(client.call_tool("create_charge", CHARGE) for client in [a, b] * 10))
+    answers = [result.structured_content for result in results if not result.is_error]
+    refusals = [result.content[0].text for result in results if result.is_error]
+    assert len({answer["payment_id"] for answer in answers}) == 1
+    assert sum(not answer["replayed"] for answer in answers) == 1
+    assert all("still in progress; retry shortly with the same key" in text for text in refusals)
     assert await db.fetchval("SELECT count(*) FROM payments") == 1
+    assert await intent_count(db) == 1
+
+
+async def test_a_retry_while_the_first_call_is_in_flight_is_told_to_wait(app, mcp, db) -> None:
+    """The first call has recorded the payment and holds the lease; the provider has not answered yet."""
+    async with open_services(app.settings) as services:
+        request = ChargeInput(**{**CHARGE, "amount_minor": None, "currency": None, "description": None})
+        await charges.record(services, request, charges.price(request, services.catalog, "sandbox"), "not_asked")
+    async with mcp() as client:
+        message = await call_error(client, "create_charge", **CHARGE)
+        assert "still in progress; retry shortly with the same key" in message
+        assert await intent_count(db) == 0
+
+        await db.execute("UPDATE payments SET submit_lease_until = now() - interval '1 second'")  # it died
+        finished = await call(client, "create_charge", **CHARGE)
+    assert finished["replayed"] is True and finished["status"] == "succeeded"
     assert await intent_count(db) == 1

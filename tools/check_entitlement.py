@@ -13,8 +13,9 @@ from db import entitlements, payments
 from db.pool import connection
 from server.catalog import Product
 from server.errors import DatabaseUnavailable
+from server.services import Services
 from tools.arguments import CustomerId, Feature
-from tools.services import Services, services
+from tools.services import services
 
 ANNOTATIONS = ToolAnnotations(
     title="Check an entitlement",

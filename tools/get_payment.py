@@ -11,9 +11,10 @@ from pydantic import BaseModel, Field
 from db import audit, payments
 from db.pool import connection
 from server.errors import PaymentNotFound
+from server.services import Services
 from tools.arguments import PaymentId
 from tools.payment_view import PaymentView
-from tools.services import Services, services
+from tools.services import services
 
 ANNOTATIONS = ToolAnnotations(
     title="Look up a payment",

@@ -1,21 +1,10 @@
-"""What every tool stands on: the pool, the provider and the catalog, owned by the server's lifespan."""
+"""How a tool reaches the services its server's lifespan opened."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import asyncpg
 from mcp.server.mcpserver import Context
 
-from server.catalog import Catalog
-from server.providers import Provider
-
-
-@dataclass(frozen=True)
-class Services:
-    pool: asyncpg.Pool
-    provider: Provider
-    catalog: Catalog
+from server.services import Services
 
 
 def services(ctx: Context) -> Services:

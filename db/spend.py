@@ -1,0 +1,76 @@
+"""What a customer has been charged: the reads behind spend limits and the duplicate-charge guard.
+
+Callers hold `lock_customer` for the rest of their transaction, so two charges for one customer
+are checked and inserted one after the other, in any number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+COUNTED = "status NOT IN ('failed', 'canceled')"
+
+
+@dataclass(frozen=True)
+class WindowCharge:
+    created_at: datetime
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class EarlierCharge:
+    payment_id: str
+    status: str
+    created_at: datetime
+
+
+async def lock_customer(connection: asyncpg.Connection, customer_id: str) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('charge:' || $1, 0))", customer_id)
+
+
+async def charges_in_last_day(connection: asyncpg.Connection, customer_id: str, currency: str) -> list[WindowCharge]:
+    """Charges of the last 24 hours that hold money (refunds given back subtracted), oldest first."""
+    rows = await connection.fetch(
+        f"""
+        SELECT created_at, amount_minor - refunded_minor AS amount_minor FROM payments
+         WHERE customer_id = $1 AND currency = $2 AND created_at > now() - interval '24 hours' AND {COUNTED}
+         ORDER BY created_at
+        """,
+        customer_id,
+        currency,
+    )
+    return [WindowCharge(row["created_at"], row["amount_minor"]) for row in rows]
+
+
+async def earlier_same_charge(
+    connection: asyncpg.Connection,
+    *,
+    customer_id: str,
+    product_id: str | None,
+    amount_minor: int,
+    currency: str,
+    description: str | None,
+    within_seconds: int,
+) -> EarlierCharge | None:
+    """The newest live charge for the same product (or same amount and description) in the window."""
+    row = await connection.fetchrow(
+        f"""
+        SELECT id, status, created_at FROM payments
+         WHERE customer_id = $1 AND {COUNTED}
+           AND created_at > now() - make_interval(secs => $6)
+           AND CASE WHEN $2::text IS NOT NULL THEN product_id = $2
+                    ELSE product_id IS NULL AND amount_minor = $3 AND currency = $4
+                         AND description IS NOT DISTINCT FROM $5 END
+         ORDER BY created_at DESC LIMIT 1
+        """,
+        customer_id,
+        product_id,
+        amount_minor,
+        currency,
+        description,
+        float(within_seconds),
+    )
+    return EarlierCharge(row["id"], row["status"], row["created_at"]) if row else None

@@ -1,0 +1,256 @@
+"""The life of a charge, below the MCP layer: price it, guard it, record it, ask the provider, decide approvals.
+
+The tools, the CLI (`approve`, `reject`) and the reconciler all go through here, so every
+path applies the same rules in the same transactions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import asyncpg
+
+from db import audit, idempotency, payments, spend, transitions
+from db.payments import NewPayment, Payment
+from db.pool import transaction
+from server.catalog import Catalog
+from server.config import Settings
+from server.errors import (
+    ChargeInProgress,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotAllowedNow,
+    PaymentNotFound,
+    ProviderError,
+)
+from server.faults import crash_if_asked
+from server.money import check_amount, normalize_currency
+from server.providers import ChargeRequest
+from server.services import Services
+from server.spend_limits import approval_reasons, check_limits
+
+ApprovalAnswer = Literal["not_asked", "approved", "declined", "unavailable"]
+"""What the person said when asked: nothing (nobody asked), yes, no, or they could not be asked."""
+
+
+@dataclass(frozen=True)
+class ChargeInput:
+    customer_id: str
+    idempotency_key: str
+    product_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    description: str | None
+    payment_method: str | None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must be identical for a repeat of this key to count as the same request."""
+        fields = asdict(self)
+        del fields["customer_id"], fields["idempotency_key"]
+        return fields
+
+
+def price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
+    """The payment to record: the catalog's price for a product, or the checked ad-hoc amount."""
+    has_amount = request.amount_minor is not None or request.currency is not None
+    if request.product_id and has_amount:
+        raise InvalidRequest(
+            "Give either product_id (the catalog sets the price) or amount_minor + currency, not both."
+        )
+    if request.product_id:
+        product = catalog.get(request.product_id)
+        grants = [grant.model_dump() for grant in product.grants]
+        return NewPayment(
+            request.customer_id,
+            product.id,
+            product.amount_minor,
+            product.currency,
+            request.description or product.name,
+            request.payment_method,
+            grants,
+            provider,
+        )
+    if request.amount_minor is None or request.currency is None:
+        raise InvalidRequest("Give a catalog product_id, or both amount_minor and currency for an ad-hoc charge.")
+    amount = check_amount(request.amount_minor)
+    currency = normalize_currency(request.currency)
+    return NewPayment(
+        request.customer_id, None, amount, currency, request.description, request.payment_method, [], provider
+    )
+
+
+async def charge(ctx: Services, request: ChargeInput, answer: ApprovalAnswer) -> tuple[Payment, bool]:
+    """The payment for this request and whether it is a replay; never a second provider charge per key."""
+    new = price(request, ctx.catalog, ctx.provider.name)
+    payment, replayed = await record(ctx, request, new, answer)
+    if replayed:
+        return await resume(ctx, payment), True
+    if payment.status == "created":
+        return await submit(ctx, payment), False
+    return payment, False
+
+
+async def approval_needed(ctx: Services, request: ChargeInput) -> list[str]:
+    """Why this request would need a person (read-only; `record` decides again under the lock)."""
+    new = price(request, ctx.catalog, ctx.provider.name)
+    async with transaction(ctx.pool) as conn:
+        if await idempotency.get(conn, request.customer_id, request.idempotency_key):
+            return []  # a replay: what the key holds was decided when it was first used
+        return approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
+
+
+async def record(ctx: Services, request: ChargeInput, new: NewPayment, answer: ApprovalAnswer) -> tuple[Payment, bool]:
+    """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
+    payment_id = payments.new_payment_id()
+    async with transaction(ctx.pool) as conn:
+        await spend.lock_customer(conn, request.customer_id)
+        if not await idempotency.claim(
+            conn, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
+        ):
+            return await _earlier_payment(conn, request), True
+        check_limits(new, ctx.settings, await spend.charges_in_last_day(conn, new.customer_id, new.currency))
+        reasons = approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
+        go_ahead = not reasons or answer == "approved"
+        lease = ctx.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
+        payment = await payments.insert(conn, payment_id, new, lease_seconds=lease)
+        why = f"create_charge (idempotency_key {request.idempotency_key!r})"
+        if reasons and answer == "approved":
+            why += "; approved by the person: " + "; ".join(reasons)
+        await audit.append(conn, payment_id, actor="agent", from_status=None, to_status="created", reason=why)
+        if answer == "declined":
+            return await _move(conn, payment, "canceled", "person", "the person declined the charge when asked"), False
+        if not go_ahead:
+            return await _hold_for_approval(conn, payment, reasons), False
+        return payment, False
+
+
+async def resume(ctx: Services, payment: Payment) -> Payment:
+    """A replay finds the payment as it is; a `created` one left by a crash or an outage is finished now."""
+    if payment.status != "created":
+        return payment
+    async with transaction(ctx.pool) as conn:
+        leased = await payments.take_lease(conn, payment.id, ctx.settings.submit_lease_seconds)
+    if leased is None:
+        raise ChargeInProgress()
+    return await submit(ctx, leased)
+
+
+async def submit(ctx: Services, payment: Payment) -> Payment:
+    """Ask the provider for the money and record its answer. Safe to repeat: our payment id is its idempotency key."""
+    crash_if_asked("before_provider", ctx.settings.test_crash_at)
+    try:
+        answer = await ctx.provider.create_payment(
+            ChargeRequest(
+                payment.id,
+                payment.customer_id,
+                payment.amount_minor,
+                payment.currency,
+                payment.description,
+                payment.payment_method,
+                payment.product_id,
+            )
+        )
+    except ProviderError:
+        async with transaction(ctx.pool) as conn:
+            await payments.release_lease(conn, payment.id)  # the same key may retry at once
+        raise
+    crash_if_asked("after_provider", ctx.settings.test_crash_at)
+    change = transitions.Transition(
+        to_status=answer.status,
+        actor="provider",
+        reason="the provider's answer to create_charge",
+        provider_payment_id=answer.provider_payment_id,
+        next_action_url=answer.next_action_url,
+        failure_reason=answer.failure_reason,
+    )
+    async with transaction(ctx.pool) as conn:
+        locked = await _locked(conn, payment.id)
+        return (await transitions.apply(conn, locked, change)).payment
+
+
+async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
+    """An operator's yes to a payment waiting in requires_approval: it goes to the provider now."""
+    async with transaction(ctx.pool) as conn:
+        locked = await _waiting_for_approval(conn, payment_id)
+        await _move(conn, locked, "created", "operator", f"approved by {operator}")
+        leased = await payments.take_lease(conn, payment_id, ctx.settings.submit_lease_seconds)
+    assert leased is not None
+    return await submit(ctx, leased)
+
+
+async def reject(ctx: Services, payment_id: str, operator: str, reason: str | None) -> Payment:
+    async with transaction(ctx.pool) as conn:
+        locked = await _waiting_for_approval(conn, payment_id)
+        why = f"rejected by {operator}" + (f": {reason}" if reason else "")
+        return await _move(conn, locked, "canceled", "operator", why, failure_reason=why)
+
+
+async def _earlier_payment(conn: asyncpg.Connection, request: ChargeInput) -> Payment:
+    earlier = await idempotency.get(conn, request.customer_id, request.idempotency_key)
+    _require_same_request(request, earlier["request"])
+    return await _locked(conn, earlier["payment_id"])
+
+
+async def _earlier_same_charge(conn: asyncpg.Connection, new: NewPayment, settings: Settings):
+    if settings.duplicate_window_seconds == 0:
+        return None
+    return await spend.earlier_same_charge(
+        conn,
+        customer_id=new.customer_id,
+        product_id=new.product_id,
+        amount_minor=new.amount_minor,
+        currency=new.currency,
+        description=new.description,
+        within_seconds=settings.duplicate_window_seconds,
+    )
+
+
+async def _hold_for_approval(conn: asyncpg.Connection, payment: Payment, reasons: list[str]) -> Payment:
+    why = "needs approval: " + "; ".join(reasons)
+    await payments.set_approval_reason(conn, payment.id, why)
+    return await _move(conn, payment, "requires_approval", "agent", why + " (the person could not be asked)")
+
+
+async def _move(
+    conn: asyncpg.Connection, payment: Payment, to: str, actor: str, reason: str, failure_reason: str | None = None
+) -> Payment:
+    change = transitions.Transition(to_status=to, actor=actor, reason=reason, failure_reason=failure_reason or reason)
+    result = await transitions.apply(conn, payment, change)
+    if not result.applied:
+        raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; it cannot become {to}.")
+    return result.payment
+
+
+async def _waiting_for_approval(conn: asyncpg.Connection, payment_id: str) -> Payment:
+    locked = await _locked(conn, payment_id)
+    if locked.status != "requires_approval":
+        raise NotAllowedNow(f"Payment {payment_id} is {locked.status}, not waiting for approval.")
+    return locked
+
+
+async def _locked(conn: asyncpg.Connection, payment_id: str) -> Payment:
+    payment = await payments.lock(conn, payment_id)
+    if payment is None:
+        raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
+    return payment
+
+
+def _require_same_request(request: ChargeInput, earlier: dict[str, Any]) -> None:
+    now = request.fingerprint()
+    differing = [
+        f"{name} (was {_short(earlier.get(name))}, now {_short(value)})"
+        for name, value in now.items()
+        if earlier.get(name) != value
+    ]
+    if differing:
+        raise IdempotencyKeyReused(
+            f"idempotency_key {request.idempotency_key!r} was already used for a different request: "
+            f"{'; '.join(differing)}. Use a new idempotency_key for a new charge, or repeat the original "
+            "request exactly to get its result."
+        )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…'"

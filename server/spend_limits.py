@@ -1,0 +1,77 @@
+"""The operator's spend limits and the approval rules, decided from what the database says was spent.
+
+Pure functions: the caller reads the customer's recent charges under the customer lock and
+asks these whether a new charge may go ahead, needs a person, or is refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from db.payments import NewPayment
+from db.spend import EarlierCharge, WindowCharge
+from server.config import Settings
+from server.errors import SpendLimitExceeded
+from server.money import format_amount
+
+DAY = timedelta(hours=24)
+
+
+def check_limits(new: NewPayment, settings: Settings, last_day: list[WindowCharge]) -> None:
+    """Refuse (SpendLimitExceeded, saying which limit, what is spent and when it frees up) or return."""
+    allowed = settings.allowed_currency_set
+    if allowed is not None and new.currency not in allowed:
+        raise SpendLimitExceeded(
+            f"Refused: {new.currency} is not an allowed currency here (allowed: {', '.join(sorted(allowed))})."
+        )
+    limit = settings.max_charge_minor
+    if limit is not None and new.amount_minor > limit:
+        raise SpendLimitExceeded(
+            f"Refused: {_money(new.amount_minor, new)} is over the per-charge limit of {_money(limit, new)}."
+        )
+    if settings.daily_limit_minor is not None:
+        _check_daily(new, settings.daily_limit_minor, last_day)
+
+
+def _check_daily(new: NewPayment, limit: int, last_day: list[WindowCharge]) -> None:
+    spent = sum(charge.amount_minor for charge in last_day)
+    if spent + new.amount_minor <= limit:
+        return
+    if new.amount_minor > limit:
+        frees = "It can never fit: it is larger than the whole daily limit."
+    else:
+        frees = (
+            f"Enough of the window frees up at {_frees_at(new.amount_minor, limit, last_day):%Y-%m-%d %H:%M:%S} UTC."
+        )
+    raise SpendLimitExceeded(
+        f"Refused: charging {_money(new.amount_minor, new)} would take customer {new.customer_id!r} over the "
+        f"daily limit of {_money(limit, new)} (already charged in the last 24 hours: {_money(spent, new)}). {frees}"
+    )
+
+
+def _frees_at(amount: int, limit: int, last_day: list[WindowCharge]) -> datetime:
+    """The first moment at which the charges still inside the rolling window leave room for `amount`."""
+    remaining = sum(charge.amount_minor for charge in last_day)
+    for charge in last_day:
+        remaining -= charge.amount_minor
+        if remaining + amount <= limit:
+            return charge.created_at + DAY
+    raise AssertionError("unreachable: amount <= limit always fits an empty window")
+
+
+def approval_reasons(new: NewPayment, settings: Settings, earlier: EarlierCharge | None) -> list[str]:
+    """Why a person must approve this charge; empty when nobody needs to."""
+    reasons = []
+    if new.amount_minor > settings.approval_threshold_minor:
+        threshold = _money(settings.approval_threshold_minor, new)
+        reasons.append(f"it is above the approval threshold of {threshold}")
+    if earlier is not None:
+        reasons.append(
+            f"the same charge was already made at {earlier.created_at:%Y-%m-%d %H:%M:%S} UTC "
+            f"as {earlier.payment_id} ({earlier.status})"
+        )
+    return reasons
+
+
+def _money(amount: int, new: NewPayment) -> str:
+    return format_amount(amount, new.currency)
