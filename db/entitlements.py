@@ -25,7 +25,7 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     A new period starts where the customer's current one ends, so buying twice stacks. The
     transaction-scoped advisory lock serialises grants for one (customer, feature) across processes.
     """
-    for grant in payment.grants:
+    for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
         await connection.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
             payment.customer_id,

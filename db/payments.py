@@ -184,3 +184,46 @@ async def has_open_payment_for(connection: asyncpg.Connection, customer_id: str,
         customer_id,
         product_ids,
     )
+
+
+async def unsubmitted(connection: asyncpg.Connection, *, younger_than_hours: float, limit: int) -> list[Payment]:
+    """`created` payments nobody is submitting (a crash, an outage), within the provider's idempotency window."""
+    rows = await connection.fetch(
+        """
+        SELECT * FROM payments
+         WHERE status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
+           AND created_at > now() - make_interval(hours => $1)
+         ORDER BY created_at LIMIT $2
+        """,
+        younger_than_hours,
+        limit,
+    )
+    return [Payment.from_row(row) for row in rows]
+
+
+async def too_old_to_resubmit(connection: asyncpg.Connection, *, older_than_hours: float) -> list[str]:
+    rows = await connection.fetch(
+        """
+        SELECT id FROM payments
+         WHERE status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
+           AND created_at <= now() - make_interval(hours => $1)
+         ORDER BY created_at
+        """,
+        older_than_hours,
+    )
+    return [row["id"] for row in rows]
+
+
+async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds: float, limit: int) -> list[Payment]:
+    """Payments the provider has but has not settled, untouched for a while: worth asking it again."""
+    rows = await connection.fetch(
+        """
+        SELECT * FROM payments
+         WHERE status IN ('pending', 'requires_action', 'processing') AND provider_payment_id IS NOT NULL
+           AND updated_at < now() - make_interval(secs => $1)
+         ORDER BY updated_at LIMIT $2
+        """,
+        quiet_for_seconds,
+        limit,
+    )
+    return [Payment.from_row(row) for row in rows]

@@ -12,7 +12,9 @@ from typing import Any, ParamSpec, TypeVar
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
+from pydantic import ValidationError
 
+from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
 from server.services import Services, open_services
@@ -38,13 +40,25 @@ TOOLS: list[tuple[Callable[..., Awaitable[Any]], ToolAnnotations]] = [
 ]
 
 
+class PaywardenServer(MCPServer):
+    """MCPServer whose argument-validation errors tell the agent how to fix the call."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as error:
+            if isinstance(error.__cause__, ValidationError):
+                raise ToolError(describe(name, error.__cause__)) from None
+            raise
+
+
 def build_server(settings: Settings) -> MCPServer:
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
         async with open_services(settings) as opened:
             yield opened
 
-    server = MCPServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
+    server = PaywardenServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
     for tool, tool_annotations in TOOLS:
         server.add_tool(agent_errors(tool), description=inspect.getdoc(tool), annotations=tool_annotations)
     return server

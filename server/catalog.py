@@ -33,6 +33,14 @@ class Product(BaseModel):
         except UnknownCurrency as error:
             raise ValueError(error.message) from None
 
+    @field_validator("grants")
+    @classmethod
+    def _one_grant_per_feature(cls, grants: list[Grant]) -> list[Grant]:
+        features = [grant.feature for grant in grants]
+        if len(set(features)) != len(features):
+            raise ValueError("a product grants each feature once")
+        return grants
+
     @property
     def price_display(self) -> str:
         return format_amount(self.amount_minor, self.currency)

@@ -7,6 +7,7 @@ path applies the same rules in the same transactions.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
@@ -26,10 +27,12 @@ from server.errors import (
 )
 from server.faults import crash_if_asked
 from server.money import check_amount, normalize_currency
-from server.providers import ChargeRequest
+from server.providers import ChargeRequest, Provider, close_at_provider
 from server.services import Services
 from server.spend_limits import approval_reasons, check_limits
 
+RESUBMIT_WITHIN_HOURS = 23
+"""Stripe keeps idempotency keys for 24 hours; past that a resubmission could create a second charge."""
 ApprovalAnswer = Literal["not_asked", "approved", "declined", "unavailable"]
 """What the person said when asked: nothing (nobody asked), yes, no, or they could not be asked."""
 
@@ -51,8 +54,14 @@ class ChargeInput:
         return fields
 
 
-def price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
+def price(request: ChargeInput, catalog: Catalog, provider: Provider) -> NewPayment:
     """The payment to record: the catalog's price for a product, or the checked ad-hoc amount."""
+    new = _price(request, catalog, provider.name)
+    provider.check_chargeable(new.amount_minor, new.currency)
+    return new
+
+
+def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
     has_amount = request.amount_minor is not None or request.currency is not None
     if request.product_id and has_amount:
         raise InvalidRequest(
@@ -82,7 +91,7 @@ def price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
 
 async def charge(ctx: Services, request: ChargeInput, answer: ApprovalAnswer) -> tuple[Payment, bool]:
     """The payment for this request and whether it is a replay; never a second provider charge per key."""
-    new = price(request, ctx.catalog, ctx.provider.name)
+    new = price(request, ctx.catalog, ctx.provider)
     payment, replayed = await record(ctx, request, new, answer)
     if replayed:
         return await resume(ctx, payment), True
@@ -93,7 +102,7 @@ async def charge(ctx: Services, request: ChargeInput, answer: ApprovalAnswer) ->
 
 async def approval_needed(ctx: Services, request: ChargeInput) -> list[str]:
     """Why this request would need a person (read-only; `record` decides again under the lock)."""
-    new = price(request, ctx.catalog, ctx.provider.name)
+    new = price(request, ctx.catalog, ctx.provider)
     async with transaction(ctx.pool) as conn:
         if await idempotency.get(conn, request.customer_id, request.idempotency_key):
             return []  # a replay: what the key holds was decided when it was first used
@@ -129,6 +138,11 @@ async def resume(ctx: Services, payment: Payment) -> Payment:
     """A replay finds the payment as it is; a `created` one left by a crash or an outage is finished now."""
     if payment.status != "created":
         return payment
+    if payment.created_at < datetime.now(UTC) - timedelta(hours=RESUBMIT_WITHIN_HOURS):
+        raise NotAllowedNow(
+            f"Payment {payment.id} was recorded over {RESUBMIT_WITHIN_HOURS:g} hours ago and never confirmed by "
+            "the provider; resubmitting could charge twice, so an operator must check it at the provider."
+        )
     async with transaction(ctx.pool) as conn:
         leased = await payments.take_lease(conn, payment.id, ctx.settings.submit_lease_seconds)
     if leased is None:
@@ -166,7 +180,10 @@ async def submit(ctx: Services, payment: Payment) -> Payment:
     )
     async with transaction(ctx.pool) as conn:
         locked = await _locked(conn, payment.id)
-        return (await transitions.apply(conn, locked, change)).payment
+        recorded = (await transitions.apply(conn, locked, change)).payment
+    if answer.status == "failed" and answer.provider_payment_id:
+        await close_at_provider(ctx.provider, answer.provider_payment_id)
+    return recorded
 
 
 async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
@@ -252,5 +269,7 @@ def _require_same_request(request: ChargeInput, earlier: dict[str, Any]) -> None
 
 
 def _short(value: object) -> str:
+    if value is None:
+        return "not given"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "…'"

@@ -7,17 +7,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import socket
 import sys
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 from pydantic import ValidationError
 
 from db.pool import CONNECTION_ERRORS
 from server.catalog import CatalogError
 from server.config import Settings
 from server.embedded import resolve_database_url
-from server.providers import ProviderConfigError, check_provider_config
+from server.errors import PaywardenError
+from server.providers import ProviderConfigError, check_provider_config, is_live
 
 logger = logging.getLogger("paywarden")
 
@@ -38,7 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (CatalogError, ProviderConfigError, ValidationError) as error:
         print(f"paywarden: configuration problem: {error}", file=sys.stderr)
+    except PaywardenError as error:
+        print(f"paywarden: {error.message}", file=sys.stderr)
+        return 1
     return 2
+
+
+def _database_problem(error: BaseException) -> str:
+    if isinstance(error, asyncpg.InvalidCatalogNameError):
+        return "that database does not exist"
+    if isinstance(error, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError):
+        return "the server refused the user or password"
+    if isinstance(error, ConnectionRefusedError):
+        return "nothing is listening there"
+    if isinstance(error, TimeoutError):
+        return "it did not answer in time"
+    return f"{type(error).__name__}"
 
 
 def _database_location(url: str | None) -> str:
@@ -65,21 +84,37 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="port to listen on (default 8000)")
     up.set_defaults(command=run_up)
     mcp = commands.add_parser("mcp", help="run the MCP server over stdio (what mcp.json launches)")
-    mcp.set_defaults(command=run_mcp, host=None, port=None)
+    mcp.set_defaults(command=run_mcp)
     migrate = commands.add_parser("migrate", help="apply database migrations")
-    migrate.set_defaults(command=run_migrate, host=None, port=None)
+    migrate.set_defaults(command=run_migrate)
+    reconcile = commands.add_parser("reconcile", help="bring unfinished payments to the provider's truth, once")
+    reconcile.set_defaults(command=run_reconcile)
+    for name, run, verb in (("approve", run_approve, "approve"), ("reject", run_reject, "reject")):
+        decide = commands.add_parser(name, help=f"{verb} a payment waiting in requires_approval")
+        decide.add_argument("payment_id")
+        decide.add_argument("--by", default=os.environ.get("USER") or "operator", help="who decides (audited)")
+        if name == "reject":
+            decide.add_argument("--reason", help="why (audited, and shown to the agent)")
+        decide.set_defaults(command=run)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {name: value for name in ("host", "port") if (value := getattr(args, name, None)) is not None}
-    settings = Settings(**overrides)
-    return settings.model_copy(
-        update={"database_url": resolve_database_url(settings.database_url, settings.embedded_pgdata)}
-    )
+    given = {name: getattr(args, name, None) for name in ("host", "port")}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    return Settings(**overrides)
+
+
+def _with_database(settings: Settings) -> Settings:
+    """The settings with a database URL: DATABASE_URL, or the embedded PostgreSQL started now."""
+    if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
+        raise ProviderConfigError("DATABASE_URL must be a postgresql:// URL.")
+    url = resolve_database_url(settings.database_url, settings.embedded_pgdata)
+    return settings.model_copy(update={"database_url": url})
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _with_database(settings)
     from db.migrate import migrate_url
 
     applied = asyncio.run(migrate_url(settings.database_url or ""))
@@ -87,7 +122,50 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _with_database(settings)
+    from server.reconciler import reconcile_once
+
+    check_provider_config(settings, receives_webhooks=False)
+    report = asyncio.run(_with_services(settings, reconcile_once))
+    print(report.summary())
+    for problem in report.errors:
+        print(f"  error: {problem}")
+    for payment_id in report.needs_operator:
+        print(f"  {payment_id}: recorded over 23 hours ago and never confirmed by the provider; check it there")
+    return 1 if report.errors else 0
+
+
+def run_approve(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _with_database(settings)
+    from server import charges
+
+    check_provider_config(settings, receives_webhooks=False)
+    payment = asyncio.run(_with_services(settings, lambda s: charges.approve(s, args.payment_id, args.by)))
+    print(f"{payment.id} approved by {args.by}: now {payment.status}")
+    return 0
+
+
+def run_reject(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _with_database(settings)
+    from server import charges
+
+    payment = asyncio.run(_with_services(settings, lambda s: charges.reject(s, args.payment_id, args.by, args.reason)))
+    print(f"{payment.id} rejected by {args.by}: now {payment.status}")
+    return 0
+
+
+async def _with_services(settings: Settings, action):
+    from db.migrate import migrate_url
+    from server.services import open_services
+
+    await migrate_url(settings.database_url or "")
+    async with open_services(settings) as services:
+        return await action(services)
+
+
 def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
+    settings = _with_database(settings)
     from db.migrate import migrate_url
     from server.app import build_server
 
@@ -105,7 +183,6 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.app import build_webapp
 
     check_provider_config(settings, receives_webhooks=True)
-    asyncio.run(migrate_url(settings.database_url or ""))
     try:
         sock = _listen(settings.host, settings.port)
     except OSError as error:
@@ -115,10 +192,13 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings = _with_database(settings)
+    asyncio.run(migrate_url(settings.database_url or ""))
     app = build_webapp(settings, mcp=build_server(settings))
     print(banner(settings), file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its clean shutdown
         uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on")).run(sockets=[sock])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the database's shutdown short
     return 0
 
 
@@ -131,14 +211,19 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def mode(settings: Settings) -> str:
+    if settings.provider == "sandbox":
+        return "sandbox (local, no real money)"
+    return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
+
+
 def banner(settings: Settings) -> str:
     base = settings.base_url
-    snippet = {"mcpServers": {"paywarden": {"type": "http", "url": f"{base}/mcp"}}}
+    snippet = {"mcpServers": {"paywarden-http": {"type": "http", "url": f"{base}/mcp"}}}
     return "\n".join(
         [
             "",
-            f"paywarden is up — provider: {settings.provider}"
-            + (" (local sandbox, no real money)" if settings.provider == "sandbox" else ""),
+            f"paywarden is up — provider: {settings.provider}, mode: {mode(settings)}",
             f"  MCP (streamable HTTP): {base}/mcp",
             f"  Stripe webhooks:       {base}/webhooks/stripe",
             *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),

@@ -29,7 +29,7 @@ class PaywardenError(Exception):
     status: int = 500
 
     def __init__(self, message: str | None = None) -> None:
-        self.message = message or (self.__doc__ or "").strip()
+        self.message = message or " ".join((self.__doc__ or "").split())
         super().__init__(self.message)
 
 
@@ -98,12 +98,14 @@ class ProviderError(PaywardenError):
 
 
 class ProviderUnavailable(ProviderError):
-    """The payment provider could not be reached; nothing was charged. Retry with the same idempotency_key."""
+    """The payment provider gave no definite answer, so the charge may or may not have gone through.
+    Retry with the SAME idempotency_key (never a new one): the retry finds out, and never charges twice."""
 
     status = 503
 
 
 class DatabaseUnavailable(PaywardenError):
-    """The payments database is not answering; nothing was changed. Retry shortly."""
+    """The payments database is not answering. Retry shortly; a retry with the same idempotency_key
+    never charges twice."""
 
     status = 503

@@ -67,7 +67,9 @@ async def test_a_retry_while_the_first_call_is_in_flight_is_told_to_wait(app, mc
     """The first call has recorded the payment and holds the lease; the provider has not answered yet."""
     async with open_services(app.settings) as services:
         request = ChargeInput(**{**CHARGE, "amount_minor": None, "currency": None, "description": None})
-        await charges.record(services, request, charges.price(request, services.catalog, "sandbox"), "not_asked")
+        await charges.record(
+            services, request, charges.price(request, services.catalog, services.provider), "not_asked"
+        )
     async with mcp() as client:
         message = await call_error(client, "create_charge", **CHARGE)
         assert "still in progress; retry shortly with the same key" in message

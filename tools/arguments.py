@@ -8,7 +8,9 @@ from pydantic import Field, StringConstraints
 
 from server.money import MAX_AMOUNT_MINOR
 
-_Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # free text: tabs and line breaks allowed
+_Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL)
 
 CustomerId = Annotated[
     str, _Identifier, Field(description="Your own stable id for the customer being charged (e.g. 'user_42').")
@@ -23,12 +25,12 @@ IdempotencyKey = Annotated[
 ]
 ProductId = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_NO_CONTROL),
     Field(description="A catalog product id, e.g. 'pro_monthly'. The price comes from the catalog."),
 ]
 Feature = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_NO_CONTROL),
     Field(description="The feature to check, e.g. 'pro'."),
 ]
 AmountMinor = Annotated[
@@ -42,15 +44,17 @@ AmountMinor = Annotated[
 ]
 Currency = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=3),
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$"),
     Field(description="ISO 4217 currency code for an ad-hoc amount, e.g. 'USD', 'EUR', 'JPY'."),
 ]
 Description = Annotated[
-    str, StringConstraints(max_length=1000), Field(description="What the charge is for, shown to the payer.")
+    str,
+    StringConstraints(max_length=1000, pattern=_TEXT),
+    Field(description="What the charge is for, shown to the payer."),
 ]
 PaymentMethod = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL),
     Field(
         description="A saved payment method id (with the sandbox: pm_card_visa succeeds, pm_card_chargeDeclined "
         "fails, pm_card_authenticationRequired needs the person). Omit it to get a payment page link "

@@ -117,7 +117,7 @@ async def create_charge(
 
 def approval_question(services, request: ChargeInput, reasons: list[str]) -> str:
     """The same words every time for the same charge: who is charged, how much, for what, and why we ask."""
-    new = charges.price(request, services.catalog, services.provider.name)
+    new = charges.price(request, services.catalog, services.provider)
     what = new.description or "an ad-hoc charge"
     return (
         f"Approve charging customer {new.customer_id!r} {format_amount(new.amount_minor, new.currency)} "

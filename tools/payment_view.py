@@ -28,6 +28,12 @@ NEXT_STEP = {
 }
 
 
+def _next_step(payment: Payment) -> str:
+    if payment.status == "succeeded" and not payment.grants:
+        return "Paid. (An ad-hoc charge grants no entitlements.)"
+    return NEXT_STEP[payment.status]
+
+
 class PaymentView(BaseModel):
     payment_id: str = Field(description="paywarden's id for the payment (pay_…).")
     status: str = Field(
@@ -67,6 +73,6 @@ class PaymentView(BaseModel):
             refunded_minor=payment.refunded_minor,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
-            next_step=NEXT_STEP[payment.status],
+            next_step=_next_step(payment),
             **extra,
         )

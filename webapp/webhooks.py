@@ -14,7 +14,7 @@ from db import payments, transitions, webhook_events
 from db.payments import Payment
 from db.pool import transaction
 from server.errors import PayloadTooLarge
-from server.providers import Provider, ProviderPayment, WebhookEvent
+from server.providers import Provider, ProviderPayment, WebhookEvent, close_at_provider
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -24,9 +24,11 @@ MAX_BODY_BYTES = 1024 * 1024
 @dataclass(frozen=True)
 class Ingested:
     outcome: str
-    """applied, ignored, unhandled, unmatched, rejected — or duplicate (already stored, nothing done)."""
+    """applied, ignored, unhandled, unmatched, rejected, needs_attention — or duplicate (nothing done)."""
     payment_id: str | None = None
     note: str | None = None
+    close_at_provider: str | None = None
+    """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
 
 
 async def raw_body(request: Request) -> bytes:
@@ -52,7 +54,10 @@ async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_bo
 async def receive_stripe_event(
     request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
 ) -> JSONResponse:
-    result = await ingest(request.app.state.pool, request.app.state.provider.name, event)
+    provider: Provider = request.app.state.provider
+    result = await ingest(request.app.state.pool, provider.name, event)
+    if result.close_at_provider:
+        await close_at_provider(provider, result.close_at_provider)
     logger.info("webhook %s %s: %s %s", event.event_id, event.event_type, result.outcome, result.note or "")
     body = {"received": True, "event_id": event.event_id, "outcome": result.outcome, "note": result.note}
     return JSONResponse(body, 200)
@@ -91,7 +96,14 @@ async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -
         failure_reason=reported.failure_reason,
     )
     result = await transitions.apply(conn, payment, change)
-    return Ingested("applied" if result.applied else "ignored", payment.id, result.note)
+    if result.applied:
+        closing = reported.provider_payment_id if reported.status == "failed" else None
+        return Ingested("applied", payment.id, None, closing)
+    if reported.status == "succeeded" and payment.status in ("failed", "canceled"):
+        logger.error("money taken for %s after it was recorded %s: refund it", payment.id, payment.status)
+        note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
+        return Ingested("needs_attention", payment.id, note)
+    return Ingested("ignored", payment.id, result.note)
 
 
 async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:

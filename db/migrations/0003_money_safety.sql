@@ -42,3 +42,8 @@ CREATE TABLE sandbox.refunds (
     object         jsonb NOT NULL,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- A provider event that contradicts a closed payment (money taken after we recorded failure).
+ALTER TABLE webhook_events DROP CONSTRAINT webhook_events_outcome_check;
+ALTER TABLE webhook_events ADD CONSTRAINT webhook_events_outcome_check CHECK (outcome IN (
+    'applied', 'ignored', 'unhandled', 'unmatched', 'rejected', 'needs_attention'));

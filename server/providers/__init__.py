@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
 from server.config import Settings
+from server.errors import ProviderError
 from server.providers.base import ChargeRequest, Provider, ProviderPayment, WebhookEvent
 from server.providers.sandbox import SANDBOX_API_KEY
 from server.providers.sandbox import store as sandbox_store
@@ -17,13 +20,32 @@ __all__ = [
     "ProviderPayment",
     "WebhookEvent",
     "check_provider_config",
+    "close_at_provider",
+    "is_live",
     "open_provider",
     "resolve_webhook_secret",
 ]
 
 
+logger = logging.getLogger(__name__)
+
+
+async def close_at_provider(provider: Provider, provider_payment_id: str) -> None:
+    """Cancel a failed payment at the provider, so a later attempt on the same intent cannot take money
+    for a payment paywarden already closed. Best effort: what remains shows in the webhook inbox."""
+    try:
+        await provider.cancel_payment(provider_payment_id)
+    except ProviderError as error:
+        logger.warning("could not cancel %s at the provider: %s", provider_payment_id, error.message)
+
+
 class ProviderConfigError(Exception):
     """The provider settings cannot work; the message says which setting to fix."""
+
+
+def is_live(settings: Settings) -> bool:
+    key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else ""
+    return settings.provider == "stripe" and key.startswith(("sk_live_", "rk_live_"))
 
 
 def check_provider_config(settings: Settings, *, receives_webhooks: bool) -> None:
@@ -32,6 +54,10 @@ def check_provider_config(settings: Settings, *, receives_webhooks: bool) -> Non
         return
     if settings.stripe_api_key is None:
         raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
+    if is_live(settings) and not settings.allow_live:
+        raise ProviderConfigError(
+            "STRIPE_API_KEY is a live key: paywarden refuses to move real money unless PAYWARDEN_ALLOW_LIVE=true."
+        )
     if receives_webhooks and settings.stripe_webhook_secret is None:
         raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET to verify webhooks.")
 
@@ -59,6 +85,10 @@ def open_provider(settings: Settings, webhook_secret: str | None = None) -> Prov
         return_url=f"{settings.base_url}/payments/complete",
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
+        unreachable_hint=(
+            f" (The sandbox provider is served by `paywarden up` at {settings.base_url}; "
+            "start it if it is not running.)"
+        ),
     )
 
 

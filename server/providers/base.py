@@ -55,6 +55,14 @@ class Provider(Protocol):
 
     async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment: ...
 
+    async def cancel_payment(self, provider_payment_id: str) -> None:
+        """Close an unpaid payment at the provider so it can never be paid later."""
+        ...
+
+    def check_chargeable(self, amount_minor: int, currency: str) -> None:
+        """InvalidRequest when this provider cannot charge exactly this amount in this currency."""
+        ...
+
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
         """The event, if the signature over the raw body is valid and fresh; WebhookRejected otherwise."""
         ...

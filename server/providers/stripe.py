@@ -13,7 +13,9 @@ from typing import Any
 import stripe
 
 from server.errors import ProviderError, ProviderUnavailable, WebhookRejected
+from server.money import EXPONENTS
 from server.providers.base import ChargeRequest, ProviderPayment, WebhookEvent
+from server.providers.stripe_amounts import check_chargeable, from_stripe, to_stripe
 
 EVENT_STATUS = {
     "payment_intent.succeeded": "succeeded",
@@ -35,8 +37,10 @@ class StripeProvider:
         api_base: str | None = None,
         timeout_seconds: float = 20.0,
         webhook_tolerance_seconds: int = 300,
+        unreachable_hint: str = "",
     ) -> None:
         self.name = name
+        self._unreachable_hint = unreachable_hint
         self._webhook_secret = webhook_secret
         self._return_url = return_url
         self._tolerance = webhook_tolerance_seconds
@@ -59,16 +63,29 @@ class StripeProvider:
         except stripe.InvalidRequestError as error:
             if error.http_status in (400, 402, 404):
                 return ProviderPayment(None, "failed", failure_reason=_safe_message(error))
-            raise _unavailable(error) from error
+            raise self._unavailable(error) from error
         except stripe.StripeError as error:
-            raise _unavailable(error) from error
+            raise self._unavailable(error) from error
         return payment_from_intent(intent.to_dict())
+
+    def check_chargeable(self, amount_minor: int, currency: str) -> None:
+        check_chargeable(amount_minor, currency)
+
+    async def cancel_payment(self, provider_payment_id: str) -> None:
+        """Close the intent so nobody can pay it later (after we recorded it as failed)."""
+        try:
+            await self._client.v1.payment_intents.cancel_async(provider_payment_id)
+        except stripe.InvalidRequestError as error:
+            if error.code != "payment_intent_unexpected_state":  # already canceled or settled: fine
+                raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
 
     async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment:
         try:
             intent = await self._client.v1.payment_intents.retrieve_async(provider_payment_id)
         except stripe.StripeError as error:
-            raise _unavailable(error) from error
+            raise self._unavailable(error) from error
         return payment_from_intent(intent.to_dict())
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
@@ -86,6 +103,14 @@ class StripeProvider:
             raise WebhookRejected(_signature_problem(str(error), self._tolerance)) from None
         return event_from_payload(_parse_json(text))
 
+    def _unavailable(self, error: stripe.StripeError) -> ProviderError:
+        if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+            return ProviderError(
+                "The payment provider refused paywarden's API key; the operator must fix its configuration. "
+                "Nothing was charged."
+            )
+        return ProviderUnavailable(ProviderUnavailable().message + self._unreachable_hint)
+
     async def close(self) -> None:
         await self._http.close_async()
 
@@ -95,7 +120,7 @@ def _intent_params(request: ChargeRequest, return_url: str) -> dict[str, Any]:
     if request.product_id:
         metadata["product_id"] = request.product_id
     params: dict[str, Any] = {
-        "amount": request.amount_minor,
+        "amount": to_stripe(request.amount_minor, request.currency),
         "currency": request.currency.lower(),
         "metadata": metadata,
         "payment_method_types": ["card"],
@@ -111,11 +136,14 @@ def payment_from_intent(intent: dict[str, Any]) -> ProviderPayment:
     status, reason = _map_status(intent)
     next_action = intent.get("next_action") or {}
     redirect = next_action.get("redirect_to_url") or {}
+    currency = str(intent.get("currency") or "").upper() or None
+    amount = intent.get("amount")
+    known = isinstance(amount, int) and currency in EXPONENTS
     return ProviderPayment(
         provider_payment_id=intent.get("id"),
         status=status,
-        amount_minor=intent.get("amount"),
-        currency=(intent.get("currency") or "").upper() or None,
+        amount_minor=from_stripe(amount, currency) if known else None,
+        currency=currency,
         payment_id=(intent.get("metadata") or {}).get("payment_id"),
         next_action_url=redirect.get("url") if status == "requires_action" else None,
         failure_reason=reason,
@@ -191,15 +219,6 @@ def _declined(error: stripe.CardError) -> ProviderPayment:
 
 def _safe_message(error: stripe.StripeError) -> str:
     return (error.user_message or getattr(error, "_message", None) or "the provider refused the payment")[:500]
-
-
-def _unavailable(error: stripe.StripeError) -> ProviderError:
-    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
-        return ProviderError(
-            "The payment provider refused paywarden's API key; the operator must fix its configuration. "
-            "Nothing was charged."
-        )
-    return ProviderUnavailable()
 
 
 def _reject_future_timestamp(signature_header: str, tolerance_seconds: int) -> None:

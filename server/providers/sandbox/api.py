@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from server.money import format_amount
 from server.providers.sandbox import intents, store
 from server.providers.sandbox.intents import Outcome, SandboxError
+from server.providers.stripe_amounts import from_stripe
 
 MAX_FORM_BYTES = 64 * 1024
 _BRACKETS = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
@@ -84,6 +85,17 @@ async def cancel_payment_intent(intent_id: str, request: Request) -> JSONRespons
         return intents.cancel(intent, params.get("cancellation_reason"))
 
     return await _run(request, params, operation)
+
+
+@router.get("")
+async def about() -> JSONResponse:
+    return JSONResponse(
+        {
+            "sandbox": "paywarden's local, Stripe-compatible payment provider; no real money moves",
+            "api": "/sandbox/v1/payment_intents (Authorization: Bearer sk_test_…)",
+            "hosted_payment_page": "/sandbox/pay/{payment_intent_id}",
+        }
+    )
 
 
 @router.get("/pay/{intent_id}", response_class=HTMLResponse)
@@ -212,10 +224,14 @@ def _state(request: Request) -> SandboxState:
 
 
 def _payment_form(intent: dict[str, Any]) -> str:
-    amount = html.escape(format_amount(intent["amount"], intent["currency"].upper()))
+    currency = intent["currency"].upper()
+    amount = html.escape(format_amount(from_stripe(intent["amount"], currency), currency))
     description = html.escape(intent.get("description") or "")
     if intent["status"] != "requires_action":
-        return f"<p>{amount} — {description}</p><p>This payment is {html.escape(intent['status'])}.</p>"
+        state = {"succeeded": "has already been paid", "canceled": "was canceled"}.get(
+            intent["status"], "is not waiting for payment"
+        )
+        return f"<p>{amount} — {description}</p><p>This payment {state}.</p>"
     base = f"/sandbox/pay/{html.escape(intent['id'])}"
     return (
         f"<p class=amount>{amount}</p><p>{description}</p>"

@@ -17,11 +17,12 @@ from server.providers.sandbox import store
 logger = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
 BATCH = 20
+CLAIM_SECONDS = 60.0
 
 
 def backoff_seconds(attempts_so_far: int) -> float:
     """1 s, 2 s, 4 s, … up to five minutes between attempts."""
-    return min(2.0**attempts_so_far, MAX_BACKOFF_SECONDS)
+    return min(2.0 ** min(attempts_so_far, 16), MAX_BACKOFF_SECONDS)
 
 
 class WebhookDeliverer:
@@ -52,10 +53,12 @@ class WebhookDeliverer:
 
     async def deliver_due(self) -> int:
         """Send every event whose time has come; returns how many were acknowledged."""
+        async with self._pool.acquire() as conn:
+            claimed = await store.claim_due_deliveries(conn, BATCH, CLAIM_SECONDS)
         delivered = 0
-        async with self._pool.acquire() as conn, conn.transaction():
-            for row in await store.lock_due_deliveries(conn, BATCH):
-                error = await self._post(row["payload"])
+        for row in sorted(claimed, key=lambda row: row["seq"]):
+            error = await self._post(row["payload"])
+            async with self._pool.acquire() as conn:
                 if error is None:
                     await store.mark_delivered(conn, row["event_id"])
                     delivered += 1
@@ -67,7 +70,7 @@ class WebhookDeliverer:
         try:
             while await self.deliver_due() == BATCH:
                 pass
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except Exception as error:  # the loop must outlive any one failure: it carries every event
             logger.warning("sandbox webhook delivery paused: %s", type(error).__name__)
 
     async def _post(self, payload: dict) -> str | None:

@@ -169,7 +169,10 @@ def _decline(intent: dict[str, Any], decline_code: str, message: str) -> Outcome
 
 def _require_status(intent: dict[str, Any], status: str) -> None:
     if intent["status"] != status:
-        raise SandboxError(400, f"This payment is {intent['status']}; there is nothing to do on this page.")
+        state = {"succeeded": "has already been paid", "canceled": "was canceled"}.get(
+            intent["status"], "is not waiting for payment"
+        )
+        raise SandboxError(400, f"This payment {state}; there is nothing to do on this page.")
 
 
 def _amount(raw: Any) -> int:

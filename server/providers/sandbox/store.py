@@ -90,18 +90,29 @@ async def insert_event(connection: asyncpg.Connection, event: dict[str, Any]) ->
     await connection.execute("INSERT INTO sandbox.deliveries (event_id) VALUES ($1)", event["id"])
 
 
-async def lock_due_deliveries(connection: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Undelivered events whose time has come, oldest first, locked so one process sends each."""
+async def claim_due_deliveries(
+    connection: asyncpg.Connection, limit: int, claim_seconds: float
+) -> list[asyncpg.Record]:
+    """Undelivered events whose time has come, oldest first, claimed for `claim_seconds`.
+
+    The claim is a later next_attempt_at, committed before any request goes out: another process
+    skips them, no lock is held while posting, and if this one dies they come due again.
+    """
     return await connection.fetch(
         """
-        SELECT d.event_id, d.attempts, e.payload
-          FROM sandbox.deliveries d JOIN sandbox.events e ON e.id = d.event_id
-         WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now()
-         ORDER BY e.seq
-         LIMIT $1
-           FOR UPDATE OF d SKIP LOCKED
+        WITH due AS (
+            SELECT d.event_id FROM sandbox.deliveries d JOIN sandbox.events e ON e.id = d.event_id
+             WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now()
+             ORDER BY e.seq LIMIT $1
+               FOR UPDATE OF d SKIP LOCKED
+        )
+        UPDATE sandbox.deliveries d SET next_attempt_at = now() + make_interval(secs => $2)
+          FROM due, sandbox.events e
+         WHERE d.event_id = due.event_id AND e.id = d.event_id
+        RETURNING d.event_id, d.attempts, e.payload, e.seq
         """,
         limit,
+        claim_seconds,
     )
 
 

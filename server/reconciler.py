@@ -1,0 +1,94 @@
+"""Brings payments to the provider's truth when a crash, an outage or a lost webhook left them behind.
+
+Two kinds of payment need it:
+- `created` with no live lease: recorded, but the provider call never finished. Submitting again
+  is safe (our payment id is the provider's idempotency key), within the provider's 24-hour
+  idempotency window; older ones are reported for an operator instead.
+- open at the provider (`pending`, `requires_action`, `processing`) and quiet for a while: the
+  provider's record is fetched and applied through the same state machine as webhooks.
+Running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from db import payments, transitions
+from db.pool import transaction
+from server import charges
+from server.charges import RESUBMIT_WITHIN_HOURS
+from server.errors import PaywardenError
+from server.services import Services
+
+logger = logging.getLogger(__name__)
+BATCH = 100
+
+
+@dataclass
+class ReconcileReport:
+    resubmitted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    needs_operator: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"resubmitted {len(self.resubmitted)}, updated {len(self.updated)}, unchanged {self.unchanged}, "
+            f"needing an operator {len(self.needs_operator)}, errors {len(self.errors)}"
+        )
+
+
+async def reconcile_once(services: Services) -> ReconcileReport:
+    report = ReconcileReport()
+    await _resubmit_unfinished(services, report)
+    await _refresh_open(services, report)
+    return report
+
+
+async def _resubmit_unfinished(services: Services, report: ReconcileReport) -> None:
+    async with transaction(services.pool) as conn:
+        candidates = await payments.unsubmitted(conn, younger_than_hours=RESUBMIT_WITHIN_HOURS, limit=BATCH)
+        report.needs_operator = await payments.too_old_to_resubmit(conn, older_than_hours=RESUBMIT_WITHIN_HOURS)
+    for payment in candidates:
+        try:
+            await charges.resume(services, payment)
+            report.resubmitted.append(payment.id)
+        except PaywardenError as error:
+            report.errors.append(f"{payment.id}: {error.message}")
+
+
+async def _refresh_open(services: Services, report: ReconcileReport) -> None:
+    async with transaction(services.pool) as conn:
+        quiet = services.settings.reconcile_after_seconds
+        candidates = await payments.awaiting_provider(conn, quiet_for_seconds=quiet, limit=BATCH)
+    for payment in candidates:
+        try:
+            changed = await _apply_provider_record(services, payment)
+        except PaywardenError as error:
+            report.errors.append(f"{payment.id}: {error.message}")
+            continue
+        if changed:
+            report.updated.append(payment.id)
+        else:
+            report.unchanged += 1
+
+
+async def _apply_provider_record(services: Services, payment: payments.Payment) -> bool:
+    assert payment.provider_payment_id is not None
+    truth = await services.provider.retrieve_payment(payment.provider_payment_id)
+    change = transitions.Transition(
+        to_status=truth.status,
+        actor="reconciler",
+        reason="the provider's record, fetched by the reconciler",
+        next_action_url=truth.next_action_url,
+        failure_reason=truth.failure_reason,
+    )
+    async with transaction(services.pool) as conn:
+        locked = await payments.lock(conn, payment.id)
+        assert locked is not None
+        result = await transitions.apply(conn, locked, change)
+    if result.applied:
+        logger.info("reconciled %s: %s -> %s", payment.id, payment.status, truth.status)
+    return result.applied
