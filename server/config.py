@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)
     sandbox_delivery_interval_seconds: float = Field(default=1.0, gt=0)
+    sandbox_deliver_webhooks: bool = True
+    """False keeps the sandbox's events undelivered (to show the reconciler working alone)."""
 
     @property
     def allowed_currency_set(self) -> frozenset[str] | None:

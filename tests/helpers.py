@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 from mcp import Client
 from mcp.types import ElicitRequestParams, ElicitResult
@@ -59,3 +63,65 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s; last value {value!r}")
         await asyncio.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def paywarden_up(database_url: str, **settings: str) -> AsyncIterator[str]:
+    """`paywarden up` as its own process on a free port; yields its base URL, stops it afterwards."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "PAYWARDEN_PORT": str(port)}
+    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        "up",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await eventually(lambda: _healthy(base, process), within=30)
+        yield base
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
+    if process.returncode is not None:
+        raise AssertionError(f"paywarden up exited with {process.returncode}")
+    try:
+        async with httpx.AsyncClient() as http:
+            return (await http.get(f"{base}/healthz")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def paywarden_command(database_url: str, *args: str, **settings: str) -> tuple[int, str]:
+    """Run one `paywarden …` command; its exit code and everything it printed."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode()

@@ -33,13 +33,15 @@ async def test_pay_with_card_then_entitled(mcp, db: asyncpg.Connection) -> None:
         assert charge["status"] == "succeeded"
 
         payment_id = charge["payment_id"]
-        events = await eventually(lambda: _has_event(db, payment_id, "payment_intent.succeeded"))
-        assert ("payment_intent.succeeded", "ignored") in events  # the synchronous answer came first
+        events = dict(await eventually(lambda: _has_event(db, payment_id, "payment_intent.succeeded")))
+        # The provider's synchronous answer and its webhook race; whichever lands second changes nothing.
+        assert events["payment_intent.succeeded"] in ("applied", "ignored")
 
         paid = await call(client, "get_payment", payment_id=payment_id)
         assert paid["status"] == "succeeded"
         steps = [(entry["from_status"], entry["to_status"], entry["actor"]) for entry in paid["timeline"]]
-        assert steps == [(None, "created", "agent"), ("created", "succeeded", "provider")]
+        assert steps[0] == (None, "created", "agent") and len(steps) == 2
+        assert steps[1][:2] == ("created", "succeeded") and steps[1][2] in ("provider", "webhook")
 
         after = await call(client, "check_entitlement", customer_id="cus_1", feature="pro")
         assert after["allowed"] is True and after["reason"] == "active" and after["expires_at"]

@@ -55,3 +55,27 @@ async def test_check_entitlement_for_a_feature_nobody_sells(mcp) -> None:
     async with mcp() as client:
         answer = await call(client, "check_entitlement", customer_id="cus_x", feature="teleportation")
     assert answer["allowed"] is False and answer["reason"] == "unknown_feature" and answer["offers"] == []
+
+
+async def test_argument_errors_say_how_to_fix_the_call(mcp) -> None:
+    async with mcp() as client:
+        message = await call_error(client, "create_charge", **{**BASE, "amount_minor": 19.99, "currency": "USD"})
+    assert "Invalid arguments for create_charge: amount_minor" in message
+    assert "expected an integer in the currency's minor units, e.g. 1999 for 19.99 USD" in message
+    assert "pydantic" not in message and "validation error for" not in message
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ("create_charge", {**BASE, "product_id": "pro_monthly", "description": "a\x00b"}),
+        ("create_charge", {**BASE, "product_id": "pro\x07"}),
+        ("create_charge", {**BASE, "product_id": "pro_monthly", "payment_method": "pm\x00"}),
+        ("check_entitlement", {"customer_id": "cus_x", "feature": "pro\x00"}),
+    ],
+)
+async def test_control_characters_are_refused_clearly(mcp, db: asyncpg.Connection, tool: str, arguments) -> None:
+    async with mcp() as client:
+        message = await call_error(client, tool, **arguments)
+    assert "Invalid arguments" in message and "should match pattern" in message
+    assert await db.fetchval("SELECT count(*) FROM payments") == 0

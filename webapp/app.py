@@ -58,6 +58,8 @@ async def _run_sandbox(
         pool, f"{settings.base_url}/webhooks/stripe", secret, settings.sandbox_delivery_interval_seconds
     )
     app.state.sandbox = SandboxState(pool=pool, base_url=f"{settings.base_url}/sandbox", wake_deliverer=deliverer.wake)
+    if not settings.sandbox_deliver_webhooks:
+        return
     task = asyncio.create_task(deliverer.run_forever(), name="sandbox-webhook-delivery")
 
     async def stop() -> None:

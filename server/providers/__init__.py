@@ -82,7 +82,7 @@ def open_provider(settings: Settings, webhook_secret: str | None = None) -> Prov
         api_key=SANDBOX_API_KEY,
         api_base=settings.stripe_api_base or f"{settings.base_url}/sandbox",
         webhook_secret=webhook_secret,
-        return_url=f"{settings.base_url}/payments/complete",
+        return_url=_return_url(settings),
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
         unreachable_hint=(
@@ -90,6 +90,12 @@ def open_provider(settings: Settings, webhook_secret: str | None = None) -> Prov
             "start it if it is not running.)"
         ),
     )
+
+
+def _return_url(settings: Settings) -> str | None:
+    """Where Stripe sends a person back after 3-D Secure. Only an explicit PAYWARDEN_PUBLIC_URL: every
+    process must send identical parameters under one idempotency key, and host:port differs between them."""
+    return f"{settings.public_url.rstrip('/')}/payments/complete" if settings.public_url else None
 
 
 def _stripe(settings: Settings, webhook_secret: str | None) -> StripeProvider:
@@ -100,7 +106,7 @@ def _stripe(settings: Settings, webhook_secret: str | None) -> StripeProvider:
         api_key=settings.stripe_api_key.get_secret_value(),
         api_base=settings.stripe_api_base,
         webhook_secret=webhook_secret,
-        return_url=f"{settings.base_url}/payments/complete",
+        return_url=_return_url(settings),
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
     )

@@ -33,7 +33,7 @@ class StripeProvider:
         name: str,
         api_key: str,
         webhook_secret: str | None,
-        return_url: str,
+        return_url: str | None,
         api_base: str | None = None,
         timeout_seconds: float = 20.0,
         webhook_tolerance_seconds: int = 300,
@@ -115,7 +115,7 @@ class StripeProvider:
         await self._http.close_async()
 
 
-def _intent_params(request: ChargeRequest, return_url: str) -> dict[str, Any]:
+def _intent_params(request: ChargeRequest, return_url: str | None) -> dict[str, Any]:
     metadata = {"payment_id": request.payment_id, "customer_id": request.customer_id}
     if request.product_id:
         metadata["product_id"] = request.product_id
@@ -128,7 +128,9 @@ def _intent_params(request: ChargeRequest, return_url: str) -> dict[str, Any]:
     if request.description:
         params["description"] = request.description
     if request.payment_method:
-        params.update(payment_method=request.payment_method, confirm=True, return_url=return_url)
+        params.update(payment_method=request.payment_method, confirm=True)
+        if return_url:
+            params["return_url"] = return_url
     return params
 
 

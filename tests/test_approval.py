@@ -1,0 +1,122 @@
+"""Charges above the approval threshold ask the person; nothing proceeds without an answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import asyncpg
+import pytest
+from mcp.types import ElicitResult
+
+from tests.helpers import call
+
+BIG = {
+    "customer_id": "cus_a",
+    "idempotency_key": "big-1",
+    "amount_minor": 12_000,
+    "currency": "USD",
+    "description": "GPU hours",
+    "payment_method": "pm_card_visa",
+}
+
+
+def answering(action: str, content: dict | None = None):
+    asked: list[str] = []
+
+    async def callback(context, params) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action=action, content=content)
+
+    return callback, asked
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])  # a 2026 multi-round client, and a request mid-call
+async def test_the_person_approves_and_the_charge_goes_through(mcp, db: asyncpg.Connection, mode: str) -> None:
+    callback, asked = answering("accept", {"approve": True})
+    async with mcp(elicitation_callback=callback, mode=mode) as client:
+        charge = await call(client, "create_charge", **BIG)
+    assert charge["status"] == "succeeded"
+    assert asked == [
+        "Approve charging customer 'cus_a' 120.00 USD for 'GPU hours'? Approval is needed because it is above "
+        "the approval threshold of 50.00 USD."
+    ]
+    first = await db.fetchval("SELECT reason FROM payment_audit ORDER BY id LIMIT 1")
+    assert "approved by the person" in first
+
+
+async def test_declining_or_cancelling_records_a_canceled_payment(mcp, db: asyncpg.Connection) -> None:
+    for n, (action, content) in enumerate([("decline", None), ("cancel", None), ("accept", {"approve": False})]):
+        callback, asked = answering(action, content)
+        async with mcp(elicitation_callback=callback) as client:
+            charge = await call(client, "create_charge", **{**BIG, "idempotency_key": f"no-{n}"})
+        assert len(asked) == 1
+        assert charge["status"] == "canceled" and "declined" in charge["failure_reason"]
+    assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 0
+
+
+async def test_a_replay_does_not_ask_again(mcp) -> None:
+    callback, asked = answering("accept", {"approve": True})
+    async with mcp(elicitation_callback=callback) as client:
+        await call(client, "create_charge", **BIG)
+        again = await call(client, "create_charge", **BIG)
+    assert again["replayed"] is True and len(asked) == 1
+
+
+async def test_small_catalog_charges_need_no_approval(mcp) -> None:
+    callback, asked = answering("decline")
+    async with mcp(elicitation_callback=callback) as client:
+        charge = await call(
+            client,
+            "create_charge",
+            customer_id="cus_a",
+            idempotency_key="small",
+            product_id="pro_monthly",
+            payment_method="pm_card_visa",
+        )
+    assert charge["status"] == "succeeded" and asked == []
+
+
+async def test_a_client_that_cannot_ask_leaves_it_to_the_operator(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:  # no elicitation callback: the client declares no elicitation capability
+        waiting = await call(client, "create_charge", **BIG)
+        assert waiting["status"] == "requires_approval" and "approval threshold" in waiting["approval_reason"]
+        assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 0
+
+        out = await paywarden(app, "approve", waiting["payment_id"], "--by", "alice")
+        assert f"{waiting['payment_id']} approved by alice: now succeeded" in out
+        paid = await call(client, "get_payment", payment_id=waiting["payment_id"])
+    steps = [(e["from_status"], e["to_status"], e["actor"]) for e in paid["timeline"]]
+    assert steps[:3] == [
+        (None, "created", "agent"),
+        ("created", "requires_approval", "agent"),
+        ("requires_approval", "created", "operator"),
+    ]
+    assert steps[3][:2] == ("created", "succeeded")  # by the provider's answer or its webhook, whichever came first
+
+
+async def test_the_operator_rejects(app, mcp) -> None:
+    async with mcp() as client:
+        waiting = await call(client, "create_charge", **BIG)
+        await paywarden(app, "reject", waiting["payment_id"], "--by", "bob", "--reason", "not today")
+        rejected = await call(client, "get_payment", payment_id=waiting["payment_id"])
+        again = await paywarden(app, "approve", waiting["payment_id"], expect_failure=True)
+    assert rejected["status"] == "canceled" and "rejected by bob: not today" in rejected["failure_reason"]
+    assert "is canceled, not waiting for approval" in again
+
+
+async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
+    env = {**os.environ, "DATABASE_URL": app.settings.database_url, "PAYWARDEN_PORT": str(app.settings.port)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert (process.returncode != 0) == expect_failure, err.decode()
+    return out.decode() + err.decode()

@@ -1,0 +1,136 @@
+"""Orderings that real networks produce: the webhook before the provider's answer, many grants at once,
+and money taken for a payment already closed."""
+
+from __future__ import annotations
+
+import asyncio
+from itertools import pairwise
+from datetime import timedelta
+
+import asyncpg
+import stripe
+
+from server import charges
+from server.charges import ChargeInput
+from server.providers.sandbox import SANDBOX_API_KEY
+from server.reconciler import reconcile_once
+from server.services import open_services
+from tests.helpers import call, eventually
+from tests.test_webhooks import intent_event, post, signed
+
+
+def request(key: str, customer: str = "cus_race") -> ChargeInput:
+    return ChargeInput(customer, key, "pro_monthly", None, None, None, "pm_card_visa")
+
+
+async def test_a_webhook_that_arrives_before_the_providers_answer(app, db: asyncpg.Connection) -> None:
+    async with open_services(app.settings) as services:
+        new = charges.price(request("early"), services.catalog, services.provider)
+        payment, _ = await charges.record(services, request("early"), new, "not_asked")
+        reported = {
+            "payment_id": payment.id,
+            "provider_payment_id": "pi_early",
+            "amount_minor": 2000,
+            "currency": "USD",
+        }
+        body = intent_event("payment_intent.succeeded", reported, event_id="evt_early")
+        assert (await post(app, body, signed(body))).json()["outcome"] == "applied"
+
+        answered = await charges.submit(services, payment)  # the synchronous answer, late
+    assert answered.status == "succeeded"
+    actors = await db.fetch("SELECT actor, to_status FROM payment_audit ORDER BY id")
+    assert [(row["actor"], row["to_status"]) for row in actors] == [("agent", "created"), ("webhook", "succeeded")]
+    assert await db.fetchval("SELECT count(*) FROM entitlements") == 1
+
+
+async def test_concurrent_grants_for_one_customer_stack_without_overlap(app, db: asyncpg.Connection) -> None:
+    async with open_services(app.settings.model_copy(update={"duplicate_window_seconds": 0})) as services:
+        recorded = []
+        for n in range(8):
+            new = charges.price(request(f"g{n}"), services.catalog, services.provider)
+            recorded.append((await charges.record(services, request(f"g{n}"), new, "not_asked"))[0])
+    bodies = []
+    for n, payment in enumerate(recorded):
+        reported = {
+            "payment_id": payment.id,
+            "provider_payment_id": f"pi_g{n}",
+            "amount_minor": 2000,
+            "currency": "USD",
+        }
+        bodies.append(intent_event("payment_intent.succeeded", reported, event_id=f"evt_g{n}"))
+    responses = await asyncio.gather(*(post(app, body, signed(body)) for body in bodies))
+    assert all(response.json()["outcome"] == "applied" for response in responses)
+    periods = await db.fetch("SELECT starts_at, expires_at FROM entitlements ORDER BY starts_at")
+    assert len(periods) == 8
+    for earlier, later in pairwise(periods):
+        assert later["starts_at"] == earlier["expires_at"]
+    assert periods[-1]["expires_at"] - periods[0]["starts_at"] == timedelta(days=240)
+
+
+async def test_a_declined_payment_is_closed_at_the_provider(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        failed = await call(
+            client,
+            "create_charge",
+            customer_id="cus_d",
+            idempotency_key="d",
+            product_id="pro_monthly",
+            payment_method="pm_card_chargeDeclined",
+        )
+    assert failed["status"] == "failed"
+    intent_status = await db.fetchval(
+        "SELECT object->>'status' FROM sandbox.payment_intents WHERE id = $1", failed["provider_payment_id"]
+    )
+    assert intent_status == "canceled"
+    sandbox = stripe.StripeClient(
+        SANDBOX_API_KEY, base_addresses={"api": f"{app.base_url}/sandbox"}, http_client=stripe.HTTPXClient()
+    )
+    try:
+        await sandbox.v1.payment_intents.confirm_async(
+            failed["provider_payment_id"], {"payment_method": "pm_card_visa"}
+        )
+        raise AssertionError("a closed payment must not be payable")
+    except stripe.InvalidRequestError as error:
+        assert "canceled" in str(error)
+
+
+async def test_money_taken_after_a_payment_was_closed_is_flagged(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        failed = await call(
+            client,
+            "create_charge",
+            customer_id="cus_d",
+            idempotency_key="late",
+            product_id="pro_monthly",
+            payment_method="pm_card_chargeDeclined",
+        )
+    reported = {**failed, "amount_minor": 2000, "currency": "USD"}
+    body = intent_event("payment_intent.succeeded", reported, event_id="evt_late")
+    answer = (await post(app, body, signed(body))).json()
+    assert answer["outcome"] == "needs_attention" and "refund it" in answer["note"]
+    assert await db.fetchval("SELECT status FROM payments") == "failed"
+    assert await db.fetchval("SELECT count(*) FROM entitlements") == 0
+
+
+async def test_the_reconciler_alone_settles_payments_whose_webhooks_never_came(app, db) -> None:
+    quiet = app.settings.model_copy(update={"reconcile_after_seconds": 0})
+    async with open_services(quiet) as services:
+        needs_person = ChargeInput("cus_q", "r1", "pro_monthly", None, None, None, "pm_card_authenticationRequired")
+        payment, _ = await charges.charge(services, needs_person, "not_asked")
+        assert payment.status == "requires_action"
+        await db.execute("DELETE FROM sandbox.deliveries")  # its webhooks are lost…
+        await db.execute(  # …and the person pays at the provider
+            """UPDATE sandbox.payment_intents SET object = jsonb_set(object, '{status}', '"succeeded"')
+               WHERE id = $1""",
+            payment.provider_payment_id,
+        )
+        report = await reconcile_once(services)
+        again = await reconcile_once(services)
+    assert report.updated == [payment.id] and again.updated == []
+    assert await db.fetchval("SELECT status FROM payments") == "succeeded"
+    assert await db.fetchval("SELECT actor FROM payment_audit ORDER BY id DESC LIMIT 1") == "reconciler"
+    await eventually(lambda: _entitled(db))
+
+
+async def _entitled(db: asyncpg.Connection) -> bool:
+    return await db.fetchval("SELECT count(*) FROM entitlements") == 1

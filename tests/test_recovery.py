@@ -1,0 +1,78 @@
+"""Crashes and concurrency across real processes: SIGKILL mid-charge, two servers on one database."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+
+import asyncpg
+import pytest
+from mcp import Client
+
+from tests.helpers import call, paywarden_command, paywarden_up
+
+CHARGE = {
+    "customer_id": "cus_r",
+    "idempotency_key": "crash-1",
+    "product_id": "pro_monthly",
+    "payment_method": "pm_card_visa",
+}
+QUIET = {"submit_lease_seconds": "1", "sandbox_deliver_webhooks": "false"}  # only the fixer under test may act
+
+
+async def counts(db: asyncpg.Connection) -> tuple[int, int, int]:
+    return (
+        await db.fetchval("SELECT count(*) FROM payments"),
+        await db.fetchval("SELECT count(*) FROM sandbox.payment_intents"),
+        await db.fetchval("SELECT count(*) FROM entitlements"),
+    )
+
+
+async def crash_during_a_charge(database_url: str, point: str) -> None:
+    async with paywarden_up(database_url, test_crash_at=point, **QUIET) as base:
+        with pytest.raises(Exception):  # noqa: B017 - the server dies mid-call; the client sees the connection drop
+            async with Client(f"{base}/mcp") as client:
+                await client.call_tool("create_charge", CHARGE)
+
+
+@pytest.mark.parametrize("point", ["before_provider", "after_provider"])
+async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url, db, point: str) -> None:
+    await crash_during_a_charge(database_url, point)
+    assert await db.fetchval("SELECT status FROM payments") == "created"
+    assert (await counts(db))[1] == (1 if point == "after_provider" else 0)
+
+    await asyncio.sleep(1.1)  # the dead process's lease runs out
+    async with paywarden_up(database_url, **QUIET) as base, Client(f"{base}/mcp") as client:
+        retried = await call(client, "create_charge", **CHARGE)
+        entitled = await call(client, "check_entitlement", customer_id="cus_r", feature="pro")
+    assert retried["replayed"] is True and retried["status"] == "succeeded"
+    assert entitled["allowed"] is True
+    assert await counts(db) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("point", ["before_provider", "after_provider"])
+async def test_paywarden_reconcile_finishes_a_crashed_charge(database_url, db, point: str) -> None:
+    await crash_during_a_charge(database_url, point)
+    await asyncio.sleep(1.1)
+    async with paywarden_up(database_url, **QUIET) as base:
+        port = base.rsplit(":", 1)[1]
+        code, out = await paywarden_command(database_url, "reconcile", port=port, **QUIET)
+        assert code == 0, out
+        assert "resubmitted 1" in out
+        code, again = await paywarden_command(database_url, "reconcile", port=port, **QUIET)
+    assert "resubmitted 0, updated 0" in again
+    assert await db.fetchval("SELECT status FROM payments") == "succeeded"
+    assert await counts(db) == (1, 1, 1)
+
+
+async def test_fifty_identical_calls_over_two_servers_make_one_payment(database_url, db) -> None:
+    async with paywarden_up(database_url) as first, paywarden_up(database_url) as second, AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(Client(f"{base}/mcp")) for base in [first, second] * 5]
+        results = await asyncio.gather(*(client.call_tool("create_charge", CHARGE) for client in clients * 5))
+    assert len(results) == 50
+    answers = [r.structured_content for r in results if not r.is_error]
+    refusals = [r.content[0].text for r in results if r.is_error]
+    assert answers and len({a["payment_id"] for a in answers}) == 1
+    assert all("still in progress; retry shortly with the same key" in text for text in refusals)
+    payments, intents, _ = await counts(db)
+    assert (payments, intents) == (1, 1)

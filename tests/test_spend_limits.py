@@ -1,0 +1,104 @@
+"""Spend limits, enforced inside the database transaction, and the duplicate-charge guard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from mcp import Client
+
+from server.app import build_server
+from tests.helpers import approve_everything, call, call_error
+
+
+def limited(app, **limits) -> Client:
+    return Client(build_server(app.settings.model_copy(update=limits)))
+
+
+def ad_hoc(key: str, amount: int, currency: str = "USD", customer: str = "cus_l") -> dict:
+    return {
+        "customer_id": customer,
+        "idempotency_key": key,
+        "amount_minor": amount,
+        "currency": currency,
+        "description": f"order {key}",
+        "payment_method": "pm_card_visa",
+    }
+
+
+async def test_a_charge_over_the_per_charge_limit_is_refused(app, db: asyncpg.Connection) -> None:
+    async with limited(app, max_charge_minor=1000, approval_threshold_minor=10_000) as client:
+        message = await call_error(client, "create_charge", **ad_hoc("big", 1500))
+    assert "over the per-charge limit of 10.00 USD" in message and "15.00 USD" in message
+    assert await db.fetchval("SELECT count(*) FROM payments") == 0
+
+
+async def test_only_allowed_currencies_are_charged(app, db: asyncpg.Connection) -> None:
+    async with limited(app, allowed_currencies="usd, eur") as client:
+        message = await call_error(client, "create_charge", **ad_hoc("jpy", 500, "JPY"))
+        await call(client, "create_charge", **ad_hoc("eur", 500, "EUR"))
+    assert "JPY is not an allowed currency here (allowed: EUR, USD)" in message
+    assert await db.fetchval("SELECT count(*) FROM payments") == 1
+
+
+async def test_the_daily_limit_says_what_is_spent_and_when_it_frees_up(app, db: asyncpg.Connection) -> None:
+    async with limited(app, daily_limit_minor=1000, approval_threshold_minor=10_000) as client:
+        first = await call(client, "create_charge", **ad_hoc("d1", 600))
+        message = await call_error(client, "create_charge", **ad_hoc("d2", 500))
+        other_customer = await call(client, "create_charge", **ad_hoc("d3", 500, customer="cus_other"))
+        other_currency = await call(client, "create_charge", **ad_hoc("d4", 500, "EUR"))
+    assert first["status"] == other_customer["status"] == other_currency["status"] == "succeeded"
+    assert "daily limit of 10.00 USD" in message and "already charged in the last 24 hours: 6.00 USD" in message
+    frees_at = await db.fetchval(
+        "SELECT created_at + interval '24 hours' FROM payments WHERE id = $1", first["payment_id"]
+    )
+    assert f"{frees_at:%Y-%m-%d %H:%M:%S} UTC" in message
+
+
+async def test_failed_charges_do_not_count_towards_the_daily_limit(app) -> None:
+    async with limited(app, daily_limit_minor=1000, approval_threshold_minor=10_000) as client:
+        declined = {**ad_hoc("f1", 900), "payment_method": "pm_card_chargeDeclined"}
+        assert (await call(client, "create_charge", **declined))["status"] == "failed"
+        assert (await call(client, "create_charge", **ad_hoc("f2", 900)))["status"] == "succeeded"
+
+
+async def test_concurrent_charges_straddling_the_daily_limit_never_overshoot(app, db: asyncpg.Connection) -> None:
+    """20 charges of 3.00 at once against a 25.00 limit: at most 8 go through, whatever the interleaving."""
+    clients = [limited(app, daily_limit_minor=2500, approval_threshold_minor=10_000) for _ in range(2)]
+    async with clients[0] as a, clients[1] as b:
+        results = await asyncio.gather(
+            *(client.call_tool("create_charge", ad_hoc(f"c{i}", 300)) for i, client in enumerate([a, b] * 10))
+        )
+    refused = [r.content[0].text for r in results if r.is_error]
+    assert len(refused) == 12 and all("daily limit of 25.00 USD" in text for text in refused)
+    total = await db.fetchval("SELECT sum(amount_minor) FROM payments WHERE status <> 'failed'")
+    assert total == 2400
+
+
+async def test_a_repeat_charge_under_a_new_key_needs_approval_naming_the_first(mcp, db: asyncpg.Connection) -> None:
+    charge = {"customer_id": "cus_dup", "product_id": "pro_monthly", "payment_method": "pm_card_visa"}
+    async with mcp() as client:
+        first = await call(client, "create_charge", idempotency_key="first", **charge)
+        second = await call(client, "create_charge", idempotency_key="second", **charge)
+    assert first["status"] == "succeeded"
+    assert second["status"] == "requires_approval" and second["provider_payment_id"] is None
+    assert first["payment_id"] in second["approval_reason"]
+    assert "paywarden approve" in second["next_step"]
+    assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 1
+
+
+async def test_the_duplicate_window_can_be_turned_off(app) -> None:
+    charge = {"customer_id": "cus_dup", "product_id": "pro_monthly", "payment_method": "pm_card_visa"}
+    async with limited(app, duplicate_window_seconds=0) as client:
+        await call(client, "create_charge", idempotency_key="one", **charge)
+        again = await call(client, "create_charge", idempotency_key="two", **charge)
+    assert again["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(("amount", "currency"), [(1234, "KWD"), (1050, "MGA")])
+async def test_amounts_stripe_cannot_charge_exactly_are_refused(mcp, db, amount: int, currency: str) -> None:
+    async with mcp(elicitation_callback=approve_everything) as client:
+        message = await call_error(client, "create_charge", **ad_hoc("x", amount, currency))
+    assert "cannot charge" in message and "exactly" in message
+    assert await db.fetchval("SELECT count(*) FROM payments") == 0
