@@ -4,8 +4,8 @@ and money taken for a payment already closed."""
 from __future__ import annotations
 
 import asyncio
-from itertools import pairwise
 from datetime import timedelta
+from itertools import pairwise
 
 import asyncpg
 import stripe
