@@ -227,3 +227,40 @@ async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds
         limit,
     )
     return [Payment.from_row(row) for row in rows]
+
+
+async def add_refunded(connection: asyncpg.Connection, payment_id: str, amount_minor: int) -> Payment:
+    row = await connection.fetchrow(
+        """
+        UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at = now()
+         WHERE id = $1 RETURNING *
+        """,
+        payment_id,
+        amount_minor,
+    )
+    return Payment.from_row(row)
+
+
+async def page_for_customer(
+    connection: asyncpg.Connection,
+    customer_id: str,
+    status: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> list[Payment]:
+    """Newest first, keyset-paginated on (created_at, id): stable however many payments arrive meanwhile."""
+    rows = await connection.fetch(
+        """
+        SELECT * FROM payments
+         WHERE customer_id = $1 AND ($2::text IS NULL OR status = $2)
+           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+         ORDER BY created_at DESC, id DESC
+         LIMIT $5
+        """,
+        customer_id,
+        status,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [Payment.from_row(row) for row in rows]

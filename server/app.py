@@ -18,7 +18,7 @@ from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
 from server.services import Services, open_services
-from tools import check_entitlement, create_charge, get_payment
+from tools import check_entitlement, create_charge, get_payment, list_payments, refund_payment
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -37,6 +37,8 @@ TOOLS: list[tuple[Callable[..., Awaitable[Any]], ToolAnnotations]] = [
     (create_charge.create_charge, create_charge.ANNOTATIONS),
     (check_entitlement.check_entitlement, check_entitlement.ANNOTATIONS),
     (get_payment.get_payment, get_payment.ANNOTATIONS),
+    (list_payments.list_payments, list_payments.ANNOTATIONS),
+    (refund_payment.refund_payment, refund_payment.ANNOTATIONS),
 ]
 
 

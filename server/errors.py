@@ -79,6 +79,10 @@ class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
 
 
+class RefundNotFound(NotFound):
+    """No refund with that id."""
+
+
 class WebhookRejected(PaywardenError):
     """The webhook was rejected."""
 

@@ -13,7 +13,7 @@ from mcp import Client, StdioServerParameters
 from tests.conftest import free_socket
 from tests.helpers import call, eventually
 
-TOOLS = {"create_charge", "check_entitlement", "get_payment"}
+TOOLS = {"create_charge", "check_entitlement", "get_payment", "list_payments", "refund_payment"}
 
 
 async def test_tools_over_streamable_http(app) -> None:
@@ -40,6 +40,9 @@ async def test_every_tool_has_an_output_schema_and_truthful_annotations(app) -> 
         assert tool.output_schema and tool.description and tool.annotations
     assert tools["check_entitlement"].annotations.read_only_hint is True
     assert tools["get_payment"].annotations.read_only_hint is True
+    assert tools["list_payments"].annotations.read_only_hint is True
+    refund = tools["refund_payment"].annotations
+    assert (refund.destructive_hint, refund.idempotent_hint, refund.read_only_hint) == (True, True, False)
     charge = tools["create_charge"].annotations
     assert (charge.read_only_hint, charge.idempotent_hint, charge.open_world_hint) == (False, True, True)
 

@@ -10,11 +10,12 @@ import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from db import payments, transitions, webhook_events
+from db import payments, refund_transitions, refunds, transitions, webhook_events
 from db.payments import Payment
 from db.pool import transaction
+from db.refunds import Refund
 from server.errors import PayloadTooLarge
-from server.providers import Provider, ProviderPayment, WebhookEvent, close_at_provider
+from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -78,6 +79,8 @@ async def ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Inge
 
 
 async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -> Ingested:
+    if event.refund is not None:
+        return await _apply_refund(conn, provider, event.refund, event)
     reported = event.payment
     if reported is None:
         return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
@@ -104,6 +107,62 @@ async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -
         note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
         return Ingested("needs_attention", payment.id, note)
     return Ingested("ignored", payment.id, result.note)
+
+
+async def _apply_refund(
+    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, event: WebhookEvent
+) -> Ingested:
+    refund = await _find_refund(conn, reported)
+    if refund is None:
+        refund = await _record_outside_refund(conn, provider, reported)
+        if refund is None:
+            return Ingested("unmatched", note="no refund or payment of ours matches this event")
+    if (reported.amount_minor, reported.currency) != (refund.amount_minor, refund.currency):
+        return Ingested("rejected", refund.payment_id, "refund amount differs from the one recorded")
+    before = refund.status
+    after = await refund_transitions.apply(
+        conn,
+        refund.id,
+        reported.status,
+        actor="webhook",
+        provider_refund_id=reported.provider_refund_id,
+        failure_reason=reported.failure_reason,
+    )
+    if after.status == before:
+        return Ingested("ignored", refund.payment_id, f"refund {refund.id} is already {before}")
+    return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
+
+
+async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund) -> Refund | None:
+    if reported.refund_id:
+        found = await refunds.lock(conn, reported.refund_id[:64])
+        if found is not None:
+            return found
+    if reported.provider_refund_id:
+        return await refunds.lock_by_provider_id(conn, reported.provider_refund_id)
+    return None
+
+
+async def _record_outside_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund) -> Refund | None:
+    """A refund made at the provider directly (e.g. in its dashboard): recorded so the ledger stays true."""
+    if not (reported.provider_payment_id and reported.provider_refund_id and reported.amount_minor):
+        return None
+    payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+    if payment is None or payment.currency != reported.currency:
+        return None
+    return await refunds.insert(
+        conn,
+        refund_id=refunds.new_refund_id(),
+        payment_id=payment.id,
+        customer_id=payment.customer_id,
+        idempotency_key=f"provider:{reported.provider_refund_id}",
+        request={"made_at_provider": reported.provider_refund_id},
+        amount_minor=reported.amount_minor,
+        currency=payment.currency,
+        reason="refunded at the provider",
+        lease_seconds=None,
+        provider_refund_id=reported.provider_refund_id,
+    )
 
 
 async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:

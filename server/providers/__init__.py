@@ -8,7 +8,14 @@ import asyncpg
 
 from server.config import Settings
 from server.errors import ProviderError
-from server.providers.base import ChargeRequest, Provider, ProviderPayment, WebhookEvent
+from server.providers.base import (
+    ChargeRequest,
+    Provider,
+    ProviderPayment,
+    ProviderRefund,
+    RefundRequest,
+    WebhookEvent,
+)
 from server.providers.sandbox import SANDBOX_API_KEY
 from server.providers.sandbox import store as sandbox_store
 from server.providers.stripe import StripeProvider
@@ -18,6 +25,8 @@ __all__ = [
     "Provider",
     "ProviderConfigError",
     "ProviderPayment",
+    "ProviderRefund",
+    "RefundRequest",
     "WebhookEvent",
     "check_provider_config",
     "close_at_provider",

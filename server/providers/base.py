@@ -32,13 +32,37 @@ class ProviderPayment:
 
 
 @dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str
+    """Our refund id: the provider-side idempotency key, and in the provider's metadata."""
+    payment_id: str
+    provider_payment_id: str
+    amount_minor: int
+    currency: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    provider_refund_id: str | None
+    status: str
+    """pending, succeeded, failed or canceled."""
+    amount_minor: int | None = None
+    currency: str | None = None
+    refund_id: str | None = None
+    provider_payment_id: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class WebhookEvent:
-    """A verified provider event. `payment` is set for the events that move a payment."""
+    """A verified provider event. `payment` or `refund` is set for the events that move one."""
 
     event_id: str
     event_type: str
     payload: dict[str, Any]
     payment: ProviderPayment | None = field(default=None)
+    refund: ProviderRefund | None = field(default=None)
 
 
 class Provider(Protocol):
@@ -54,6 +78,14 @@ class Provider(Protocol):
         ...
 
     async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment: ...
+
+    async def create_refund(self, request: RefundRequest) -> ProviderRefund:
+        """Refund (part of) a paid payment. Safe to repeat for the same `refund_id`.
+
+        A definite refusal comes back as a `failed` ProviderRefund; an unknown outcome raises
+        ProviderUnavailable.
+        """
+        ...
 
     async def cancel_payment(self, provider_payment_id: str) -> None:
         """Close an unpaid payment at the provider so it can never be paid later."""

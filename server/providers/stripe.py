@@ -14,7 +14,13 @@ import stripe
 
 from server.errors import ProviderError, ProviderUnavailable, WebhookRejected
 from server.money import EXPONENTS
-from server.providers.base import ChargeRequest, ProviderPayment, WebhookEvent
+from server.providers.base import (
+    ChargeRequest,
+    ProviderPayment,
+    ProviderRefund,
+    RefundRequest,
+    WebhookEvent,
+)
 from server.providers.stripe_amounts import check_chargeable, from_stripe, to_stripe
 
 EVENT_STATUS = {
@@ -23,6 +29,16 @@ EVENT_STATUS = {
     "payment_intent.processing": "processing",
     "payment_intent.requires_action": "requires_action",
     "payment_intent.canceled": "canceled",
+}
+
+
+REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed"})
+REFUND_STATUS = {
+    "succeeded": "succeeded",
+    "pending": "pending",
+    "requires_action": "pending",
+    "failed": "failed",
+    "canceled": "canceled",
 }
 
 
@@ -67,6 +83,24 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise self._unavailable(error) from error
         return payment_from_intent(intent.to_dict())
+
+    async def create_refund(self, request: RefundRequest) -> ProviderRefund:
+        params: dict[str, Any] = {
+            "payment_intent": request.provider_payment_id,
+            "amount": to_stripe(request.amount_minor, request.currency),
+            "metadata": {"refund_id": request.refund_id, "payment_id": request.payment_id},
+        }
+        if request.reason:
+            params["metadata"]["reason"] = request.reason[:500]
+        try:
+            refund = await self._client.v1.refunds.create_async(params, {"idempotency_key": request.refund_id})
+        except stripe.InvalidRequestError as error:
+            if error.http_status in (400, 402, 404):
+                return ProviderRefund(None, "failed", failure_reason=_safe_message(error))
+            raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return refund_from_object(refund.to_dict())
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:
         check_chargeable(amount_minor, currency)
@@ -168,6 +202,21 @@ def _map_status(intent: dict[str, Any]) -> tuple[str, str | None]:
     }.get(status or "", ("pending", None))
 
 
+def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
+    currency = str(refund.get("currency") or "").upper() or None
+    amount = refund.get("amount")
+    status = refund.get("status")
+    return ProviderRefund(
+        provider_refund_id=refund.get("id"),
+        status=REFUND_STATUS.get(str(status), "pending"),
+        amount_minor=from_stripe(amount, currency) if isinstance(amount, int) and currency in EXPONENTS else None,
+        currency=currency,
+        refund_id=(refund.get("metadata") or {}).get("refund_id"),
+        provider_payment_id=refund.get("payment_intent"),
+        failure_reason=refund.get("failure_reason"),
+    )
+
+
 def event_from_payload(payload: Any) -> WebhookEvent:
     if (
         not isinstance(payload, dict)
@@ -192,7 +241,8 @@ def event_from_payload(payload: Any) -> WebhookEvent:
             next_action_url=((obj.get("next_action") or {}).get("redirect_to_url") or {}).get("url"),
             failure_reason=reason or ("payment declined" if event_type.endswith("payment_failed") else None),
         )
-    return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment)
+    refund = refund_from_object(obj) if event_type in REFUND_EVENTS and isinstance(obj, dict) else None
+    return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment, refund=refund)
 
 
 def _parse_json(text: str) -> Any:

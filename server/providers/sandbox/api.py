@@ -87,6 +87,22 @@ async def cancel_payment_intent(intent_id: str, request: Request) -> JSONRespons
     return await _run(request, params, operation)
 
 
+@router.post("/v1/refunds")
+async def create_refund(request: Request) -> JSONResponse:
+    params = await _form(request)
+
+    async def operation(conn: asyncpg.Connection) -> tuple[dict[str, Any], list]:
+        intent_id = params.get("payment_intent")
+        if not isinstance(intent_id, str):
+            raise SandboxError(400, "Missing required param: payment_intent.", param="payment_intent")
+        intent = await _existing(conn, intent_id, lock=True)
+        refund, events = intents.new_refund(intent, params, await store.refunded_total(conn, intent_id))
+        await store.insert_refund(conn, refund)
+        return refund, events
+
+    return await _run_raw(request, params, operation)
+
+
 @router.get("")
 async def about() -> JSONResponse:
     return JSONResponse(
@@ -129,7 +145,9 @@ async def _create(state: SandboxState, params: dict[str, Any]) -> Outcome:
     return intents.new_intent(params, state.base_url)
 
 
-async def _run(request: Request, params: dict[str, Any], operation: Operation) -> JSONResponse:
+async def _run(
+    request: Request, params: dict[str, Any], operation: Operation, *, persist_intent: bool = True
+) -> JSONResponse:
     """Authenticate, honour Stripe's Idempotency-Key, run the operation and persist it in one transaction."""
     state = _state(request)
     api_key = _authenticate(request)
@@ -139,19 +157,34 @@ async def _run(request: Request, params: dict[str, Any], operation: Operation) -
             replay = await _replay(conn, api_key, key, params)
             if replay is not None:
                 return replay
-        status, body = await _execute(conn, operation, key)
+        status, body = await _execute(conn, operation, key, persist_intent)
         if key:
             await store.save_idempotent_response(conn, api_key, key, status, body)
     state.wake_deliverer()
     return JSONResponse(body, status)
 
 
-async def _execute(conn: asyncpg.Connection, operation: Operation, key: str | None) -> tuple[int, dict[str, Any]]:
+async def _run_raw(request: Request, params: dict[str, Any], operation) -> JSONResponse:
+    """Like _run, for operations that build their own object and events (refunds)."""
+
+    async def as_outcome(conn: asyncpg.Connection) -> Outcome:
+        body, events = await operation(conn)
+        for event_type, obj in events:
+            await store.insert_event(conn, intents.event(event_type, obj, request.headers.get("Idempotency-Key")))
+        return Outcome(body, [], None)
+
+    return await _run(request, params, as_outcome, persist_intent=False)
+
+
+async def _execute(
+    conn: asyncpg.Connection, operation: Operation, key: str | None, persist_intent: bool
+) -> tuple[int, dict[str, Any]]:
     try:
         outcome = await operation(conn)
     except SandboxError as error:
         return error.status, error.body
-    await _persist(conn, outcome, key)
+    if persist_intent:
+        await _persist(conn, outcome, key)
     if outcome.error:
         return outcome.error.status, outcome.error.body
     return 200, outcome.intent

@@ -215,3 +215,45 @@ def _optional_text(params: dict[str, Any], name: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise SandboxError(400, f"Invalid {name}: a string of at most {limit} characters.", param=name)
     return value
+
+
+def new_refund(intent: dict[str, Any], params: dict[str, Any], already_refunded: int) -> tuple[dict[str, Any], list]:
+    """A refund of a succeeded intent (all that is left when no amount is given), and its events."""
+    if intent["status"] != "succeeded":
+        raise SandboxError(
+            400,
+            f"This PaymentIntent is {intent['status']}; only a succeeded one can be refunded.",
+            code="charge_not_refundable",
+        )
+    left = intent["amount_received"] - already_refunded
+    amount = left if params.get("amount") in (None, "") else _amount(params.get("amount"))
+    if amount > left:
+        raise SandboxError(
+            400,
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+            code="amount_too_large",
+            param="amount",
+        )
+    refund = {
+        "id": "re_" + secrets.token_hex(12),
+        "object": "refund",
+        "amount": amount,
+        "currency": intent["currency"],
+        "payment_intent": intent["id"],
+        "charge": "ch_" + intent["id"][3:],
+        "status": "succeeded",
+        "reason": params.get("reason"),
+        "metadata": _metadata(params.get("metadata")),
+        "created": int(time.time()),
+    }
+    charge = {
+        "id": refund["charge"],
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_refunded": already_refunded + amount,
+        "refunded": already_refunded + amount == intent["amount_received"],
+        "currency": intent["currency"],
+        "payment_intent": intent["id"],
+        "metadata": intent.get("metadata") or {},
+    }
+    return refund, [("refund.created", refund), ("charge.refunded", charge)]

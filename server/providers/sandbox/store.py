@@ -138,3 +138,19 @@ async def schedule_retry(connection: asyncpg.Connection, event_id: str, delay_se
         delay_seconds,
         error[:500],
     )
+
+
+async def insert_refund(connection: asyncpg.Connection, refund: dict[str, Any]) -> None:
+    await connection.execute(
+        "INSERT INTO sandbox.refunds (id, payment_intent, object) VALUES ($1, $2, $3)",
+        refund["id"],
+        refund["payment_intent"],
+        refund,
+    )
+
+
+async def refunded_total(connection: asyncpg.Connection, intent_id: str) -> int:
+    return await connection.fetchval(
+        "SELECT coalesce(sum((object->>'amount')::bigint), 0)::bigint FROM sandbox.refunds WHERE payment_intent = $1",
+        intent_id,
+    )

@@ -1,0 +1,48 @@
+"""A refund's outcome, applied once: a success moves the payment to partially_refunded or refunded.
+
+Called with the provider's synchronous answer and with its refund webhooks, in the caller's
+transaction; whichever comes second finds the refund settled and changes nothing. A full refund
+revokes the payment's entitlements (through the payment state machine), in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from db import audit, payments, refunds, transitions
+from db.payments import Payment
+from db.refunds import Refund
+from server.money import format_amount
+
+
+async def apply(
+    conn: asyncpg.Connection,
+    refund_id: str,
+    status: str,
+    *,
+    actor: str,
+    provider_refund_id: str | None,
+    failure_reason: str | None,
+) -> Refund:
+    current = await refunds.lock(conn, refund_id)
+    assert current is not None
+    if current.status not in refunds.OPEN or status in ("created", current.status):
+        return current
+    payment = await payments.lock(conn, current.payment_id)
+    assert payment is not None
+    updated = await refunds.set_status(
+        conn, current.id, status, provider_refund_id=provider_refund_id, failure_reason=failure_reason
+    )
+    if status == "succeeded":
+        await _count_refunded(conn, payment, current, actor)
+    return updated
+
+
+async def _count_refunded(conn: asyncpg.Connection, payment: Payment, refunded: Refund, actor: str) -> None:
+    after = await payments.add_refunded(conn, payment.id, refunded.amount_minor)
+    to_status = "refunded" if after.refunded_minor == after.amount_minor else "partially_refunded"
+    why = f"refund {refunded.id} of {format_amount(refunded.amount_minor, refunded.currency)} succeeded"
+    change = transitions.Transition(to_status=to_status, actor=actor, reason=why)
+    result = await transitions.apply(conn, after, change)
+    if not result.applied:  # partially refunded again: no status change, but the trail shows the money
+        await audit.append(conn, payment.id, actor=actor, from_status=after.status, to_status=after.status, reason=why)

@@ -1,0 +1,144 @@
+"""Refunds: recorded before the provider is asked, one per (customer, idempotency key)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+OPEN = ("created", "pending")
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    payment_id: str
+    customer_id: str
+    idempotency_key: str
+    request: dict[str, Any]
+    amount_minor: int
+    currency: str
+    reason: str | None
+    status: str
+    provider_refund_id: str | None
+    failure_reason: str | None
+    submit_lease_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Refund:
+        return cls(**dict(row))
+
+
+def new_refund_id() -> str:
+    return "rf_" + secrets.token_hex(12)
+
+
+async def by_key(connection: asyncpg.Connection, customer_id: str, idempotency_key: str) -> Refund | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM refunds WHERE customer_id = $1 AND idempotency_key = $2 FOR UPDATE",
+        customer_id,
+        idempotency_key,
+    )
+    return Refund.from_row(row) if row else None
+
+
+async def lock(connection: asyncpg.Connection, refund_id: str) -> Refund | None:
+    row = await connection.fetchrow("SELECT * FROM refunds WHERE id = $1 FOR UPDATE", refund_id)
+    return Refund.from_row(row) if row else None
+
+
+async def lock_by_provider_id(connection: asyncpg.Connection, provider_refund_id: str) -> Refund | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM refunds WHERE provider_refund_id = $1 FOR UPDATE", provider_refund_id
+    )
+    return Refund.from_row(row) if row else None
+
+
+async def in_flight_total(connection: asyncpg.Connection, payment_id: str) -> int:
+    """What refunds not yet settled hold back from the payment's refundable amount."""
+    return await connection.fetchval(
+        "SELECT coalesce(sum(amount_minor), 0)::bigint FROM refunds WHERE payment_id = $1 AND status = ANY($2::text[])",
+        payment_id,
+        list(OPEN),
+    )
+
+
+async def insert(
+    connection: asyncpg.Connection,
+    *,
+    refund_id: str,
+    payment_id: str,
+    customer_id: str,
+    idempotency_key: str,
+    request: dict[str, Any],
+    amount_minor: int,
+    currency: str,
+    reason: str | None,
+    lease_seconds: float | None,
+    provider_refund_id: str | None = None,
+) -> Refund:
+    row = await connection.fetchrow(
+        """
+        INSERT INTO refunds (id, payment_id, customer_id, idempotency_key, request, amount_minor, currency,
+                             reason, provider_refund_id, submit_lease_until)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+        RETURNING *
+        """,
+        refund_id,
+        payment_id,
+        customer_id,
+        idempotency_key,
+        request,
+        amount_minor,
+        currency,
+        reason,
+        provider_refund_id,
+        lease_seconds,
+    )
+    return Refund.from_row(row)
+
+
+async def take_lease(connection: asyncpg.Connection, refund_id: str, lease_seconds: float) -> Refund | None:
+    row = await connection.fetchrow(
+        """
+        UPDATE refunds SET submit_lease_until = now() + make_interval(secs => $2)
+         WHERE id = $1 AND status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
+        RETURNING *
+        """,
+        refund_id,
+        lease_seconds,
+    )
+    return Refund.from_row(row) if row else None
+
+
+async def release_lease(connection: asyncpg.Connection, refund_id: str) -> None:
+    await connection.execute("UPDATE refunds SET submit_lease_until = NULL WHERE id = $1", refund_id)
+
+
+async def set_status(
+    connection: asyncpg.Connection,
+    refund_id: str,
+    status: str,
+    *,
+    provider_refund_id: str | None,
+    failure_reason: str | None,
+) -> Refund:
+    row = await connection.fetchrow(
+        """
+        UPDATE refunds
+           SET status = $2, provider_refund_id = coalesce(provider_refund_id, $3), failure_reason = $4,
+               submit_lease_until = NULL, updated_at = now()
+         WHERE id = $1
+        RETURNING *
+        """,
+        refund_id,
+        status,
+        provider_refund_id,
+        failure_reason,
+    )
+    return Refund.from_row(row)
