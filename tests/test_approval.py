@@ -120,3 +120,12 @@ async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert (process.returncode != 0) == expect_failure, err.decode()
     return out.decode() + err.decode()
+
+
+async def test_approval_over_streamable_http(app, db: asyncpg.Connection) -> None:
+    from mcp import Client
+
+    callback, asked = answering("accept", {"approve": True})
+    async with Client(f"{app.base_url}/mcp", elicitation_callback=callback) as client:
+        charge = await call(client, "create_charge", **{**BIG, "idempotency_key": "http-1"})
+    assert charge["status"] == "succeeded" and len(asked) == 1

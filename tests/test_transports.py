@@ -90,6 +90,7 @@ async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(databa
         assert await asyncio.wait_for(process.wait(), 15) == 0
         banner = (await process.stderr.read()).decode()
         assert f"{base}/mcp" in banner and '"mcpServers"' in banner
+        assert "mode: sandbox (local, no real money)" in banner
     finally:
         if process.returncode is None:
             process.kill()
