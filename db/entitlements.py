@@ -26,11 +26,7 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     transaction-scoped advisory lock serialises grants for one (customer, feature) across processes.
     """
     for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
-        await connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))",
-            payment.customer_id,
-            grant["feature"],
-        )
+        await _lock_feature(connection, payment.customer_id, grant["feature"])
         await connection.execute(
             """
             WITH current_end AS (
@@ -50,9 +46,34 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
         )
 
 
-async def revoke_for_payment(connection: asyncpg.Connection, payment_id: str) -> None:
+async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -> None:
+    """Revoke what the payment granted. Periods stacked after it move up by the time it no longer
+    covers, so a customer who bought twice and was refunded once keeps the period still paid for."""
+    for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):
+        await _lock_feature(connection, payment.customer_id, grant["feature"])
+        await connection.execute(
+            """
+            WITH revoked AS (
+                UPDATE entitlements SET revoked_at = now()
+                 WHERE payment_id = $1 AND feature = $2 AND revoked_at IS NULL
+                RETURNING customer_id, feature, expires_at,
+                          greatest(expires_at - greatest(starts_at, now()), interval '0') AS unused
+            )
+            UPDATE entitlements later
+               SET starts_at = greatest(later.starts_at - revoked.unused, now()),
+                   expires_at = later.expires_at - revoked.unused
+              FROM revoked
+             WHERE later.customer_id = revoked.customer_id AND later.feature = revoked.feature
+               AND later.revoked_at IS NULL AND later.starts_at >= revoked.expires_at
+            """,
+            payment.id,
+            grant["feature"],
+        )
+
+
+async def _lock_feature(connection: asyncpg.Connection, customer_id: str, feature: str) -> None:
     await connection.execute(
-        "UPDATE entitlements SET revoked_at = now() WHERE payment_id = $1 AND revoked_at IS NULL", payment_id
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", customer_id, feature
     )
 
 

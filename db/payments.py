@@ -43,6 +43,7 @@ class Payment:
     submit_lease_until: datetime | None
     approval_reason: str | None
     refunded_minor: int
+    charged_at: datetime
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:
@@ -108,8 +109,17 @@ async def set_approval_reason(connection: asyncpg.Connection, payment_id: str, r
     await connection.execute("UPDATE payments SET approval_reason = $2 WHERE id = $1", payment_id, reason)
 
 
-async def release_lease(connection: asyncpg.Connection, payment_id: str) -> None:
-    await connection.execute("UPDATE payments SET submit_lease_until = NULL WHERE id = $1", payment_id)
+async def release_lease(connection: asyncpg.Connection, payment_id: str, held_until: datetime | None) -> None:
+    """Give up our lease; one another process has taken since (ours had run out) stays theirs."""
+    await connection.execute(
+        "UPDATE payments SET submit_lease_until = NULL WHERE id = $1 AND submit_lease_until = $2",
+        payment_id,
+        held_until,
+    )
+
+
+async def mark_charged_now(connection: asyncpg.Connection, payment_id: str) -> None:
+    await connection.execute("UPDATE payments SET charged_at = now() WHERE id = $1", payment_id)
 
 
 async def get(connection: asyncpg.Connection, payment_id: str) -> Payment | None:
@@ -192,8 +202,8 @@ async def unsubmitted(connection: asyncpg.Connection, *, younger_than_hours: flo
         """
         SELECT * FROM payments
          WHERE status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
-           AND created_at > now() - make_interval(hours => $1)
-         ORDER BY created_at LIMIT $2
+           AND charged_at > now() - make_interval(hours => $1)
+         ORDER BY charged_at LIMIT $2
         """,
         younger_than_hours,
         limit,
@@ -206,8 +216,8 @@ async def too_old_to_resubmit(connection: asyncpg.Connection, *, older_than_hour
         """
         SELECT id FROM payments
          WHERE status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
-           AND created_at <= now() - make_interval(hours => $1)
-         ORDER BY created_at
+           AND charged_at <= now() - make_interval(hours => $1)
+         ORDER BY charged_at
         """,
         older_than_hours,
     )

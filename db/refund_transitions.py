@@ -24,12 +24,13 @@ async def apply(
     provider_refund_id: str | None,
     failure_reason: str | None,
 ) -> Refund:
+    unlocked = await refunds.get(conn, refund_id)
+    assert unlocked is not None
+    payment = await payments.lock(conn, unlocked.payment_id)  # payment before refund, as everywhere
     current = await refunds.lock(conn, refund_id)
-    assert current is not None
+    assert payment is not None and current is not None
     if current.status not in refunds.OPEN or status in ("created", current.status):
         return current
-    payment = await payments.lock(conn, current.payment_id)
-    assert payment is not None
     updated = await refunds.set_status(
         conn, current.id, status, provider_refund_id=provider_refund_id, failure_reason=failure_reason
     )

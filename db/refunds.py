@@ -47,15 +47,18 @@ async def by_key(connection: asyncpg.Connection, customer_id: str, idempotency_k
     return Refund.from_row(row) if row else None
 
 
+async def get(connection: asyncpg.Connection, refund_id: str) -> Refund | None:
+    row = await connection.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
+    return Refund.from_row(row) if row else None
+
+
 async def lock(connection: asyncpg.Connection, refund_id: str) -> Refund | None:
     row = await connection.fetchrow("SELECT * FROM refunds WHERE id = $1 FOR UPDATE", refund_id)
     return Refund.from_row(row) if row else None
 
 
-async def lock_by_provider_id(connection: asyncpg.Connection, provider_refund_id: str) -> Refund | None:
-    row = await connection.fetchrow(
-        "SELECT * FROM refunds WHERE provider_refund_id = $1 FOR UPDATE", provider_refund_id
-    )
+async def get_by_provider_id(connection: asyncpg.Connection, provider_refund_id: str) -> Refund | None:
+    row = await connection.fetchrow("SELECT * FROM refunds WHERE provider_refund_id = $1", provider_refund_id)
     return Refund.from_row(row) if row else None
 
 
@@ -116,8 +119,39 @@ async def take_lease(connection: asyncpg.Connection, refund_id: str, lease_secon
     return Refund.from_row(row) if row else None
 
 
-async def release_lease(connection: asyncpg.Connection, refund_id: str) -> None:
-    await connection.execute("UPDATE refunds SET submit_lease_until = NULL WHERE id = $1", refund_id)
+async def release_lease(connection: asyncpg.Connection, refund_id: str, held_until: datetime | None) -> None:
+    await connection.execute(
+        "UPDATE refunds SET submit_lease_until = NULL WHERE id = $1 AND submit_lease_until = $2",
+        refund_id,
+        held_until,
+    )
+
+
+async def unsubmitted(connection: asyncpg.Connection, *, limit: int) -> list[Refund]:
+    rows = await connection.fetch(
+        """
+        SELECT * FROM refunds
+         WHERE status = 'created' AND (submit_lease_until IS NULL OR submit_lease_until < now())
+           AND created_at > now() - interval '23 hours'
+         ORDER BY created_at LIMIT $1
+        """,
+        limit,
+    )
+    return [Refund.from_row(row) for row in rows]
+
+
+async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds: float, limit: int) -> list[Refund]:
+    rows = await connection.fetch(
+        """
+        SELECT * FROM refunds
+         WHERE status = 'pending' AND provider_refund_id IS NOT NULL
+           AND updated_at < now() - make_interval(secs => $1)
+         ORDER BY updated_at LIMIT $2
+        """,
+        quiet_for_seconds,
+        limit,
+    )
+    return [Refund.from_row(row) for row in rows]
 
 
 async def set_status(

@@ -16,7 +16,7 @@ COUNTED = "status NOT IN ('failed', 'canceled')"
 
 @dataclass(frozen=True)
 class WindowCharge:
-    created_at: datetime
+    charged_at: datetime
     amount_minor: int
 
 
@@ -31,18 +31,25 @@ async def lock_customer(connection: asyncpg.Connection, customer_id: str) -> Non
     await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('charge:' || $1, 0))", customer_id)
 
 
-async def charges_in_last_day(connection: asyncpg.Connection, customer_id: str, currency: str) -> list[WindowCharge]:
-    """Charges of the last 24 hours that hold money (refunds given back subtracted), oldest first."""
+async def charges_in_last_day(
+    connection: asyncpg.Connection, customer_id: str, currency: str, *, leaving_out: str | None = None
+) -> list[WindowCharge]:
+    """Charges of the last 24 hours that hold money (refunds given back subtracted), oldest first.
+
+    Held charges (requires_approval) count: approving them must not overshoot a limit.
+    """
     rows = await connection.fetch(
         f"""
-        SELECT created_at, amount_minor - refunded_minor AS amount_minor FROM payments
-         WHERE customer_id = $1 AND currency = $2 AND created_at > now() - interval '24 hours' AND {COUNTED}
-         ORDER BY created_at
+        SELECT charged_at, amount_minor - refunded_minor AS amount_minor FROM payments
+         WHERE customer_id = $1 AND currency = $2 AND charged_at > now() - interval '24 hours' AND {COUNTED}
+           AND id IS DISTINCT FROM $3
+         ORDER BY charged_at
         """,
         customer_id,
         currency,
+        leaving_out,
     )
-    return [WindowCharge(row["created_at"], row["amount_minor"]) for row in rows]
+    return [WindowCharge(row["charged_at"], row["amount_minor"]) for row in rows]
 
 
 async def earlier_same_charge(
@@ -60,7 +67,7 @@ async def earlier_same_charge(
         f"""
         SELECT id, status, created_at FROM payments
          WHERE customer_id = $1 AND {COUNTED}
-           AND created_at > now() - make_interval(secs => $6)
+           AND charged_at > now() - make_interval(secs => $6)
            AND CASE WHEN $2::text IS NOT NULL THEN product_id = $2
                     ELSE product_id IS NULL AND amount_minor = $3 AND currency = $4
                          AND description IS NOT DISTINCT FROM $5 END

@@ -80,5 +80,10 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     if change.to_status == "succeeded":
         await entitlements.grant_for_payment(connection, updated)
     if change.to_status == "refunded":
-        await entitlements.revoke_for_payment(connection, updated.id)
+        await entitlements.revoke_for_payment(connection, updated)
+    if change.to_status == "succeeded" and updated.refunded_minor > 0:
+        # A refund the provider reported before its success event: settle it now.
+        to = "refunded" if updated.refunded_minor >= updated.amount_minor else "partially_refunded"
+        reason = "refunds recorded before the payment's success"
+        return await apply(connection, updated, Transition(to_status=to, actor=change.actor, reason=reason))
     return TransitionResult(True, updated)

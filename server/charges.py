@@ -6,6 +6,7 @@ path applies the same rules in the same transactions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from server.errors import (
     NotAllowedNow,
     PaymentNotFound,
     ProviderError,
+    SpendLimitExceeded,
 )
 from server.faults import crash_if_asked
 from server.money import check_amount, normalize_currency
@@ -89,10 +91,16 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
     )
 
 
-async def charge(ctx: Services, request: ChargeInput, answer: ApprovalAnswer) -> tuple[Payment, bool]:
-    """The payment for this request and whether it is a replay; never a second provider charge per key."""
+async def charge(
+    ctx: Services, request: ChargeInput, answer: ApprovalAnswer, approved_for: list[str] | None = None
+) -> tuple[Payment, bool]:
+    """The payment for this request and whether it is a replay; never a second provider charge per key.
+
+    `approved_for` lists the reasons the person was shown when they said yes; a reason found under
+    the lock that they were not shown holds the payment for approval instead.
+    """
     new = price(request, ctx.catalog, ctx.provider)
-    payment, replayed = await record(ctx, request, new, answer)
+    payment, replayed = await record(ctx, request, new, answer, approved_for or [])
     if replayed:
         return await resume(ctx, payment), True
     if payment.status == "created":
@@ -106,10 +114,20 @@ async def approval_needed(ctx: Services, request: ChargeInput) -> list[str]:
     async with transaction(ctx.pool) as conn:
         if await idempotency.get(conn, request.customer_id, request.idempotency_key):
             return []  # a replay: what the key holds was decided when it was first used
+        try:
+            check_limits(new, ctx.settings, await spend.charges_in_last_day(conn, new.customer_id, new.currency))
+        except SpendLimitExceeded:
+            return []  # refused anyway: asking the person first would be asking for nothing
         return approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
 
 
-async def record(ctx: Services, request: ChargeInput, new: NewPayment, answer: ApprovalAnswer) -> tuple[Payment, bool]:
+async def record(
+    ctx: Services,
+    request: ChargeInput,
+    new: NewPayment,
+    answer: ApprovalAnswer,
+    approved_for: Sequence[str] = (),
+) -> tuple[Payment, bool]:
     """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
     payment_id = payments.new_payment_id()
     async with transaction(ctx.pool) as conn:
@@ -120,7 +138,7 @@ async def record(ctx: Services, request: ChargeInput, new: NewPayment, answer: A
             return await _earlier_payment(conn, request), True
         check_limits(new, ctx.settings, await spend.charges_in_last_day(conn, new.customer_id, new.currency))
         reasons = approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
-        go_ahead = not reasons or answer == "approved"
+        go_ahead = not reasons or (answer == "approved" and set(reasons) <= set(approved_for))
         lease = ctx.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
         payment = await payments.insert(conn, payment_id, new, lease_seconds=lease)
         why = f"create_charge (idempotency_key {request.idempotency_key!r})"
@@ -138,7 +156,7 @@ async def resume(ctx: Services, payment: Payment) -> Payment:
     """A replay finds the payment as it is; a `created` one left by a crash or an outage is finished now."""
     if payment.status != "created":
         return payment
-    if payment.created_at < datetime.now(UTC) - timedelta(hours=RESUBMIT_WITHIN_HOURS):
+    if payment.charged_at < datetime.now(UTC) - timedelta(hours=RESUBMIT_WITHIN_HOURS):
         raise NotAllowedNow(
             f"Payment {payment.id} was recorded over {RESUBMIT_WITHIN_HOURS:g} hours ago and never confirmed by "
             "the provider; resubmitting could charge twice, so an operator must check it at the provider."
@@ -167,7 +185,7 @@ async def submit(ctx: Services, payment: Payment) -> Payment:
         )
     except ProviderError:
         async with transaction(ctx.pool) as conn:
-            await payments.release_lease(conn, payment.id)  # the same key may retry at once
+            await payments.release_lease(conn, payment.id, payment.submit_lease_until)  # a retry may go at once
         raise
     crash_if_asked("after_provider", ctx.settings.test_crash_at)
     change = transitions.Transition(
@@ -187,9 +205,17 @@ async def submit(ctx: Services, payment: Payment) -> Payment:
 
 
 async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
-    """An operator's yes to a payment waiting in requires_approval: it goes to the provider now."""
+    """An operator's yes to a payment waiting in requires_approval: it goes to the provider now,
+    if the limits still allow it now (the window has moved since the payment was held)."""
     async with transaction(ctx.pool) as conn:
+        held = await payments.get(conn, payment_id)  # unlocked: the customer lock comes first, as in record()
+        if held is None:
+            raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
+        await spend.lock_customer(conn, held.customer_id)
         locked = await _waiting_for_approval(conn, payment_id)
+        last_day = await spend.charges_in_last_day(conn, held.customer_id, held.currency, leaving_out=held.id)
+        check_limits(_as_new(held), ctx.settings, last_day)
+        await payments.mark_charged_now(conn, payment_id)
         await _move(conn, locked, "created", "operator", f"approved by {operator}")
         leased = await payments.take_lease(conn, payment_id, ctx.settings.submit_lease_seconds)
     assert leased is not None
@@ -201,6 +227,19 @@ async def reject(ctx: Services, payment_id: str, operator: str, reason: str | No
         locked = await _waiting_for_approval(conn, payment_id)
         why = f"rejected by {operator}" + (f": {reason}" if reason else "")
         return await _move(conn, locked, "canceled", "operator", why, failure_reason=why)
+
+
+def _as_new(payment: Payment) -> NewPayment:
+    return NewPayment(
+        payment.customer_id,
+        payment.product_id,
+        payment.amount_minor,
+        payment.currency,
+        payment.description,
+        payment.payment_method,
+        payment.grants,
+        payment.provider,
+    )
 
 
 async def _earlier_payment(conn: asyncpg.Connection, request: ChargeInput) -> Payment:

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
+PROVIDER_ATTEMPTS = 3
+"""One provider call plus the SDK's two network retries."""
 
 
 class Settings(BaseSettings):
@@ -50,8 +52,9 @@ class Settings(BaseSettings):
     """Charges above this amount (minor units of their currency) need a person's approval."""
     duplicate_window_seconds: int = Field(default=600, ge=0)
     """A second identical charge under a different key within this window needs approval."""
-    submit_lease_seconds: float = Field(default=60.0, gt=0)
-    """How long one process may talk to the provider about a payment before another may take over."""
+    submit_lease_seconds: float = Field(default=90.0, gt=0)
+    """How long one process may talk to the provider about a payment before another may take over.
+    Must outlast the slowest provider call (three attempts of provider_timeout_seconds)."""
     reconcile_after_seconds: float = Field(default=60.0, ge=0)
     """Open payments untouched this long are checked against the provider by `paywarden reconcile`."""
     test_crash_at: str | None = None
@@ -63,6 +66,17 @@ class Settings(BaseSettings):
     sandbox_delivery_interval_seconds: float = Field(default=1.0, gt=0)
     sandbox_deliver_webhooks: bool = True
     """False keeps the sandbox's events undelivered (to show the reconciler working alone)."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_provider_calls(self) -> Settings:
+        slowest = self.provider_timeout_seconds * PROVIDER_ATTEMPTS + 5  # + the SDK's retry back-off
+        if self.submit_lease_seconds < slowest:
+            raise ValueError(
+                f"PAYWARDEN_SUBMIT_LEASE_SECONDS ({self.submit_lease_seconds:g}) must be at least {slowest:g}: "
+                f"{PROVIDER_ATTEMPTS} provider attempts of PAYWARDEN_PROVIDER_TIMEOUT_SECONDS "
+                f"({self.provider_timeout_seconds:g}) plus a margin"
+            )
+        return self
 
     @property
     def allowed_currency_set(self) -> frozenset[str] | None:

@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass, field
 
 from db import payments, transitions
+from db import refunds as db_refunds
 from db.pool import transaction
-from server import charges
+from server import charges, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError
 from server.services import Services
@@ -44,7 +45,29 @@ async def reconcile_once(services: Services) -> ReconcileReport:
     report = ReconcileReport()
     await _resubmit_unfinished(services, report)
     await _refresh_open(services, report)
+    await _finish_refunds(services, report)
     return report
+
+
+async def _finish_refunds(services: Services, report: ReconcileReport) -> None:
+    """Refunds hold their amount while open, so one left behind would block every later refund."""
+    async with transaction(services.pool) as conn:
+        unsubmitted = await db_refunds.unsubmitted(conn, limit=BATCH)
+        quiet = await db_refunds.awaiting_provider(
+            conn, quiet_for_seconds=services.settings.reconcile_after_seconds, limit=BATCH
+        )
+    for refund, finish, done in [(r, refunds.resume, report.resubmitted) for r in unsubmitted] + [
+        (r, refunds.refresh, report.updated) for r in quiet
+    ]:
+        try:
+            after = await finish(services, refund)
+        except PaywardenError as error:
+            report.errors.append(f"{refund.id}: {error.message}")
+            continue
+        if after.status != refund.status:
+            done.append(refund.id)
+        else:
+            report.unchanged += 1
 
 
 async def _resubmit_unfinished(services: Services, report: ReconcileReport) -> None:

@@ -95,7 +95,7 @@ async def submit(services: Services, recorded: Refund) -> Refund:
         answer = await services.provider.create_refund(request)
     except ProviderError:
         async with transaction(services.pool) as conn:
-            await refunds.release_lease(conn, recorded.id)
+            await refunds.release_lease(conn, recorded.id, recorded.submit_lease_until)
         raise
     async with transaction(services.pool) as conn:
         return await refund_transitions.apply(
@@ -120,6 +120,26 @@ async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: i
             f"refunded; {format_amount(asked, payment.currency)} was asked."
         )
     return refundable if asked is None else asked
+
+
+async def resume(services: Services, recorded: Refund) -> Refund:
+    """Finish a refund a crash or an outage left `created` (the provider's idempotency key is our id)."""
+    return await _resume_or_submit(services, recorded, replayed=True)
+
+
+async def refresh(services: Services, recorded: Refund) -> Refund:
+    """Apply the provider's current record of a pending refund."""
+    assert recorded.provider_refund_id is not None
+    truth = await services.provider.retrieve_refund(recorded.provider_refund_id)
+    async with transaction(services.pool) as conn:
+        return await refund_transitions.apply(
+            conn,
+            recorded.id,
+            truth.status,
+            actor="reconciler",
+            provider_refund_id=truth.provider_refund_id,
+            failure_reason=truth.failure_reason,
+        )
 
 
 async def _resume_or_submit(services: Services, recorded: Refund, replayed: bool) -> Refund:

@@ -55,7 +55,7 @@ def _frees_at(amount: int, limit: int, last_day: list[WindowCharge]) -> datetime
     for charge in last_day:
         remaining -= charge.amount_minor
         if remaining + amount <= limit:
-            return charge.created_at + DAY
+            return charge.charged_at + DAY
     raise AssertionError("unreachable: amount <= limit always fits an empty window")
 
 

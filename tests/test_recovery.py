@@ -17,7 +17,7 @@ CHARGE = {
     "product_id": "pro_monthly",
     "payment_method": "pm_card_visa",
 }
-QUIET = {"submit_lease_seconds": "1", "sandbox_deliver_webhooks": "false"}  # only the fixer under test may act
+QUIET = {"sandbox_deliver_webhooks": "false"}  # only the fixer under test may act
 
 
 async def counts(db: asyncpg.Connection) -> tuple[int, int, int]:
@@ -26,6 +26,11 @@ async def counts(db: asyncpg.Connection) -> tuple[int, int, int]:
         await db.fetchval("SELECT count(*) FROM sandbox.payment_intents"),
         await db.fetchval("SELECT count(*) FROM entitlements"),
     )
+
+
+async def lease_runs_out(db: asyncpg.Connection) -> None:
+    """Time passes: the dead process's lease on the payment expires."""
+    await db.execute("UPDATE payments SET submit_lease_until = now() - interval '1 second'")
 
 
 async def crash_during_a_charge(database_url: str, point: str) -> None:
@@ -41,7 +46,7 @@ async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url,
     assert await db.fetchval("SELECT status FROM payments") == "created"
     assert (await counts(db))[1] == (1 if point == "after_provider" else 0)
 
-    await asyncio.sleep(1.1)  # the dead process's lease runs out
+    await lease_runs_out(db)
     async with paywarden_up(database_url, **QUIET) as base, Client(f"{base}/mcp") as client:
         retried = await call(client, "create_charge", **CHARGE)
         entitled = await call(client, "check_entitlement", customer_id="cus_r", feature="pro")
@@ -53,7 +58,7 @@ async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url,
 @pytest.mark.parametrize("point", ["before_provider", "after_provider"])
 async def test_paywarden_reconcile_finishes_a_crashed_charge(database_url, db, point: str) -> None:
     await crash_during_a_charge(database_url, point)
-    await asyncio.sleep(1.1)
+    await lease_runs_out(db)
     async with paywarden_up(database_url, **QUIET) as base:
         port = base.rsplit(":", 1)[1]
         code, out = await paywarden_command(database_url, "reconcile", port=port, **QUIET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated
 
 from mcp.server.mcpserver import (
@@ -46,6 +47,12 @@ class ChargeResult(PaymentView):
     )
 
 
+_reasons_shown: ContextVar[list[str] | None] = ContextVar("reasons_shown", default=None)
+"""Why the person was asked, set by the resolver for the tool body of the same call. Unset (for
+instance if a future SDK ran resolvers in another task) means "shown nothing": the charge then waits
+for an operator rather than going ahead on a yes to something else."""
+
+
 class ChargeApproval(BaseModel):
     """What the person is asked when a charge needs their approval."""
 
@@ -80,6 +87,7 @@ async def ask_for_approval(
         return NoQuestion(answer="not_asked")
     if not _can_ask(ctx):
         return NoQuestion(answer="unavailable")
+    _reasons_shown.set(reasons)
     return Elicit(approval_question(services(ctx), request, reasons), ChargeApproval)
 
 
@@ -111,7 +119,7 @@ async def create_charge(
     request = _charge_input(
         customer_id, idempotency_key, product_id, amount_minor, currency, description, payment_method
     )
-    payment, replayed = await charges.charge(services(ctx), request, _answer(approval))
+    payment, replayed = await charges.charge(services(ctx), request, _answer(approval), _reasons_shown.get())
     return ChargeResult.of(payment, replayed=replayed)
 
 

@@ -120,6 +120,10 @@ async def _apply_refund(
     if (reported.amount_minor, reported.currency) != (refund.amount_minor, refund.currency):
         return Ingested("rejected", refund.payment_id, "refund amount differs from the one recorded")
     before = refund.status
+    if before == "succeeded" and reported.status in ("failed", "canceled"):
+        logger.error("refund %s failed after it succeeded: the money did not go back", refund.id)
+        note = f"refund {refund.id} was recorded succeeded, the provider now says {reported.status}: check it"
+        return Ingested("needs_attention", refund.payment_id, note)
     after = await refund_transitions.apply(
         conn,
         refund.id,
@@ -134,12 +138,13 @@ async def _apply_refund(
 
 
 async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund) -> Refund | None:
+    """Found without a lock: refund_transitions.apply locks the payment, then the refund, like every path."""
     if reported.refund_id:
-        found = await refunds.lock(conn, reported.refund_id[:64])
+        found = await refunds.get(conn, reported.refund_id[:64])
         if found is not None:
             return found
     if reported.provider_refund_id:
-        return await refunds.lock_by_provider_id(conn, reported.provider_refund_id)
+        return await refunds.get_by_provider_id(conn, reported.provider_refund_id)
     return None
 
 

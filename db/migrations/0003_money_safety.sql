@@ -11,7 +11,12 @@ ALTER TABLE payments ADD COLUMN approval_reason text;
 ALTER TABLE payments ADD COLUMN refunded_minor bigint NOT NULL DEFAULT 0
     CHECK (refunded_minor >= 0 AND refunded_minor <= amount_minor);
 
-CREATE INDEX payments_customer_currency_created ON payments (customer_id, currency, created_at);
+-- When the charge went (or goes) to the provider: the insert, or the approval. Limits window on it.
+ALTER TABLE payments ADD COLUMN charged_at timestamptz;
+UPDATE payments SET charged_at = created_at;
+ALTER TABLE payments ALTER COLUMN charged_at SET NOT NULL, ALTER COLUMN charged_at SET DEFAULT now();
+
+CREATE INDEX payments_customer_currency_charged ON payments (customer_id, currency, charged_at);
 CREATE INDEX payments_open ON payments (status, updated_at)
     WHERE status IN ('created', 'pending', 'requires_action', 'processing');
 

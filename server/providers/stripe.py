@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 
+from server.config import PROVIDER_ATTEMPTS
 from server.errors import ProviderError, ProviderUnavailable, WebhookRejected
 from server.money import EXPONENTS
 from server.providers.base import (
@@ -65,7 +66,7 @@ class StripeProvider:
             api_key,
             base_addresses={"api": api_base} if api_base else None,
             http_client=self._http,
-            max_network_retries=2,
+            max_network_retries=PROVIDER_ATTEMPTS - 1,
         )
 
     async def create_payment(self, request: ChargeRequest) -> ProviderPayment:
@@ -98,6 +99,13 @@ class StripeProvider:
             if error.http_status in (400, 402, 404):
                 return ProviderRefund(None, "failed", failure_reason=_safe_message(error))
             raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return refund_from_object(refund.to_dict())
+
+    async def retrieve_refund(self, provider_refund_id: str) -> ProviderRefund:
+        try:
+            refund = await self._client.v1.refunds.retrieve_async(provider_refund_id)
         except stripe.StripeError as error:
             raise self._unavailable(error) from error
         return refund_from_object(refund.to_dict())

@@ -103,6 +103,16 @@ async def create_refund(request: Request) -> JSONResponse:
     return await _run_raw(request, params, operation)
 
 
+@router.get("/v1/refunds/{refund_id}")
+async def retrieve_refund(refund_id: str, request: Request) -> JSONResponse:
+    _authenticate(request)
+    async with _state(request).pool.acquire() as conn:
+        refund = await store.get_refund(conn, refund_id)
+    if refund is None:
+        raise SandboxError(404, f"No such refund: '{refund_id[:64]}'", code="resource_missing", param="id")
+    return JSONResponse(refund)
+
+
 @router.get("")
 async def about() -> JSONResponse:
     return JSONResponse(

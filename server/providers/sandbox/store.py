@@ -154,3 +154,7 @@ async def refunded_total(connection: asyncpg.Connection, intent_id: str) -> int:
         "SELECT coalesce(sum((object->>'amount')::bigint), 0)::bigint FROM sandbox.refunds WHERE payment_intent = $1",
         intent_id,
     )
+
+
+async def get_refund(connection: asyncpg.Connection, refund_id: str) -> dict[str, Any] | None:
+    return await connection.fetchval("SELECT object FROM sandbox.refunds WHERE id = $1", refund_id)
