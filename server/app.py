@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
@@ -60,7 +61,14 @@ def build_server(settings: Settings) -> MCPServer:
         async with open_services(settings) as opened:
             yield opened
 
-    server = PaywardenServer("paywarden", instructions=INSTRUCTIONS, version="0.1.0", lifespan=lifespan)
+    shared_key = settings.request_state_key
+    server = PaywardenServer(
+        "paywarden",
+        instructions=INSTRUCTIONS,
+        version="0.1.0",
+        lifespan=lifespan,
+        request_state_security=RequestStateSecurity(keys=[shared_key.get_secret_value()]) if shared_key else None,
+    )
     for tool, tool_annotations in TOOLS:
         server.add_tool(agent_errors(tool), description=inspect.getdoc(tool), annotations=tool_annotations)
     return server

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     Must outlast the slowest provider call (three attempts of provider_timeout_seconds)."""
     reconcile_after_seconds: float = Field(default=60.0, ge=0)
     """Open payments untouched this long are checked against the provider by `paywarden reconcile`."""
+    request_state_key: SecretStr | None = Field(default=None, min_length=32)
+    """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
+    address; unset, each process makes its own, which is right for one process."""
     test_crash_at: str | None = None
     """Test-only fault hook: SIGKILL this process at the named point of a charge."""
 

@@ -4,6 +4,7 @@ and money taken for a payment already closed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from itertools import pairwise
 
@@ -134,3 +135,26 @@ async def test_the_reconciler_alone_settles_payments_whose_webhooks_never_came(a
 
 async def _entitled(db: asyncpg.Connection) -> bool:
     return await db.fetchval("SELECT count(*) FROM entitlements") == 1
+
+
+async def test_a_refund_reported_before_the_success_still_ends_refunded(app, db: asyncpg.Connection) -> None:
+    async with open_services(app.settings) as services:
+        new = charges.price(request("rb"), services.catalog, services.provider)
+        payment, _ = await charges.record(services, request("rb"), new, "not_asked")
+    await db.execute("UPDATE payments SET provider_payment_id = 'pi_rb' WHERE id = $1", payment.id)
+    refund = {
+        "id": "re_rb",
+        "object": "refund",
+        "amount": 2000,
+        "currency": "usd",
+        "status": "succeeded",
+        "payment_intent": "pi_rb",
+        "metadata": {},
+    }
+    refund_body = json.dumps({"id": "evt_rb1", "type": "refund.created", "data": {"object": refund}})
+    reported = {"payment_id": payment.id, "provider_payment_id": "pi_rb", "amount_minor": 2000, "currency": "USD"}
+    success_body = intent_event("payment_intent.succeeded", reported, event_id="evt_rb2")
+    for body in (refund_body, success_body):
+        assert (await post(app, body, signed(body))).status_code == 200
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"
+    assert await db.fetchval("SELECT count(*) FROM entitlements WHERE revoked_at IS NULL") == 0

@@ -121,3 +121,43 @@ async def test_a_refund_made_at_the_provider_reaches_the_ledger(app, db, paid) -
 async def _two_refund_events(db: asyncpg.Connection):
     events = await refund_events(db)
     return events if len(events) >= 2 else None
+
+
+async def test_refunding_one_of_two_stacked_purchases_keeps_the_other(app, db) -> None:
+    from mcp import Client
+
+    from server.app import build_server
+
+    no_duplicate_guard = app.settings.model_copy(update={"duplicate_window_seconds": 0})
+    async with Client(build_server(no_duplicate_guard)) as client:
+        first, second = [
+            await call(
+                client,
+                "create_charge",
+                customer_id="cus_st",
+                idempotency_key=key,
+                product_id="pro_monthly",
+                payment_method="pm_card_visa",
+            )
+            for key in ("one", "two")
+        ]
+        await call(client, "refund_payment", payment_id=first["payment_id"], idempotency_key="back")
+        answer = await call(client, "check_entitlement", customer_id="cus_st", feature="pro")
+    assert answer["allowed"] is True
+    left = await db.fetchval("SELECT expires_at - now() FROM entitlements WHERE payment_id = $1", second["payment_id"])
+    assert 29.9 < left.total_seconds() / 86400 <= 30
+
+
+async def test_a_stuck_refund_is_finished_by_reconcile(app, db, paid) -> None:
+    from server import refunds as refund_logic
+    from server.reconciler import reconcile_once
+    from server.refunds import RefundInput
+    from server.services import open_services
+
+    async with open_services(app.settings) as services:
+        recorded, _ = await refund_logic.record(services, RefundInput(paid["payment_id"], "stuck", None, None))
+        await db.execute("UPDATE refunds SET submit_lease_until = now() - interval '1 second'")  # its process died
+        report = await reconcile_once(services)
+    assert recorded.id in report.resubmitted
+    assert await db.fetchval("SELECT status FROM refunds") == "succeeded"
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"

@@ -102,3 +102,70 @@ async def test_amounts_stripe_cannot_charge_exactly_are_refused(mcp, db, amount:
         message = await call_error(client, "create_charge", **ad_hoc("x", amount, currency))
     assert "cannot charge" in message and "exactly" in message
     assert await db.fetchval("SELECT count(*) FROM payments") == 0
+
+
+async def test_the_window_frees_up_when_enough_old_charges_leave_it(app, db: asyncpg.Connection) -> None:
+    async with limited(app, daily_limit_minor=1000, approval_threshold_minor=10_000) as client:
+        for n, amount in enumerate((300, 300, 300)):
+            await call(client, "create_charge", **ad_hoc(f"w{n}", amount))
+        await db.execute(
+            "UPDATE payments SET charged_at = now() - make_interval(hours => (20 - n)::int) FROM "
+            "(SELECT id AS pid, row_number() OVER (ORDER BY created_at) AS n FROM payments) o WHERE id = pid"
+        )
+        message = await call_error(client, "create_charge", **ad_hoc("w9", 500))
+    second_oldest = await db.fetchval(
+        "SELECT charged_at + interval '24 hours' FROM payments ORDER BY charged_at OFFSET 1 LIMIT 1"
+    )
+    assert f"{second_oldest:%Y-%m-%d %H:%M:%S} UTC" in message  # 900 + 500 fits only once two have left
+
+
+async def test_held_charges_count_and_refunds_give_room_back(app, db: asyncpg.Connection) -> None:
+    async with limited(app, daily_limit_minor=1000, approval_threshold_minor=500) as client:
+        held = await call(client, "create_charge", **ad_hoc("h1", 600))  # over the threshold: held
+        assert held["status"] == "requires_approval"
+        refused = await call_error(client, "create_charge", **ad_hoc("h2", 450))
+        assert "already charged in the last 24 hours: 6.00 USD" in refused
+        await db.execute("UPDATE payments SET status = 'canceled' WHERE id = $1", held["payment_id"])
+        paid = await call(client, "create_charge", **ad_hoc("h3", 450))
+        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="r", amount_minor=400)
+        fits = await call(client, "create_charge", **ad_hoc("h4", 500))
+    assert fits["status"] == "succeeded"  # 50 still held by the partly refunded charge + 500 <= 1000
+
+
+async def test_an_ad_hoc_repeat_is_caught_by_amount_and_description(app) -> None:
+    async with limited(app, approval_threshold_minor=10_000) as client:
+        first = await call(client, "create_charge", **ad_hoc("a1", 700))
+        repeat = await call(client, "create_charge", **{**ad_hoc("a2", 700), "description": "order a1"})
+        different = await call(client, "create_charge", **ad_hoc("a3", 700))  # its own description
+    assert repeat["status"] == "requires_approval" and first["payment_id"] in repeat["approval_reason"]
+    assert different["status"] == "succeeded"
+
+
+async def test_approving_after_the_window_moved_still_respects_the_limit(app, db: asyncpg.Connection) -> None:
+    from tests.helpers import paywarden_command
+
+    async with limited(app, daily_limit_minor=10_000, approval_threshold_minor=5000) as client:
+        held = await call(client, "create_charge", **ad_hoc("old", 6000))
+        await db.execute("UPDATE payments SET charged_at = now() - interval '25 hours'")
+        await call(client, "create_charge", **ad_hoc("new", 4500))
+    code, out = await paywarden_command(
+        app.settings.database_url,
+        "approve",
+        held["payment_id"],
+        port=str(app.settings.port),
+        daily_limit_minor="10000",
+    )
+    assert code == 1 and "daily limit of 100.00 USD" in out
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", held["payment_id"]) == "requires_approval"
+
+
+async def test_a_yes_does_not_cover_a_reason_the_person_was_not_shown(app, db: asyncpg.Connection) -> None:
+    from server import charges
+    from server.charges import ChargeInput
+    from server.services import open_services
+
+    async with open_services(app.settings) as services:
+        request = ChargeInput("cus_y", "k", None, 9000, "USD", "GPU", "pm_card_visa")
+        new = charges.price(request, services.catalog, services.provider)
+        payment, _ = await charges.record(services, request, new, "approved", approved_for=["something else"])
+    assert payment.status == "requires_approval"
