@@ -25,7 +25,8 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     A new period starts where the customer's current one ends, so buying twice stacks. The
     transaction-scoped advisory lock serialises grants for one (customer, feature) across processes.
     """
-    for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
+    time_grants = [grant for grant in payment.grants if not grant.get("credits")]
+    for grant in sorted(time_grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
         await _lock_feature(connection, payment.customer_id, grant["feature"])
         await connection.execute(
             """
@@ -50,6 +51,8 @@ async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -
     """Revoke what the payment granted. Periods stacked after it move up by the time it no longer
     covers, so a customer who bought twice and was refunded once keeps the period still paid for."""
     for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):
+        if grant.get("credits"):
+            continue
         await _lock_feature(connection, payment.customer_id, grant["feature"])
         await connection.execute(
             """

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from db import audit, entitlements, payments
+from db import audit, credit_moves, entitlements, payments
 from db.payments import Payment
 
 _SETTLED = frozenset({"succeeded", "failed", "canceled"})
@@ -79,8 +79,10 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     )
     if change.to_status == "succeeded":
         await entitlements.grant_for_payment(connection, updated)
+        await credit_moves.grant_for_payment(connection, updated)
     if change.to_status == "refunded":
         await entitlements.revoke_for_payment(connection, updated)
+        await credit_moves.revoke_for_payment(connection, updated)
     if change.to_status == "succeeded" and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
         to = "refunded" if updated.refunded_minor >= updated.amount_minor else "partially_refunded"

@@ -19,7 +19,17 @@ from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
 from server.services import Services, open_services
-from tools import check_entitlement, create_charge, get_payment, list_payments, refund_payment
+from tools import (
+    check_entitlement,
+    consume_credits,
+    create_charge,
+    get_payment,
+    list_payments,
+    refund_payment,
+    release_reservation,
+    reserve_credits,
+    settle_reservation,
+)
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -40,6 +50,10 @@ TOOLS: list[tuple[Callable[..., Awaitable[Any]], ToolAnnotations]] = [
     (get_payment.get_payment, get_payment.ANNOTATIONS),
     (list_payments.list_payments, list_payments.ANNOTATIONS),
     (refund_payment.refund_payment, refund_payment.ANNOTATIONS),
+    (reserve_credits.reserve_credits, reserve_credits.ANNOTATIONS),
+    (settle_reservation.settle_reservation, settle_reservation.ANNOTATIONS),
+    (release_reservation.release_reservation, release_reservation.ANNOTATIONS),
+    (consume_credits.consume_credits, consume_credits.ANNOTATIONS),
 ]
 
 

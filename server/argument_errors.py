@@ -14,6 +14,9 @@ HINTS = {
     "feature": "a feature name such as pro",
     "description": "text of at most 1000 characters",
     "payment_method": "a payment method id such as pm_card_visa",
+    "quantity": "a positive whole number of credits",
+    "used_quantity": "a whole number of credits, 0 or more",
+    "reservation_id": "the rsv_… id that reserve_credits returned",
 }
 
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from server.errors import UnknownCurrency, UnknownProduct
 from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
 
 
 class Grant(BaseModel):
-    """A feature a product unlocks, for a number of days."""
+    """A feature a product unlocks for a number of days, or credits of a metered feature
+    (`credits`, optionally expiring after `days`)."""
 
     feature: str = Field(min_length=1, max_length=64)
-    days: int = Field(gt=0, le=3660)
+    days: int | None = Field(default=None, gt=0, le=3660)
+    credits: int | None = Field(default=None, strict=True, gt=0, le=10**12)
+
+    @model_validator(mode="after")
+    def _time_or_credits(self) -> Grant:
+        if self.credits is None and self.days is None:
+            raise ValueError(f"grant of {self.feature!r} needs days (time-boxed) or credits (metered)")
+        return self
+
+    @property
+    def metered(self) -> bool:
+        return self.credits is not None
 
 
 class Product(BaseModel):
@@ -69,6 +81,9 @@ class Catalog:
 
     def granting(self, feature: str) -> list[Product]:
         return [product for product in self._products.values() if product.grants_feature(feature)]
+
+    def is_metered(self, feature: str) -> bool:
+        return any(grant.metered for product in self for grant in product.grants if grant.feature == feature)
 
     def __iter__(self):
         return iter(self._products.values())

@@ -13,7 +13,17 @@ from mcp import Client, StdioServerParameters
 from tests.conftest import free_socket
 from tests.helpers import call, eventually
 
-TOOLS = {"create_charge", "check_entitlement", "get_payment", "list_payments", "refund_payment"}
+TOOLS = {
+    "create_charge",
+    "check_entitlement",
+    "get_payment",
+    "list_payments",
+    "refund_payment",
+    "reserve_credits",
+    "settle_reservation",
+    "release_reservation",
+    "consume_credits",
+}
 
 
 async def test_tools_over_streamable_http(app) -> None:

@@ -66,3 +66,12 @@ PaymentId = Annotated[
     StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^pay_[A-Za-z0-9]+$"),
     Field(description="paywarden's payment id, as create_charge returned it (pay_…)."),
 ]
+
+Quantity = Annotated[
+    int, Field(strict=True, gt=0, le=10**12, description="How many credits, e.g. 3000 tokens. Integers only.")
+]
+ReservationId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^rsv_[A-Za-z0-9]+$"),
+    Field(description="The reservation_id reserve_credits returned (rsv_…)."),
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from db import entitlements, payments
 from db.pool import connection
+from server import credits
 from server.catalog import Product
 from server.errors import DatabaseUnavailable
 from server.services import Services
@@ -24,7 +25,7 @@ ANNOTATIONS = ToolAnnotations(
     idempotent_hint=True,
     open_world_hint=False,
 )
-Reason = Literal["active", "no_entitlement", "expired", "payment_pending", "unknown_feature"]
+Reason = Literal["active", "no_entitlement", "expired", "payment_pending", "insufficient_balance", "unknown_feature"]
 
 
 class Offer(BaseModel):
@@ -35,27 +36,42 @@ class Offer(BaseModel):
     amount_minor: int
     currency: str
     price_display: str
-    days: int = Field(description="How many days of the feature it grants.")
+    days: int | None = Field(description="How many days of the feature it grants (for credits: until they expire).")
+    credits: int | None = Field(default=None, description="How many credits of a metered feature it grants.")
 
     @classmethod
     def of(cls, product: Product, feature: str) -> Offer:
-        days = sum(grant.days for grant in product.grants if grant.feature == feature)
+        grant = next(grant for grant in product.grants if grant.feature == feature)
         return cls(
             product_id=product.id,
             name=product.name,
             amount_minor=product.amount_minor,
             currency=product.currency,
             price_display=product.price_display,
-            days=days,
+            days=grant.days,
+            credits=grant.credits,
         )
 
 
+class CreditBalance(BaseModel):
+    granted: int = Field(description="Credits granted by paid purchases and not expired or revoked unspent.")
+    used: int
+    reserved: int = Field(description="Held by open reservations.")
+    remaining: int = Field(description="granted - used - reserved: what can be reserved or consumed now.")
+
+
 class EntitlementAnswer(BaseModel):
-    allowed: bool = Field(description="True only when a paid, unexpired entitlement exists right now.")
+    allowed: bool = Field(
+        description="True only when a paid, unexpired entitlement exists right now (for a metered feature: "
+        "when remaining >= quantity)."
+    )
     customer_id: str
     feature: str
     reason: Reason
-    expires_at: datetime | None = Field(description="When access ends (or ended, for 'expired').")
+    expires_at: datetime | None = Field(
+        description="When access ends (or ended, for 'expired'); for credits, when the next lot expires."
+    )
+    balance: CreditBalance | None = Field(default=None, description="Set for metered features (credits).")
     pending_payment_id: str | None = Field(default=None, description="The unsettled payment, for 'payment_pending'.")
     offers: list[Offer] = Field(default_factory=list, description="Products that would grant the feature.")
     next_step: str
@@ -67,20 +83,31 @@ NEXT_STEP: dict[str, str] = {
     "expired": "Not allowed: access has expired. Offer a renewal from offers and charge with create_charge.",
     "payment_pending": "Not allowed yet: a payment is in progress (pending_payment_id). Check get_payment; "
     "if a person must act, share its next_action_url.",
+    "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "
+    "with create_charge; then reserve_credits before the expensive call.",
     "unknown_feature": "Not allowed: no catalog product grants this feature. Check the feature name.",
 }
+METERED_ACTIVE = "Enough credits: call reserve_credits before the expensive call (or consume_credits for one-shot use)."
 
 
-async def check_entitlement(ctx: Context, customer_id: CustomerId, feature: Feature) -> EntitlementAnswer:
-    """Check whether a customer may use a feature right now (e.g. 'pro').
+async def check_entitlement(
+    ctx: Context,
+    customer_id: CustomerId,
+    feature: Feature,
+    quantity: Annotated[
+        int, Field(strict=True, ge=1, le=10**12, description="For metered features: how many credits are needed.")
+    ] = 1,
+) -> EntitlementAnswer:
+    """Check whether a customer may use a feature right now (e.g. 'pro', or 'llm_tokens' with a quantity).
 
     Call it before doing paid work for a customer. It answers from payments the provider has
-    confirmed, never from a charge that is still in progress. When allowed is false, reason says
-    why and offers lists the catalog products that would grant the feature: offer one and charge it
-    with create_charge. If this call fails, treat the customer as not entitled.
+    confirmed, never from a charge that is still in progress. For a metered feature (credits) it
+    also returns the balance, and allowed means at least `quantity` credits remain. When allowed is
+    false, reason says why and offers lists the catalog products that would grant the feature:
+    offer one and charge it with create_charge. If this call fails, treat the customer as not entitled.
     """
     try:
-        return await answer(services(ctx), customer_id, feature)
+        return await answer(services(ctx), customer_id, feature, quantity)
     except DatabaseUnavailable:
         raise DatabaseUnavailable(
             "Could not verify the entitlement: the payments database is not answering. Treat the customer "
@@ -88,21 +115,52 @@ async def check_entitlement(ctx: Context, customer_id: CustomerId, feature: Feat
         ) from None
 
 
-async def answer(services: Services, customer_id: str, feature: str) -> EntitlementAnswer:
+async def answer(services: Services, customer_id: str, feature: str, quantity: int = 1) -> EntitlementAnswer:
     products = services.catalog.granting(feature)
+    if services.catalog.is_metered(feature):
+        return await _metered(services, customer_id, feature, quantity, products)
     async with connection(services.pool) as conn:
         state = await entitlements.state(conn, customer_id, feature)
         pending = None
         if state.active_until is None and products:
             pending = await payments.has_open_payment_for(conn, customer_id, [p.id for p in products])
     reason = _reason(state, pending, has_products=bool(products))
+    return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
+
+
+async def _metered(
+    services: Services, customer_id: str, feature: str, quantity: int, products: list[Product]
+) -> EntitlementAnswer:
+    view = await credits.view(services, customer_id, feature)
+    reason: Reason = "active"
+    pending = None
+    if view.balance.remaining < quantity:
+        async with connection(services.pool) as conn:
+            pending = await payments.has_open_payment_for(conn, customer_id, [p.id for p in products])
+        never_granted = view.balance.granted == 0 and view.balance.used == 0
+        reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
+    result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)
+    result.balance = CreditBalance(**vars(view.balance))
+    if reason == "active":
+        result.next_step = METERED_ACTIVE
+    return result
+
+
+def _answer(
+    customer_id: str,
+    feature: str,
+    reason: Reason,
+    expires_at: datetime | None,
+    pending: str | None,
+    products: list[Product],
+) -> EntitlementAnswer:
     offers = [] if reason == "active" else [Offer.of(product, feature) for product in products]
     return EntitlementAnswer(
         allowed=reason == "active",
         customer_id=customer_id,
         feature=feature,
         reason=reason,
-        expires_at=state.active_until or state.last_expired_at,
+        expires_at=expires_at,
         pending_payment_id=pending,
         offers=offers,
         next_step=NEXT_STEP[reason],

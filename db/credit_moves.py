@@ -1,0 +1,99 @@
+"""How credits move between lots, holds and the account, always under the account's lock.
+
+grant     a succeeded payment's lot: granted +q
+draw      take q from the lots that expire first (for a hold or for use)
+unhold    a reservation's holds become used, or go back (written off if their lot has closed)
+expire    time: due reservations are released, due lots lose what is still free
+revoke    a fully refunded payment's lot loses what is still free; what was spent stays spent
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from db import credits
+from db.credits import Account, Reservation
+from db.payments import Payment
+
+
+class NotEnoughCredits(Exception):
+    """The lots do not hold enough free credits (the account check should have said so first)."""
+
+
+async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
+    for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):
+        if not grant.get("credits"):
+            continue
+        account = await credits.lock_account(conn, payment.customer_id, grant["feature"])
+        expires_at = datetime.now(UTC) + timedelta(days=grant["days"]) if grant.get("days") else None
+        lot_id = await credits.insert_lot(conn, account, payment.id, int(grant["credits"]), expires_at)
+        if lot_id is not None:
+            await credits.post(
+                conn, account, "grant", granted=int(grant["credits"]), lot_id=lot_id, payment_id=payment.id
+            )
+
+
+async def revoke_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
+    for customer_id, feature, lot in await credits.lots_of_payment(conn, payment.id):
+        account = await credits.lock_account(conn, customer_id, feature)
+        lot = await credits.get_lot(conn, lot.id)
+        if lot.closed_at is not None:
+            continue
+        await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
+        if lot.free:
+            note = "refunded payment: its unspent credits are revoked"
+            await credits.post(
+                conn, account, "revoke", granted=-lot.free, lot_id=lot.id, payment_id=payment.id, note=note
+            )
+
+
+async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:
+    """(lot id, quantity) covering `quantity`, from the lots that expire first."""
+    taken, left = [], quantity
+    for lot in await credits.drawable_lots(conn, account):
+        take = min(lot.free, left)
+        taken.append((lot.id, take))
+        left -= take
+        if left == 0:
+            return taken
+    raise NotEnoughCredits()
+
+
+async def unhold(conn: asyncpg.Connection, account: Account, reservation: Reservation, used: int) -> int:
+    """Turn up to `used` of the reservation's holds into use and let the rest go; returns how much of
+    what was let go fell on closed (expired or revoked) lots and so is written off, not returned."""
+    written_off = 0
+    for lot_id, held in await credits.holds(conn, reservation.id):
+        spent = min(held, used)
+        used -= spent
+        back = held - spent
+        lot = await credits.get_lot(conn, lot_id)
+        lost = back if lot.closed_at is not None else 0
+        await credits.change_lot(conn, lot_id, used=spent, held=-held, written_off=lost)
+        written_off += lost
+    return written_off
+
+
+async def expire_due(conn: asyncpg.Connection, account: Account) -> Account:
+    """Let time act: due reservations go back, due lots lose what is still free."""
+    for reservation in await credits.reservations_due(conn, account):
+        lost = await unhold(conn, account, reservation, used=0)
+        await credits.resolve_reservation(conn, reservation.id, "expired", None)
+        account = await credits.post(
+            conn,
+            account,
+            "expire",
+            reserved=-reservation.quantity,
+            granted=-lost,
+            reservation_id=reservation.id,
+            note="reservation expired: its credits went back",
+        )
+    for lot in await credits.lots_due_to_expire(conn, account):
+        await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
+        if lot.free:
+            account = await credits.post(
+                conn, account, "expire", granted=-lot.free, lot_id=lot.id, note="lot expired unspent"
+            )
+    return account

@@ -1,0 +1,344 @@
+"""Credits: accounts that the database refuses to overdraw, lots, reservations, and the ledger.
+
+Every change to an account goes through `post`, which updates the account and appends the
+ledger entry in one statement pair, so the account always equals the sum of its ledger. Callers
+hold `lock_account` for the rest of their transaction: lots, holds and reservations of one
+account change under that lock only.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class Account:
+    customer_id: str
+    feature: str
+    granted: int
+    used: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int:
+        return self.granted - self.used - self.reserved
+
+
+@dataclass(frozen=True)
+class Lot:
+    id: int
+    quantity: int
+    used: int
+    held: int
+    written_off: int
+    expires_at: datetime | None
+    closed_at: datetime | None
+
+    @property
+    def free(self) -> int:
+        return self.quantity - self.used - self.held - self.written_off
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: str
+    customer_id: str
+    feature: str
+    quantity: int
+    status: str
+    used_quantity: int | None
+    expires_at: datetime
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+def new_reservation_id() -> str:
+    return "rsv_" + secrets.token_hex(12)
+
+
+async def lock_account(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account:
+    await conn.execute(
+        "INSERT INTO credit_accounts (customer_id, feature) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        customer_id,
+        feature,
+    )
+    row = await conn.fetchrow(
+        "SELECT customer_id, feature, granted, used, reserved FROM credit_accounts"
+        " WHERE customer_id = $1 AND feature = $2 FOR UPDATE",
+        customer_id,
+        feature,
+    )
+    return Account(**dict(row))
+
+
+async def get_account(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account | None:
+    row = await conn.fetchrow(
+        "SELECT customer_id, feature, granted, used, reserved FROM credit_accounts"
+        " WHERE customer_id = $1 AND feature = $2",
+        customer_id,
+        feature,
+    )
+    return Account(**dict(row)) if row else None
+
+
+async def post(
+    conn: asyncpg.Connection,
+    account: Account,
+    kind: str,
+    *,
+    granted: int = 0,
+    used: int = 0,
+    reserved: int = 0,
+    lot_id: int | None = None,
+    reservation_id: str | None = None,
+    payment_id: str | None = None,
+    note: str | None = None,
+) -> Account:
+    """Change the account and append the matching ledger entry; the CHECK refuses any overdraw."""
+    row = await conn.fetchrow(
+        """
+        UPDATE credit_accounts
+           SET granted = granted + $3, used = used + $4, reserved = reserved + $5, updated_at = now()
+         WHERE customer_id = $1 AND feature = $2
+        RETURNING customer_id, feature, granted, used, reserved
+        """,
+        account.customer_id,
+        account.feature,
+        granted,
+        used,
+        reserved,
+    )
+    await conn.execute(
+        """
+        INSERT INTO credit_ledger (customer_id, feature, kind, granted_delta, used_delta, reserved_delta,
+                                   lot_id, reservation_id, payment_id, note)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        """,
+        account.customer_id,
+        account.feature,
+        kind,
+        granted,
+        used,
+        reserved,
+        lot_id,
+        reservation_id,
+        payment_id,
+        note,
+    )
+    return Account(**dict(row))
+
+
+async def insert_lot(
+    conn: asyncpg.Connection, account: Account, payment_id: str, quantity: int, expires_at: datetime | None
+) -> int | None:
+    """The new lot's id, or None when this payment already granted this feature."""
+    return await conn.fetchval(
+        """
+        INSERT INTO credit_lots (customer_id, feature, payment_id, quantity, expires_at)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id, feature) DO NOTHING RETURNING id
+        """,
+        account.customer_id,
+        account.feature,
+        payment_id,
+        quantity,
+        expires_at,
+    )
+
+
+_LOT_COLUMNS = "id, quantity, used, held, written_off, expires_at, closed_at"
+
+
+async def drawable_lots(conn: asyncpg.Connection, account: Account) -> list[Lot]:
+    """Open lots with something free, the one that expires first first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_LOT_COLUMNS} FROM credit_lots
+         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL
+           AND quantity - used - held - written_off > 0
+         ORDER BY expires_at NULLS LAST, id
+        """,
+        account.customer_id,
+        account.feature,
+    )
+    return [Lot(**dict(row)) for row in rows]
+
+
+async def lots_due_to_expire(conn: asyncpg.Connection, account: Account) -> list[Lot]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_LOT_COLUMNS} FROM credit_lots
+         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL AND expires_at <= now()
+        """,
+        account.customer_id,
+        account.feature,
+    )
+    return [Lot(**dict(row)) for row in rows]
+
+
+async def lots_of_payment(conn: asyncpg.Connection, payment_id: str) -> list[tuple[str, str, Lot]]:
+    rows = await conn.fetch(
+        f"SELECT customer_id, feature, {_LOT_COLUMNS} FROM credit_lots WHERE payment_id = $1 ORDER BY feature",
+        payment_id,
+    )
+    return [(row["customer_id"], row["feature"], Lot(**{k: row[k] for k in _LOT_COLUMNS.split(", ")})) for row in rows]
+
+
+async def get_lot(conn: asyncpg.Connection, lot_id: int) -> Lot:
+    return Lot(**dict(await conn.fetchrow(f"SELECT {_LOT_COLUMNS} FROM credit_lots WHERE id = $1", lot_id)))
+
+
+async def change_lot(
+    conn: asyncpg.Connection, lot_id: int, *, used: int = 0, held: int = 0, written_off: int = 0, close: bool = False
+) -> None:
+    await conn.execute(
+        """
+        UPDATE credit_lots
+           SET used = used + $2, held = held + $3, written_off = written_off + $4,
+               closed_at = CASE WHEN $5 THEN coalesce(closed_at, now()) ELSE closed_at END
+         WHERE id = $1
+        """,
+        lot_id,
+        used,
+        held,
+        written_off,
+        close,
+    )
+
+
+async def earliest_expiry(conn: asyncpg.Connection, account: Account) -> datetime | None:
+    return await conn.fetchval(
+        """
+        SELECT min(expires_at) FROM credit_lots
+         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL AND quantity - used - written_off > 0
+        """,
+        account.customer_id,
+        account.feature,
+    )
+
+
+_RESERVATION_COLUMNS = "id, customer_id, feature, quantity, status, used_quantity, expires_at, created_at, resolved_at"
+
+
+async def insert_reservation(
+    conn: asyncpg.Connection, reservation_id: str, account: Account, quantity: int, ttl_seconds: int
+) -> Reservation:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO credit_reservations (id, customer_id, feature, quantity, expires_at)
+        VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+        RETURNING {_RESERVATION_COLUMNS}
+        """,
+        reservation_id,
+        account.customer_id,
+        account.feature,
+        quantity,
+        float(ttl_seconds),
+    )
+    return Reservation(**dict(row))
+
+
+async def get_reservation(conn: asyncpg.Connection, reservation_id: str, *, lock: bool = False) -> Reservation | None:
+    suffix = " FOR UPDATE" if lock else ""
+    row = await conn.fetchrow(
+        f"SELECT {_RESERVATION_COLUMNS} FROM credit_reservations WHERE id = $1{suffix}", reservation_id
+    )
+    return Reservation(**dict(row)) if row else None
+
+
+async def reservations_due(conn: asyncpg.Connection, account: Account) -> list[Reservation]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_RESERVATION_COLUMNS} FROM credit_reservations
+         WHERE customer_id = $1 AND feature = $2 AND status = 'held' AND expires_at <= now()
+        """,
+        account.customer_id,
+        account.feature,
+    )
+    return [Reservation(**dict(row)) for row in rows]
+
+
+async def resolve_reservation(
+    conn: asyncpg.Connection, reservation_id: str, status: str, used_quantity: int | None
+) -> Reservation:
+    row = await conn.fetchrow(
+        f"""
+        UPDATE credit_reservations SET status = $2, used_quantity = $3, resolved_at = now()
+         WHERE id = $1 RETURNING {_RESERVATION_COLUMNS}
+        """,
+        reservation_id,
+        status,
+        used_quantity,
+    )
+    return Reservation(**dict(row))
+
+
+async def add_hold(conn: asyncpg.Connection, reservation_id: str, lot_id: int, quantity: int) -> None:
+    await conn.execute(
+        "INSERT INTO credit_holds (reservation_id, lot_id, quantity) VALUES ($1, $2, $3)",
+        reservation_id,
+        lot_id,
+        quantity,
+    )
+
+
+async def holds(conn: asyncpg.Connection, reservation_id: str) -> list[tuple[int, int]]:
+    """(lot id, quantity) held by the reservation, in the order they were drawn."""
+    rows = await conn.fetch(
+        """
+        SELECT h.lot_id, h.quantity FROM credit_holds h JOIN credit_lots l ON l.id = h.lot_id
+         WHERE h.reservation_id = $1 ORDER BY l.expires_at NULLS LAST, l.id
+        """,
+        reservation_id,
+    )
+    return [(row["lot_id"], row["quantity"]) for row in rows]
+
+
+async def claim_operation(
+    conn: asyncpg.Connection, customer_id: str, key: str, kind: str, request: dict[str, Any]
+) -> asyncpg.Record | None:
+    """None when this call took the key (its result is saved later in the same transaction);
+    otherwise the earlier operation's kind, request and result."""
+    taken = await conn.fetchval(
+        """
+        INSERT INTO credit_operations (customer_id, idempotency_key, kind, request, result)
+        VALUES ($1, $2, $3, $4, '{}'::jsonb) ON CONFLICT DO NOTHING RETURNING true
+        """,
+        customer_id,
+        key,
+        kind,
+        request,
+    )
+    if taken:
+        return None
+    return await conn.fetchrow(
+        "SELECT kind, request, result FROM credit_operations WHERE customer_id = $1 AND idempotency_key = $2",
+        customer_id,
+        key,
+    )
+
+
+async def save_operation_result(conn: asyncpg.Connection, customer_id: str, key: str, result: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE credit_operations SET result = $3 WHERE customer_id = $1 AND idempotency_key = $2",
+        customer_id,
+        key,
+        result,
+    )
+
+
+async def ledger_totals(conn: asyncpg.Connection, customer_id: str, feature: str) -> tuple[int, int, int]:
+    row = await conn.fetchrow(
+        """
+        SELECT coalesce(sum(granted_delta), 0)::bigint AS granted, coalesce(sum(used_delta), 0)::bigint AS used,
+               coalesce(sum(reserved_delta), 0)::bigint AS reserved
+          FROM credit_ledger WHERE customer_id = $1 AND feature = $2
+        """,
+        customer_id,
+        feature,
+    )
+    return row["granted"], row["used"], row["reserved"]

@@ -1,0 +1,202 @@
+"""Prepaid credits for metered features: reserve before an expensive call, settle what was used,
+or consume in one go — idempotent per key, never overdrawn, whatever the concurrency.
+
+Every operation locks the (customer, feature) account row first, lets time act (expired
+reservations and lots), then moves credits through db/credit_moves.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from db import credit_moves, credits
+from db.credits import Account, Reservation
+from db.pool import transaction
+from server.errors import IdempotencyKeyReused, InvalidRequest, NotAllowedNow, NotFound
+from server.services import Services
+
+
+class InsufficientCredits(InvalidRequest):
+    """Not enough credits."""
+
+    status = 402
+
+
+class ReservationNotFound(NotFound):
+    """No reservation with that reservation_id."""
+
+
+@dataclass(frozen=True)
+class Balance:
+    granted: int
+    used: int
+    reserved: int
+    remaining: int
+
+    @classmethod
+    def of(cls, account: Account) -> Balance:
+        return cls(account.granted, account.used, account.reserved, account.remaining)
+
+
+@dataclass(frozen=True)
+class CreditsView:
+    """A metered feature as check_entitlement sees it."""
+
+    balance: Balance
+    next_expiry: datetime | None
+
+
+async def view(services: Services, customer_id: str, feature: str) -> CreditsView:
+    async with transaction(services.pool) as conn:
+        if await credits.get_account(conn, customer_id, feature) is None:
+            return CreditsView(Balance(0, 0, 0, 0), None)
+        account = await credit_moves.expire_due(conn, await credits.lock_account(conn, customer_id, feature))
+        return CreditsView(Balance.of(account), await credits.earliest_expiry(conn, account))
+
+
+async def reserve(
+    services: Services, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
+) -> tuple[dict[str, Any], bool]:
+    request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
+    async with transaction(services.pool) as conn:
+        account = await _open(conn, customer_id, feature)
+        earlier = await credits.claim_operation(conn, customer_id, key, "reserve", request)
+        if earlier is not None:
+            return _replay(earlier, "reserve", request, key), True
+        _require(account, quantity)
+        reservation_id = credits.new_reservation_id()
+        reservation = await credits.insert_reservation(conn, reservation_id, account, quantity, ttl_seconds)
+        for lot_id, take in await credit_moves.draw(conn, account, quantity):
+            await credits.change_lot(conn, lot_id, held=take)
+            await credits.add_hold(conn, reservation_id, lot_id, take)
+        account = await credits.post(conn, account, "reserve", reserved=quantity, reservation_id=reservation_id)
+        result = reservation_result(reservation, account)
+        await credits.save_operation_result(conn, customer_id, key, result)
+        return result, False
+
+
+async def settle(services: Services, reservation_id: str, used: int) -> tuple[dict[str, Any], bool]:
+    """Charge what the call used; the rest of the hold goes back. Using more than was reserved
+    draws the difference from the balance, and is refused if the balance cannot cover it."""
+    async with transaction(services.pool) as conn:
+        reservation, account = await _locked_reservation(conn, reservation_id)
+        if reservation.status != "held":
+            return _resolved_again(reservation, account, "settled", used), True
+        extra = max(used - reservation.quantity, 0)
+        if extra:
+            _require(account, extra, f"settling {used} against a reservation of {reservation.quantity}")
+            for lot_id, take in await credit_moves.draw(conn, account, extra):
+                await credits.change_lot(conn, lot_id, used=take)
+        lost = await credit_moves.unhold(conn, account, reservation, used=min(used, reservation.quantity))
+        settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
+        account = await credits.post(
+            conn,
+            account,
+            "settle",
+            used=used,
+            reserved=-reservation.quantity,
+            granted=-lost,
+            reservation_id=reservation.id,
+        )
+        return reservation_result(settled, account), False
+
+
+async def release(services: Services, reservation_id: str) -> tuple[dict[str, Any], bool]:
+    async with transaction(services.pool) as conn:
+        reservation, account = await _locked_reservation(conn, reservation_id)
+        if reservation.status != "held":
+            return _resolved_again(reservation, account, "released", None), True
+        lost = await credit_moves.unhold(conn, account, reservation, used=0)
+        released = await credits.resolve_reservation(conn, reservation.id, "released", None)
+        account = await credits.post(
+            conn, account, "release", reserved=-reservation.quantity, granted=-lost, reservation_id=reservation.id
+        )
+        return reservation_result(released, account), False
+
+
+async def consume(
+    services: Services, customer_id: str, feature: str, quantity: int, key: str
+) -> tuple[dict[str, Any], bool]:
+    request = {"feature": feature, "quantity": quantity}
+    async with transaction(services.pool) as conn:
+        account = await _open(conn, customer_id, feature)
+        earlier = await credits.claim_operation(conn, customer_id, key, "consume", request)
+        if earlier is not None:
+            return _replay(earlier, "consume", request, key), True
+        _require(account, quantity)
+        for lot_id, take in await credit_moves.draw(conn, account, quantity):
+            await credits.change_lot(conn, lot_id, used=take)
+        account = await credits.post(conn, account, "consume", used=quantity, note=f"idempotency_key {key!r}")
+        result = {"customer_id": customer_id, "feature": feature, "consumed": quantity, **_balance(account)}
+        await credits.save_operation_result(conn, customer_id, key, result)
+        return result, False
+
+
+def reservation_result(reservation: Reservation, account: Account) -> dict[str, Any]:
+    return {
+        "reservation_id": reservation.id,
+        "customer_id": reservation.customer_id,
+        "feature": reservation.feature,
+        "status": reservation.status,
+        "quantity": reservation.quantity,
+        "used_quantity": reservation.used_quantity,
+        "expires_at": reservation.expires_at.isoformat(),
+        **_balance(account),
+    }
+
+
+def _balance(account: Account) -> dict[str, Any]:
+    return {"balance": asdict(Balance.of(account))}
+
+
+async def _open(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account:
+    return await credit_moves.expire_due(conn, await credits.lock_account(conn, customer_id, feature))
+
+
+async def _locked_reservation(conn: asyncpg.Connection, reservation_id: str) -> tuple[Reservation, Account]:
+    """Account first, then the reservation: the lock order every credit operation uses."""
+    found = await credits.get_reservation(conn, reservation_id)
+    if found is None:
+        raise ReservationNotFound(
+            f"No reservation {reservation_id!r}. Use the reservation_id reserve_credits returned."
+        )
+    account = await _open(conn, found.customer_id, found.feature)
+    reservation = await credits.get_reservation(conn, reservation_id, lock=True)
+    assert reservation is not None
+    return reservation, account
+
+
+def _require(account: Account, quantity: int, doing: str | None = None) -> None:
+    if account.remaining < quantity:
+        what = doing or f"{quantity} asked"
+        raise InsufficientCredits(
+            f"Not enough {account.feature} for customer {account.customer_id!r}: {account.remaining} remaining "
+            f"({account.reserved} reserved), {what}. Offer the customer a top-up (check_entitlement lists the "
+            "products) and charge it with create_charge."
+        )
+
+
+def _resolved_again(reservation: Reservation, account: Account, wanted: str, used: int | None) -> dict[str, Any]:
+    """A second settle or release: the same answer again if it is the same request, else a clear refusal."""
+    if reservation.status == wanted and (wanted != "settled" or reservation.used_quantity == used):
+        return reservation_result(reservation, account)
+    if reservation.status == "expired":
+        raise NotAllowedNow(
+            f"Reservation {reservation.id} expired at {reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC and its "
+            "credits went back; reserve again (with a new idempotency_key) for new work."
+        )
+    detail = f" with used_quantity {reservation.used_quantity}" if reservation.status == "settled" else ""
+    raise NotAllowedNow(f"Reservation {reservation.id} was already {reservation.status}{detail}; it resolves once.")
+
+
+def _replay(earlier: asyncpg.Record, kind: str, request: dict[str, Any], key: str) -> dict[str, Any]:
+    if earlier["kind"] != kind or earlier["request"] != request:
+        raise IdempotencyKeyReused(
+            f"idempotency_key {key!r} was already used for a different credit operation "
+            f"({earlier['kind']} {earlier['request']}). Use a new key for a new operation."
+        )
+    return earlier["result"]

@@ -1,0 +1,212 @@
+"""Prepaid credits on a ledger that never overdraws: real PostgreSQL, real concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from server import credits
+from server.credits import InsufficientCredits
+from server.errors import IdempotencyKeyReused, NotAllowedNow
+from server.services import open_services
+from tests.helpers import call, call_error
+
+CATALOG = """
+[[products]]
+id = "credits_50"
+name = "50 units"
+amount_minor = 500
+currency = "USD"
+grants = [{ feature = "units", credits = 50 }]
+
+[[products]]
+id = "credits_100k"
+name = "100,000 LLM tokens"
+amount_minor = 1000
+currency = "USD"
+grants = [{ feature = "llm_tokens", credits = 100000, days = 365 }]
+"""
+
+
+@pytest.fixture
+def credit_settings(app, tmp_path: Path):
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(CATALOG)
+    return app.settings.model_copy(update={"catalog_path": catalog, "duplicate_window_seconds": 0})
+
+
+async def buy(services, customer: str, product: str, key: str) -> None:
+    from server import charges
+    from server.charges import ChargeInput
+
+    payment, _ = await charges.charge(
+        services, ChargeInput(customer, key, product, None, None, None, "pm_card_visa"), "not_asked"
+    )
+    assert payment.status == "succeeded"
+
+
+async def assert_ledger_matches(db: asyncpg.Connection, customer: str, feature: str) -> None:
+    account = await db.fetchrow(
+        "SELECT granted, used, reserved FROM credit_accounts WHERE customer_id = $1 AND feature = $2", customer, feature
+    )
+    ledger = await db.fetchrow(
+        "SELECT sum(granted_delta) AS granted, sum(used_delta) AS used, sum(reserved_delta) AS reserved"
+        " FROM credit_ledger WHERE customer_id = $1 AND feature = $2",
+        customer,
+        feature,
+    )
+    lots = await db.fetchrow(
+        "SELECT sum(quantity - written_off) AS granted, sum(used) AS used, sum(held) AS reserved"
+        " FROM credit_lots WHERE customer_id = $1 AND feature = $2",
+        customer,
+        feature,
+    )
+    assert dict(account) == dict(ledger) == dict(lots)
+    assert account["granted"] - account["used"] - account["reserved"] >= 0
+
+
+async def test_the_whole_loop_over_mcp(app, credit_settings) -> None:
+    from mcp import Client
+
+    from server.app import build_server
+
+    async with Client(build_server(credit_settings)) as client:
+        before = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=3000)
+        assert before["allowed"] is False and before["reason"] == "no_entitlement"
+        assert [offer["product_id"] for offer in before["offers"]] == ["credits_100k"]
+        assert before["offers"][0]["credits"] == 100_000
+
+        paid = await call(client, "create_charge", customer_id="ada", idempotency_key="buy-1",
+                          product_id="credits_100k", payment_method="pm_card_visa")
+        assert paid["status"] == "succeeded"
+        reserved = await call(client, "reserve_credits", customer_id="ada", feature="llm_tokens", quantity=3000,
+                              idempotency_key="job-1")
+        assert reserved["balance"] == {"granted": 100_000, "used": 0, "reserved": 3000, "remaining": 97_000}
+        settled = await call(client, "settle_reservation", reservation_id=reserved["reservation_id"],
+                             used_quantity=2500)
+        assert settled["status"] == "settled" and settled["balance"]["remaining"] == 97_500
+        after = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=3000)
+        assert after["allowed"] is True
+        assert after["balance"] == {"granted": 100_000, "used": 2500, "reserved": 0, "remaining": 97_500}
+        too_much = await call_error(client, "consume_credits", customer_id="ada", feature="llm_tokens",
+                                    quantity=200_000, idempotency_key="big")
+    assert "Not enough llm_tokens for customer 'ada': 97500 remaining" in too_much
+
+
+async def test_a_hundred_concurrent_consumers_on_fifty_credits(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "c100", "credits_50", "p")
+        results = await asyncio.gather(
+            *(credits.consume(services, "c100", "units", 1, f"k{n}") for n in range(100)), return_exceptions=True
+        )
+    successes = [r for r in results if not isinstance(r, BaseException)]
+    refusals = [r for r in results if isinstance(r, BaseException)]
+    assert len(successes) == 50 and len(refusals) == 50
+    assert all(isinstance(r, InsufficientCredits) and "0 remaining" in r.message for r in refusals)
+    await assert_ledger_matches(db, "c100", "units")
+
+
+async def test_concurrent_reserve_settle_release_consume_keep_the_books(credit_settings, db) -> None:
+    rng = random.Random(7)
+    async with open_services(credit_settings) as services:
+        for n in range(3):
+            await buy(services, "mix", "credits_50", f"p{n}")
+
+        async def worker(n: int) -> None:
+            try:
+                if rng.random() < 0.3:
+                    await credits.consume(services, "mix", "units", rng.randint(1, 5), f"c{n}")
+                    return
+                held, _ = await credits.reserve(services, "mix", "units", rng.randint(1, 8), f"r{n}", 60)
+                if rng.random() < 0.5:
+                    await credits.settle(services, held["reservation_id"], rng.randint(0, 10))
+                else:
+                    await credits.release(services, held["reservation_id"])
+            except InsufficientCredits:
+                pass
+
+        await asyncio.gather(*(worker(n) for n in range(60)))
+    await assert_ledger_matches(db, "mix", "units")
+
+
+async def test_every_write_is_idempotent_and_a_reservation_resolves_once(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "idem", "credits_50", "p")
+        first, replayed_first = await credits.consume(services, "idem", "units", 5, "once")
+        again, replayed = await credits.consume(services, "idem", "units", 5, "once")
+        assert (replayed_first, replayed, again) == (False, True, first)
+        with pytest.raises(IdempotencyKeyReused):
+            await credits.consume(services, "idem", "units", 6, "once")
+
+        held, _ = await credits.reserve(services, "idem", "units", 10, "hold", 60)
+        held_again, replayed = await credits.reserve(services, "idem", "units", 10, "hold", 60)
+        assert replayed and held_again["reservation_id"] == held["reservation_id"]
+        settled, _ = await credits.settle(services, held["reservation_id"], 4)
+        settled_again, replayed = await credits.settle(services, held["reservation_id"], 4)
+        assert replayed and settled_again == settled
+        with pytest.raises(NotAllowedNow, match="already settled with used_quantity 4"):
+            await credits.settle(services, held["reservation_id"], 5)
+        with pytest.raises(NotAllowedNow, match="already settled"):
+            await credits.release(services, held["reservation_id"])
+    assert await db.fetchval("SELECT used FROM credit_accounts WHERE customer_id = 'idem'") == 9
+    await assert_ledger_matches(db, "idem", "units")
+
+
+async def test_settling_more_than_reserved_needs_the_balance(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "over", "credits_50", "p")
+        held, _ = await credits.reserve(services, "over", "units", 10, "h", 60)
+        with pytest.raises(InsufficientCredits, match="settling 70 against a reservation of 10"):
+            await credits.settle(services, held["reservation_id"], 70)
+        settled, _ = await credits.settle(services, held["reservation_id"], 30)
+    assert settled["balance"] == {"granted": 50, "used": 30, "reserved": 0, "remaining": 20}
+    await assert_ledger_matches(db, "over", "units")
+
+
+async def test_expired_reservations_and_lots(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "time", "credits_50", "p")
+        held, _ = await credits.reserve(services, "time", "units", 20, "h", 60)
+        await db.execute("UPDATE credit_reservations SET expires_at = now() - interval '1 second'")
+        view = await credits.view(services, "time", "units")
+        assert view.balance.remaining == 50 and view.balance.reserved == 0
+        with pytest.raises(NotAllowedNow, match="expired"):
+            await credits.settle(services, held["reservation_id"], 5)
+
+        other, _ = await credits.reserve(services, "time", "units", 15, "h2", 600)
+        await credits.consume(services, "time", "units", 5, "c")
+        await db.execute("UPDATE credit_lots SET expires_at = now() - interval '1 second'")
+        view = await credits.view(services, "time", "units")  # 30 free expire; 15 held stay held
+        assert (view.balance.granted, view.balance.used, view.balance.reserved) == (20, 5, 15)
+        released, _ = await credits.release(services, other["reservation_id"])
+    assert released["balance"] == {"granted": 5, "used": 5, "reserved": 0, "remaining": 0}
+    await assert_ledger_matches(db, "time", "units")
+
+
+async def test_a_refund_revokes_unspent_credits_and_keeps_the_spent_ones(credit_settings, db) -> None:
+    from server import refunds
+    from server.refunds import RefundInput
+
+    async with open_services(credit_settings) as services:
+        await buy(services, "ref", "credits_50", "p")
+        await credits.consume(services, "ref", "units", 12, "c")
+        payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'ref'")
+        await refunds.refund(services, RefundInput(payment_id, "back", None, None))
+        view = await credits.view(services, "ref", "units")
+    assert (view.balance.granted, view.balance.used, view.balance.remaining) == (12, 12, 0)
+    kinds = [row["kind"] for row in await db.fetch("SELECT kind FROM credit_ledger ORDER BY id")]
+    assert kinds == ["grant", "consume", "revoke"]
+    await assert_ledger_matches(db, "ref", "units")
+
+
+async def test_the_ledger_refuses_to_change(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "imm", "credits_50", "p")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="credit_ledger is append-only"):
+        await db.execute("UPDATE credit_ledger SET granted_delta = 1000")
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("UPDATE credit_accounts SET used = granted + 1")
