@@ -80,20 +80,29 @@ async def test_the_whole_loop_over_mcp(app, credit_settings) -> None:
         assert [offer["product_id"] for offer in before["offers"]] == ["credits_100k"]
         assert before["offers"][0]["credits"] == 100_000
 
-        paid = await call(client, "create_charge", customer_id="ada", idempotency_key="buy-1",
-                          product_id="credits_100k", payment_method="pm_card_visa")
+        paid = await call(
+            client,
+            "create_charge",
+            customer_id="ada",
+            idempotency_key="buy-1",
+            product_id="credits_100k",
+            payment_method="pm_card_visa",
+        )
         assert paid["status"] == "succeeded"
-        reserved = await call(client, "reserve_credits", customer_id="ada", feature="llm_tokens", quantity=3000,
-                              idempotency_key="job-1")
+        reserved = await call(
+            client, "reserve_credits", customer_id="ada", feature="llm_tokens", quantity=3000, idempotency_key="job-1"
+        )
         assert reserved["balance"] == {"granted": 100_000, "used": 0, "reserved": 3000, "remaining": 97_000}
-        settled = await call(client, "settle_reservation", reservation_id=reserved["reservation_id"],
-                             used_quantity=2500)
+        settled = await call(
+            client, "settle_reservation", reservation_id=reserved["reservation_id"], used_quantity=2500
+        )
         assert settled["status"] == "settled" and settled["balance"]["remaining"] == 97_500
         after = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=3000)
         assert after["allowed"] is True
         assert after["balance"] == {"granted": 100_000, "used": 2500, "reserved": 0, "remaining": 97_500}
-        too_much = await call_error(client, "consume_credits", customer_id="ada", feature="llm_tokens",
-                                    quantity=200_000, idempotency_key="big")
+        too_much = await call_error(
+            client, "consume_credits", customer_id="ada", feature="llm_tokens", quantity=200_000, idempotency_key="big"
+        )
     assert "Not enough llm_tokens for customer 'ada': 97500 remaining" in too_much
 
 
