@@ -9,8 +9,6 @@ revoke    a fully refunded payment's lot loses what is still free; what was spen
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import asyncpg
 
 from db import credits
@@ -27,8 +25,7 @@ async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
         if not grant.get("credits"):
             continue
         account = await credits.lock_account(conn, payment.customer_id, grant["feature"])
-        expires_at = datetime.now(UTC) + timedelta(days=grant["days"]) if grant.get("days") else None
-        lot_id = await credits.insert_lot(conn, account, payment.id, int(grant["credits"]), expires_at)
+        lot_id = await credits.insert_lot(conn, account, payment.id, int(grant["credits"]), grant.get("days"))
         if lot_id is not None:
             await credits.post(
                 conn, account, "grant", granted=int(grant["credits"]), lot_id=lot_id, payment_id=payment.id
@@ -36,17 +33,31 @@ async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
 
 
 async def revoke_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
+    """A full refund: every unspent credit of the payment goes, held ones when their hold resolves."""
     for customer_id, feature, lot in await credits.lots_of_payment(conn, payment.id):
         account = await credits.lock_account(conn, customer_id, feature)
         lot = await credits.get_lot(conn, lot.id)
-        if lot.closed_at is not None:
+        if lot.revoked_at is not None:
             continue
-        await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
+        await credits.change_lot(conn, lot.id, written_off=lot.free, revoke=True)
         if lot.free:
             note = "refunded payment: its unspent credits are revoked"
             await credits.post(
                 conn, account, "revoke", granted=-lot.free, lot_id=lot.id, payment_id=payment.id, note=note
             )
+
+
+async def revoke_share(conn: asyncpg.Connection, payment: Payment, refunded_minor: int) -> None:
+    """A partial refund: the same share of each lot's credits goes, from what is still free."""
+    for customer_id, feature, lot in await credits.lots_of_payment(conn, payment.id):
+        account = await credits.lock_account(conn, customer_id, feature)
+        lot = await credits.get_lot(conn, lot.id)
+        share = -(-lot.quantity * refunded_minor // payment.amount_minor)  # rounded up: never give back less
+        take = min(share, lot.free)
+        if take and lot.revoked_at is None:
+            await credits.change_lot(conn, lot.id, written_off=take)
+            note = f"partial refund of {refunded_minor} minor units: that share of the credits is revoked"
+            await credits.post(conn, account, "revoke", granted=-take, lot_id=lot.id, payment_id=payment.id, note=note)
 
 
 async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:
@@ -61,11 +72,21 @@ async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> lis
     raise NotEnoughCredits()
 
 
+async def usable_hold(conn: asyncpg.Connection, reservation: Reservation) -> int:
+    """What of the reservation may still be used: holds on refunded lots may not."""
+    return sum(held for _, held, revoked in await credits.holds(conn, reservation.id) if not revoked)
+
+
 async def unhold(conn: asyncpg.Connection, account: Account, reservation: Reservation, used: int) -> int:
     """Turn up to `used` of the reservation's holds into use and let the rest go; returns how much of
-    what was let go fell on closed (expired or revoked) lots and so is written off, not returned."""
+    what was let go fell on closed (expired or revoked) lots and so is written off, not returned.
+    Holds on revoked (refunded) lots are never used."""
     written_off = 0
-    for lot_id, held in await credits.holds(conn, reservation.id):
+    for lot_id, held, revoked in await credits.holds(conn, reservation.id):
+        if revoked:
+            await credits.change_lot(conn, lot_id, held=-held, written_off=held)
+            written_off += held
+            continue
         spent = min(held, used)
         used -= spent
         back = held - spent

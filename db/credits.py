@@ -38,6 +38,7 @@ class Lot:
     written_off: int
     expires_at: datetime | None
     closed_at: datetime | None
+    revoked_at: datetime | None
 
     @property
     def free(self) -> int:
@@ -134,23 +135,24 @@ async def post(
 
 
 async def insert_lot(
-    conn: asyncpg.Connection, account: Account, payment_id: str, quantity: int, expires_at: datetime | None
+    conn: asyncpg.Connection, account: Account, payment_id: str, quantity: int, days: int | None
 ) -> int | None:
     """The new lot's id, or None when this payment already granted this feature."""
     return await conn.fetchval(
         """
         INSERT INTO credit_lots (customer_id, feature, payment_id, quantity, expires_at)
-        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id, feature) DO NOTHING RETURNING id
+        VALUES ($1, $2, $3, $4, now() + make_interval(days => $5)) ON CONFLICT (payment_id, feature) DO NOTHING
+        RETURNING id
         """,
         account.customer_id,
         account.feature,
         payment_id,
         quantity,
-        expires_at,
+        days,
     )
 
 
-_LOT_COLUMNS = "id, quantity, used, held, written_off, expires_at, closed_at"
+_LOT_COLUMNS = "id, quantity, used, held, written_off, expires_at, closed_at, revoked_at"
 
 
 async def drawable_lots(conn: asyncpg.Connection, account: Account) -> list[Lot]:
@@ -193,13 +195,21 @@ async def get_lot(conn: asyncpg.Connection, lot_id: int) -> Lot:
 
 
 async def change_lot(
-    conn: asyncpg.Connection, lot_id: int, *, used: int = 0, held: int = 0, written_off: int = 0, close: bool = False
+    conn: asyncpg.Connection,
+    lot_id: int,
+    *,
+    used: int = 0,
+    held: int = 0,
+    written_off: int = 0,
+    close: bool = False,
+    revoke: bool = False,
 ) -> None:
     await conn.execute(
         """
         UPDATE credit_lots
            SET used = used + $2, held = held + $3, written_off = written_off + $4,
-               closed_at = CASE WHEN $5 THEN coalesce(closed_at, now()) ELSE closed_at END
+               closed_at = CASE WHEN $5 OR $6 THEN coalesce(closed_at, now()) ELSE closed_at END,
+               revoked_at = CASE WHEN $6 THEN coalesce(revoked_at, now()) ELSE revoked_at END
          WHERE id = $1
         """,
         lot_id,
@@ -207,6 +217,7 @@ async def change_lot(
         held,
         written_off,
         close,
+        revoke,
     )
 
 
@@ -286,16 +297,17 @@ async def add_hold(conn: asyncpg.Connection, reservation_id: str, lot_id: int, q
     )
 
 
-async def holds(conn: asyncpg.Connection, reservation_id: str) -> list[tuple[int, int]]:
-    """(lot id, quantity) held by the reservation, in the order they were drawn."""
+async def holds(conn: asyncpg.Connection, reservation_id: str) -> list[tuple[int, int, bool]]:
+    """(lot id, quantity, lot revoked) held by the reservation, in the order they were drawn."""
     rows = await conn.fetch(
         """
-        SELECT h.lot_id, h.quantity FROM credit_holds h JOIN credit_lots l ON l.id = h.lot_id
+        SELECT h.lot_id, h.quantity, l.revoked_at IS NOT NULL AS revoked
+          FROM credit_holds h JOIN credit_lots l ON l.id = h.lot_id
          WHERE h.reservation_id = $1 ORDER BY l.expires_at NULLS LAST, l.id
         """,
         reservation_id,
     )
-    return [(row["lot_id"], row["quantity"]) for row in rows]
+    return [(row["lot_id"], row["quantity"], row["revoked"]) for row in rows]
 
 
 async def claim_operation(

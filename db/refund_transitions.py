@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from db import audit, payments, refunds, transitions
+from db import audit, credit_moves, payments, refunds, transitions
 from db.payments import Payment
 from db.refunds import Refund
 from server.money import format_amount
@@ -41,6 +41,8 @@ async def apply(
 
 async def _count_refunded(conn: asyncpg.Connection, payment: Payment, refunded: Refund, actor: str) -> None:
     after = await payments.add_refunded(conn, payment.id, refunded.amount_minor)
+    if after.refunded_minor < after.amount_minor:
+        await credit_moves.revoke_share(conn, after, refunded.amount_minor)
     to_status = "refunded" if after.refunded_minor == after.amount_minor else "partially_refunded"
     why = f"refund {refunded.id} of {format_amount(refunded.amount_minor, refunded.currency)} succeeded"
     change = transitions.Transition(to_status=to_status, actor=actor, reason=why)

@@ -70,6 +70,7 @@ class Catalog:
         self._products = {product.id: product for product in products}
         if len(self._products) != len(products):
             raise CatalogError("catalog has two products with the same id")
+        self._one_kind_per_feature()
 
     def get(self, product_id: str) -> Product:
         try:
@@ -78,6 +79,12 @@ class Catalog:
             known = ", ".join(sorted(self._products)) or "none"
             shown = product_id if len(product_id) <= 64 else product_id[:64] + "…"
             raise UnknownProduct(f"Unknown product_id {shown!r}. Catalog products: {known}.") from None
+
+    def _one_kind_per_feature(self) -> None:
+        metered = {g.feature for p in self for g in p.grants if g.metered}
+        timed = {g.feature for p in self for g in p.grants if not g.metered}
+        if metered & timed:
+            raise CatalogError(f"features both metered and time-boxed: {', '.join(sorted(metered & timed))}")
 
     def granting(self, feature: str) -> list[Product]:
         return [product for product in self._products.values() if product.grants_feature(feature)]

@@ -61,12 +61,16 @@ async def view(services: Services, customer_id: str, feature: str) -> CreditsVie
 async def reserve(
     services: Services, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
 ) -> tuple[dict[str, Any], bool]:
+    require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
     async with transaction(services.pool) as conn:
         account = await _open(conn, customer_id, feature)
         earlier = await credits.claim_operation(conn, customer_id, key, "reserve", request)
         if earlier is not None:
-            return _replay(earlier, "reserve", request, key), True
+            first = _replay(earlier, "reserve", request, key)
+            now = await credits.get_reservation(conn, first["reservation_id"])
+            assert now is not None
+            return reservation_result(now, account), True  # as it is now: it may have been settled since
         _require(account, quantity)
         reservation_id = credits.new_reservation_id()
         reservation = await credits.insert_reservation(conn, reservation_id, account, quantity, ttl_seconds)
@@ -84,14 +88,17 @@ async def settle(services: Services, reservation_id: str, used: int) -> tuple[di
     draws the difference from the balance, and is refused if the balance cannot cover it."""
     async with transaction(services.pool) as conn:
         reservation, account = await _locked_reservation(conn, reservation_id)
+        if reservation.status == "expired":
+            return await _settle_late(conn, reservation, account, used), False
         if reservation.status != "held":
             return _resolved_again(reservation, account, "settled", used), True
-        extra = max(used - reservation.quantity, 0)
+        usable = await credit_moves.usable_hold(conn, reservation)  # holds on refunded lots cannot be used
+        extra = max(used - usable, 0)
         if extra:
-            _require(account, extra, f"settling {used} against a reservation of {reservation.quantity}")
+            _require(account, extra, f"settling {used} against a usable hold of {usable}")
             for lot_id, take in await credit_moves.draw(conn, account, extra):
                 await credits.change_lot(conn, lot_id, used=take)
-        lost = await credit_moves.unhold(conn, account, reservation, used=min(used, reservation.quantity))
+        lost = await credit_moves.unhold(conn, account, reservation, used=min(used, usable))
         settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
         account = await credits.post(
             conn,
@@ -103,6 +110,22 @@ async def settle(services: Services, reservation_id: str, used: int) -> tuple[di
             reservation_id=reservation.id,
         )
         return reservation_result(settled, account), False
+
+
+async def _settle_late(
+    conn: asyncpg.Connection, reservation: Reservation, account: Account, used: int
+) -> dict[str, Any]:
+    """The call outlived its reservation: what it used is still charged, from the balance, as far as
+    the balance goes (never below zero); the shortfall is reported, not hidden."""
+    charged = min(used, account.remaining)
+    for lot_id, take in await credit_moves.draw(conn, account, charged) if charged else []:
+        await credits.change_lot(conn, lot_id, used=take)
+    settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
+    note = f"late settle: the reservation had expired; charged {charged} of {used} used"
+    account = await credits.post(conn, account, "settle", used=charged, reservation_id=reservation.id, note=note)
+    result = reservation_result(settled, account)
+    result["note"] = note + ("" if charged == used else f"; {used - charged} could not be charged (no balance left)")
+    return result
 
 
 async def release(services: Services, reservation_id: str) -> tuple[dict[str, Any], bool]:
@@ -121,6 +144,7 @@ async def release(services: Services, reservation_id: str) -> tuple[dict[str, An
 async def consume(
     services: Services, customer_id: str, feature: str, quantity: int, key: str
 ) -> tuple[dict[str, Any], bool]:
+    require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity}
     async with transaction(services.pool) as conn:
         account = await _open(conn, customer_id, feature)
@@ -151,6 +175,13 @@ def reservation_result(reservation: Reservation, account: Account) -> dict[str, 
 
 def _balance(account: Account) -> dict[str, Any]:
     return {"balance": asdict(Balance.of(account))}
+
+
+def require_metered(services: Services, feature: str) -> None:
+    if not services.catalog.is_metered(feature):
+        metered = sorted({g.feature for p in services.catalog for g in p.grants if g.metered}) or ["none"]
+        shown = feature if len(feature) <= 64 else feature[:64] + "…"
+        raise InvalidRequest(f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.")
 
 
 async def _open(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account:
@@ -184,11 +215,8 @@ def _resolved_again(reservation: Reservation, account: Account, wanted: str, use
     """A second settle or release: the same answer again if it is the same request, else a clear refusal."""
     if reservation.status == wanted and (wanted != "settled" or reservation.used_quantity == used):
         return reservation_result(reservation, account)
-    if reservation.status == "expired":
-        raise NotAllowedNow(
-            f"Reservation {reservation.id} expired at {reservation.expires_at:%Y-%m-%d %H:%M:%S} UTC and its "
-            "credits went back; reserve again (with a new idempotency_key) for new work."
-        )
+    if reservation.status == "expired":  # only release gets here (a late settle charges): it released itself
+        return reservation_result(reservation, account)
     detail = f" with used_quantity {reservation.used_quantity}" if reservation.status == "settled" else ""
     raise NotAllowedNow(f"Reservation {reservation.id} was already {reservation.status}{detail}; it resolves once.")
 

@@ -19,8 +19,8 @@ IdempotencyKey = Annotated[
     str,
     _Identifier,
     Field(
-        description="A key you choose for this one charge (e.g. a UUID). Reuse it when retrying the same "
-        "charge: the original payment comes back and nothing is charged twice."
+        description="A key you choose for this one operation (e.g. a UUID). Reuse it when retrying the same "
+        "operation: the original result comes back and nothing happens twice."
     ),
 ]
 ProductId = Annotated[

@@ -22,6 +22,7 @@ class ReservationResult(BaseModel):
     expires_at: datetime = Field(description="A held reservation not settled by then releases itself.")
     balance: CreditBalance
     replayed: bool = Field(description="True when this repeats an earlier identical request; nothing changed.")
+    note: str | None = Field(default=None, description="Set when a settle came after the reservation expired.")
 
 
 class ConsumeResult(BaseModel):

@@ -25,6 +25,7 @@ CREATE TABLE credit_lots (
     written_off bigint NOT NULL DEFAULT 0,  -- expired or revoked before it was spent
     expires_at  timestamptz,
     closed_at   timestamptz,                -- expired or revoked: nothing more is drawn from it
+    revoked_at  timestamptz,                -- refunded: not even its held credits may be used
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (payment_id, feature),
     CHECK (used >= 0 AND held >= 0 AND written_off >= 0 AND used + held + written_off <= quantity),
