@@ -50,12 +50,26 @@ async def translate_connection_errors() -> AsyncIterator[None]:
 
 
 @asynccontextmanager
+async def _acquire(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection. Any failure to get one — the server refusing connections for whatever
+    reason (shutting down, not accepting, unknown database) — means the database is unavailable."""
+    try:
+        conn = await pool.acquire()
+    except (*CONNECTION_ERRORS, asyncpg.PostgresError) as error:
+        raise DatabaseUnavailable() from error
+    try:
+        yield conn
+    finally:
+        await pool.release(conn)
+
+
+@asynccontextmanager
 async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    async with translate_connection_errors(), pool.acquire() as connection, connection.transaction():
+    async with translate_connection_errors(), _acquire(pool) as connection, connection.transaction():
         yield connection
 
 
 @asynccontextmanager
 async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    async with translate_connection_errors(), pool.acquire() as conn:
+    async with translate_connection_errors(), _acquire(pool) as conn:
         yield conn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
+from server.reconciler import reconcile_forever
 from server.services import Services, open_services
 from tools import (
     check_entitlement,
@@ -69,11 +71,22 @@ class PaywardenServer(MCPServer):
             raise
 
 
-def build_server(settings: Settings) -> MCPServer:
+def build_server(settings: Settings, *, background_reconciler: bool = False) -> MCPServer:
+    """The MCP server. With `background_reconciler` (what `paywarden up` asks for), its lifespan also
+    runs the reconciler every PAYWARDEN_RECONCILE_INTERVAL_SECONDS."""
+
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
         async with open_services(settings) as opened:
-            yield opened
+            if not (background_reconciler and settings.reconcile_interval_seconds):
+                yield opened
+                return
+            task = asyncio.create_task(reconcile_forever(opened, settings.reconcile_interval_seconds))
+            try:
+                yield opened
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     shared_key = settings.request_state_key
     server = PaywardenServer(

@@ -194,7 +194,7 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     settings = _with_database(settings)
     asyncio.run(migrate_url(settings.database_url or ""))
-    app = build_webapp(settings, mcp=build_server(settings))
+    app = build_webapp(settings, mcp=build_server(settings, background_reconciler=True))
     print(banner(settings), file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its clean shutdown
         uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on")).run(sockets=[sock])
@@ -227,7 +227,7 @@ def banner(settings: Settings) -> str:
             f"  MCP (streamable HTTP): {base}/mcp",
             f"  Stripe webhooks:       {base}/webhooks/stripe",
             *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),
-            f"  Health:                {base}/healthz",
+            f"  Health:                {base}/healthz  (ready: {base}/readyz)",
             "",
             "Connect an MCP client with this mcp.json entry:",
             json.dumps(snippet, indent=2),

@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     """How long one process may talk to the provider about a payment before another may take over.
     Must outlast the slowest provider call (three attempts of provider_timeout_seconds)."""
     reconcile_after_seconds: float = Field(default=60.0, ge=0)
-    """Open payments untouched this long are checked against the provider by `paywarden reconcile`."""
+    """Open payments untouched this long are checked against the provider by the reconciler."""
+    reconcile_interval_seconds: float = Field(default=60.0, ge=0)
+    """How often `paywarden up` runs the reconciler in the background; 0 turns it off."""
     request_state_key: SecretStr | None = Field(default=None, min_length=32)
     """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
     address; unset, each process makes its own, which is right for one process."""

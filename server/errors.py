@@ -11,7 +11,8 @@
     ├── NotFound                   (404)
     │   └── PaymentNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
-    │   └── PayloadTooLarge        (413)
+    │   ├── PayloadTooLarge        (413)
+    │   └── UnsupportedMediaType   (415)
     ├── ProviderError              (502) the payment provider refused or failed
     │   └── ProviderUnavailable    (503)
     └── DatabaseUnavailable        (503)
@@ -93,6 +94,12 @@ class PayloadTooLarge(WebhookRejected):
     """The request body is too large."""
 
     status = 413
+
+
+class UnsupportedMediaType(WebhookRejected):
+    """The request body is not of a type this endpoint takes."""
+
+    status = 415
 
 
 class ProviderError(PaywardenError):

@@ -11,6 +11,7 @@ Running it twice changes nothing the second time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -115,3 +116,15 @@ async def _apply_provider_record(services: Services, payment: payments.Payment) 
     if result.applied:
         logger.info("reconciled %s: %s -> %s", payment.id, payment.status, truth.status)
     return result.applied
+
+
+async def reconcile_forever(services: Services, interval_seconds: float) -> None:
+    """`paywarden up`'s background reconciler: a pass every interval, whatever a pass runs into."""
+    while True:
+        try:
+            report = await reconcile_once(services)
+            if report.resubmitted or report.updated or report.errors or report.needs_operator:
+                logger.info("reconciler: %s", report.summary())
+        except Exception as error:  # a dead database or provider must not end the loop
+            logger.warning("reconciler pass failed: %s", type(error).__name__)
+        await asyncio.sleep(interval_seconds)

@@ -105,7 +105,7 @@ async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
         raise AssertionError(f"paywarden up exited with {process.returncode}")
     try:
         async with httpx.AsyncClient() as http:
-            return (await http.get(f"{base}/healthz")).status_code == 200
+            return (await http.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
 

@@ -158,3 +158,32 @@ async def test_a_refund_reported_before_the_success_still_ends_refunded(app, db:
         assert (await post(app, body, signed(body))).status_code == 200
     assert await db.fetchval("SELECT status FROM payments") == "refunded"
     assert await db.fetchval("SELECT count(*) FROM entitlements WHERE revoked_at IS NULL") == 0
+
+
+async def test_paywarden_up_reconciles_in_the_background(settings, listening_socket, db) -> None:
+    from mcp import Client
+
+    from server.app import build_server
+    from tests.helpers import serving
+    from webapp.app import build_webapp
+
+    quick = settings.model_copy(
+        update={"reconcile_interval_seconds": 0.2, "reconcile_after_seconds": 0, "sandbox_deliver_webhooks": False}
+    )
+    webapp = build_webapp(quick, mcp=build_server(quick, background_reconciler=True))
+    async with serving(webapp, listening_socket), Client(build_server(quick)) as client:
+        waiting = await call(
+            client,
+            "create_charge",
+            customer_id="cus_bg",
+            idempotency_key="bg",
+            product_id="pro_monthly",
+            payment_method="pm_card_authenticationRequired",
+        )
+        await db.execute("""UPDATE sandbox.payment_intents SET object = jsonb_set(object, '{status}', '"succeeded"')""")
+        await eventually(lambda: _status_is(db, waiting["payment_id"], "succeeded"))
+    assert await db.fetchval("SELECT actor FROM payment_audit ORDER BY id DESC LIMIT 1") == "reconciler"
+
+
+async def _status_is(db: asyncpg.Connection, payment_id: str, status: str) -> bool:
+    return await db.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == status

@@ -17,7 +17,7 @@ CHARGE = {
     "product_id": "pro_monthly",
     "payment_method": "pm_card_visa",
 }
-QUIET = {"sandbox_deliver_webhooks": "false"}  # only the fixer under test may act
+QUIET = {"sandbox_deliver_webhooks": "false", "reconcile_interval_seconds": "0"}  # only the fixer under test acts
 
 
 async def counts(db: asyncpg.Connection) -> tuple[int, int, int]:

@@ -110,7 +110,7 @@ async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(databa
 async def _healthy(base: str) -> bool:
     try:
         async with httpx.AsyncClient() as http:
-            response = await http.get(f"{base}/healthz")
+            response = await http.get(f"{base}/readyz")
             return response.status_code == 200 and response.json()["database"] == "ok"
     except httpx.HTTPError:
         return False

@@ -151,3 +151,34 @@ async def test_a_huge_body_is_refused_before_it_is_read(app, db) -> None:
     response = await post(app, body, signed(body))
     assert response.status_code == 413
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_a_body_that_is_not_json_by_its_content_type_is_refused(app, db) -> None:
+    body = json.dumps({"id": "evt_t10", "type": "x"})
+    response = await post(app, body, {**signed(body), "Content-Type": "text/plain"})
+    assert response.status_code == 415 and "application/json" in response.json()["error"]["message"]
+    assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(app, db, database_url) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    body = json.dumps({"id": "evt_t11", "type": "customer.created", "data": {"object": {}}})
+    admin = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        async with httpx.AsyncClient(base_url=app.base_url) as http:
+            ready = await http.get("/readyz")
+            alive = await http.get("/healthz")
+            hook = await http.post("/webhooks/stripe", content=body, headers=signed(body))
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
+    assert (ready.status_code, alive.status_code, hook.status_code) == (503, 200, 503)
+    assert "database is not answering" in hook.json()["error"]["message"]
+    async with httpx.AsyncClient(base_url=app.base_url) as http:  # the provider retries: now it lands
+        again = await http.post("/webhooks/stripe", content=body, headers=signed(body))
+    assert again.status_code == 200
+    fresh = await asyncpg.connect(database_url)
+    assert await fresh.fetchval("SELECT count(*) FROM webhook_events WHERE event_id = 'evt_t11'") == 1
+    await fresh.close()

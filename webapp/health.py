@@ -12,9 +12,16 @@ router = APIRouter()
 
 @router.get("/healthz")
 async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok", "provider": request.app.state.provider.name})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers too (503, with the reason, when it does not)."""
     async with connection(request.app.state.pool) as conn:
         await conn.fetchval("SELECT 1")
-    return JSONResponse({"status": "ok", "database": "ok", "provider": request.app.state.provider.name})
+    return JSONResponse({"status": "ready", "database": "ok", "provider": request.app.state.provider.name})
 
 
 @router.get("/payments/complete", response_class=HTMLResponse)

@@ -14,7 +14,7 @@ from db import payments, refund_transitions, refunds, transitions, webhook_event
 from db.payments import Payment
 from db.pool import transaction
 from db.refunds import Refund
-from server.errors import PayloadTooLarge
+from server.errors import PayloadTooLarge, UnsupportedMediaType
 from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,11 @@ class Ingested:
 
 
 async def raw_body(request: Request) -> bytes:
-    """The body exactly as sent (signatures cover the bytes), refused past 1 MiB before reading it all."""
+    """The body exactly as sent (signatures cover the bytes), refused past 1 MiB before reading it all,
+    and refused unread unless it says it is JSON."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("Webhook bodies must be application/json; nothing was stored.")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"Webhook bodies are limited to {MAX_BODY_BYTES} bytes; nothing was stored.")
