@@ -7,19 +7,19 @@ from typing import Any
 import asyncpg
 
 
-async def insert(
+async def store(
     connection: asyncpg.Connection,
     *,
     provider: str,
     event_id: str,
     event_type: str,
     payload: dict[str, Any],
-) -> int | None:
-    """The new inbox row's id, or None when this event was stored before (a duplicate)."""
-    return await connection.fetchval(
+) -> tuple[int, str]:
+    """The inbox row's id and outcome, locked: `received` when new, else what became of it before."""
+    inserted = await connection.fetchval(
         """
         INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome)
-        VALUES ($1, $2, $3, $4, 'unhandled')
+        VALUES ($1, $2, $3, $4, 'received')
         ON CONFLICT (provider, event_id) DO NOTHING
         RETURNING id
         """,
@@ -27,6 +27,53 @@ async def insert(
         event_id,
         event_type,
         payload,
+    )
+    if inserted is not None:
+        return inserted, "received"
+    row = await connection.fetchrow(
+        "SELECT id, outcome FROM webhook_events WHERE provider = $1 AND event_id = $2 FOR UPDATE",
+        provider,
+        event_id,
+    )
+    return row["id"], row["outcome"]
+
+
+async def record_failure(connection: asyncpg.Connection, inbox_id: int, error: str) -> None:
+    await connection.execute(
+        """
+        UPDATE webhook_events SET outcome = 'failed', attempts = attempts + 1, last_error = $2,
+               last_attempt_at = now()
+         WHERE id = $1
+        """,
+        inbox_id,
+        error,
+    )
+
+
+async def get(connection: asyncpg.Connection, provider: str, event_id: str) -> asyncpg.Record | None:
+    return await connection.fetchrow(
+        "SELECT * FROM webhook_events WHERE provider = $1 AND event_id = $2", provider, event_id
+    )
+
+
+async def failed_ids(connection: asyncpg.Connection, provider: str, limit: int) -> list[str]:
+    rows = await connection.fetch(
+        "SELECT event_id FROM webhook_events WHERE provider = $1 AND outcome = 'failed' ORDER BY id LIMIT $2",
+        provider,
+        limit,
+    )
+    return [row["event_id"] for row in rows]
+
+
+async def listing(connection: asyncpg.Connection, *, failed_only: bool, limit: int) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        """
+        SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at
+          FROM webhook_events WHERE NOT $1 OR outcome = 'failed'
+         ORDER BY id DESC LIMIT $2
+        """,
+        failed_only,
+        limit,
     )
 
 
@@ -39,7 +86,11 @@ async def record_outcome(
     note: str | None,
 ) -> None:
     await connection.execute(
-        "UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4 WHERE id = $1",
+        """
+        UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, attempts = attempts + 1,
+               last_error = NULL, last_attempt_at = now()
+         WHERE id = $1
+        """,
         inbox_id,
         outcome,
         payment_id,

@@ -89,6 +89,15 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(command=run_migrate)
     reconcile = commands.add_parser("reconcile", help="bring unfinished payments to the provider's truth, once")
     reconcile.set_defaults(command=run_reconcile)
+    webhooks = commands.add_parser("webhooks", help="look at the webhook inbox; replay an event")
+    webhook_commands = webhooks.add_subparsers(required=True, metavar="ACTION")
+    listing = webhook_commands.add_parser("list", help="the newest stored events")
+    listing.add_argument("--failed", action="store_true", help="only events whose handling failed")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(command=run_webhooks_list)
+    replay = webhook_commands.add_parser("replay", help="apply a stored event again (failed ones change)")
+    replay.add_argument("event_id")
+    replay.set_defaults(command=run_webhooks_replay)
     for name, run, verb in (("approve", run_approve, "approve"), ("reject", run_reject, "reject")):
         decide = commands.add_parser(name, help=f"{verb} a payment waiting in requires_approval")
         decide.add_argument("payment_id")
@@ -134,6 +143,36 @@ def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     for payment_id in report.needs_operator:
         print(f"  {payment_id}: recorded over 23 hours ago and never confirmed by the provider; check it there")
     return 1 if report.errors else 0
+
+
+def run_webhooks_list(settings: Settings, args: argparse.Namespace) -> int:
+    from db import webhook_events
+    from db.pool import transaction
+
+    settings = _with_database(settings)
+
+    async def listing(services):
+        async with transaction(services.pool) as conn:
+            return await webhook_events.listing(conn, failed_only=args.failed, limit=args.limit)
+
+    rows = asyncio.run(_with_services(settings, listing))
+    for row in rows:
+        problem = f"  error: {row['last_error']}" if row["last_error"] else ""
+        print(
+            f"{row['received_at']:%Y-%m-%d %H:%M:%S} {row['event_id']} {row['event_type']} {row['outcome']} "
+            f"attempts={row['attempts']} payment={row['payment_id'] or '-'}{problem}"
+        )
+    print(f"{len(rows)} event(s)")
+    return 0
+
+
+def run_webhooks_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from server import inbox
+
+    settings = _with_database(settings)
+    result = asyncio.run(_with_services(settings, lambda s: inbox.retry(s.pool, s.provider, args.event_id)))
+    print(f"{args.event_id}: {result.outcome}" + (f" ({result.note})" if result.note else ""))
+    return 1 if result.outcome in ("failed", "unknown") else 0
 
 
 def run_approve(settings: Settings, args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from db import payments, transitions
 from db import refunds as db_refunds
 from db.pool import transaction
-from server import charges, refunds
+from server import charges, inbox, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError
 from server.services import Services
@@ -34,11 +34,13 @@ class ReconcileReport:
     unchanged: int = 0
     needs_operator: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    events_retried: int = 0
 
     def summary(self) -> str:
         return (
             f"resubmitted {len(self.resubmitted)}, updated {len(self.updated)}, unchanged {self.unchanged}, "
-            f"needing an operator {len(self.needs_operator)}, errors {len(self.errors)}"
+            f"needing an operator {len(self.needs_operator)}, failed webhook events retried {self.events_retried}, "
+            f"errors {len(self.errors)}"
         )
 
 
@@ -47,7 +49,16 @@ async def reconcile_once(services: Services) -> ReconcileReport:
     await _resubmit_unfinished(services, report)
     await _refresh_open(services, report)
     await _finish_refunds(services, report)
+    await _retry_failed_events(services, report)
     return report
+
+
+async def _retry_failed_events(services: Services, report: ReconcileReport) -> None:
+    for result in await inbox.retry_failed(services.pool, services.provider):
+        if result.outcome == "failed":
+            report.errors.append(f"webhook event still failing: {result.note}")
+        else:
+            report.events_retried += 1
 
 
 async def _finish_refunds(services: Services, report: ReconcileReport) -> None:

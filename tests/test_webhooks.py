@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 import stripe
 
+from tests.conftest import with_database
 from tests.helpers import call
 
 SECRET = "whsec_test_secret"  # the settings fixture's STRIPE_WEBHOOK_SECRET
@@ -161,9 +163,9 @@ async def test_a_body_that_is_not_json_by_its_content_type_is_refused(app, db) -
 
 
 async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(app, db, database_url) -> None:
-    name = database_url.rsplit("/", 1)[1]
+    name = urlsplit(database_url).path.lstrip("/")
     body = json.dumps({"id": "evt_t11", "type": "customer.created", "data": {"object": {}}})
-    admin = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)

@@ -1,35 +1,20 @@
-"""POST /webhooks/stripe: verify the signature on the raw body, store the event once, apply it — one transaction."""
+"""POST /webhooks/stripe: verify the signature on the raw body, then hand the event to the inbox."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from db import payments, refund_transitions, refunds, transitions, webhook_events
-from db.payments import Payment
-from db.pool import transaction
-from db.refunds import Refund
+from server import inbox
 from server.errors import PayloadTooLarge, UnsupportedMediaType
-from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
+from server.providers import Provider, WebhookEvent
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
 MAX_BODY_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Ingested:
-    outcome: str
-    """applied, ignored, unhandled, unmatched, rejected, needs_attention — or duplicate (nothing done)."""
-    payment_id: str | None = None
-    note: str | None = None
-    close_at_provider: str | None = None
-    """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
 
 
 async def raw_body(request: Request) -> bytes:
@@ -60,137 +45,8 @@ async def receive_stripe_event(
     request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
 ) -> JSONResponse:
     provider: Provider = request.app.state.provider
-    result = await ingest(request.app.state.pool, provider.name, event)
-    if result.close_at_provider:
-        await close_at_provider(provider, result.close_at_provider)
+    result = await inbox.ingest(request.app.state.pool, provider, event)
     logger.info("webhook %s %s: %s %s", event.event_id, event.event_type, result.outcome, result.note or "")
     body = {"received": True, "event_id": event.event_id, "outcome": result.outcome, "note": result.note}
-    return JSONResponse(body, 200)
-
-
-async def ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ingested:
-    async with transaction(pool) as conn:
-        inbox_id = await webhook_events.insert(
-            conn, provider=provider, event_id=event.event_id, event_type=event.event_type, payload=event.payload
-        )
-        if inbox_id is None:
-            return Ingested("duplicate", note="event already received; nothing changed")
-        result = await _apply(conn, provider, event)
-        await webhook_events.record_outcome(
-            conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
-        )
-        return result
-
-
-async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -> Ingested:
-    if event.refund is not None:
-        return await _apply_refund(conn, provider, event.refund, event)
-    reported = event.payment
-    if reported is None:
-        return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
-    payment = await _find_payment(conn, provider, reported)
-    if payment is None:
-        return Ingested("unmatched", note="no payment of ours matches this event")
-    mismatch = _mismatch(payment, reported)
-    if mismatch:
-        return Ingested("rejected", payment.id, mismatch)
-    change = transitions.Transition(
-        to_status=reported.status,
-        actor="webhook",
-        reason=f"{event.event_type} ({event.event_id})",
-        provider_payment_id=reported.provider_payment_id,
-        next_action_url=reported.next_action_url,
-        failure_reason=reported.failure_reason,
-    )
-    result = await transitions.apply(conn, payment, change)
-    if result.applied:
-        closing = reported.provider_payment_id if reported.status == "failed" else None
-        return Ingested("applied", payment.id, None, closing)
-    if reported.status == "succeeded" and payment.status in ("failed", "canceled"):
-        logger.error("money taken for %s after it was recorded %s: refund it", payment.id, payment.status)
-        note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
-        return Ingested("needs_attention", payment.id, note)
-    return Ingested("ignored", payment.id, result.note)
-
-
-async def _apply_refund(
-    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, event: WebhookEvent
-) -> Ingested:
-    refund = await _find_refund(conn, reported)
-    if refund is None:
-        refund = await _record_outside_refund(conn, provider, reported)
-        if refund is None:
-            return Ingested("unmatched", note="no refund or payment of ours matches this event")
-    if (reported.amount_minor, reported.currency) != (refund.amount_minor, refund.currency):
-        return Ingested("rejected", refund.payment_id, "refund amount differs from the one recorded")
-    before = refund.status
-    if before == "succeeded" and reported.status in ("failed", "canceled"):
-        logger.error("refund %s failed after it succeeded: the money did not go back", refund.id)
-        note = f"refund {refund.id} was recorded succeeded, the provider now says {reported.status}: check it"
-        return Ingested("needs_attention", refund.payment_id, note)
-    after = await refund_transitions.apply(
-        conn,
-        refund.id,
-        reported.status,
-        actor="webhook",
-        provider_refund_id=reported.provider_refund_id,
-        failure_reason=reported.failure_reason,
-    )
-    if after.status == before:
-        return Ingested("ignored", refund.payment_id, f"refund {refund.id} is already {before}")
-    return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
-
-
-async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund) -> Refund | None:
-    """Found without a lock: refund_transitions.apply locks the payment, then the refund, like every path."""
-    if reported.refund_id:
-        found = await refunds.get(conn, reported.refund_id[:64])
-        if found is not None:
-            return found
-    if reported.provider_refund_id:
-        return await refunds.get_by_provider_id(conn, reported.provider_refund_id)
-    return None
-
-
-async def _record_outside_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund) -> Refund | None:
-    """A refund made at the provider directly (e.g. in its dashboard): recorded so the ledger stays true."""
-    if not (reported.provider_payment_id and reported.provider_refund_id and reported.amount_minor):
-        return None
-    payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
-    if payment is None or payment.currency != reported.currency:
-        return None
-    return await refunds.insert(
-        conn,
-        refund_id=refunds.new_refund_id(),
-        payment_id=payment.id,
-        customer_id=payment.customer_id,
-        idempotency_key=f"provider:{reported.provider_refund_id}",
-        request={"made_at_provider": reported.provider_refund_id},
-        amount_minor=reported.amount_minor,
-        currency=payment.currency,
-        reason="refunded at the provider",
-        lease_seconds=None,
-        provider_refund_id=reported.provider_refund_id,
-    )
-
-
-async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:
-    if reported.payment_id:
-        payment = await payments.lock(conn, reported.payment_id[:64])
-        if payment is not None:
-            return payment
-    if reported.provider_payment_id:
-        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
-    return None
-
-
-def _mismatch(payment: Payment, reported: ProviderPayment) -> str | None:
-    """An event must describe the payment we recorded, to the cent; otherwise it grants nothing."""
-    if payment.provider_payment_id and reported.provider_payment_id not in (None, payment.provider_payment_id):
-        return "provider payment id differs from the one recorded"
-    if (reported.amount_minor, reported.currency) != (payment.amount_minor, payment.currency):
-        return (
-            f"amount differs: event says {reported.amount_minor} {reported.currency}, "
-            f"payment is {payment.amount_minor} {payment.currency}"
-        )
-    return None
+    # A stored event whose handling failed: a 5xx makes the provider deliver it again, and then it is retried.
+    return JSONResponse(body, 500 if result.outcome == "failed" else 200)

@@ -1,0 +1,191 @@
+"""The webhook inbox: each verified provider event stored once and applied, in one transaction.
+
+Used by the webhook endpoint, by `paywarden webhooks replay` and by the reconciler. If applying an
+event fails, the event stays stored with its error and attempt count (outcome `failed`) and is
+tried again when the provider redelivers it, when the reconciler runs, or on replay — never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from db import payments, refund_transitions, refunds, transitions, webhook_events
+from db.payments import Payment
+from db.pool import transaction
+from db.refunds import Refund
+from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
+from server.providers.stripe import event_from_payload
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    outcome: str
+    """applied, ignored, unhandled, unmatched, rejected, needs_attention, failed — or duplicate."""
+    payment_id: str | None = None
+    note: str | None = None
+    close_at_provider: str | None = None
+    """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
+
+
+async def ingest(pool: asyncpg.Pool, provider: Provider, event: WebhookEvent) -> Ingested:
+    """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
+    duplicate of a failed one is the retry."""
+    result = await _ingest(pool, provider.name, event)
+    if result.close_at_provider:
+        await close_at_provider(provider, result.close_at_provider)
+    return result
+
+
+async def retry(pool: asyncpg.Pool, provider: Provider, event_id: str) -> Ingested:
+    """Apply a stored event again (what `paywarden webhooks replay` does); only failed ones change."""
+    async with transaction(pool) as conn:
+        stored = await webhook_events.get(conn, provider.name, event_id)
+    if stored is None:
+        return Ingested("unknown", note=f"no stored event {event_id!r}")
+    return await ingest(pool, provider, event_from_payload(stored["payload"]))
+
+
+async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100) -> list[Ingested]:
+    async with transaction(pool) as conn:
+        failed = await webhook_events.failed_ids(conn, provider.name, limit)
+    return [await retry(pool, provider, event_id) for event_id in failed]
+
+
+async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ingested:
+    async with transaction(pool) as conn:
+        inbox_id, outcome = await webhook_events.store(
+            conn, provider=provider, event_id=event.event_id, event_type=event.event_type, payload=event.payload
+        )
+        if outcome not in ("received", "failed"):
+            return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
+        try:
+            async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
+                result = await _apply(conn, provider, event)
+        except Exception as error:
+            problem = f"{type(error).__name__}: {str(error)[:300]}"
+            logger.exception("applying webhook %s failed; kept for retry", event.event_id)
+            await webhook_events.record_failure(conn, inbox_id, problem)
+            return Ingested("failed", note="applying the event failed; it is stored and will be retried")
+        await webhook_events.record_outcome(
+            conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
+        )
+        return result
+
+
+async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -> Ingested:
+    if event.refund is not None:
+        return await _apply_refund(conn, provider, event.refund, event)
+    reported = event.payment
+    if reported is None:
+        return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
+    payment = await _find_payment(conn, provider, reported)
+    if payment is None:
+        return Ingested("unmatched", note="no payment of ours matches this event")
+    mismatch = _mismatch(payment, reported)
+    if mismatch:
+        return Ingested("rejected", payment.id, mismatch)
+    change = transitions.Transition(
+        to_status=reported.status,
+        actor="webhook",
+        reason=f"{event.event_type} ({event.event_id})",
+        provider_payment_id=reported.provider_payment_id,
+        next_action_url=reported.next_action_url,
+        failure_reason=reported.failure_reason,
+    )
+    result = await transitions.apply(conn, payment, change)
+    if result.applied:
+        closing = reported.provider_payment_id if reported.status == "failed" else None
+        return Ingested("applied", payment.id, None, closing)
+    if reported.status == "succeeded" and payment.status in ("failed", "canceled"):
+        logger.error("money taken for %s after it was recorded %s: refund it", payment.id, payment.status)
+        note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
+        return Ingested("needs_attention", payment.id, note)
+    return Ingested("ignored", payment.id, result.note)
+
+
+async def _apply_refund(
+    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, event: WebhookEvent
+) -> Ingested:
+    refund = await _find_refund(conn, reported)
+    if refund is None:
+        refund = await _record_outside_refund(conn, provider, reported)
+        if refund is None:
+            return Ingested("unmatched", note="no refund or payment of ours matches this event")
+    if (reported.amount_minor, reported.currency) != (refund.amount_minor, refund.currency):
+        return Ingested("rejected", refund.payment_id, "refund amount differs from the one recorded")
+    before = refund.status
+    if before == "succeeded" and reported.status in ("failed", "canceled"):
+        logger.error("refund %s failed after it succeeded: the money did not go back", refund.id)
+        note = f"refund {refund.id} was recorded succeeded, the provider now says {reported.status}: check it"
+        return Ingested("needs_attention", refund.payment_id, note)
+    after = await refund_transitions.apply(
+        conn,
+        refund.id,
+        reported.status,
+        actor="webhook",
+        provider_refund_id=reported.provider_refund_id,
+        failure_reason=reported.failure_reason,
+    )
+    if after.status == before:
+        return Ingested("ignored", refund.payment_id, f"refund {refund.id} is already {before}")
+    return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
+
+
+async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund) -> Refund | None:
+    """Found without a lock: refund_transitions.apply locks the payment, then the refund, like every path."""
+    if reported.refund_id:
+        found = await refunds.get(conn, reported.refund_id[:64])
+        if found is not None:
+            return found
+    if reported.provider_refund_id:
+        return await refunds.get_by_provider_id(conn, reported.provider_refund_id)
+    return None
+
+
+async def _record_outside_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund) -> Refund | None:
+    """A refund made at the provider directly (e.g. in its dashboard): recorded so the ledger stays true."""
+    if not (reported.provider_payment_id and reported.provider_refund_id and reported.amount_minor):
+        return None
+    payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+    if payment is None or payment.currency != reported.currency:
+        return None
+    return await refunds.insert(
+        conn,
+        refund_id=refunds.new_refund_id(),
+        payment_id=payment.id,
+        customer_id=payment.customer_id,
+        idempotency_key=f"provider:{reported.provider_refund_id}",
+        request={"made_at_provider": reported.provider_refund_id},
+        amount_minor=reported.amount_minor,
+        currency=payment.currency,
+        reason="refunded at the provider",
+        lease_seconds=None,
+        provider_refund_id=reported.provider_refund_id,
+    )
+
+
+async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:
+    if reported.payment_id:
+        payment = await payments.lock(conn, reported.payment_id[:64])
+        if payment is not None:
+            return payment
+    if reported.provider_payment_id:
+        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+    return None
+
+
+def _mismatch(payment: Payment, reported: ProviderPayment) -> str | None:
+    """An event must describe the payment we recorded, to the cent; otherwise it grants nothing."""
+    if payment.provider_payment_id and reported.provider_payment_id not in (None, payment.provider_payment_id):
+        return "provider payment id differs from the one recorded"
+    if (reported.amount_minor, reported.currency) != (payment.amount_minor, payment.currency):
+        return (
+            f"amount differs: event says {reported.amount_minor} {reported.currency}, "
+            f"payment is {payment.amount_minor} {payment.currency}"
+        )
+    return None

@@ -1,0 +1,73 @@
+"""An event whose handling fails is kept, retried and replayable — and blocks nothing else."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from server import inbox
+from tests.helpers import call, paywarden_command
+from tests.test_webhooks import intent_event, post, signed
+
+
+@pytest.fixture
+async def two_payments(mcp) -> list[dict]:
+    async with mcp() as client:
+        return [
+            await call(client, "create_charge", customer_id=f"cus_{n}", idempotency_key="k", product_id="day_pass")
+            for n in (1, 2)
+        ]
+
+
+@pytest.fixture
+def processing_handler_breaks(monkeypatch):
+    real_apply = inbox._apply
+
+    async def breaking_apply(conn, provider, event):
+        if event.event_type == "payment_intent.processing":
+            raise RuntimeError("handler bug for processing events")
+        return await real_apply(conn, provider, event)
+
+    monkeypatch.setattr(inbox, "_apply", breaking_apply)
+    return monkeypatch
+
+
+async def test_a_failing_event_is_kept_retried_and_replayed(
+    app, db: asyncpg.Connection, two_payments, processing_handler_breaks
+) -> None:
+    first, second = two_payments
+    broken = intent_event("payment_intent.processing", first, event_id="evt_f1")
+    healthy = intent_event("payment_intent.succeeded", second, event_id="evt_f2")
+
+    failed = await post(app, broken, signed(broken))
+    assert failed.status_code == 500 and failed.json()["outcome"] == "failed"  # so the provider delivers it again
+    assert (await post(app, healthy, signed(healthy))).json()["outcome"] == "applied"  # nothing else is blocked
+    redelivered = await post(app, broken, signed(broken))
+    assert redelivered.status_code == 500
+
+    row = await db.fetchrow("SELECT outcome, attempts, last_error FROM webhook_events WHERE event_id = 'evt_f1'")
+    assert (row["outcome"], row["attempts"]) == ("failed", 2) and "handler bug" in row["last_error"]
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", first["payment_id"]) == "requires_action"
+
+    processing_handler_breaks.undo()  # the bug is fixed
+    code, listing = await paywarden_command(app.settings.database_url, "webhooks", "list", "--failed")
+    assert code == 0 and "evt_f1 payment_intent.processing failed attempts=2" in listing
+    code, replayed = await paywarden_command(
+        app.settings.database_url, "webhooks", "replay", "evt_f1", port=str(app.settings.port)
+    )
+    assert code == 0 and "evt_f1: applied" in replayed
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", first["payment_id"]) == "processing"
+    assert (await post(app, broken, signed(broken))).json()["outcome"] == "duplicate"
+
+
+async def test_the_reconciler_retries_failed_events(app, db, two_payments, processing_handler_breaks) -> None:
+    from server.reconciler import reconcile_once
+    from server.services import open_services
+
+    body = intent_event("payment_intent.processing", two_payments[0], event_id="evt_f3")
+    assert (await post(app, body, signed(body))).status_code == 500
+    processing_handler_breaks.undo()
+    async with open_services(app.settings) as services:
+        report = await reconcile_once(services)
+    assert report.events_retried == 1
+    assert await db.fetchval("SELECT outcome FROM webhook_events WHERE event_id = 'evt_f3'") == "applied"
