@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
+from server.metrics import tool_call
 from server.reconciler import reconcile_forever
 from server.services import Services, open_services
 from tools import (
@@ -107,7 +108,8 @@ def agent_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     @functools.wraps(tool)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await tool(*args, **kwargs)
+            with tool_call(tool.__name__):
+                return await tool(*args, **kwargs)
         except PaywardenError as error:
             logger.info("%s refused: %s", tool.__name__, error.message)
             raise ToolError(error.message) from None

@@ -11,6 +11,7 @@
     ├── NotFound                   (404)
     │   └── PaymentNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
+    │   ├── MalformedEvent         signed, but not an event (stored as rejected)
     │   ├── PayloadTooLarge        (413)
     │   └── UnsupportedMediaType   (415)
     ├── ProviderError              (502) the payment provider refused or failed
@@ -94,6 +95,15 @@ class PayloadTooLarge(WebhookRejected):
     """The request body is too large."""
 
     status = 413
+
+
+class MalformedEvent(WebhookRejected):
+    """The body is correctly signed but is not an event this endpoint understands."""
+
+    def __init__(self, message: str | None = None, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+        """The signed body, kept so the inbox can store it as rejected."""
 
 
 class UnsupportedMediaType(WebhookRejected):

@@ -7,6 +7,7 @@ tried again when the provider redelivers it, when the reconciler runs, or on rep
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from db import payments, refund_transitions, refunds, transitions, webhook_event
 from db.payments import Payment
 from db.pool import transaction
 from db.refunds import Refund
+from server import metrics
 from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
 
@@ -36,9 +38,23 @@ async def ingest(pool: asyncpg.Pool, provider: Provider, event: WebhookEvent) ->
     """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
     duplicate of a failed one is the retry."""
     result = await _ingest(pool, provider.name, event)
+    metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
         await close_at_provider(provider, result.close_at_provider)
     return result
+
+
+async def store_rejected(pool: asyncpg.Pool, provider: str, raw: str, reason: str) -> str:
+    """Keep a correctly signed body that is not an event, under an id derived from its bytes."""
+    event_id = "malformed_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+    metrics.WEBHOOK_EVENTS.labels("rejected").inc()
+    async with transaction(pool) as conn:
+        inbox_id, outcome = await webhook_events.store(
+            conn, provider=provider, event_id=event_id, event_type="malformed", payload={"raw": raw[:65536]}
+        )
+        if outcome == "received":
+            await webhook_events.record_outcome(conn, inbox_id, outcome="rejected", payment_id=None, note=reason)
+    return event_id
 
 
 async def retry(pool: asyncpg.Pool, provider: Provider, event_id: str) -> Ingested:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from db import payments, transitions
 from db import refunds as db_refunds
 from db.pool import transaction
-from server import charges, inbox, refunds
+from server import charges, inbox, metrics, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError
 from server.services import Services
@@ -46,10 +46,18 @@ class ReconcileReport:
 
 async def reconcile_once(services: Services) -> ReconcileReport:
     report = ReconcileReport()
+    metrics.RECONCILER_RUNS.inc()
     await _resubmit_unfinished(services, report)
     await _refresh_open(services, report)
     await _finish_refunds(services, report)
     await _retry_failed_events(services, report)
+    for kind, count in (
+        ("resubmitted", len(report.resubmitted)),
+        ("updated", len(report.updated)),
+        ("events_retried", report.events_retried),
+    ):
+        if count:
+            metrics.RECONCILER_FIXES.labels(kind).inc(count)
     return report
 
 

@@ -142,10 +142,36 @@ async def test_an_event_for_a_payment_we_do_not_know_is_acknowledged(app, db) ->
         (json.dumps({"id": 5, "type": "x"}), "not a Stripe event"),
     ],
 )
-async def test_a_signed_but_malformed_body_is_refused(app, db, body: str, expected: str) -> None:
+async def test_a_signed_but_malformed_body_is_refused_and_kept_as_rejected(app, db, body: str, expected: str) -> None:
     response = await post(app, body, signed(body))
-    assert response.status_code == 400 and expected in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400 and expected in message and "stored as rejected (malformed_" in message
+    row = await db.fetchrow("SELECT event_type, outcome, note, payload FROM webhook_events")
+    assert (row["event_type"], row["outcome"]) == ("malformed", "rejected") and expected in row["note"]
+    assert json.loads(row["payload"]) == {"raw": body}
+
+
+async def test_an_unsigned_malformed_body_is_not_kept(app, db) -> None:
+    response = await post(app, "{not json", signed("{not json", secret="whsec_forged"))
+    assert response.status_code == 400
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_several_secrets_are_accepted_while_one_is_rotated(app, db, settings) -> None:
+    rotating = settings.model_copy(update={"stripe_webhook_secret": "whsec_new, whsec_test_secret"})
+    from server.providers import open_provider
+
+    provider = open_provider(rotating, "whsec_new, whsec_test_secret")
+    body = json.dumps({"id": "evt_rot", "type": "customer.created", "data": {"object": {}}})
+    for secret in ("whsec_new", "whsec_test_secret"):
+        header = signed(body, secret=secret)["Stripe-Signature"]
+        assert provider.verify_webhook(body.encode(), header).event_id == "evt_rot"
+    with pytest.raises(Exception, match="Invalid Stripe-Signature"):
+        provider.verify_webhook(body.encode(), signed(body, secret="whsec_old")["Stripe-Signature"])
+    stale = signed(body, secret="whsec_new", at=int(time.time()) - 1000)["Stripe-Signature"]
+    with pytest.raises(Exception, match="Stale"):
+        provider.verify_webhook(body.encode(), stale)
+    await provider.close()
 
 
 async def test_a_huge_body_is_refused_before_it_is_read(app, db) -> None:

@@ -54,8 +54,9 @@ async def _run_sandbox(
     app: FastAPI, stack: AsyncExitStack, pool: asyncpg.Pool, settings: Settings, secret: str
 ) -> None:
     """Serve the sandbox and deliver its webhooks to this app's own endpoint until shutdown."""
+    signing_secret = secret.split(",")[0].strip()  # several may be accepted (rotation); one signs
     deliverer = WebhookDeliverer(
-        pool, f"{settings.base_url}/webhooks/stripe", secret, settings.sandbox_delivery_interval_seconds
+        pool, f"{settings.base_url}/webhooks/stripe", signing_secret, settings.sandbox_delivery_interval_seconds
     )
     app.state.sandbox = SandboxState(pool=pool, base_url=f"{settings.base_url}/sandbox", wake_deliverer=deliverer.wake)
     if not settings.sandbox_deliver_webhooks:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from db.pool import connection
+from server import metrics
 
 router = APIRouter()
 
@@ -22,6 +24,17 @@ async def readyz(request: Request) -> JSONResponse:
     async with connection(request.app.state.pool) as conn:
         await conn.fetchval("SELECT 1")
     return JSONResponse({"status": "ready", "database": "ok", "provider": request.app.state.provider.name})
+
+
+@router.get("/metrics")
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format; payments by status are read from the database at scrape time."""
+    async with connection(request.app.state.pool) as conn:
+        counts = await conn.fetch("SELECT status, count(*) AS n FROM payments GROUP BY status")
+    metrics.PAYMENTS.clear()
+    for row in counts:
+        metrics.PAYMENTS.labels(row["status"]).set(row["n"])
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/payments/complete", response_class=HTMLResponse)

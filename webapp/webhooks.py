@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from server import inbox
-from server.errors import PayloadTooLarge, UnsupportedMediaType
+from server import inbox, metrics
+from server.errors import MalformedEvent, PayloadTooLarge, UnsupportedMediaType, WebhookRejected
 from server.providers import Provider, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,14 @@ async def raw_body(request: Request) -> bytes:
 
 async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
     provider: Provider = request.app.state.provider
-    return provider.verify_webhook(body, request.headers.get("stripe-signature"))
+    try:
+        return provider.verify_webhook(body, request.headers.get("stripe-signature"))
+    except MalformedEvent as error:  # signed by the provider, so kept: someone should look at it
+        stored_as = await inbox.store_rejected(request.app.state.pool, provider.name, error.raw or "", error.message)
+        raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
+    except WebhookRejected:
+        metrics.WEBHOOK_EVENTS.labels("rejected").inc()
+        raise
 
 
 @router.post("/webhooks/stripe")

@@ -13,7 +13,7 @@ from typing import Any
 import stripe
 
 from server.config import PROVIDER_ATTEMPTS
-from server.errors import ProviderError, ProviderUnavailable, WebhookRejected
+from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, WebhookRejected
 from server.money import EXPONENTS
 from server.providers.base import (
     ChargeRequest,
@@ -131,19 +131,31 @@ class StripeProvider:
         return payment_from_intent(intent.to_dict())
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+        """Accepts a signature by any of the configured secrets (comma-separated), so a secret can be
+        rotated without losing events: add the new one, then remove the old one."""
         if self._webhook_secret is None:
             raise WebhookRejected("This process does not receive webhooks.")
         if not signature_header:
             raise WebhookRejected("Missing Stripe-Signature header; nothing was stored.")
         try:
             text = payload.decode("utf-8")
-            stripe.WebhookSignature.verify_header(text, signature_header, self._webhook_secret, self._tolerance)
-            _reject_future_timestamp(signature_header, self._tolerance)
         except UnicodeDecodeError:
             raise WebhookRejected("The body is not UTF-8; nothing was stored.") from None
+        problems = [self._signature_problem(text, signature_header, secret) for secret in self._secrets()]
+        if None not in problems:
+            raise WebhookRejected(_most_telling(problems))
+        return event_from_payload(_parse_json(text), raw=text)
+
+    def _secrets(self) -> list[str]:
+        return [secret.strip() for secret in (self._webhook_secret or "").split(",") if secret.strip()]
+
+    def _signature_problem(self, text: str, header: str, secret: str) -> str | None:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, self._tolerance)
+            _reject_future_timestamp(header, self._tolerance)
         except stripe.SignatureVerificationError as error:
-            raise WebhookRejected(_signature_problem(str(error), self._tolerance)) from None
-        return event_from_payload(_parse_json(text))
+            return _signature_problem(str(error), self._tolerance)
+        return None
 
     def _unavailable(self, error: stripe.StripeError) -> ProviderError:
         if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
@@ -225,16 +237,16 @@ def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
     )
 
 
-def event_from_payload(payload: Any) -> WebhookEvent:
+def event_from_payload(payload: Any, raw: str | None = None) -> WebhookEvent:
     if (
         not isinstance(payload, dict)
         or not isinstance(payload.get("id"), str)
         or not isinstance(payload.get("type"), str)
     ):
-        raise WebhookRejected("The body is not a Stripe event (it needs string 'id' and 'type'); nothing was stored.")
+        raise MalformedEvent("The body is not a Stripe event (it needs string 'id' and 'type').", raw)
     event_id, event_type = payload["id"], payload["type"]
     if len(event_id) > 255 or len(event_type) > 255:
-        raise WebhookRejected("The event id or type is too long; nothing was stored.")
+        raise MalformedEvent("The event id or type is too long.", raw)
     obj = (payload.get("data") or {}).get("object")
     payment = None
     if event_type in EVENT_STATUS and isinstance(obj, dict):
@@ -257,7 +269,7 @@ def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        raise WebhookRejected("The body is not valid JSON; nothing was stored.") from None
+        raise MalformedEvent("The body is not valid JSON.", text) from None
 
 
 def _declined(error: stripe.CardError) -> ProviderPayment:
@@ -286,6 +298,15 @@ def _reject_future_timestamp(signature_header: str, tolerance_seconds: int) -> N
     stamps = [part[2:] for part in signature_header.split(",") if part.strip().startswith("t=")]
     if stamps and stamps[0].strip().isdigit() and int(stamps[0]) > time.time() + tolerance_seconds:
         raise stripe.SignatureVerificationError("Timestamp outside the tolerance zone", signature_header)
+
+
+def _most_telling(problems: list[str | None]) -> str:
+    """With several secrets, "stale" or "malformed" says more than "no signature matches"."""
+    for marker in ("Stale", "Malformed"):
+        for problem in problems:
+            if problem and problem.startswith(marker):
+                return problem
+    return next(problem for problem in problems if problem)
 
 
 def _signature_problem(stripe_message: str, tolerance_seconds: int) -> str:

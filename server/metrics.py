@@ -1,0 +1,37 @@
+"""Prometheus metrics: what the webhook inbox, the tools and the reconciler did, and payments by status."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Gauge, Histogram
+
+WEBHOOK_EVENTS = Counter(
+    "paywarden_webhook_events_total",
+    "Webhook events by what became of them (received, duplicate, rejected, applied, ignored, failed, …).",
+    ["outcome"],
+)
+TOOL_CALLS = Counter("paywarden_tool_calls_total", "MCP tool calls by tool and result.", ["tool", "result"])
+TOOL_LATENCY = Histogram(
+    "paywarden_tool_duration_seconds",
+    "MCP tool call latency.",
+    ["tool"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILER_RUNS = Counter("paywarden_reconciler_runs_total", "Reconciler passes.")
+RECONCILER_FIXES = Counter("paywarden_reconciler_fixes_total", "What reconciler passes changed.", ["kind"])
+PAYMENTS = Gauge("paywarden_payments", "Payments by status (read from the database at scrape time).", ["status"])
+
+
+@contextmanager
+def tool_call(tool: str) -> Iterator[None]:
+    started = time.perf_counter()
+    result = "error"
+    try:
+        yield
+        result = "ok"
+    finally:
+        TOOL_CALLS.labels(tool, result).inc()
+        TOOL_LATENCY.labels(tool).observe(time.perf_counter() - started)
