@@ -25,8 +25,14 @@ async def scrape(app) -> dict[tuple[str, tuple], float]:
 async def test_metrics_count_events_tool_calls_and_payments(app, mcp) -> None:
     before = await scrape(app)
     async with mcp() as client:
-        await call(client, "create_charge", customer_id="cus_m", idempotency_key="m", product_id="day_pass",
-                   payment_method="pm_card_visa")
+        await call(
+            client,
+            "create_charge",
+            customer_id="cus_m",
+            idempotency_key="m",
+            product_id="day_pass",
+            payment_method="pm_card_visa",
+        )
         await call(client, "check_entitlement", customer_id="cus_m", feature="pro")
     body = json.dumps({"id": "evt_m", "type": "customer.created", "data": {"object": {}}})
     await post(app, body, signed(body))
