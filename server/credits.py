@@ -15,7 +15,7 @@ import asyncpg
 
 from db import credit_moves, credits
 from db.credits import Account, Reservation
-from db.pool import transaction
+from db.pool import retry_on_deadlock, transaction
 from server.errors import IdempotencyKeyReused, InvalidRequest, NotAllowedNow, NotFound
 from server.services import Services
 
@@ -50,6 +50,7 @@ class CreditsView:
     next_expiry: datetime | None
 
 
+@retry_on_deadlock
 async def view(services: Services, customer_id: str, feature: str) -> CreditsView:
     async with transaction(services.pool) as conn:
         if await credits.get_account(conn, customer_id, feature) is None:
@@ -58,6 +59,7 @@ async def view(services: Services, customer_id: str, feature: str) -> CreditsVie
         return CreditsView(Balance.of(account), await credits.earliest_expiry(conn, account))
 
 
+@retry_on_deadlock
 async def reserve(
     services: Services, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
 ) -> tuple[dict[str, Any], bool]:
@@ -83,6 +85,7 @@ async def reserve(
         return result, False
 
 
+@retry_on_deadlock
 async def settle(services: Services, reservation_id: str, used: int) -> tuple[dict[str, Any], bool]:
     """Charge what the call used; the rest of the hold goes back. Using more than was reserved
     draws the difference from the balance, and is refused if the balance cannot cover it."""
@@ -128,6 +131,7 @@ async def _settle_late(
     return result
 
 
+@retry_on_deadlock
 async def release(services: Services, reservation_id: str) -> tuple[dict[str, Any], bool]:
     async with transaction(services.pool) as conn:
         reservation, account = await _locked_reservation(conn, reservation_id)
@@ -141,6 +145,7 @@ async def release(services: Services, reservation_id: str) -> tuple[dict[str, An
         return reservation_result(released, account), False
 
 
+@retry_on_deadlock
 async def consume(
     services: Services, customer_id: str, feature: str, quantity: int, key: str
 ) -> tuple[dict[str, Any], bool]:

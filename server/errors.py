@@ -77,6 +77,10 @@ class NotFound(PaywardenError):
     status = 404
 
 
+class NotConfigured(NotFound):
+    """This endpoint is not configured here."""
+
+
 class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
 

@@ -15,7 +15,7 @@ import asyncpg
 
 from db import payments, refund_transitions, refunds, transitions, webhook_events
 from db.payments import Payment
-from db.pool import transaction
+from db.pool import RETRYABLE, retry_on_deadlock, transaction
 from db.refunds import Refund
 from server import metrics
 from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
@@ -72,6 +72,7 @@ async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100)
     return [await retry(pool, provider, event_id) for event_id in failed]
 
 
+@retry_on_deadlock
 async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ingested:
     async with transaction(pool) as conn:
         inbox_id, outcome = await webhook_events.store(
@@ -82,9 +83,13 @@ async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ing
         try:
             async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
                 result = await _apply(conn, provider, event)
+        except RETRYABLE:
+            raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
             problem = f"{type(error).__name__}: {str(error)[:300]}"
-            logger.exception("applying webhook %s failed; kept for retry", event.event_id)
+            logger.exception(
+                "applying webhook %s failed; kept for retry", event.event_id, extra={"event_id": event.event_id}
+            )
             await webhook_events.record_failure(conn, inbox_id, problem)
             return Ingested("failed", note="applying the event failed; it is stored and will be retried")
         await webhook_events.record_outcome(

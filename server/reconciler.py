@@ -133,7 +133,9 @@ async def _apply_provider_record(services: Services, payment: payments.Payment) 
         assert locked is not None
         result = await transitions.apply(conn, locked, change)
     if result.applied:
-        logger.info("reconciled %s: %s -> %s", payment.id, payment.status, truth.status)
+        logger.info(
+            "reconciled %s: %s -> %s", payment.id, payment.status, truth.status, extra={"payment_id": payment.id}
+        )
     return result.applied
 
 

@@ -13,7 +13,7 @@ import asyncpg
 
 from db import audit, payments, refund_transitions, refunds
 from db.payments import Payment
-from db.pool import transaction
+from db.pool import retry_on_deadlock, transaction
 from db.refunds import Refund
 from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow, PaymentNotFound, ProviderError
 from server.money import format_amount
@@ -97,12 +97,17 @@ async def submit(services: Services, recorded: Refund) -> Refund:
         async with transaction(services.pool) as conn:
             await refunds.release_lease(conn, recorded.id, recorded.submit_lease_until)
         raise
+    return await _apply_answer(services, recorded.id, answer.status, "provider", answer)
+
+
+@retry_on_deadlock
+async def _apply_answer(services: Services, refund_id: str, status: str, actor: str, answer: Any) -> Refund:
     async with transaction(services.pool) as conn:
         return await refund_transitions.apply(
             conn,
-            recorded.id,
-            answer.status,
-            actor="provider",
+            refund_id,
+            status,
+            actor=actor,
             provider_refund_id=answer.provider_refund_id,
             failure_reason=answer.failure_reason,
         )
@@ -131,15 +136,7 @@ async def refresh(services: Services, recorded: Refund) -> Refund:
     """Apply the provider's current record of a pending refund."""
     assert recorded.provider_refund_id is not None
     truth = await services.provider.retrieve_refund(recorded.provider_refund_id)
-    async with transaction(services.pool) as conn:
-        return await refund_transitions.apply(
-            conn,
-            recorded.id,
-            truth.status,
-            actor="reconciler",
-            provider_refund_id=truth.provider_refund_id,
-            failure_reason=truth.failure_reason,
-        )
+    return await _apply_answer(services, recorded.id, truth.status, "reconciler", truth)
 
 
 async def _resume_or_submit(services: Services, recorded: Refund, replayed: bool) -> Refund:

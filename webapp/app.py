@@ -16,6 +16,7 @@ from server.config import Settings
 from server.providers import open_provider, resolve_webhook_secret
 from server.providers.sandbox.api import SandboxState, mount_sandbox
 from server.providers.sandbox.delivery import WebhookDeliverer
+from server.providers.standard_webhooks import StandardWebhookVerifier
 from webapp import health, webhooks
 from webapp.errors import install_error_handlers
 
@@ -32,6 +33,8 @@ def build_webapp(settings: Settings, mcp: MCPServer | None = None) -> FastAPI:
             secret = await resolve_webhook_secret(settings, pool)
             app.state.pool = pool
             app.state.provider = open_provider(settings, secret)
+            standard = settings.standard_webhook_secret
+            app.state.standard_webhooks = StandardWebhookVerifier(standard.get_secret_value()) if standard else None
             stack.push_async_callback(app.state.provider.close)
             if settings.provider == "sandbox":
                 await _run_sandbox(app, stack, pool, settings, secret)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from server import inbox, metrics
-from server.errors import MalformedEvent, PayloadTooLarge, UnsupportedMediaType, WebhookRejected
+from server.errors import MalformedEvent, NotConfigured, PayloadTooLarge, UnsupportedMediaType, WebhookRejected
 from server.providers import Provider, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,43 @@ async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_bo
 async def receive_stripe_event(
     request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
 ) -> JSONResponse:
+    return await _ingested(request, event)
+
+
+async def _ingested(request: Request, event: WebhookEvent) -> JSONResponse:
     provider: Provider = request.app.state.provider
     result = await inbox.ingest(request.app.state.pool, provider, event)
-    logger.info("webhook %s %s: %s %s", event.event_id, event.event_type, result.outcome, result.note or "")
+    logger.info(
+        "webhook %s %s: %s %s",
+        event.event_id,
+        event.event_type,
+        result.outcome,
+        result.note or "",
+        extra={"event_id": event.event_id, "payment_id": result.payment_id},
+    )
     body = {"received": True, "event_id": event.event_id, "outcome": result.outcome, "note": result.note}
     # A stored event whose handling failed: a 5xx makes the provider deliver it again, and then it is retried.
     return JSONResponse(body, 500 if result.outcome == "failed" else 200)
+
+
+async def verified_standard_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
+    verifier = request.app.state.standard_webhooks
+    if verifier is None:
+        raise NotConfigured("Standard Webhooks are not configured here (set PAYWARDEN_STANDARD_WEBHOOK_SECRET).")
+    provider: Provider = request.app.state.provider
+    try:
+        return verifier.verify(body, request.headers)
+    except MalformedEvent as error:
+        stored_as = await inbox.store_rejected(request.app.state.pool, provider.name, error.raw or "", error.message)
+        raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
+    except WebhookRejected:
+        metrics.WEBHOOK_EVENTS.labels("rejected").inc()
+        raise
+
+
+@router.post("/webhooks/standard")
+async def receive_standard_event(
+    request: Request, event: Annotated[WebhookEvent, Depends(verified_standard_event)]
+) -> JSONResponse:
+    """The same inbox as /webhooks/stripe, for a provider that signs with Standard Webhooks."""
+    return await _ingested(request, event)
