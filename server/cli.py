@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
 import socket
 import sys
+import time
+from types import FrameType
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import uvicorn.server as uvicorn_server
 from pydantic import ValidationError
 
 from db.pool import CONNECTION_ERRORS
@@ -231,10 +233,31 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(migrate_url(settings.database_url or ""))
     app = build_webapp(settings, mcp=build_server(settings, background_reconciler=True))
     print(banner(settings), file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after its clean shutdown
-        uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on")).run(sockets=[sock])
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the database's shutdown short
+    # uvicorn handles Ctrl-C and SIGTERM itself (a clean shutdown of the app and its lifespan), then
+    # re-raises the signal to whatever handler was there before. A quiet one lets this function return,
+    # so the embedded PostgreSQL is stopped at exit instead of the process dying mid-cleanup.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _already_stopping)
+    PatientServer(uvicorn.Config(app, log_level="info", lifespan="on")).run(sockets=[sock])
     return 0
+
+
+class PatientServer(uvicorn_server.Server):
+    """A terminal's Ctrl-C reaches this process twice (from the terminal, and forwarded by `uv run`).
+    Only a Ctrl-C pressed again later forces an immediate exit; one press shuts down cleanly."""
+
+    _first_stop: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._first_stop is not None and now - self._first_stop < 1.0:
+            return
+        self._first_stop = self._first_stop or now
+        super().handle_exit(sig, frame)
+
+
+def _already_stopping(signum: int, frame: object) -> None:
+    """After uvicorn's own shutdown: nothing left to do but return."""
 
 
 def _listen(host: str, port: int) -> socket.socket:

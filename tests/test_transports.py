@@ -96,9 +96,11 @@ async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(databa
                 payment_method="pm_card_visa",
             )
             assert charge["status"] == "succeeded"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)  # a terminal's Ctrl-C arrives twice under `uv run`:
+        process.send_signal(signal.SIGINT)  # from the terminal, and forwarded by uv
         assert await asyncio.wait_for(process.wait(), 15) == 0
         banner = (await process.stderr.read()).decode()
+        assert "Application shutdown complete" in banner and "Traceback" not in banner
         assert f"{base}/mcp" in banner and '"mcpServers"' in banner
         assert "mode: sandbox (local, no real money)" in banner
     finally:
