@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-
 import asyncpg
 import pytest
 from mcp.types import ElicitResult
 
-from tests.helpers import call
+from tests.helpers import call, paywarden_command
 
 BIG = {
     "customer_id": "cus_a",
@@ -107,19 +103,9 @@ async def test_the_operator_rejects(app, mcp) -> None:
 
 
 async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
-    env = {**os.environ, "DATABASE_URL": app.settings.database_url, "PAYWARDEN_PORT": str(app.settings.port)}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert (process.returncode != 0) == expect_failure, err.decode()
-    return out.decode() + err.decode()
+    code, out = await paywarden_command(app.settings.database_url, *args, port=str(app.settings.port))
+    assert (code != 0) == expect_failure, out
+    return out
 
 
 async def test_approval_over_streamable_http(app, db: asyncpg.Connection) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -37,10 +38,16 @@ async def raw_body(request: Request) -> bytes:
 
 async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
     provider: Provider = request.app.state.provider
+    return await _verified(request, lambda: provider.verify_webhook(body, request.headers.get("stripe-signature")))
+
+
+async def _verified(request: Request, verify: Callable[[], WebhookEvent]) -> WebhookEvent:
+    """The verified event; a refusal is counted, and a signed body that is not an event is kept."""
     try:
-        return provider.verify_webhook(body, request.headers.get("stripe-signature"))
+        return verify()
     except MalformedEvent as error:  # signed by the provider, so kept: someone should look at it
-        stored_as = await inbox.store_rejected(request.app.state.pool, provider.name, error.raw or "", error.message)
+        provider_name = request.app.state.provider.name
+        stored_as = await inbox.store_rejected(request.app.state.pool, provider_name, error.raw or "", error.message)
         raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
     except WebhookRejected:
         metrics.WEBHOOK_EVENTS.labels("rejected").inc()
@@ -74,15 +81,7 @@ async def verified_standard_event(request: Request, body: Annotated[bytes, Depen
     verifier = request.app.state.standard_webhooks
     if verifier is None:
         raise NotConfigured("Standard Webhooks are not configured here (set PAYWARDEN_STANDARD_WEBHOOK_SECRET).")
-    provider: Provider = request.app.state.provider
-    try:
-        return verifier.verify(body, request.headers)
-    except MalformedEvent as error:
-        stored_as = await inbox.store_rejected(request.app.state.pool, provider.name, error.raw or "", error.message)
-        raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
-    except WebhookRejected:
-        metrics.WEBHOOK_EVENTS.labels("rejected").inc()
-        raise
+    return await _verified(request, lambda: verifier.verify(body, request.headers))
 
 
 @router.post("/webhooks/standard")
