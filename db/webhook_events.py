@@ -14,12 +14,16 @@ async def store(
     event_id: str,
     event_type: str,
     payload: dict[str, Any],
+    source: str = "webhook",
 ) -> tuple[int, str]:
-    """The inbox row's id and outcome, locked: `received` when new, else what became of it before."""
+    """The inbox row's id and outcome, locked: `received` when new, else what became of it before.
+
+    `source` says how it arrived: pushed as a `webhook`, or read from the provider's `event_list`.
+    """
     inserted = await connection.fetchval(
         """
-        INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome)
-        VALUES ($1, $2, $3, $4, 'received')
+        INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome, source)
+        VALUES ($1, $2, $3, $4, 'received', $5)
         ON CONFLICT (provider, event_id) DO NOTHING
         RETURNING id
         """,
@@ -27,6 +31,7 @@ async def store(
         event_id,
         event_type,
         payload,
+        source,
     )
     if inserted is not None:
         return inserted, "received"

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     """Open payments untouched this long are checked against the provider by the reconciler."""
     reconcile_interval_seconds: float = Field(default=60.0, ge=0)
     """How often `paywarden up` runs the reconciler in the background; 0 turns it off."""
+    reconcile_event_lookback_hours: int = Field(default=72, ge=1, le=720)
+    """On its first pass the reconciler reads the provider's events this far back (Stripe keeps 30 days)."""
     request_state_key: SecretStr | None = Field(default=None, min_length=32)
     """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
     address; unset, each process makes its own, which is right for one process."""
@@ -75,6 +77,8 @@ class Settings(BaseSettings):
     sandbox_delivery_interval_seconds: float = Field(default=1.0, gt=0)
     sandbox_deliver_webhooks: bool = True
     """False keeps the sandbox's events undelivered (to show the reconciler working alone)."""
+    sandbox_webhook_url: str | None = None
+    """Where the sandbox delivers its events; unset, to this process's own /webhooks/stripe."""
 
     @model_validator(mode="after")
     def _lease_outlasts_provider_calls(self) -> Settings:

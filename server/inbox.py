@@ -34,10 +34,11 @@ class Ingested:
     """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
 
 
-async def ingest(pool: asyncpg.Pool, provider: Provider, event: WebhookEvent) -> Ingested:
+async def ingest(pool: asyncpg.Pool, provider: Provider, event: WebhookEvent, *, source: str = "webhook") -> Ingested:
     """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
-    duplicate of a failed one is the retry."""
-    result = await _ingest(pool, provider.name, event)
+    duplicate of a failed one is the retry. `source` is `event_list` when the reconciler read it from
+    the provider's event list rather than receiving it; its changes are then audited as the reconciler's."""
+    result = await _ingest(pool, provider.name, event, source)
     metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
         await close_at_provider(provider, result.close_at_provider)
@@ -73,16 +74,22 @@ async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100)
 
 
 @retry_on_deadlock
-async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ingested:
+async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str) -> Ingested:
+    actor = "reconciler" if source == "event_list" else "webhook"
     async with transaction(pool) as conn:
         inbox_id, outcome = await webhook_events.store(
-            conn, provider=provider, event_id=event.event_id, event_type=event.event_type, payload=event.payload
+            conn,
+            provider=provider,
+            event_id=event.event_id,
+            event_type=event.event_type,
+            payload=event.payload,
+            source=source,
         )
         if outcome not in ("received", "failed"):
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
             async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
-                result = await _apply(conn, provider, event)
+                result = await _apply(conn, provider, event, actor)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -98,9 +105,9 @@ async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent) -> Ing
         return result
 
 
-async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -> Ingested:
+async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str) -> Ingested:
     if event.refund is not None:
-        return await _apply_refund(conn, provider, event.refund, event)
+        return await _apply_refund(conn, provider, event.refund, actor)
     reported = event.payment
     if reported is None:
         return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
@@ -112,7 +119,7 @@ async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -
         return Ingested("rejected", payment.id, mismatch)
     change = transitions.Transition(
         to_status=reported.status,
-        actor="webhook",
+        actor=actor,
         reason=f"{event.event_type} ({event.event_id})",
         provider_payment_id=reported.provider_payment_id,
         next_action_url=reported.next_action_url,
@@ -129,9 +136,7 @@ async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent) -
     return Ingested("ignored", payment.id, result.note)
 
 
-async def _apply_refund(
-    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, event: WebhookEvent
-) -> Ingested:
+async def _apply_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund, actor: str) -> Ingested:
     refund = await _find_refund(conn, reported)
     if refund is None:
         refund = await _record_outside_refund(conn, provider, reported)
@@ -148,7 +153,7 @@ async def _apply_refund(
         conn,
         refund.id,
         reported.status,
-        actor="webhook",
+        actor=actor,
         provider_refund_id=reported.provider_refund_id,
         failure_reason=reported.failure_reason,
     )

@@ -1,6 +1,9 @@
 """Brings payments to the provider's truth when a crash, an outage or a lost webhook left them behind.
 
-Two kinds of payment need it:
+It reads the provider's event list from the last event it read, feeding every event through the
+webhook inbox (stored once, applied through the same state machine, audited as the reconciler), so
+an event the provider never managed to deliver is applied anyway. Then two kinds of payment left
+behind are handled one by one:
 - `created` with no live lease: recorded, but the provider call never finished. Submitting again
   is safe (our payment id is the provider's idempotency key), within the provider's 24-hour
   idempotency window; older ones are reported for an operator instead.
@@ -13,11 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
-from db import payments, transitions
+import asyncpg
+
+from db import event_cursors, payments, transitions
 from db import refunds as db_refunds
-from db.pool import transaction
+from db.pool import connection, transaction
 from server import charges, inbox, metrics, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError
@@ -25,6 +31,7 @@ from server.services import Services
 
 logger = logging.getLogger(__name__)
 BATCH = 100
+EVENT_PAGES_PER_PASS = 20
 
 
 @dataclass
@@ -35,11 +42,14 @@ class ReconcileReport:
     needs_operator: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     events_retried: int = 0
+    events_read: int = 0
+    events_applied: int = 0
 
     def summary(self) -> str:
         return (
             f"resubmitted {len(self.resubmitted)}, updated {len(self.updated)}, unchanged {self.unchanged}, "
-            f"needing an operator {len(self.needs_operator)}, failed webhook events retried {self.events_retried}, "
+            f"needing an operator {len(self.needs_operator)}, provider events read {self.events_read} "
+            f"(applied {self.events_applied}), failed webhook events retried {self.events_retried}, "
             f"errors {len(self.errors)}"
         )
 
@@ -47,6 +57,7 @@ class ReconcileReport:
 async def reconcile_once(services: Services) -> ReconcileReport:
     report = ReconcileReport()
     metrics.RECONCILER_RUNS.inc()
+    await _read_event_list(services, report)
     await _resubmit_unfinished(services, report)
     await _refresh_open(services, report)
     await _finish_refunds(services, report)
@@ -55,10 +66,51 @@ async def reconcile_once(services: Services) -> ReconcileReport:
         ("resubmitted", len(report.resubmitted)),
         ("updated", len(report.updated)),
         ("events_retried", report.events_retried),
+        ("events_applied", report.events_applied),
     ):
         if count:
             metrics.RECONCILER_FIXES.labels(kind).inc(count)
     return report
+
+
+async def _read_event_list(services: Services, report: ReconcileReport) -> None:
+    """Every event since the last one read, through the inbox: what was delivered is a duplicate
+    and changes nothing; what was lost is applied now. One process reads at a time."""
+    async with connection(services.pool) as conn:
+        if not await event_cursors.try_lock_reader(conn):
+            return
+        try:
+            await _read_events_holding_lock(services, conn, report)
+        except PaywardenError as error:
+            report.errors.append(f"provider event list: {error.message}")
+        finally:
+            await event_cursors.unlock_reader(conn)
+
+
+async def _read_events_holding_lock(services: Services, conn: asyncpg.Connection, report: ReconcileReport) -> None:
+    provider = services.provider
+    cursor = await event_cursors.last_event(conn, provider.name)
+    since = int(time.time()) - services.settings.reconcile_event_lookback_hours * 3600
+    for _ in range(EVENT_PAGES_PER_PASS):
+        page = await provider.events_after(cursor, created_since=since, limit=BATCH)
+        if page is None:  # the provider forgot our last event: start again from the lookback window
+            logger.warning("the provider no longer knows event %s; reading from the lookback window", cursor)
+            cursor = None
+            await event_cursors.save(conn, provider.name, None)
+            continue
+        for event in page.events:
+            result = await inbox.ingest(services.pool, provider, event, source="event_list")
+            report.events_read += 1
+            if result.outcome == "applied":
+                report.events_applied += 1
+                logger.info("applied a missed event %s", event.event_id, extra={"event_id": event.event_id})
+            elif result.outcome == "failed":
+                report.errors.append(f"event {event.event_id}: {result.note}")
+        if page.events:
+            cursor = page.events[-1].event_id
+            await event_cursors.save(conn, provider.name, cursor)
+        if not page.has_more:
+            return
 
 
 async def _retry_failed_events(services: Services, report: ReconcileReport) -> None:

@@ -23,10 +23,10 @@ async def two_payments(mcp) -> list[dict]:
 def processing_handler_breaks(monkeypatch):
     real_apply = inbox._apply
 
-    async def breaking_apply(conn, provider, event):
+    async def breaking_apply(conn, provider, event, actor):
         if event.event_type == "payment_intent.processing":
             raise RuntimeError("handler bug for processing events")
-        return await real_apply(conn, provider, event)
+        return await real_apply(conn, provider, event, actor)
 
     monkeypatch.setattr(inbox, "_apply", breaking_apply)
     return monkeypatch

@@ -58,9 +58,8 @@ async def _run_sandbox(
 ) -> None:
     """Serve the sandbox and deliver its webhooks to this app's own endpoint until shutdown."""
     signing_secret = secret.split(",")[0].strip()  # several may be accepted (rotation); one signs
-    deliverer = WebhookDeliverer(
-        pool, f"{settings.base_url}/webhooks/stripe", signing_secret, settings.sandbox_delivery_interval_seconds
-    )
+    deliver_to = settings.sandbox_webhook_url or f"{settings.base_url}/webhooks/stripe"
+    deliverer = WebhookDeliverer(pool, deliver_to, signing_secret, settings.sandbox_delivery_interval_seconds)
     app.state.sandbox = SandboxState(pool=pool, base_url=f"{settings.base_url}/sandbox", wake_deliverer=deliverer.wake)
     if not settings.sandbox_deliver_webhooks:
         return

@@ -10,6 +10,7 @@ from server.config import Settings
 from server.errors import ProviderError
 from server.providers.base import (
     ChargeRequest,
+    EventPage,
     Provider,
     ProviderPayment,
     ProviderRefund,
@@ -22,6 +23,7 @@ from server.providers.stripe import StripeProvider
 
 __all__ = [
     "ChargeRequest",
+    "EventPage",
     "Provider",
     "ProviderConfigError",
     "ProviderPayment",

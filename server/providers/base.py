@@ -65,6 +65,13 @@ class WebhookEvent:
     refund: ProviderRefund | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class EventPage:
+    events: list[WebhookEvent]
+    """Oldest first."""
+    has_more: bool
+
+
 class Provider(Protocol):
     name: str
 
@@ -95,6 +102,12 @@ class Provider(Protocol):
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:
         """InvalidRequest when this provider cannot charge exactly this amount in this currency."""
+        ...
+
+    async def events_after(self, event_id: str | None, *, created_since: int, limit: int) -> EventPage | None:
+        """Up to `limit` of the events the provider sent after `event_id`, oldest first; with no
+        `event_id`, the ones sent since `created_since` (Unix seconds). None when the provider no
+        longer knows `event_id` (Stripe keeps events for 30 days). Raises ProviderUnavailable."""
         ...
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:

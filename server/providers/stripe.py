@@ -17,6 +17,7 @@ from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, We
 from server.money import EXPONENTS
 from server.providers.base import (
     ChargeRequest,
+    EventPage,
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
@@ -129,6 +130,32 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise self._unavailable(error) from error
         return payment_from_intent(intent.to_dict())
+
+    async def events_after(self, event_id: str | None, *, created_since: int, limit: int) -> EventPage | None:
+        try:
+            if event_id is not None:
+                page = await self._client.v1.events.list_async({"ending_before": event_id, "limit": limit})
+                return EventPage(_events_oldest_first(page.data), page.has_more)
+            newest_first = await self._events_since(created_since)
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                return None
+            raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        oldest_first = _events_oldest_first(newest_first)
+        return EventPage(oldest_first[:limit], len(oldest_first) > limit)
+
+    async def _events_since(self, created_since: int) -> list[Any]:
+        """Stripe lists newest first, so the oldest event since a time is found by reading back to it."""
+        params: dict[str, Any] = {"created": {"gte": created_since}, "limit": 100}
+        found: list[Any] = []
+        while True:
+            page = await self._client.v1.events.list_async(params)
+            found.extend(page.data)
+            if not page.has_more or not page.data:
+                return found
+            params["starting_after"] = page.data[-1].id
 
     def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
         """Accepts a signature by any of the configured secrets (comma-separated), so a secret can be
@@ -263,6 +290,10 @@ def event_from_payload(payload: Any, raw: str | None = None) -> WebhookEvent:
         )
     refund = refund_from_object(obj) if event_type in REFUND_EVENTS and isinstance(obj, dict) else None
     return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment, refund=refund)
+
+
+def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent]:
+    return [event_from_payload(event.to_dict()) for event in reversed(newest_first)]
 
 
 def _parse_json(text: str) -> Any:

@@ -113,6 +113,28 @@ async def retrieve_refund(refund_id: str, request: Request) -> JSONResponse:
     return JSONResponse(refund)
 
 
+@router.get("/v1/events")
+async def list_events(request: Request) -> JSONResponse:
+    """Stripe's event list: newest first, paged by `starting_after` (older) or `ending_before` (newer)."""
+    _authenticate(request)
+    params: dict[str, Any] = {}
+    for name, value in request.query_params.multi_items():
+        _assign(params, name, value)
+    query = store.EventQuery(
+        limit=_limit(params.get("limit")),
+        starting_after=_text(params.get("starting_after")),
+        ending_before=_text(params.get("ending_before")),
+        created_gte=_created_bound(params.get("created")),
+    )
+    async with _state(request).pool.acquire() as conn:
+        page = await store.list_events(conn, query)
+    if page is None:
+        cursor = query.starting_after or query.ending_before or ""
+        raise SandboxError(404, f"No such event: '{cursor[:64]}'", code="resource_missing", param="starting_after")
+    events, has_more = page
+    return JSONResponse({"object": "list", "url": "/v1/events", "has_more": has_more, "data": events})
+
+
 @router.get("")
 async def about() -> JSONResponse:
     return JSONResponse(
@@ -260,6 +282,28 @@ def _assign(params: dict[str, Any], name: str, value: str) -> None:
         if not isinstance(target, dict):
             return
     target[keys[-1]] = value
+
+
+def _limit(value: Any) -> int:
+    if value is None:
+        return 10
+    if not isinstance(value, str) or not value.isdigit() or not 1 <= int(value) <= 100:
+        raise SandboxError(400, "limit must be an integer between 1 and 100.", param="limit")
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _created_bound(value: Any) -> int | None:
+    """`created[gte]` (the only range the reconciler uses); a bare `created` means exactly that second."""
+    raw = value.get("gte") if isinstance(value, dict) else value
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.isdigit():
+        raise SandboxError(400, "created[gte] must be a Unix timestamp.", param="created")
+    return int(raw)
 
 
 def _state(request: Request) -> SandboxState:

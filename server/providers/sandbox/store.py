@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -88,6 +89,41 @@ async def insert_event(connection: asyncpg.Connection, event: dict[str, Any]) ->
         event,
     )
     await connection.execute("INSERT INTO sandbox.deliveries (event_id) VALUES ($1)", event["id"])
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    limit: int
+    starting_after: str | None = None
+    ending_before: str | None = None
+    created_gte: int | None = None
+
+
+async def list_events(connection: asyncpg.Connection, query: EventQuery) -> tuple[list[dict[str, Any]], bool] | None:
+    """A page of events newest first, and whether more lie beyond it; None for an unknown cursor.
+
+    `ending_before` pages towards newer events: the page holds the ones just after the cursor.
+    """
+    cursor = query.starting_after or query.ending_before
+    cursor_seq = None
+    if cursor is not None:
+        cursor_seq = await connection.fetchval("SELECT seq FROM sandbox.events WHERE id = $1", cursor)
+        if cursor_seq is None:
+            return None
+    newer = query.ending_before is not None
+    rows = await connection.fetch(
+        f"""
+        SELECT payload FROM sandbox.events
+         WHERE ($1::bigint IS NULL OR seq {">" if newer else "<"} $1)
+           AND ($2::bigint IS NULL OR (payload->>'created')::bigint >= $2)
+         ORDER BY seq {"ASC" if newer else "DESC"} LIMIT $3
+        """,
+        cursor_seq,
+        query.created_gte,
+        query.limit + 1,
+    )
+    events = [row["payload"] for row in rows[: query.limit]]
+    return (list(reversed(events)) if newer else events), len(rows) > query.limit
 
 
 async def claim_due_deliveries(

@@ -1,0 +1,107 @@
+"""The reconciler reads the provider's event list from the last event it read, so an event the
+provider never delivered is applied anyway: once, through the inbox, audited as the reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+
+from server import charges
+from server.charges import ChargeInput
+from server.reconciler import reconcile_once
+from server.services import open_services
+from tests.helpers import serving
+from tests.test_payment_paths import click
+from webapp.app import build_webapp
+
+# No webhooks, and open payments too fresh for the one-by-one check: only the event list can help.
+ONLY_THE_EVENT_LIST = {
+    "sandbox_deliver_webhooks": False,
+    "reconcile_after_seconds": 3600,
+    "reconcile_interval_seconds": 0,
+    "duplicate_window_seconds": 0,
+}
+
+
+async def test_events_never_delivered_are_read_from_the_provider_and_applied_once(
+    settings, listening_socket, db: asyncpg.Connection
+) -> None:
+    quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
+    async with (
+        serving(build_webapp(quiet), listening_socket),
+        open_services(quiet) as services,
+        open_services(quiet) as other_process,
+    ):
+        waiting = [await _awaiting_the_customer(services, f"cus_list_{n}") for n in range(9)]
+        truth = {}
+        for n, payment in enumerate(waiting):
+            decision = ("Pay", "Pay", "Decline")[n % 3]
+            await click(payment.next_action_url, decision)
+            truth[payment.id] = "succeeded" if decision == "Pay" else "failed"
+        assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0  # nothing was delivered
+
+        first, concurrent = await asyncio.gather(reconcile_once(services), reconcile_once(other_process))
+        again = await reconcile_once(services)  # reads the cancel events of closing the failed intents
+        third = await reconcile_once(services)
+
+    assert dict(await db.fetch("SELECT id, status FROM payments")) == truth
+    assert first.events_applied + concurrent.events_applied == 9
+    assert again.events_applied == 0 and again.updated == []
+    assert third.events_read == 0
+    sandbox_events = await db.fetchval("SELECT count(*) FROM sandbox.events")
+    assert await db.fetchval("SELECT count(*) FROM webhook_events WHERE source = 'event_list'") == sandbox_events
+    actors = await db.fetch("SELECT DISTINCT actor FROM payment_audit WHERE to_status IN ('succeeded', 'failed')")
+    assert [row["actor"] for row in actors] == ["reconciler"]
+    granted = await db.fetchval("SELECT count(*) FROM entitlements WHERE revoked_at IS NULL")
+    assert granted == sum(status == "succeeded" for status in truth.values())
+
+
+async def test_the_event_list_is_read_in_order_page_by_page(settings, listening_socket, db) -> None:
+    quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
+    async with serving(build_webapp(quiet), listening_socket), open_services(quiet) as services:
+        for n in range(5):
+            await _awaiting_the_customer(services, f"cus_pages_{n}")
+        in_order = [row["id"] for row in await db.fetch("SELECT id FROM sandbox.events ORDER BY seq")]
+        since = int(time.time()) - 60
+
+        read, cursor = [], None
+        while True:
+            page = await services.provider.events_after(cursor, created_since=since, limit=2)
+            assert page is not None
+            read += [event.event_id for event in page.events]
+            cursor = read[-1]
+            if not page.has_more:
+                break
+        assert read == in_order
+
+        await db.execute("DELETE FROM sandbox.deliveries WHERE event_id = $1", in_order[0])
+        await db.execute("DELETE FROM sandbox.events WHERE id = $1", in_order[0])
+        assert await services.provider.events_after(in_order[0], created_since=since, limit=2) is None
+
+
+async def test_a_cursor_the_provider_forgot_restarts_from_the_lookback_window(
+    settings, listening_socket, db: asyncpg.Connection
+) -> None:
+    quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
+    async with serving(build_webapp(quiet), listening_socket), open_services(quiet) as services:
+        payment = await _awaiting_the_customer(services, "cus_forgot")
+        await reconcile_once(services)
+        await db.execute("UPDATE provider_event_cursors SET last_event_id = 'evt_long_gone'")
+        await click(payment.next_action_url, "Pay")
+
+        report = await reconcile_once(services)
+
+    assert report.errors == [] and report.events_applied == 1
+    assert await db.fetchval("SELECT status FROM payments") == "succeeded"
+    assert await db.fetchval("SELECT last_event_id FROM provider_event_cursors") == await db.fetchval(
+        "SELECT id FROM sandbox.events ORDER BY seq DESC LIMIT 1"
+    )
+
+
+async def _awaiting_the_customer(services, customer_id: str):
+    request = ChargeInput(customer_id, "k", "day_pass", None, None, None, "pm_card_authenticationRequired")
+    payment = (await charges.charge(services, request, "not_asked"))[0]
+    assert payment.status == "requires_action" and payment.next_action_url
+    return payment
