@@ -33,10 +33,14 @@ from server import credits
 from server.config import Settings
 from server.embedded import embedded_database_url
 from server.services import open_services
+from server.tenancy import DEFAULT_TENANT
+
+FEATURE = "llm_tokens"
+"""A metered feature of the default catalog: consume refuses features not sold as credits."""
 
 GUARDED_UPDATE = """
 UPDATE credit_accounts SET used = used + 1
- WHERE customer_id = $1 AND feature = 'units' AND granted - used - reserved >= 1
+ WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 AND granted - used - reserved >= 1
 """
 
 
@@ -68,11 +72,13 @@ async def measure(url: str, operations: int, concurrency: int) -> None:
         await grant(services.pool, "bench", operations * 10)
         await grant(services.pool, "raw", operations * 10)
         paywarden = await rate(
-            operations, concurrency, lambda n: credits.consume(services, "bench", "units", 1, f"k{n}")
+            operations, concurrency, lambda n: credits.consume(services, DEFAULT_TENANT, "bench", FEATURE, 1, f"k{n}")
         )
     pool = await create_pool(url, max_size=10)
     try:
-        raw = await rate(operations, concurrency, lambda n: pool.execute(GUARDED_UPDATE, "raw"))
+        raw = await rate(
+            operations, concurrency, lambda n: pool.execute(GUARDED_UPDATE, DEFAULT_TENANT, "raw", FEATURE)
+        )
     finally:
         await pool.close()
     print(f"operations: {operations}, concurrency: {concurrency}")
@@ -82,12 +88,12 @@ async def measure(url: str, operations: int, concurrency: int) -> None:
 
 
 async def grant(pool: asyncpg.Pool, customer: str, quantity: int) -> None:
-    grants = [{"feature": "units", "credits": quantity}]
+    grants = [{"feature": FEATURE, "credits": quantity}]
     async with transaction(pool) as conn:
         payment = await payments.insert(
             conn,
             payments.new_payment_id(),
-            NewPayment(customer, None, 100, "USD", None, None, grants, "sandbox"),
+            NewPayment(DEFAULT_TENANT, None, customer, None, 100, "USD", None, None, grants, "sandbox"),
             lease_seconds=None,
         )
         await credit_moves.grant_for_payment(conn, payment)

@@ -15,6 +15,7 @@ class AuditEntry:
     from_status: str | None
     to_status: str
     reason: str | None
+    api_key_id: str | None = None
 
 
 async def append(
@@ -25,24 +26,27 @@ async def append(
     from_status: str | None,
     to_status: str,
     reason: str | None,
+    api_key_id: str | None = None,
 ) -> None:
+    """`api_key_id`: the key an agent acted with; None for paywarden itself, the provider, an operator."""
     await connection.execute(
         """
-        INSERT INTO payment_audit (payment_id, actor, from_status, to_status, reason)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO payment_audit (payment_id, actor, from_status, to_status, reason, tenant_id, api_key_id)
+        SELECT $1, $2, $3, $4, $5, tenant_id, $6 FROM payments WHERE id = $1
         """,
         payment_id,
         actor,
         from_status,
         to_status,
         reason,
+        api_key_id,
     )
 
 
 async def timeline(connection: asyncpg.Connection, payment_id: str) -> list[AuditEntry]:
     rows = await connection.fetch(
         """
-        SELECT created_at AS at, actor, from_status, to_status, reason
+        SELECT created_at AS at, actor, from_status, to_status, reason, api_key_id
           FROM payment_audit WHERE payment_id = $1 ORDER BY id
         """,
         payment_id,

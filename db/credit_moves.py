@@ -5,6 +5,8 @@ draw      take q from the lots that expire first (for a hold or for use)
 unhold    a reservation's holds become used, or go back (written off if their lot has closed)
 expire    time: due reservations are released, due lots lose what is still free
 revoke    a fully refunded payment's lot loses what is still free; what was spent stays spent
+
+A payment's credits belong to the payment's tenant; a lot found by payment id names its own account.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncpg
 
 from db import credits
-from db.credits import Account, Reservation
+from db.credits import Account, Lot, Reservation
 from db.payments import Payment
 
 
@@ -24,7 +26,7 @@ async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
     for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):
         if not grant.get("credits"):
             continue
-        account = await credits.lock_account(conn, payment.customer_id, grant["feature"])
+        account = await credits.lock_account(conn, payment.tenant_id, payment.customer_id, grant["feature"])
         lot_id = await credits.insert_lot(conn, account, payment.id, int(grant["credits"]), grant.get("days"))
         if lot_id is not None:
             await credits.post(
@@ -34,8 +36,8 @@ async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
 
 async def revoke_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
     """A full refund: every unspent credit of the payment goes, held ones when their hold resolves."""
-    for customer_id, feature, lot in await credits.lots_of_payment(conn, payment.id):
-        account = await credits.lock_account(conn, customer_id, feature)
+    for lot in await credits.lots_of_payment(conn, payment.id):
+        account = await _lock_account_of(conn, lot)
         lot = await credits.get_lot(conn, lot.id)
         if lot.revoked_at is not None:
             continue
@@ -49,8 +51,8 @@ async def revoke_for_payment(conn: asyncpg.Connection, payment: Payment) -> None
 
 async def revoke_share(conn: asyncpg.Connection, payment: Payment, refunded_minor: int) -> None:
     """A partial refund: the same share of each lot's credits goes, from what is still free."""
-    for customer_id, feature, lot in await credits.lots_of_payment(conn, payment.id):
-        account = await credits.lock_account(conn, customer_id, feature)
+    for lot in await credits.lots_of_payment(conn, payment.id):
+        account = await _lock_account_of(conn, lot)
         lot = await credits.get_lot(conn, lot.id)
         share = -(-lot.quantity * refunded_minor // payment.amount_minor)  # rounded up: never give back less
         take = min(share, lot.free)
@@ -58,6 +60,10 @@ async def revoke_share(conn: asyncpg.Connection, payment: Payment, refunded_mino
             await credits.change_lot(conn, lot.id, written_off=take)
             note = f"partial refund of {refunded_minor} minor units: that share of the credits is revoked"
             await credits.post(conn, account, "revoke", granted=-take, lot_id=lot.id, payment_id=payment.id, note=note)
+
+
+async def _lock_account_of(conn: asyncpg.Connection, lot: Lot) -> Account:
+    return await credits.lock_account(conn, lot.tenant_id, lot.customer_id, lot.feature)
 
 
 async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:

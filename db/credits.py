@@ -1,5 +1,8 @@
 """Credits: accounts that the database refuses to overdraw, lots, reservations, and the ledger.
 
+An account is one (tenant, customer, feature): every query on accounts, lots, reservations,
+operations and the ledger names the tenant, so two tenants' customers of the same id never meet.
+
 Every change to an account goes through `post`, which updates the account and appends the
 ledger entry in one statement pair, so the account always equals the sum of its ledger. Callers
 hold `lock_account` for the rest of their transaction: lots, holds and reservations of one
@@ -18,6 +21,7 @@ import asyncpg
 
 @dataclass(frozen=True)
 class Account:
+    tenant_id: str
     customer_id: str
     feature: str
     granted: int
@@ -32,6 +36,9 @@ class Account:
 @dataclass(frozen=True)
 class Lot:
     id: int
+    tenant_id: str
+    customer_id: str
+    feature: str
     quantity: int
     used: int
     held: int
@@ -48,6 +55,7 @@ class Lot:
 @dataclass(frozen=True)
 class Reservation:
     id: str
+    tenant_id: str
     customer_id: str
     feature: str
     quantity: int
@@ -62,25 +70,31 @@ def new_reservation_id() -> str:
     return "rsv_" + secrets.token_hex(12)
 
 
-async def lock_account(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account:
+_ACCOUNT_COLUMNS = "tenant_id, customer_id, feature, granted, used, reserved"
+
+
+async def lock_account(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> Account:
     await conn.execute(
-        "INSERT INTO credit_accounts (customer_id, feature) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO credit_accounts (tenant_id, customer_id, feature) VALUES ($1, $2, $3)"
+        " ON CONFLICT (tenant_id, customer_id, feature) DO NOTHING",
+        tenant_id,
         customer_id,
         feature,
     )
     row = await conn.fetchrow(
-        "SELECT customer_id, feature, granted, used, reserved FROM credit_accounts"
-        " WHERE customer_id = $1 AND feature = $2 FOR UPDATE",
+        f"SELECT {_ACCOUNT_COLUMNS} FROM credit_accounts"
+        " WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 FOR UPDATE",
+        tenant_id,
         customer_id,
         feature,
     )
     return Account(**dict(row))
 
 
-async def get_account(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account | None:
+async def get_account(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> Account | None:
     row = await conn.fetchrow(
-        "SELECT customer_id, feature, granted, used, reserved FROM credit_accounts"
-        " WHERE customer_id = $1 AND feature = $2",
+        f"SELECT {_ACCOUNT_COLUMNS} FROM credit_accounts WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3",
+        tenant_id,
         customer_id,
         feature,
     )
@@ -102,12 +116,13 @@ async def post(
 ) -> Account:
     """Change the account and append the matching ledger entry; the CHECK refuses any overdraw."""
     row = await conn.fetchrow(
-        """
+        f"""
         UPDATE credit_accounts
-           SET granted = granted + $3, used = used + $4, reserved = reserved + $5, updated_at = now()
-         WHERE customer_id = $1 AND feature = $2
-        RETURNING customer_id, feature, granted, used, reserved
+           SET granted = granted + $4, used = used + $5, reserved = reserved + $6, updated_at = now()
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3
+        RETURNING {_ACCOUNT_COLUMNS}
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
         granted,
@@ -116,10 +131,11 @@ async def post(
     )
     await conn.execute(
         """
-        INSERT INTO credit_ledger (customer_id, feature, kind, granted_delta, used_delta, reserved_delta,
+        INSERT INTO credit_ledger (tenant_id, customer_id, feature, kind, granted_delta, used_delta, reserved_delta,
                                    lot_id, reservation_id, payment_id, note)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
         kind,
@@ -140,10 +156,11 @@ async def insert_lot(
     """The new lot's id, or None when this payment already granted this feature."""
     return await conn.fetchval(
         """
-        INSERT INTO credit_lots (customer_id, feature, payment_id, quantity, expires_at)
-        VALUES ($1, $2, $3, $4, now() + make_interval(days => $5)) ON CONFLICT (payment_id, feature) DO NOTHING
+        INSERT INTO credit_lots (tenant_id, customer_id, feature, payment_id, quantity, expires_at)
+        VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6)) ON CONFLICT (payment_id, feature) DO NOTHING
         RETURNING id
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
         payment_id,
@@ -152,7 +169,9 @@ async def insert_lot(
     )
 
 
-_LOT_COLUMNS = "id, quantity, used, held, written_off, expires_at, closed_at, revoked_at"
+_LOT_COLUMNS = (
+    "id, tenant_id, customer_id, feature, quantity, used, held, written_off, expires_at, closed_at, revoked_at"
+)
 
 
 async def drawable_lots(conn: asyncpg.Connection, account: Account) -> list[Lot]:
@@ -160,10 +179,11 @@ async def drawable_lots(conn: asyncpg.Connection, account: Account) -> list[Lot]
     rows = await conn.fetch(
         f"""
         SELECT {_LOT_COLUMNS} FROM credit_lots
-         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 AND closed_at IS NULL
            AND quantity - used - held - written_off > 0
          ORDER BY expires_at NULLS LAST, id
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
     )
@@ -174,20 +194,21 @@ async def lots_due_to_expire(conn: asyncpg.Connection, account: Account) -> list
     rows = await conn.fetch(
         f"""
         SELECT {_LOT_COLUMNS} FROM credit_lots
-         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL AND expires_at <= now()
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 AND closed_at IS NULL AND expires_at <= now()
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
     )
     return [Lot(**dict(row)) for row in rows]
 
 
-async def lots_of_payment(conn: asyncpg.Connection, payment_id: str) -> list[tuple[str, str, Lot]]:
+async def lots_of_payment(conn: asyncpg.Connection, payment_id: str) -> list[Lot]:
+    """By payment id alone: payment ids are unique across tenants, and each lot names its account."""
     rows = await conn.fetch(
-        f"SELECT customer_id, feature, {_LOT_COLUMNS} FROM credit_lots WHERE payment_id = $1 ORDER BY feature",
-        payment_id,
+        f"SELECT {_LOT_COLUMNS} FROM credit_lots WHERE payment_id = $1 ORDER BY feature", payment_id
     )
-    return [(row["customer_id"], row["feature"], Lot(**{k: row[k] for k in _LOT_COLUMNS.split(", ")})) for row in rows]
+    return [Lot(**dict(row)) for row in rows]
 
 
 async def get_lot(conn: asyncpg.Connection, lot_id: int) -> Lot:
@@ -225,14 +246,18 @@ async def earliest_expiry(conn: asyncpg.Connection, account: Account) -> datetim
     return await conn.fetchval(
         """
         SELECT min(expires_at) FROM credit_lots
-         WHERE customer_id = $1 AND feature = $2 AND closed_at IS NULL AND quantity - used - written_off > 0
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 AND closed_at IS NULL
+           AND quantity - used - written_off > 0
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
     )
 
 
-_RESERVATION_COLUMNS = "id, customer_id, feature, quantity, status, used_quantity, expires_at, created_at, resolved_at"
+_RESERVATION_COLUMNS = (
+    "id, tenant_id, customer_id, feature, quantity, status, used_quantity, expires_at, created_at, resolved_at"
+)
 
 
 async def insert_reservation(
@@ -240,11 +265,12 @@ async def insert_reservation(
 ) -> Reservation:
     row = await conn.fetchrow(
         f"""
-        INSERT INTO credit_reservations (id, customer_id, feature, quantity, expires_at)
-        VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+        INSERT INTO credit_reservations (id, tenant_id, customer_id, feature, quantity, expires_at)
+        VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6))
         RETURNING {_RESERVATION_COLUMNS}
         """,
         reservation_id,
+        account.tenant_id,
         account.customer_id,
         account.feature,
         quantity,
@@ -253,10 +279,15 @@ async def insert_reservation(
     return Reservation(**dict(row))
 
 
-async def get_reservation(conn: asyncpg.Connection, reservation_id: str, *, lock: bool = False) -> Reservation | None:
+async def get_reservation(
+    conn: asyncpg.Connection, tenant_id: str, reservation_id: str, *, lock: bool = False
+) -> Reservation | None:
+    """None also for another tenant's reservation: to a caller it does not exist."""
     suffix = " FOR UPDATE" if lock else ""
     row = await conn.fetchrow(
-        f"SELECT {_RESERVATION_COLUMNS} FROM credit_reservations WHERE id = $1{suffix}", reservation_id
+        f"SELECT {_RESERVATION_COLUMNS} FROM credit_reservations WHERE tenant_id = $1 AND id = $2{suffix}",
+        tenant_id,
+        reservation_id,
     )
     return Reservation(**dict(row)) if row else None
 
@@ -265,8 +296,9 @@ async def reservations_due(conn: asyncpg.Connection, account: Account) -> list[R
     rows = await conn.fetch(
         f"""
         SELECT {_RESERVATION_COLUMNS} FROM credit_reservations
-         WHERE customer_id = $1 AND feature = $2 AND status = 'held' AND expires_at <= now()
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3 AND status = 'held' AND expires_at <= now()
         """,
+        account.tenant_id,
         account.customer_id,
         account.feature,
     )
@@ -311,15 +343,17 @@ async def holds(conn: asyncpg.Connection, reservation_id: str) -> list[tuple[int
 
 
 async def claim_operation(
-    conn: asyncpg.Connection, customer_id: str, key: str, kind: str, request: dict[str, Any]
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str, key: str, kind: str, request: dict[str, Any]
 ) -> asyncpg.Record | None:
     """None when this call took the key (its result is saved later in the same transaction);
     otherwise the earlier operation's kind, request and result."""
     taken = await conn.fetchval(
         """
-        INSERT INTO credit_operations (customer_id, idempotency_key, kind, request, result)
-        VALUES ($1, $2, $3, $4, '{}'::jsonb) ON CONFLICT DO NOTHING RETURNING true
+        INSERT INTO credit_operations (tenant_id, customer_id, idempotency_key, kind, request, result)
+        VALUES ($1, $2, $3, $4, $5, '{}'::jsonb)
+        ON CONFLICT (tenant_id, customer_id, idempotency_key) DO NOTHING RETURNING true
         """,
+        tenant_id,
         customer_id,
         key,
         kind,
@@ -328,28 +362,36 @@ async def claim_operation(
     if taken:
         return None
     return await conn.fetchrow(
-        "SELECT kind, request, result FROM credit_operations WHERE customer_id = $1 AND idempotency_key = $2",
+        "SELECT kind, request, result FROM credit_operations"
+        " WHERE tenant_id = $1 AND customer_id = $2 AND idempotency_key = $3",
+        tenant_id,
         customer_id,
         key,
     )
 
 
-async def save_operation_result(conn: asyncpg.Connection, customer_id: str, key: str, result: dict[str, Any]) -> None:
+async def save_operation_result(
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str, key: str, result: dict[str, Any]
+) -> None:
     await conn.execute(
-        "UPDATE credit_operations SET result = $3 WHERE customer_id = $1 AND idempotency_key = $2",
+        "UPDATE credit_operations SET result = $4 WHERE tenant_id = $1 AND customer_id = $2 AND idempotency_key = $3",
+        tenant_id,
         customer_id,
         key,
         result,
     )
 
 
-async def ledger_totals(conn: asyncpg.Connection, customer_id: str, feature: str) -> tuple[int, int, int]:
+async def ledger_totals(
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str
+) -> tuple[int, int, int]:
     row = await conn.fetchrow(
         """
         SELECT coalesce(sum(granted_delta), 0)::bigint AS granted, coalesce(sum(used_delta), 0)::bigint AS used,
                coalesce(sum(reserved_delta), 0)::bigint AS reserved
-          FROM credit_ledger WHERE customer_id = $1 AND feature = $2
+          FROM credit_ledger WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3
         """,
+        tenant_id,
         customer_id,
         feature,
     )

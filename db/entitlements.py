@@ -27,23 +27,24 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     """
     time_grants = [grant for grant in payment.grants if not grant.get("credits")]
     for grant in sorted(time_grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
-        await _lock_feature(connection, payment.customer_id, grant["feature"])
+        await _lock_feature(connection, payment.tenant_id, payment.customer_id, grant["feature"])
         await connection.execute(
             """
             WITH current_end AS (
                 SELECT max(expires_at) AS ends FROM entitlements
-                 WHERE customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+                 WHERE tenant_id = $5 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
             ), start AS (
                 SELECT greatest(now(), coalesce((SELECT ends FROM current_end), now())) AS at
             )
-            INSERT INTO entitlements (customer_id, feature, payment_id, starts_at, expires_at)
-            SELECT $1, $2, $3, start.at, start.at + make_interval(days => $4) FROM start
+            INSERT INTO entitlements (tenant_id, customer_id, feature, payment_id, starts_at, expires_at)
+            SELECT $5, $1, $2, $3, start.at, start.at + make_interval(days => $4) FROM start
             ON CONFLICT (payment_id, feature) DO NOTHING
             """,
             payment.customer_id,
             grant["feature"],
             payment.id,
             int(grant["days"]),
+            payment.tenant_id,
         )
 
 
@@ -53,20 +54,21 @@ async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -
     for grant in sorted(payment.grants, key=lambda grant: grant["feature"]):
         if grant.get("credits"):
             continue
-        await _lock_feature(connection, payment.customer_id, grant["feature"])
+        await _lock_feature(connection, payment.tenant_id, payment.customer_id, grant["feature"])
         await connection.execute(
             """
             WITH revoked AS (
                 UPDATE entitlements SET revoked_at = now()
                  WHERE payment_id = $1 AND feature = $2 AND revoked_at IS NULL
-                RETURNING customer_id, feature, expires_at,
+                RETURNING tenant_id, customer_id, feature, expires_at,
                           greatest(expires_at - greatest(starts_at, now()), interval '0') AS unused
             )
             UPDATE entitlements later
                SET starts_at = greatest(later.starts_at - revoked.unused, now()),
                    expires_at = later.expires_at - revoked.unused
               FROM revoked
-             WHERE later.customer_id = revoked.customer_id AND later.feature = revoked.feature
+             WHERE later.tenant_id = revoked.tenant_id AND later.customer_id = revoked.customer_id
+               AND later.feature = revoked.feature
                AND later.revoked_at IS NULL AND later.starts_at >= revoked.expires_at
             """,
             payment.id,
@@ -74,13 +76,16 @@ async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -
         )
 
 
-async def _lock_feature(connection: asyncpg.Connection, customer_id: str, feature: str) -> None:
+async def _lock_feature(connection: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> None:
     await connection.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 0))", customer_id, feature
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(31) || $2 || chr(31) || $3, 0))",
+        tenant_id,
+        customer_id,
+        feature,
     )
 
 
-async def state(connection: asyncpg.Connection, customer_id: str, feature: str) -> EntitlementState:
+async def state(connection: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> EntitlementState:
     row = await connection.fetchrow(
         """
         SELECT
@@ -88,10 +93,11 @@ async def state(connection: asyncpg.Connection, customer_id: str, feature: str) 
             max(expires_at) FILTER (WHERE expires_at > now()) AS latest_end,
             max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at
           FROM entitlements
-         WHERE customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+         WHERE tenant_id = $3 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
         """,
         customer_id,
         feature,
+        tenant_id,
     )
     active_until = row["latest_end"] if row["active_now"] is not None else None
     return EntitlementState(active_until=active_until, last_expired_at=row["last_expired_at"])

@@ -1,4 +1,4 @@
-"""Idempotency claims: one per (customer, key), taken in the same transaction as the payment insert."""
+"""Idempotency claims: one per (tenant, customer, key), taken in the same transaction as the payment insert."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncpg
 
 async def claim(
     connection: asyncpg.Connection,
+    tenant_id: str,
     customer_id: str,
     idempotency_key: str,
     request: dict[str, Any],
@@ -21,11 +22,12 @@ async def claim(
     """
     won = await connection.fetchval(
         """
-        INSERT INTO idempotency_keys (customer_id, idempotency_key, request, payment_id)
-        VALUES ($1, $2, $3, $4)
-        ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+        INSERT INTO idempotency_keys (tenant_id, customer_id, idempotency_key, request, payment_id)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (tenant_id, customer_id, idempotency_key) DO NOTHING
         RETURNING true
         """,
+        tenant_id,
         customer_id,
         idempotency_key,
         request,
@@ -34,9 +36,15 @@ async def claim(
     return bool(won)
 
 
-async def get(connection: asyncpg.Connection, customer_id: str, idempotency_key: str) -> asyncpg.Record | None:
+async def get(
+    connection: asyncpg.Connection, tenant_id: str, customer_id: str, idempotency_key: str
+) -> asyncpg.Record | None:
     return await connection.fetchrow(
-        "SELECT request, payment_id FROM idempotency_keys WHERE customer_id = $1 AND idempotency_key = $2",
+        """
+        SELECT request, payment_id FROM idempotency_keys
+         WHERE tenant_id = $3 AND customer_id = $1 AND idempotency_key = $2
+        """,
         customer_id,
         idempotency_key,
+        tenant_id,
     )

@@ -26,6 +26,9 @@ STATUSES = (
 @dataclass(frozen=True)
 class Payment:
     id: str
+    tenant_id: str
+    api_key_id: str | None
+    """The API key that asked for it (None for a local caller): its 24-hour budget counts this payment."""
     customer_id: str
     product_id: str | None
     amount_minor: int
@@ -52,6 +55,8 @@ class Payment:
 
 @dataclass(frozen=True)
 class NewPayment:
+    tenant_id: str
+    api_key_id: str | None
     customer_id: str
     product_id: str | None
     amount_minor: int
@@ -73,8 +78,8 @@ async def insert(
     row = await connection.fetchrow(
         """
         INSERT INTO payments (id, customer_id, product_id, amount_minor, currency, description,
-                              payment_method, grants, provider, submit_lease_until)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+                              payment_method, grants, provider, submit_lease_until, tenant_id, api_key_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, $12)
         RETURNING *
         """,
         payment_id,
@@ -87,6 +92,8 @@ async def insert(
         new.grants,
         new.provider,
         lease_seconds,
+        new.tenant_id,
+        new.api_key_id,
     )
     return Payment.from_row(row)
 
@@ -122,14 +129,22 @@ async def mark_charged_now(connection: asyncpg.Connection, payment_id: str) -> N
     await connection.execute("UPDATE payments SET charged_at = now() WHERE id = $1", payment_id)
 
 
-async def get(connection: asyncpg.Connection, payment_id: str) -> Payment | None:
-    row = await connection.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
+async def get(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str | None) -> Payment | None:
+    """The payment, if it belongs to `tenant_id`: another tenant's looks exactly like none at all.
+    `tenant_id=None` is for paywarden's own paths (webhooks, reconciler, operator), which see every tenant."""
+    row = await connection.fetchrow(
+        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)", payment_id, tenant_id
+    )
     return Payment.from_row(row) if row else None
 
 
-async def lock(connection: asyncpg.Connection, payment_id: str) -> Payment | None:
-    """The payment, row-locked until the transaction ends."""
-    row = await connection.fetchrow("SELECT * FROM payments WHERE id = $1 FOR UPDATE", payment_id)
+async def lock(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str | None) -> Payment | None:
+    """The payment (of `tenant_id`, as in `get`), row-locked until the transaction ends."""
+    row = await connection.fetchrow(
+        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE",
+        payment_id,
+        tenant_id,
+    )
     return Payment.from_row(row) if row else None
 
 
@@ -182,15 +197,18 @@ async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, pr
     )
 
 
-async def has_open_payment_for(connection: asyncpg.Connection, customer_id: str, product_ids: list[str]) -> str | None:
+async def has_open_payment_for(
+    connection: asyncpg.Connection, tenant_id: str, customer_id: str, product_ids: list[str]
+) -> str | None:
     """The newest not-yet-settled payment of this customer for any of these products."""
     return await connection.fetchval(
         """
         SELECT id FROM payments
-         WHERE customer_id = $1 AND product_id = ANY($2::text[])
+         WHERE tenant_id = $1 AND customer_id = $2 AND product_id = ANY($3::text[])
            AND status IN ('created', 'requires_approval', 'pending', 'requires_action', 'processing')
          ORDER BY created_at DESC LIMIT 1
         """,
+        tenant_id,
         customer_id,
         product_ids,
     )
@@ -253,6 +271,7 @@ async def add_refunded(connection: asyncpg.Connection, payment_id: str, amount_m
 
 async def page_for_customer(
     connection: asyncpg.Connection,
+    tenant_id: str,
     customer_id: str,
     status: str | None,
     limit: int,
@@ -262,7 +281,7 @@ async def page_for_customer(
     rows = await connection.fetch(
         """
         SELECT * FROM payments
-         WHERE customer_id = $1 AND ($2::text IS NULL OR status = $2)
+         WHERE tenant_id = $6 AND customer_id = $1 AND ($2::text IS NULL OR status = $2)
            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
          ORDER BY created_at DESC, id DESC
          LIMIT $5
@@ -272,5 +291,6 @@ async def page_for_customer(
         after[0] if after else None,
         after[1] if after else None,
         limit,
+        tenant_id,
     )
     return [Payment.from_row(row) for row in rows]

@@ -26,7 +26,7 @@ async def apply(
 ) -> Refund:
     unlocked = await refunds.get(conn, refund_id)
     assert unlocked is not None
-    payment = await payments.lock(conn, unlocked.payment_id)  # payment before refund, as everywhere
+    payment = await payments.lock(conn, unlocked.payment_id, tenant_id=None)  # payment before refund, as everywhere
     current = await refunds.lock(conn, refund_id)
     assert payment is not None and current is not None
     if current.status not in refunds.OPEN or status in ("created", current.status):

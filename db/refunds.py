@@ -16,6 +16,7 @@ OPEN = ("created", "pending")
 class Refund:
     id: str
     payment_id: str
+    tenant_id: str
     customer_id: str
     idempotency_key: str
     request: dict[str, Any]
@@ -38,9 +39,12 @@ def new_refund_id() -> str:
     return "rf_" + secrets.token_hex(12)
 
 
-async def by_key(connection: asyncpg.Connection, customer_id: str, idempotency_key: str) -> Refund | None:
+async def by_key(
+    connection: asyncpg.Connection, tenant_id: str, customer_id: str, idempotency_key: str
+) -> Refund | None:
     row = await connection.fetchrow(
-        "SELECT * FROM refunds WHERE customer_id = $1 AND idempotency_key = $2 FOR UPDATE",
+        "SELECT * FROM refunds WHERE tenant_id = $1 AND customer_id = $2 AND idempotency_key = $3 FOR UPDATE",
+        tenant_id,
         customer_id,
         idempotency_key,
     )
@@ -88,8 +92,9 @@ async def insert(
     row = await connection.fetchrow(
         """
         INSERT INTO refunds (id, payment_id, customer_id, idempotency_key, request, amount_minor, currency,
-                             reason, provider_refund_id, submit_lease_until)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10))
+                             reason, provider_refund_id, submit_lease_until, tenant_id)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), tenant_id
+          FROM payments WHERE id = $2
         RETURNING *
         """,
         refund_id,

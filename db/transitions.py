@@ -44,6 +44,8 @@ class Transition:
     provider_payment_id: str | None = None
     next_action_url: str | None = None
     failure_reason: str | None = None
+    api_key_id: str | None = None
+    """The API key the agent acted with, for the audit row."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         from_status=locked.status,
         to_status=change.to_status,
         reason=change.reason,
+        api_key_id=change.api_key_id,
     )
     if change.to_status == "succeeded":
         await entitlements.grant_for_payment(connection, updated)

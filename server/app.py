@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import ValidationError
 
+from server.api_keys import ApiKeyVerifier
 from server.argument_errors import describe
 from server.config import Settings
 from server.errors import PaywardenError
@@ -72,13 +74,20 @@ class PaywardenServer(MCPServer):
             raise
 
 
-def build_server(settings: Settings, *, background_reconciler: bool = False) -> MCPServer:
+def build_server(settings: Settings, *, background_reconciler: bool = False, serve_http: bool = False) -> MCPServer:
     """The MCP server. With `background_reconciler` (what `paywarden up` asks for), its lifespan also
-    runs the reconciler every PAYWARDEN_RECONCILE_INTERVAL_SECONDS."""
+    runs the reconciler every PAYWARDEN_RECONCILE_INTERVAL_SECONDS.
+
+    With `serve_http`, every request must carry an API key (`Authorization: Bearer pwk_…`) and acts
+    as the key's tenant; without it (stdio, in-process) callers are trusted and act as
+    PAYWARDEN_STDIO_TENANT.
+    """
+    opened_services: list[Services] = []
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[Services]:
-        async with open_services(settings) as opened:
+        async with open_services(settings, local=not serve_http) as opened:
+            opened_services[:] = [opened]
             if not (background_reconciler and settings.reconcile_interval_seconds):
                 yield opened
                 return
@@ -96,10 +105,22 @@ def build_server(settings: Settings, *, background_reconciler: bool = False) -> 
         version="0.1.0",
         lifespan=lifespan,
         request_state_security=RequestStateSecurity(keys=[shared_key.get_secret_value()]) if shared_key else None,
+        token_verifier=ApiKeyVerifier(lambda: opened_services[0].pool) if serve_http else None,
+        auth=_api_key_auth(settings) if serve_http else None,
     )
     for tool, tool_annotations in TOOLS:
         server.add_tool(agent_errors(tool), description=inspect.getdoc(tool), annotations=tool_annotations)
     return server
+
+
+def _api_key_auth(settings: Settings) -> AuthSettings:
+    """Bearer API keys checked by ApiKeyVerifier. There is no OAuth authorization server: keys come from
+    `paywarden keys create`; the metadata's issuer is paywarden itself."""
+    return AuthSettings(
+        issuer_url=settings.base_url,
+        resource_server_url=f"{settings.base_url}/mcp",
+        validate_token_resource=False,  # keys are paywarden's own, for this endpoint only
+    )
 
 
 def agent_errors(tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

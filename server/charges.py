@@ -7,7 +7,7 @@ path applies the same rules in the same transactions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -31,7 +31,8 @@ from server.faults import crash_if_asked
 from server.money import check_amount, normalize_currency
 from server.providers import ChargeRequest, Provider, close_at_provider
 from server.services import Services
-from server.spend_limits import approval_reasons, check_limits
+from server.spend_limits import approval_reasons, check_key_budget, check_limits
+from server.tenancy import DEFAULT_TENANT, Caller, local_caller
 
 RESUBMIT_WITHIN_HOURS = 23
 """Stripe keeps idempotency keys for 24 hours; past that a resubmission could create a second charge."""
@@ -48,11 +49,13 @@ class ChargeInput:
     currency: str | None
     description: str | None
     payment_method: str | None
+    caller: Caller = field(default_factory=lambda: local_caller(DEFAULT_TENANT))
+    """Whose customer this is (the tenant) and which API key asks (its budget, the audit row)."""
 
     def fingerprint(self) -> dict[str, Any]:
         """What must be identical for a repeat of this key to count as the same request."""
         fields = asdict(self)
-        del fields["customer_id"], fields["idempotency_key"]
+        del fields["customer_id"], fields["idempotency_key"], fields["caller"]
         return fields
 
 
@@ -73,6 +76,8 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
         product = catalog.get(request.product_id)
         grants = [grant.model_dump() for grant in product.grants]
         return NewPayment(
+            request.caller.tenant_id,
+            request.caller.key_id,
             request.customer_id,
             product.id,
             product.amount_minor,
@@ -87,7 +92,16 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
     amount = check_amount(request.amount_minor)
     currency = normalize_currency(request.currency)
     return NewPayment(
-        request.customer_id, None, amount, currency, request.description, request.payment_method, [], provider
+        request.caller.tenant_id,
+        request.caller.key_id,
+        request.customer_id,
+        None,
+        amount,
+        currency,
+        request.description,
+        request.payment_method,
+        [],
+        provider,
     )
 
 
@@ -112,10 +126,10 @@ async def approval_needed(ctx: Services, request: ChargeInput) -> list[str]:
     """Why this request would need a person (read-only; `record` decides again under the lock)."""
     new = price(request, ctx.catalog, ctx.provider)
     async with transaction(ctx.pool) as conn:
-        if await idempotency.get(conn, request.customer_id, request.idempotency_key):
+        if await idempotency.get(conn, new.tenant_id, request.customer_id, request.idempotency_key):
             return []  # a replay: what the key holds was decided when it was first used
         try:
-            check_limits(new, ctx.settings, await spend.charges_in_last_day(conn, new.customer_id, new.currency))
+            await _check_limits(conn, ctx.settings, new, request.caller)
         except SpendLimitExceeded:
             return []  # refused anyway: asking the person first would be asking for nothing
         return approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
@@ -131,12 +145,12 @@ async def record(
     """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
     payment_id = payments.new_payment_id()
     async with transaction(ctx.pool) as conn:
-        await spend.lock_customer(conn, request.customer_id)
+        await spend.lock_customer(conn, new.tenant_id, request.customer_id)
         if not await idempotency.claim(
-            conn, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
+            conn, new.tenant_id, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
         ):
             return await _earlier_payment(conn, request), True
-        check_limits(new, ctx.settings, await spend.charges_in_last_day(conn, new.customer_id, new.currency))
+        await _check_limits(conn, ctx.settings, new, request.caller)
         reasons = approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
         go_ahead = not reasons or (answer == "approved" and set(reasons) <= set(approved_for))
         lease = ctx.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
@@ -144,7 +158,15 @@ async def record(
         why = f"create_charge (idempotency_key {request.idempotency_key!r})"
         if reasons and answer == "approved":
             why += "; approved by the person: " + "; ".join(reasons)
-        await audit.append(conn, payment_id, actor="agent", from_status=None, to_status="created", reason=why)
+        await audit.append(
+            conn,
+            payment_id,
+            actor="agent",
+            from_status=None,
+            to_status="created",
+            reason=why,
+            api_key_id=request.caller.key_id,
+        )
         if answer == "declined":
             return await _move(conn, payment, "canceled", "person", "the person declined the charge when asked"), False
         if not go_ahead:
@@ -213,12 +235,14 @@ async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
     """An operator's yes to a payment waiting in requires_approval: it goes to the provider now,
     if the limits still allow it now (the window has moved since the payment was held)."""
     async with transaction(ctx.pool) as conn:
-        held = await payments.get(conn, payment_id)  # unlocked: the customer lock comes first, as in record()
+        held = await payments.get(conn, payment_id, tenant_id=None)  # unlocked: customer lock first, as in record()
         if held is None:
             raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
-        await spend.lock_customer(conn, held.customer_id)
+        await spend.lock_customer(conn, held.tenant_id, held.customer_id)
         locked = await _waiting_for_approval(conn, payment_id)
-        last_day = await spend.charges_in_last_day(conn, held.customer_id, held.currency, leaving_out=held.id)
+        last_day = await spend.charges_in_last_day(
+            conn, held.tenant_id, held.customer_id, held.currency, leaving_out=held.id
+        )
         check_limits(_as_new(held), ctx.settings, last_day)
         await payments.mark_charged_now(conn, payment_id)
         await _move(conn, locked, "created", "operator", f"approved by {operator}")
@@ -234,8 +258,19 @@ async def reject(ctx: Services, payment_id: str, operator: str, reason: str | No
         return await _move(conn, locked, "canceled", "operator", why, failure_reason=why)
 
 
+async def _check_limits(conn: asyncpg.Connection, settings: Settings, new: NewPayment, caller: Caller) -> None:
+    """The customer's limits, then the key's budget; the caller holds the customer lock (and takes the key's)."""
+    check_limits(new, settings, await spend.charges_in_last_day(conn, new.tenant_id, new.customer_id, new.currency))
+    if caller.key_id is not None and caller.budget_minor is not None:
+        await spend.lock_key(conn, caller.key_id)
+        key_last_day = await spend.key_charges_in_last_day(conn, caller.key_id, new.currency)
+        check_key_budget(new, caller.budget_minor, key_last_day)
+
+
 def _as_new(payment: Payment) -> NewPayment:
     return NewPayment(
+        payment.tenant_id,
+        payment.api_key_id,
         payment.customer_id,
         payment.product_id,
         payment.amount_minor,
@@ -248,7 +283,7 @@ def _as_new(payment: Payment) -> NewPayment:
 
 
 async def _earlier_payment(conn: asyncpg.Connection, request: ChargeInput) -> Payment:
-    earlier = await idempotency.get(conn, request.customer_id, request.idempotency_key)
+    earlier = await idempotency.get(conn, request.caller.tenant_id, request.customer_id, request.idempotency_key)
     _require_same_request(request, earlier["request"])
     return await _locked(conn, earlier["payment_id"])
 
@@ -258,6 +293,7 @@ async def _earlier_same_charge(conn: asyncpg.Connection, new: NewPayment, settin
         return None
     return await spend.earlier_same_charge(
         conn,
+        tenant_id=new.tenant_id,
         customer_id=new.customer_id,
         product_id=new.product_id,
         amount_minor=new.amount_minor,
@@ -291,7 +327,7 @@ async def _waiting_for_approval(conn: asyncpg.Connection, payment_id: str) -> Pa
 
 
 async def _locked(conn: asyncpg.Connection, payment_id: str) -> Payment:
-    payment = await payments.lock(conn, payment_id)
+    payment = await payments.lock(conn, payment_id, tenant_id=None)
     if payment is None:
         raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
     return payment

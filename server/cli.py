@@ -1,4 +1,4 @@
-"""`paywarden up | mcp | migrate`."""
+"""`paywarden up | mcp | migrate | keys | reconcile | webhooks | approve | reject`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = webhook_commands.add_parser("replay", help="apply a stored event again (failed ones change)")
     replay.add_argument("event_id")
     replay.set_defaults(command=run_webhooks_replay)
+    _key_commands(commands)
     for name, run, verb in (("approve", run_approve, "approve"), ("reject", run_reject, "reject")):
         decide = commands.add_parser(name, help=f"{verb} a payment waiting in requires_approval")
         decide.add_argument("payment_id")
@@ -103,6 +104,99 @@ def _parser() -> argparse.ArgumentParser:
             decide.add_argument("--reason", help="why (audited, and shown to the agent)")
         decide.set_defaults(command=run)
     return parser
+
+
+def _key_commands(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser("keys", help="API keys for the HTTP MCP endpoint: create, list, revoke")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key (and its tenant, if new); printed once")
+    create.add_argument("--tenant", required=True, help="the tenant (merchant account) whose customers it serves")
+    create.add_argument("--name", required=True, help="what the key is for, e.g. the agent's name")
+    create.add_argument("--scopes", default="read,charge", help="comma-separated: read, charge, refund")
+    create.add_argument("--budget-minor", type=int, help="most it may charge per rolling 24 hours, per currency")
+    create.add_argument("--rate-per-minute", type=int, help="default PAYWARDEN_RATE_LIMIT_PER_MINUTE (120)")
+    create.set_defaults(command=run_keys_create)
+    listing = key_commands.add_parser("list", help="every key (never the key itself)")
+    listing.add_argument("--tenant", help="only this tenant's keys")
+    listing.set_defaults(command=run_keys_list)
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once (key_… id from `keys list`)")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(command=run_keys_revoke)
+
+
+def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from server import api_keys
+
+    scopes = api_keys.parse_scopes(args.scopes)
+    if args.budget_minor is not None and args.budget_minor <= 0:
+        raise PaywardenError("--budget-minor must be a positive number of minor units.")
+    rate = args.rate_per_minute or settings.rate_limit_per_minute
+    if rate <= 0:
+        raise PaywardenError("--rate-per-minute must be positive.")
+    issued, tenant_created = asyncio.run(
+        _with_connection(
+            _with_database(settings),
+            lambda conn: api_keys.issue_for_tenant(
+                conn,
+                tenant_id=args.tenant,
+                name=args.name,
+                scopes=scopes,
+                rate_per_minute=rate,
+                budget_minor=args.budget_minor,
+            ),
+        )
+    )
+    if tenant_created:
+        print(f"created tenant {args.tenant!r}")
+    key = issued.key
+    budget = f", budget {key.budget_minor} minor units / 24 h per currency" if key.budget_minor else ""
+    print(
+        f"{key.id} for tenant {key.tenant_id!r} ({key.name}): scopes {','.join(key.scopes)}{budget}, "
+        f"{key.rate_per_minute} calls/minute"
+    )
+    print(f"\n  {issued.secret}\n")
+    print("This is the only time the key is shown; paywarden keeps only a hash of it.")
+    print('Agents send it as "Authorization: Bearer <key>" to /mcp.')
+    return 0
+
+
+def run_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from db import api_keys
+
+    keys = asyncio.run(_with_connection(_with_database(settings), lambda conn: api_keys.listing(conn, args.tenant)))
+    for key in keys:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        budget = f" budget={key.budget_minor}" if key.budget_minor else ""
+        print(
+            f"{key.id} tenant={key.tenant_id} name={key.name!r} key={key.shown_prefix} "
+            f"scopes={','.join(key.scopes)}{budget} rate={key.rate_per_minute}/min "
+            f"created={key.created_at:%Y-%m-%d %H:%M} {state}"
+        )
+    print(f"{len(keys)} key(s)")
+    return 0
+
+
+def run_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from db import api_keys
+
+    key = asyncio.run(_with_connection(_with_database(settings), lambda conn: api_keys.revoke(conn, args.key_id)))
+    if key is None:
+        raise PaywardenError(f"No key {args.key_id!r}; `paywarden keys list` shows the ids.")
+    print(f"{key.id} ({key.name}, tenant {key.tenant_id!r}) revoked at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    return 0
+
+
+async def _with_connection(settings: Settings, action):
+    from db.migrate import migrate_url
+    from db.pool import create_pool, transaction
+
+    await migrate_url(settings.database_url or "")
+    pool = await create_pool(settings.database_url or "", min_size=1, max_size=1)
+    try:
+        async with transaction(pool) as conn:
+            return await action(conn)
+    finally:
+        await pool.close()
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -231,8 +325,9 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     settings = _with_database(settings)
     asyncio.run(migrate_url(settings.database_url or ""))
-    app = build_webapp(settings, mcp=build_server(settings, background_reconciler=True))
-    print(banner(settings), file=sys.stderr, flush=True)
+    first_key = asyncio.run(_with_connection(settings, _first_key))
+    app = build_webapp(settings, mcp=build_server(settings, background_reconciler=True, serve_http=True))
+    print(banner(settings, first_key), file=sys.stderr, flush=True)
     # uvicorn handles Ctrl-C and SIGTERM itself (a clean shutdown of the app and its lifespan), then
     # re-raises the signal to whatever handler was there before. A quiet one lets this function return,
     # so the embedded PostgreSQL is stopped at exit instead of the process dying mid-cleanup.
@@ -275,18 +370,46 @@ def mode(settings: Settings) -> str:
     return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
 
 
-def banner(settings: Settings) -> str:
+async def _first_key(conn: asyncpg.Connection) -> str | None:
+    """On the very first start, a key for the default tenant, so the HTTP endpoint can be used at once."""
+    from db import api_keys as stored_keys
+    from server import api_keys
+    from server.tenancy import DEFAULT_TENANT, SCOPES
+
+    await conn.execute("SELECT pg_advisory_xact_lock(7461226503)")  # two first starts make one key
+    if await stored_keys.any_key(conn):
+        return None
+    issued = await api_keys.issue(
+        conn, tenant_id=DEFAULT_TENANT, name="first key", scopes=list(SCOPES), rate_per_minute=120
+    )
+    return issued.secret
+
+
+def banner(settings: Settings, first_key: str | None = None) -> str:
     base = settings.base_url
-    snippet = {"mcpServers": {"paywarden-http": {"type": "http", "url": f"{base}/mcp"}}}
+    shown = first_key or "<a key from: paywarden keys create --tenant default --name my-agent>"
+    entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Authorization": f"Bearer {shown}"}}
+    snippet = {"mcpServers": {"paywarden-http": entry}}
+    key_lines = (
+        [
+            "First start: an API key for tenant 'default' (scopes read, charge, refund) was created.",
+            "It is shown only now; paywarden keeps a hash. Create more with `paywarden keys create`.",
+            f"  {first_key}",
+            "",
+        ]
+        if first_key
+        else []
+    )
     return "\n".join(
         [
             "",
             f"paywarden is up — provider: {settings.provider}, mode: {mode(settings)}",
-            f"  MCP (streamable HTTP): {base}/mcp",
+            f"  MCP (streamable HTTP): {base}/mcp  (Authorization: Bearer <API key>)",
             f"  Stripe webhooks:       {base}/webhooks/stripe",
             *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),
             f"  Health:                {base}/healthz  (ready: {base}/readyz)",
             "",
+            *key_lines,
             "Connect an MCP client with this mcp.json entry:",
             json.dumps(snippet, indent=2),
             "",

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     request_state_key: SecretStr | None = Field(default=None, min_length=32)
     """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
     address; unset, each process makes its own, which is right for one process."""
+    stdio_tenant: str = "default"
+    """The tenant `paywarden mcp` (stdio, local and trusted, no API key) acts as."""
+    allowed_hosts: str = ""
+    """Extra Host values /mcp accepts besides localhost (comma-separated, e.g. `pay.example.com,pay.example.com:443`);
+    other hosts get 421 (DNS rebinding protection). Browser origins allowed are the same hosts over http(s)."""
+    rate_limit_per_minute: int = Field(default=120, ge=1)
+    """Default calls per minute for a new API key (`keys create --rate-per-minute` overrides it)."""
     log_format: Literal["text", "json"] = "text"
     """`json` writes JSON lines with payment_id / event_id fields, for log pipelines."""
     test_crash_at: str | None = None

@@ -1,8 +1,10 @@
 """Prepaid credits for metered features: reserve before an expensive call, settle what was used,
 or consume in one go — idempotent per key, never overdrawn, whatever the concurrency.
 
-Every operation locks the (customer, feature) account row first, lets time act (expired
-reservations and lots), then moves credits through db/credit_moves.py.
+Every operation locks the (tenant, customer, feature) account row first, lets time act (expired
+reservations and lots), then moves credits through db/credit_moves.py. Everything is per tenant:
+balances, idempotency keys (per tenant and customer) and reservations, which another tenant
+cannot see.
 """
 
 from __future__ import annotations
@@ -51,26 +53,26 @@ class CreditsView:
 
 
 @retry_on_deadlock
-async def view(services: Services, customer_id: str, feature: str) -> CreditsView:
+async def view(services: Services, tenant_id: str, customer_id: str, feature: str) -> CreditsView:
     async with transaction(services.pool) as conn:
-        if await credits.get_account(conn, customer_id, feature) is None:
+        if await credits.get_account(conn, tenant_id, customer_id, feature) is None:
             return CreditsView(Balance(0, 0, 0, 0), None)
-        account = await credit_moves.expire_due(conn, await credits.lock_account(conn, customer_id, feature))
+        account = await _open(conn, tenant_id, customer_id, feature)
         return CreditsView(Balance.of(account), await credits.earliest_expiry(conn, account))
 
 
 @retry_on_deadlock
 async def reserve(
-    services: Services, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
 ) -> tuple[dict[str, Any], bool]:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, customer_id, feature)
-        earlier = await credits.claim_operation(conn, customer_id, key, "reserve", request)
+        account = await _open(conn, tenant_id, customer_id, feature)
+        earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, "reserve", request)
         if earlier is not None:
             first = _replay(earlier, "reserve", request, key)
-            now = await credits.get_reservation(conn, first["reservation_id"])
+            now = await credits.get_reservation(conn, tenant_id, first["reservation_id"])
             assert now is not None
             return reservation_result(now, account), True  # as it is now: it may have been settled since
         _require(account, quantity)
@@ -81,16 +83,16 @@ async def reserve(
             await credits.add_hold(conn, reservation_id, lot_id, take)
         account = await credits.post(conn, account, "reserve", reserved=quantity, reservation_id=reservation_id)
         result = reservation_result(reservation, account)
-        await credits.save_operation_result(conn, customer_id, key, result)
+        await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
         return result, False
 
 
 @retry_on_deadlock
-async def settle(services: Services, reservation_id: str, used: int) -> tuple[dict[str, Any], bool]:
+async def settle(services: Services, tenant_id: str, reservation_id: str, used: int) -> tuple[dict[str, Any], bool]:
     """Charge what the call used; the rest of the hold goes back. Using more than was reserved
     draws the difference from the balance, and is refused if the balance cannot cover it."""
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, reservation_id)
+        reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
         if reservation.status == "expired":
             return await _settle_late(conn, reservation, account, used), False
         if reservation.status != "held":
@@ -132,9 +134,9 @@ async def _settle_late(
 
 
 @retry_on_deadlock
-async def release(services: Services, reservation_id: str) -> tuple[dict[str, Any], bool]:
+async def release(services: Services, tenant_id: str, reservation_id: str) -> tuple[dict[str, Any], bool]:
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, reservation_id)
+        reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
         if reservation.status != "held":
             return _resolved_again(reservation, account, "released", None), True
         lost = await credit_moves.unhold(conn, account, reservation, used=0)
@@ -147,13 +149,13 @@ async def release(services: Services, reservation_id: str) -> tuple[dict[str, An
 
 @retry_on_deadlock
 async def consume(
-    services: Services, customer_id: str, feature: str, quantity: int, key: str
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, key: str
 ) -> tuple[dict[str, Any], bool]:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, customer_id, feature)
-        earlier = await credits.claim_operation(conn, customer_id, key, "consume", request)
+        account = await _open(conn, tenant_id, customer_id, feature)
+        earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, "consume", request)
         if earlier is not None:
             return _replay(earlier, "consume", request, key), True
         _require(account, quantity)
@@ -161,7 +163,7 @@ async def consume(
             await credits.change_lot(conn, lot_id, used=take)
         account = await credits.post(conn, account, "consume", used=quantity, note=f"idempotency_key {key!r}")
         result = {"customer_id": customer_id, "feature": feature, "consumed": quantity, **_balance(account)}
-        await credits.save_operation_result(conn, customer_id, key, result)
+        await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
         return result, False
 
 
@@ -189,19 +191,22 @@ def require_metered(services: Services, feature: str) -> None:
         raise InvalidRequest(f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.")
 
 
-async def _open(conn: asyncpg.Connection, customer_id: str, feature: str) -> Account:
-    return await credit_moves.expire_due(conn, await credits.lock_account(conn, customer_id, feature))
+async def _open(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> Account:
+    return await credit_moves.expire_due(conn, await credits.lock_account(conn, tenant_id, customer_id, feature))
 
 
-async def _locked_reservation(conn: asyncpg.Connection, reservation_id: str) -> tuple[Reservation, Account]:
-    """Account first, then the reservation: the lock order every credit operation uses."""
-    found = await credits.get_reservation(conn, reservation_id)
+async def _locked_reservation(
+    conn: asyncpg.Connection, tenant_id: str, reservation_id: str
+) -> tuple[Reservation, Account]:
+    """Account first, then the reservation: the lock order every credit operation uses. Another
+    tenant's reservation is not found, with the same message as an id that never existed."""
+    found = await credits.get_reservation(conn, tenant_id, reservation_id)
     if found is None:
         raise ReservationNotFound(
             f"No reservation {reservation_id!r}. Use the reservation_id reserve_credits returned."
         )
-    account = await _open(conn, found.customer_id, found.feature)
-    reservation = await credits.get_reservation(conn, reservation_id, lock=True)
+    account = await _open(conn, tenant_id, found.customer_id, found.feature)
+    reservation = await credits.get_reservation(conn, tenant_id, reservation_id, lock=True)
     assert reservation is not None
     return reservation, account
 

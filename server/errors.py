@@ -7,6 +7,8 @@
     │   ├── IdempotencyKeyReused
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   └── NotAllowedNow          (409) the payment is not in a state that allows this
+    ├── MissingScope               (403) the API key may not call this tool
+    ├── RateLimited                (429) too many calls with one API key
     ├── ChargeInProgress           (409) the first request with this key is still running
     ├── NotFound                   (404)
     │   └── PaymentNotFound
@@ -63,6 +65,25 @@ class NotAllowedNow(InvalidRequest):
     """The payment is not in a state that allows this."""
 
     status = 409
+
+
+class MissingScope(PaywardenError):
+    status = 403
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"This API key lacks the '{scope}' scope this tool needs; ask the operator for a key with "
+            f"--scopes including {scope}."
+        )
+        self.scope = scope
+
+
+class RateLimited(PaywardenError):
+    status = 429
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"Too many calls with this API key; retry after {retry_after_seconds} seconds.")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ChargeInProgress(PaywardenError):

@@ -197,7 +197,7 @@ async def _record_outside_refund(conn: asyncpg.Connection, provider: str, report
 
 async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:
     if reported.payment_id:
-        payment = await payments.lock(conn, reported.payment_id[:64])
+        payment = await payments.lock(conn, reported.payment_id[:64], tenant_id=None)
         if payment is not None:
             return payment
     if reported.provider_payment_id:

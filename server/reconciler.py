@@ -181,7 +181,7 @@ async def _apply_provider_record(services: Services, payment: payments.Payment) 
         failure_reason=truth.failure_reason,
     )
     async with transaction(services.pool) as conn:
-        locked = await payments.lock(conn, payment.id)
+        locked = await payments.lock(conn, payment.id, tenant_id=None)
         assert locked is not None
         result = await transitions.apply(conn, locked, change)
     if result.applied:

@@ -6,7 +6,7 @@ together exceed the payment); what the provider then says is applied by db/refun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -19,6 +19,7 @@ from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow,
 from server.money import format_amount
 from server.providers import RefundRequest
 from server.services import Services
+from server.tenancy import DEFAULT_TENANT, Caller, local_caller
 
 REFUNDABLE = ("succeeded", "partially_refunded")
 
@@ -29,6 +30,8 @@ class RefundInput:
     idempotency_key: str
     amount_minor: int | None
     reason: str | None
+    caller: Caller = field(default_factory=lambda: local_caller(DEFAULT_TENANT))
+    """Only payments of the caller's tenant can be refunded; the audit row records its API key."""
 
     def fingerprint(self) -> dict[str, Any]:
         return {"payment_id": self.payment_id, "amount_minor": self.amount_minor, "reason": self.reason}
@@ -40,7 +43,7 @@ async def refund(services: Services, request: RefundInput) -> tuple[Refund, Paym
     if recorded.status == "created":
         recorded = await _resume_or_submit(services, recorded, replayed)
     async with transaction(services.pool) as conn:
-        payment = await payments.get(conn, recorded.payment_id)
+        payment = await payments.get(conn, recorded.payment_id, tenant_id=None)
     assert payment is not None
     return recorded, payment, replayed
 
@@ -54,10 +57,10 @@ async def record(services: Services, request: RefundInput) -> tuple[Refund, bool
 
 async def _record(services: Services, request: RefundInput) -> tuple[Refund, bool]:
     async with transaction(services.pool) as conn:
-        payment = await payments.lock(conn, request.payment_id)
+        payment = await payments.lock(conn, request.payment_id, tenant_id=request.caller.tenant_id)
         if payment is None:
             raise PaymentNotFound(f"No payment with payment_id {request.payment_id!r}.")
-        earlier = await refunds.by_key(conn, payment.customer_id, request.idempotency_key)
+        earlier = await refunds.by_key(conn, payment.tenant_id, payment.customer_id, request.idempotency_key)
         if earlier is not None:
             _require_same_request(request, earlier)
             return earlier, True
@@ -79,14 +82,20 @@ async def _record(services: Services, request: RefundInput) -> tuple[Refund, boo
             f": {request.reason}" if request.reason else ""
         )
         await audit.append(
-            conn, payment.id, actor="agent", from_status=payment.status, to_status=payment.status, reason=why
+            conn,
+            payment.id,
+            actor="agent",
+            from_status=payment.status,
+            to_status=payment.status,
+            reason=why,
+            api_key_id=request.caller.key_id,
         )
         return recorded, False
 
 
 async def submit(services: Services, recorded: Refund) -> Refund:
     async with transaction(services.pool) as conn:
-        payment = await payments.get(conn, recorded.payment_id)
+        payment = await payments.get(conn, recorded.payment_id, tenant_id=None)
     assert payment is not None and payment.provider_payment_id is not None
     request = RefundRequest(
         recorded.id, payment.id, payment.provider_payment_id, recorded.amount_minor, recorded.currency, recorded.reason

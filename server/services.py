@@ -20,10 +20,13 @@ class Services:
     provider: Provider
     catalog: Catalog
     settings: Settings
+    local_tenant: str | None = None
+    """The tenant a caller without an API key acts as (stdio, in-process); None where every call
+    must carry a key (HTTP)."""
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, local: bool = True) -> AsyncIterator[Services]:
     if settings.database_url is None:
         raise RuntimeError("open_services needs settings.database_url (the CLI resolves it)")
     catalog = load_catalog(settings.catalog_path)
@@ -32,7 +35,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         provider = open_provider(settings)
         try:
-            yield Services(pool=pool, provider=provider, catalog=catalog, settings=settings)
+            local_tenant = settings.stdio_tenant if local else None
+            yield Services(pool=pool, provider=provider, catalog=catalog, settings=settings, local_tenant=local_tenant)
         finally:
             await provider.close()
     finally:

@@ -33,19 +33,28 @@ def check_limits(new: NewPayment, settings: Settings, last_day: list[WindowCharg
         _check_daily(new, settings.daily_limit_minor, last_day)
 
 
+def check_key_budget(new: NewPayment, budget_minor: int, key_last_day: list[WindowCharge]) -> None:
+    """The API key's own rolling-24-hour budget (per currency), on top of the per-customer limits."""
+    _check_window(new, budget_minor, key_last_day, "this API key", "24-hour budget")
+
+
 def _check_daily(new: NewPayment, limit: int, last_day: list[WindowCharge]) -> None:
+    _check_window(new, limit, last_day, f"customer {new.customer_id!r}", "daily limit")
+
+
+def _check_window(new: NewPayment, limit: int, last_day: list[WindowCharge], whose: str, which: str) -> None:
     spent = sum(charge.amount_minor for charge in last_day)
     if spent + new.amount_minor <= limit:
         return
     if new.amount_minor > limit:
-        frees = "It can never fit: it is larger than the whole daily limit."
+        frees = f"It can never fit: it is larger than the whole {which}."
     else:
         frees = (
             f"Enough of the window frees up at {_frees_at(new.amount_minor, limit, last_day):%Y-%m-%d %H:%M:%S} UTC."
         )
     raise SpendLimitExceeded(
-        f"Refused: charging {_money(new.amount_minor, new)} would take customer {new.customer_id!r} over the "
-        f"daily limit of {_money(limit, new)} (already charged in the last 24 hours: {_money(spent, new)}). {frees}"
+        f"Refused: charging {_money(new.amount_minor, new)} would take {whose} over the "
+        f"{which} of {_money(limit, new)} (already charged in the last 24 hours: {_money(spent, new)}). {frees}"
     )
 
 

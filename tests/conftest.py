@@ -25,7 +25,7 @@ from db.migrate import migrate_url
 from server.app import build_server
 from server.config import Settings
 from server.embedded import embedded_database_url
-from tests.helpers import serving
+from tests.helpers import new_key, serving
 from webapp.app import build_webapp
 
 
@@ -82,6 +82,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     await connection.close()
 
 
+@pytest.fixture
+async def api_key(database_url: str) -> str:
+    """A key of the default tenant with every scope, for MCP over HTTP."""
+    return await new_key(database_url)
+
+
 def free_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -124,7 +130,7 @@ class RunningApp:
 @pytest.fixture
 async def app(settings: Settings, listening_socket: socket.socket) -> AsyncIterator[RunningApp]:
     """`paywarden up` in this process: MCP at /mcp, webhooks, sandbox — on a real port."""
-    webapp = build_webapp(settings, mcp=build_server(settings))
+    webapp = build_webapp(settings, mcp=build_server(settings, serve_http=True))
     async with serving(webapp, listening_socket) as server:
         yield RunningApp(settings, server)
 

@@ -11,10 +11,52 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import uvicorn
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
+
+from server import api_keys
+from server.tenancy import SCOPES
+
+
+async def new_key(
+    database_url: str,
+    tenant_id: str = "default",
+    scopes: tuple[str, ...] = SCOPES,
+    *,
+    rate_per_minute: int = 10_000,
+    budget_minor: int | None = None,
+    name: str = "test agent",
+) -> str:
+    """An API key (created with its tenant if new), as `paywarden keys create` makes one."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        issued, _ = await api_keys.issue_for_tenant(
+            conn,
+            tenant_id=tenant_id,
+            name=name,
+            scopes=list(scopes),
+            rate_per_minute=rate_per_minute,
+            budget_minor=budget_minor,
+        )
+    finally:
+        await conn.close()
+    return issued.secret
+
+
+@asynccontextmanager
+async def http_client(url: str, key: str | None, **options: Any) -> AsyncIterator[Client]:
+    """An MCP client over streamable HTTP that sends `Authorization: Bearer <key>` (none if key is None)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        Client(streamable_http_client(url, http_client=http), **options) as client,
+    ):
+        yield client
 
 
 async def approve_everything(context: Any, params: ElicitRequestParams) -> ElicitResult:

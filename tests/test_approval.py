@@ -108,10 +108,10 @@ async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
     return out
 
 
-async def test_approval_over_streamable_http(app, db: asyncpg.Connection) -> None:
-    from mcp import Client
+async def test_approval_over_streamable_http(app, api_key: str, db: asyncpg.Connection) -> None:
+    from tests.helpers import http_client
 
     callback, asked = answering("accept", {"approve": True})
-    async with Client(f"{app.base_url}/mcp", elicitation_callback=callback) as client:
+    async with http_client(f"{app.base_url}/mcp", api_key, elicitation_callback=callback) as client:
         charge = await call(client, "create_charge", **{**BIG, "idempotency_key": "http-1"})
     assert charge["status"] == "succeeded" and len(asked) == 1

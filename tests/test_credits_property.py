@@ -16,6 +16,7 @@ from server import credits
 from server.credits import InsufficientCredits
 from server.errors import NotAllowedNow
 from server.services import open_services
+from server.tenancy import DEFAULT_TENANT
 from tests.test_credits import assert_ledger_matches
 
 OPERATIONS = st.lists(
@@ -45,9 +46,8 @@ class Model:
 
 
 async def grant(services, customer: str, quantity: int) -> None:
-    new = NewPayment(
-        customer, None, 100, "USD", "credits", None, [{"feature": "llm_tokens", "credits": quantity}], "sandbox"
-    )
+    grants = [{"feature": "llm_tokens", "credits": quantity}]
+    new = NewPayment(DEFAULT_TENANT, None, customer, None, 100, "USD", "credits", None, grants, "sandbox")
     async with transaction(services.pool) as conn:
         payment = await payments.insert(conn, payments.new_payment_id(), new, lease_seconds=None)
         await credit_moves.grant_for_payment(conn, payment)
@@ -63,11 +63,13 @@ async def step(services, model: Model, customer: str, n: int, operation: tuple) 
         fits = quantity <= model.remaining
         try:
             if kind == "reserve":
-                held, _ = await credits.reserve(services, customer, "llm_tokens", quantity, f"k{n}", 600)
+                held, _ = await credits.reserve(
+                    services, DEFAULT_TENANT, customer, "llm_tokens", quantity, f"k{n}", 600
+                )
                 model.reservations.append({"id": held["reservation_id"], "quantity": quantity, "status": "held"})
                 model.reserved += quantity
             else:
-                await credits.consume(services, customer, "llm_tokens", quantity, f"k{n}")
+                await credits.consume(services, DEFAULT_TENANT, customer, "llm_tokens", quantity, f"k{n}")
                 model.used += quantity
         except InsufficientCredits:
             assert not fits
@@ -82,7 +84,7 @@ async def resolve(services, model: Model, operation: tuple) -> None:
     if operation[0] == "settle":
         used = operation[2]
         try:
-            await credits.settle(services, reservation["id"], used)
+            await credits.settle(services, DEFAULT_TENANT, reservation["id"], used)
         except InsufficientCredits:
             assert reservation["status"] == "held" and used - reservation["quantity"] > model.remaining
             return
@@ -97,7 +99,7 @@ async def resolve(services, model: Model, operation: tuple) -> None:
             assert reservation["status"] == "settled" and reservation["used"] == used
     else:
         try:
-            await credits.release(services, reservation["id"])
+            await credits.release(services, DEFAULT_TENANT, reservation["id"])
         except NotAllowedNow:
             assert reservation["status"] == "settled"
             return

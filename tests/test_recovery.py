@@ -7,9 +7,8 @@ from contextlib import AsyncExitStack
 
 import asyncpg
 import pytest
-from mcp import Client
 
-from tests.helpers import call, paywarden_command, paywarden_up
+from tests.helpers import call, http_client, new_key, paywarden_command, paywarden_up
 
 CHARGE = {
     "customer_id": "cus_r",
@@ -34,9 +33,10 @@ async def lease_runs_out(db: asyncpg.Connection) -> None:
 
 
 async def crash_during_a_charge(database_url: str, point: str) -> None:
+    key = await new_key(database_url)
     async with paywarden_up(database_url, test_crash_at=point, **QUIET) as base:
         with pytest.raises(Exception):  # noqa: B017 - the server dies mid-call; the client sees the connection drop
-            async with Client(f"{base}/mcp") as client:
+            async with http_client(f"{base}/mcp", key) as client:
                 await client.call_tool("create_charge", CHARGE)
 
 
@@ -47,7 +47,8 @@ async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url,
     assert (await counts(db))[1] == (1 if point == "after_provider" else 0)
 
     await lease_runs_out(db)
-    async with paywarden_up(database_url, **QUIET) as base, Client(f"{base}/mcp") as client:
+    key = await new_key(database_url)
+    async with paywarden_up(database_url, **QUIET) as base, http_client(f"{base}/mcp", key) as client:
         retried = await call(client, "create_charge", **CHARGE)
         entitled = await call(client, "check_entitlement", customer_id="cus_r", feature="pro")
     assert retried["replayed"] is True and retried["status"] == "succeeded"
@@ -73,8 +74,9 @@ async def test_paywarden_reconcile_finishes_a_crashed_charge(database_url, db, p
 
 
 async def test_fifty_identical_calls_over_two_servers_make_one_payment(database_url, db) -> None:
+    key = await new_key(database_url)
     async with paywarden_up(database_url) as first, paywarden_up(database_url) as second, AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(Client(f"{base}/mcp")) for base in [first, second] * 5]
+        clients = [await stack.enter_async_context(http_client(f"{base}/mcp", key)) for base in [first, second] * 5]
         results = await asyncio.gather(*(client.call_tool("create_charge", CHARGE) for client in clients * 5))
     assert len(results) == 50
     answers = [r.structured_content for r in results if not r.is_error]

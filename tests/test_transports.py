@@ -11,7 +11,7 @@ import httpx
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import free_socket
-from tests.helpers import call, eventually
+from tests.helpers import call, eventually, http_client
 
 TOOLS = {
     "create_charge",
@@ -26,8 +26,8 @@ TOOLS = {
 }
 
 
-async def test_tools_over_streamable_http(app) -> None:
-    async with Client(f"{app.base_url}/mcp") as client:
+async def test_tools_over_streamable_http(app, api_key: str) -> None:
+    async with http_client(f"{app.base_url}/mcp", api_key) as client:
         listed = await client.list_tools()
         assert {tool.name for tool in listed.tools} == TOOLS
         charge = await call(
@@ -43,8 +43,8 @@ async def test_tools_over_streamable_http(app) -> None:
         assert answer["allowed"] is True
 
 
-async def test_every_tool_has_an_output_schema_and_truthful_annotations(app) -> None:
-    async with Client(f"{app.base_url}/mcp") as client:
+async def test_every_tool_has_an_output_schema_and_truthful_annotations(app, api_key: str) -> None:
+    async with http_client(f"{app.base_url}/mcp", api_key) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     for tool in tools.values():
         assert tool.output_schema and tool.description and tool.annotations
@@ -85,8 +85,9 @@ async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(databa
     )
     base = f"http://127.0.0.1:{port}"
     try:
+        first_key, printed_before = await _first_key_printed(process)
         await eventually(lambda: _healthy(base), within=30)
-        async with Client(f"{base}/mcp") as client:
+        async with http_client(f"{base}/mcp", first_key) as client:
             charge = await call(
                 client,
                 "create_charge",
@@ -99,7 +100,8 @@ async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(databa
         process.send_signal(signal.SIGINT)  # a terminal's Ctrl-C arrives twice under `uv run`:
         process.send_signal(signal.SIGINT)  # from the terminal, and forwarded by uv
         assert await asyncio.wait_for(process.wait(), 15) == 0
-        banner = (await process.stderr.read()).decode()
+        banner = printed_before + (await process.stderr.read()).decode()
+        assert f'"Authorization": "Bearer {first_key}"' in banner  # the mcp.json entry carries the key
         assert "Application shutdown complete" in banner and "Traceback" not in banner
         assert f"{base}/mcp" in banner and '"mcpServers"' in banner
         assert "mode: sandbox (local, no real money)" in banner
@@ -116,3 +118,15 @@ async def _healthy(base: str) -> bool:
             return response.status_code == 200 and response.json()["database"] == "ok"
     except httpx.HTTPError:
         return False
+
+
+async def _first_key_printed(process: asyncio.subprocess.Process) -> tuple[str, str]:
+    """`paywarden up` on a fresh database prints a first API key in its banner, before it serves;
+    the key, and everything printed up to it."""
+    assert process.stderr is not None
+    printed = ""
+    while line := (await asyncio.wait_for(process.stderr.readline(), 30)).decode():
+        printed += line
+        if line.strip().startswith("pwk_"):
+            return line.strip(), printed
+    raise AssertionError(f"paywarden up printed no first key:\n{printed}")

@@ -16,7 +16,7 @@ from server.catalog import Product
 from server.errors import DatabaseUnavailable
 from server.services import Services
 from tools.arguments import CustomerId, Feature
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = ToolAnnotations(
     title="Check an entitlement",
@@ -106,8 +106,9 @@ async def check_entitlement(
     false, reason says why and offers lists the catalog products that would grant the feature:
     offer one and charge it with create_charge. If this call fails, treat the customer as not entitled.
     """
+    who = caller(ctx, "read")
     try:
-        return await answer(services(ctx), customer_id, feature, quantity)
+        return await answer(services(ctx), who.tenant_id, customer_id, feature, quantity)
     except DatabaseUnavailable:
         raise DatabaseUnavailable(
             "Could not verify the entitlement: the payments database is not answering. Treat the customer "
@@ -115,28 +116,30 @@ async def check_entitlement(
         ) from None
 
 
-async def answer(services: Services, customer_id: str, feature: str, quantity: int = 1) -> EntitlementAnswer:
+async def answer(
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int = 1
+) -> EntitlementAnswer:
     products = services.catalog.granting(feature)
     if services.catalog.is_metered(feature):
-        return await _metered(services, customer_id, feature, quantity, products)
+        return await _metered(services, tenant_id, customer_id, feature, quantity, products)
     async with connection(services.pool) as conn:
-        state = await entitlements.state(conn, customer_id, feature)
+        state = await entitlements.state(conn, tenant_id, customer_id, feature)
         pending = None
         if state.active_until is None and products:
-            pending = await payments.has_open_payment_for(conn, customer_id, [p.id for p in products])
+            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
     reason = _reason(state, pending, has_products=bool(products))
     return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
 
 
 async def _metered(
-    services: Services, customer_id: str, feature: str, quantity: int, products: list[Product]
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, products: list[Product]
 ) -> EntitlementAnswer:
-    view = await credits.view(services, customer_id, feature)
+    view = await credits.view(services, tenant_id, customer_id, feature)
     reason: Reason = "active"
     pending = None
     if view.balance.remaining < quantity:
         async with connection(services.pool) as conn:
-            pending = await payments.has_open_payment_for(conn, customer_id, [p.id for p in products])
+            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
         never_granted = view.balance.granted == 0 and view.balance.used == 0
         reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
     result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)

@@ -7,7 +7,7 @@ from mcp.server.mcpserver import Context
 from server import credits
 from tools.arguments import CustomerId, Feature, IdempotencyKey, Quantity
 from tools.credit_views import WRITE, ConsumeResult
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = WRITE.model_copy(update={"title": "Consume credits"})
 
@@ -20,5 +20,8 @@ async def consume_credits(
     Reuse the idempotency_key when retrying: the credits are taken once (replayed=true on a
     repeat). Fails with a clear message when the balance is too low: offer a top-up then.
     """
-    result, replayed = await credits.consume(services(ctx), customer_id, feature, quantity, idempotency_key)
+    who = caller(ctx, "charge")
+    result, replayed = await credits.consume(
+        services(ctx), who.tenant_id, customer_id, feature, quantity, idempotency_key
+    )
     return ConsumeResult(**result, replayed=replayed)

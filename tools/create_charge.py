@@ -19,6 +19,7 @@ from server import charges
 from server.charges import ApprovalAnswer, ChargeInput
 from server.errors import PaywardenError
 from server.money import format_amount
+from server.tenancy import Caller
 from tools.arguments import (
     AmountMinor,
     Currency,
@@ -29,7 +30,7 @@ from tools.arguments import (
     ProductId,
 )
 from tools.payment_view import PaymentView
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = ToolAnnotations(
     title="Charge a customer",
@@ -76,10 +77,17 @@ async def ask_for_approval(
     payment_method: str | None = None,
 ) -> NoQuestion | Elicit[ChargeApproval]:
     """Ask the person through the client when the charge needs approval (a large amount, a repeat)."""
-    request = _charge_input(
-        customer_id, idempotency_key, product_id, amount_minor, currency, description, payment_method
-    )
     try:
+        request = _charge_input(
+            caller(ctx, "charge"),
+            customer_id,
+            idempotency_key,
+            product_id,
+            amount_minor,
+            currency,
+            description,
+            payment_method,
+        )
         reasons = await charges.approval_needed(services(ctx), request)
     except PaywardenError:
         return NoQuestion(answer="not_asked")  # the tool body reports the problem
@@ -117,7 +125,14 @@ async def create_charge(
     granted by this call itself: confirm with check_entitlement or get_payment.
     """
     request = _charge_input(
-        customer_id, idempotency_key, product_id, amount_minor, currency, description, payment_method
+        caller(ctx, "charge"),
+        customer_id,
+        idempotency_key,
+        product_id,
+        amount_minor,
+        currency,
+        description,
+        payment_method,
     )
     payment, replayed = await charges.charge(services(ctx), request, _answer(approval), _reasons_shown.get())
     return ChargeResult.of(payment, replayed=replayed)
@@ -148,6 +163,7 @@ def _can_ask(ctx: Context) -> bool:
 
 
 def _charge_input(
+    who: Caller,
     customer_id: str,
     idempotency_key: str,
     product_id: str | None,
@@ -164,4 +180,5 @@ def _charge_input(
         currency.strip().upper() if currency else None,
         description,
         payment_method.strip() if payment_method else None,
+        who,
     )

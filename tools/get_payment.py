@@ -14,7 +14,7 @@ from server.errors import PaymentNotFound
 from server.services import Services
 from tools.arguments import PaymentId
 from tools.payment_view import PaymentView
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = ToolAnnotations(
     title="Look up a payment",
@@ -31,6 +31,7 @@ class TimelineEntry(BaseModel):
     from_status: str | None
     to_status: str
     reason: str | None
+    api_key_id: str | None = Field(default=None, description="The API key the agent acted with, if any.")
 
 
 class PaymentDetails(PaymentView):
@@ -43,12 +44,14 @@ async def get_payment(ctx: Context, payment_id: PaymentId) -> PaymentDetails:
     Call it to follow a charge after create_charge (for example after a person was sent to
     next_action_url) or to explain a charge to someone. status 'succeeded' is the only paid state.
     """
-    return await details(services(ctx), payment_id)
+    who = caller(ctx, "read")
+    return await details(services(ctx), who.tenant_id, payment_id)
 
 
-async def details(services: Services, payment_id: str) -> PaymentDetails:
+async def details(services: Services, tenant_id: str, payment_id: str) -> PaymentDetails:
+    """Another tenant's payment is answered exactly like one that does not exist."""
     async with connection(services.pool) as conn:
-        payment = await payments.get(conn, payment_id)
+        payment = await payments.get(conn, payment_id, tenant_id=tenant_id)
         if payment is None:
             raise PaymentNotFound(
                 f"No payment with payment_id {payment_id!r}. Use the payment_id create_charge returned."

@@ -17,7 +17,7 @@ from db.pool import connection
 from server.errors import InvalidRequest
 from tools.arguments import CustomerId
 from tools.payment_view import PaymentView
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = ToolAnnotations(
     title="List a customer's payments",
@@ -49,9 +49,10 @@ async def list_payments(
     Call it to answer "what has this customer paid?" or to find a payment_id. Pages hold up to
     `limit` payments; when next_cursor is set, call again with it for the next page.
     """
+    who = caller(ctx, "read")
     after = decode_cursor(cursor) if cursor else None
     async with connection(services(ctx).pool) as conn:
-        rows = await payments.page_for_customer(conn, customer_id, status, limit + 1, after)
+        rows = await payments.page_for_customer(conn, who.tenant_id, customer_id, status, limit + 1, after)
     page, more = rows[:limit], len(rows) > limit
     return PaymentPage(
         payments=[PaymentView.of(payment) for payment in page],

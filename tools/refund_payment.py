@@ -14,7 +14,7 @@ from server.money import format_amount
 from server.refunds import RefundInput
 from tools.arguments import AmountMinor, Description, IdempotencyKey, PaymentId
 from tools.payment_view import PaymentView
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = ToolAnnotations(
     title="Refund a payment",
@@ -70,6 +70,6 @@ async def refund_payment(
     Returns the refund and the payment after it (status partially_refunded or refunded once the
     provider confirms).
     """
-    request = RefundInput(payment_id, idempotency_key, amount_minor, reason)
+    request = RefundInput(payment_id, idempotency_key, amount_minor, reason, caller(ctx, "refund"))
     refund, payment, replayed = await refunds.refund(services(ctx), request)
     return RefundResult.of(refund, PaymentView.of(payment), replayed)

@@ -7,7 +7,7 @@ from mcp.server.mcpserver import Context
 from server import credits
 from tools.arguments import ReservationId
 from tools.credit_views import WRITE, ReservationResult
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = WRITE.model_copy(update={"title": "Release a credit reservation"})
 
@@ -17,5 +17,6 @@ async def release_reservation(ctx: Context, reservation_id: ReservationId) -> Re
 
     A reservation resolves once; releasing it again returns the same result (replayed=true).
     """
-    result, replayed = await credits.release(services(ctx), reservation_id)
+    who = caller(ctx, "charge")
+    result, replayed = await credits.release(services(ctx), who.tenant_id, reservation_id)
     return ReservationResult(**result, replayed=replayed)

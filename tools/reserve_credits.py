@@ -10,7 +10,7 @@ from pydantic import Field
 from server import credits
 from tools.arguments import CustomerId, Feature, IdempotencyKey, Quantity
 from tools.credit_views import WRITE, ReservationResult
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = WRITE.model_copy(update={"title": "Reserve credits"})
 
@@ -32,7 +32,8 @@ async def reserve_credits(
     hold not settled within ttl_seconds releases itself. Fails with a clear message when the balance
     is too low: offer a top-up then.
     """
+    who = caller(ctx, "charge")
     result, replayed = await credits.reserve(
-        services(ctx), customer_id, feature, quantity, idempotency_key, ttl_seconds
+        services(ctx), who.tenant_id, customer_id, feature, quantity, idempotency_key, ttl_seconds
     )
     return ReservationResult(**result, replayed=replayed)

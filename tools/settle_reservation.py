@@ -10,7 +10,7 @@ from pydantic import Field
 from server import credits
 from tools.arguments import ReservationId
 from tools.credit_views import WRITE, ReservationResult
-from tools.services import services
+from tools.services import caller, services
 
 ANNOTATIONS = WRITE.model_copy(update={"title": "Settle a credit reservation"})
 
@@ -27,5 +27,6 @@ async def settle_reservation(
     Using more than was reserved is charged only if the balance covers the difference. A
     reservation settles once; repeating the same settle returns the same result (replayed=true).
     """
-    result, replayed = await credits.settle(services(ctx), reservation_id, used_quantity)
+    who = caller(ctx, "charge")
+    result, replayed = await credits.settle(services(ctx), who.tenant_id, reservation_id, used_quantity)
     return ReservationResult(**result, replayed=replayed)

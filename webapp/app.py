@@ -19,11 +19,14 @@ from server.providers.sandbox.delivery import WebhookDeliverer
 from server.providers.standard_webhooks import StandardWebhookVerifier
 from webapp import health, webhooks
 from webapp.errors import install_error_handlers
+from webapp.mcp_endpoint import PerKeyRateLimit, transport_security
 
 
 def build_webapp(settings: Settings, mcp: MCPServer | None = None) -> FastAPI:
     """One ASGI app for `paywarden up`. The MCP server, if given, is served over streamable HTTP at /mcp."""
-    mcp_http = mcp.streamable_http_app(stateless_http=True) if mcp else None
+    mcp_http = (
+        mcp.streamable_http_app(stateless_http=True, transport_security=transport_security(settings)) if mcp else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +52,7 @@ def build_webapp(settings: Settings, mcp: MCPServer | None = None) -> FastAPI:
     if settings.provider == "sandbox":
         mount_sandbox(app)
     if mcp_http is not None:
-        app.router.routes.append(Mount("/", app=mcp_http))
+        app.router.routes.append(Mount("/", app=PerKeyRateLimit(mcp_http, lambda: app.state.pool)))
     return app
 
 
