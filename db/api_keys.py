@@ -105,3 +105,26 @@ async def count_call(connection: asyncpg.Connection, key_id: str) -> tuple[int, 
 
 async def forget_old_usage(connection: asyncpg.Connection) -> None:
     await connection.execute("DELETE FROM api_key_usage WHERE minute < now() - interval '1 hour'")
+
+
+async def webhook_secret(connection: asyncpg.Connection, tenant_id: str) -> str | None:
+    """The tenant's own webhook signing secret(s), comma-separated; None for no tenant endpoint."""
+    return await connection.fetchval("SELECT webhook_secret FROM tenants WHERE id = $1", tenant_id)
+
+
+async def set_webhook_secret(connection: asyncpg.Connection, tenant_id: str, secret: str | None) -> bool:
+    updated = await connection.fetchval(
+        "UPDATE tenants SET webhook_secret = $2 WHERE id = $1 RETURNING true", tenant_id, secret
+    )
+    return bool(updated)
+
+
+async def tenants(connection: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await connection.fetch(
+        """
+        SELECT t.id, t.name, t.created_at, t.webhook_secret IS NOT NULL AS has_webhook_endpoint,
+               count(k.id) FILTER (WHERE k.revoked_at IS NULL) AS active_keys
+          FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.id
+         GROUP BY t.id ORDER BY t.id
+        """
+    )

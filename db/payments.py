@@ -149,12 +149,17 @@ async def lock(connection: asyncpg.Connection, payment_id: str, *, tenant_id: st
 
 
 async def lock_by_provider_id(
-    connection: asyncpg.Connection, provider: str, provider_payment_id: str
+    connection: asyncpg.Connection, provider: str, provider_payment_id: str, *, tenant_id: str | None
 ) -> Payment | None:
     row = await connection.fetchrow(
-        "SELECT * FROM payments WHERE provider = $1 AND provider_payment_id = $2 FOR UPDATE",
+        """
+        SELECT * FROM payments WHERE provider = $1 AND provider_payment_id = $2
+           AND ($3::text IS NULL OR tenant_id = $3)
+           FOR UPDATE
+        """,
         provider,
         provider_payment_id,
+        tenant_id,
     )
     return Payment.from_row(row) if row else None
 

@@ -24,7 +24,7 @@ async def apply(
     provider_refund_id: str | None,
     failure_reason: str | None,
 ) -> Refund:
-    unlocked = await refunds.get(conn, refund_id)
+    unlocked = await refunds.get(conn, refund_id, tenant_id=None)
     assert unlocked is not None
     payment = await payments.lock(conn, unlocked.payment_id, tenant_id=None)  # payment before refund, as everywhere
     current = await refunds.lock(conn, refund_id)

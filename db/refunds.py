@@ -51,8 +51,11 @@ async def by_key(
     return Refund.from_row(row) if row else None
 
 
-async def get(connection: asyncpg.Connection, refund_id: str) -> Refund | None:
-    row = await connection.fetchrow("SELECT * FROM refunds WHERE id = $1", refund_id)
+async def get(connection: asyncpg.Connection, refund_id: str, *, tenant_id: str | None) -> Refund | None:
+    """The refund, if it belongs to `tenant_id` (None: any tenant, for paywarden's own paths)."""
+    row = await connection.fetchrow(
+        "SELECT * FROM refunds WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)", refund_id, tenant_id
+    )
     return Refund.from_row(row) if row else None
 
 
@@ -61,8 +64,14 @@ async def lock(connection: asyncpg.Connection, refund_id: str) -> Refund | None:
     return Refund.from_row(row) if row else None
 
 
-async def get_by_provider_id(connection: asyncpg.Connection, provider_refund_id: str) -> Refund | None:
-    row = await connection.fetchrow("SELECT * FROM refunds WHERE provider_refund_id = $1", provider_refund_id)
+async def get_by_provider_id(
+    connection: asyncpg.Connection, provider_refund_id: str, *, tenant_id: str | None
+) -> Refund | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM refunds WHERE provider_refund_id = $1 AND ($2::text IS NULL OR tenant_id = $2)",
+        provider_refund_id,
+        tenant_id,
+    )
     return Refund.from_row(row) if row else None
 
 

@@ -15,15 +15,17 @@ async def store(
     event_type: str,
     payload: dict[str, Any],
     source: str = "webhook",
+    tenant_id: str | None = None,
 ) -> tuple[int, str]:
     """The inbox row's id and outcome, locked: `received` when new, else what became of it before.
 
     `source` says how it arrived: pushed as a `webhook`, or read from the provider's `event_list`.
+    `tenant_id` is set when it arrived at a tenant's own endpoint (otherwise when it matches a payment).
     """
     inserted = await connection.fetchval(
         """
-        INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome, source)
-        VALUES ($1, $2, $3, $4, 'received', $5)
+        INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome, source, tenant_id)
+        VALUES ($1, $2, $3, $4, 'received', $5, $6)
         ON CONFLICT (provider, event_id) DO NOTHING
         RETURNING id
         """,
@@ -32,6 +34,7 @@ async def store(
         event_type,
         payload,
         source,
+        tenant_id,
     )
     if inserted is not None:
         return inserted, "received"
@@ -73,7 +76,7 @@ async def failed_ids(connection: asyncpg.Connection, provider: str, limit: int) 
 async def listing(connection: asyncpg.Connection, *, failed_only: bool, limit: int) -> list[asyncpg.Record]:
     return await connection.fetch(
         """
-        SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at
+        SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at, tenant_id, source
           FROM webhook_events WHERE NOT $1 OR outcome = 'failed'
          ORDER BY id DESC LIMIT $2
         """,
@@ -93,7 +96,8 @@ async def record_outcome(
     await connection.execute(
         """
         UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, attempts = attempts + 1,
-               last_error = NULL, last_attempt_at = now()
+               last_error = NULL, last_attempt_at = now(),
+               tenant_id = coalesce(tenant_id, (SELECT tenant_id FROM payments WHERE id = $3))
          WHERE id = $1
         """,
         inbox_id,

@@ -105,12 +105,16 @@ async def issue_for_tenant(
     budget_minor: int | None = None,
 ) -> tuple[IssuedKey, bool]:
     """A key for the tenant, creating the tenant first if it is new; and whether it was."""
-    if not TENANT_ID.fullmatch(tenant_id):
-        raise InvalidRequest(
-            "A tenant id is 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit."
-        )
+    check_tenant_id(tenant_id)
     created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
     issued = await issue(
         conn, tenant_id=tenant_id, name=name, scopes=scopes, rate_per_minute=rate_per_minute, budget_minor=budget_minor
     )
     return issued, created
+
+
+def check_tenant_id(tenant_id: str) -> None:
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise InvalidRequest(
+            "A tenant id is 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit."
+        )

@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("event_id")
     replay.set_defaults(command=run_webhooks_replay)
     _key_commands(commands)
+    _tenant_commands(commands)
     for name, run, verb in (("approve", run_approve, "approve"), ("reject", run_reject, "reject")):
         decide = commands.add_parser(name, help=f"{verb} a payment waiting in requires_approval")
         decide.add_argument("payment_id")
@@ -122,6 +123,68 @@ def _key_commands(commands: argparse._SubParsersAction) -> None:
     revoke = key_commands.add_parser("revoke", help="revoke a key at once (key_… id from `keys list`)")
     revoke.add_argument("key_id")
     revoke.set_defaults(command=run_keys_revoke)
+
+
+def _tenant_commands(commands: argparse._SubParsersAction) -> None:
+    tenants = commands.add_parser("tenants", help="tenants (merchant accounts): create, list, webhook endpoint")
+    tenant_commands = tenants.add_subparsers(required=True, metavar="ACTION")
+    create = tenant_commands.add_parser("create", help="create a tenant (keys create also does, when needed)")
+    create.add_argument("tenant")
+    create.add_argument("--name", help="a readable name (default: the id)")
+    create.set_defaults(command=run_tenants_create)
+    tenant_commands.add_parser("list", help="every tenant, its active keys, its webhook endpoint").set_defaults(
+        command=run_tenants_list
+    )
+    secret = tenant_commands.add_parser(
+        "webhook-secret", help="set the secret the tenant's own endpoint /webhooks/stripe/<tenant> verifies"
+    )
+    secret.add_argument("tenant")
+    secret.add_argument("secret", nargs="?", help="whsec_… from the provider (comma-separated to rotate)")
+    secret.add_argument("--remove", action="store_true", help="close the tenant's own endpoint")
+    secret.set_defaults(command=run_tenants_webhook_secret)
+
+
+def run_tenants_create(settings: Settings, args: argparse.Namespace) -> int:
+    from db import api_keys as stored
+    from server.api_keys import check_tenant_id
+
+    check_tenant_id(args.tenant)
+    created = asyncio.run(
+        _with_connection(
+            _with_database(settings), lambda conn: stored.ensure_tenant(conn, args.tenant, args.name or args.tenant)
+        )
+    )
+    print(f"created tenant {args.tenant!r}" if created else f"tenant {args.tenant!r} already exists")
+    return 0
+
+
+def run_tenants_list(settings: Settings, args: argparse.Namespace) -> int:
+    from db import api_keys as stored
+
+    rows = asyncio.run(_with_connection(_with_database(settings), stored.tenants))
+    for row in rows:
+        endpoint = f"/webhooks/stripe/{row['id']}" if row["has_webhook_endpoint"] else "-"
+        print(f"{row['id']} name={row['name']!r} active_keys={row['active_keys']} own_webhook_endpoint={endpoint}")
+    print(f"{len(rows)} tenant(s)")
+    return 0
+
+
+def run_tenants_webhook_secret(settings: Settings, args: argparse.Namespace) -> int:
+    from db import api_keys as stored
+
+    if bool(args.secret) == args.remove:
+        raise PaywardenError("Give the secret, or --remove.")
+    if args.secret and not all(part.strip().startswith("whsec_") for part in args.secret.split(",")):
+        raise PaywardenError("A Stripe webhook secret starts with whsec_.")
+    secret = None if args.remove else args.secret
+    found = asyncio.run(
+        _with_connection(_with_database(settings), lambda conn: stored.set_webhook_secret(conn, args.tenant, secret))
+    )
+    if not found:
+        raise PaywardenError(f"No tenant {args.tenant!r}; `paywarden tenants list` shows them.")
+    where = f"{settings.base_url}/webhooks/stripe/{args.tenant}"
+    print(f"{where} is closed" if args.remove else f"{where} now verifies with the given secret")
+    return 0
 
 
 def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -251,7 +314,8 @@ def run_webhooks_list(settings: Settings, args: argparse.Namespace) -> int:
         problem = f"  error: {row['last_error']}" if row["last_error"] else ""
         print(
             f"{row['received_at']:%Y-%m-%d %H:%M:%S} {row['event_id']} {row['event_type']} {row['outcome']} "
-            f"attempts={row['attempts']} payment={row['payment_id'] or '-'}{problem}"
+            f"attempts={row['attempts']} payment={row['payment_id'] or '-'} tenant={row['tenant_id'] or '-'} "
+            f"via={row['source']}{problem}"
         )
     print(f"{len(rows)} event(s)")
     return 0

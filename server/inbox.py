@@ -34,11 +34,22 @@ class Ingested:
     """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
 
 
-async def ingest(pool: asyncpg.Pool, provider: Provider, event: WebhookEvent, *, source: str = "webhook") -> Ingested:
+async def ingest(
+    pool: asyncpg.Pool,
+    provider: Provider,
+    event: WebhookEvent,
+    *,
+    source: str = "webhook",
+    tenant_id: str | None = None,
+) -> Ingested:
     """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
     duplicate of a failed one is the retry. `source` is `event_list` when the reconciler read it from
-    the provider's event list rather than receiving it; its changes are then audited as the reconciler's."""
-    result = await _ingest(pool, provider.name, event, source)
+    the provider's event list rather than receiving it; its changes are then audited as the reconciler's.
+
+    `tenant_id`: the event came to that tenant's own endpoint, signed with its secret, so it may only
+    touch that tenant's payments and refunds; another tenant's are `unmatched`. Without it (the
+    platform endpoint) the event goes to whichever tenant's payment it names."""
+    result = await _ingest(pool, provider.name, event, source, tenant_id)
     metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
         await close_at_provider(provider, result.close_at_provider)
@@ -64,7 +75,7 @@ async def retry(pool: asyncpg.Pool, provider: Provider, event_id: str) -> Ingest
         stored = await webhook_events.get(conn, provider.name, event_id)
     if stored is None:
         return Ingested("unknown", note=f"no stored event {event_id!r}")
-    return await ingest(pool, provider, event_from_payload(stored["payload"]))
+    return await ingest(pool, provider, event_from_payload(stored["payload"]), tenant_id=stored["tenant_id"])
 
 
 async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100) -> list[Ingested]:
@@ -74,7 +85,9 @@ async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100)
 
 
 @retry_on_deadlock
-async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str) -> Ingested:
+async def _ingest(
+    pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str, tenant_id: str | None
+) -> Ingested:
     actor = "reconciler" if source == "event_list" else "webhook"
     async with transaction(pool) as conn:
         inbox_id, outcome = await webhook_events.store(
@@ -84,12 +97,13 @@ async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent, source
             event_type=event.event_type,
             payload=event.payload,
             source=source,
+            tenant_id=tenant_id,
         )
         if outcome not in ("received", "failed"):
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
             async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
-                result = await _apply(conn, provider, event, actor)
+                result = await _apply(conn, provider, event, actor, tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -105,13 +119,15 @@ async def _ingest(pool: asyncpg.Pool, provider: str, event: WebhookEvent, source
         return result
 
 
-async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str) -> Ingested:
+async def _apply(
+    conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str, tenant_id: str | None
+) -> Ingested:
     if event.refund is not None:
-        return await _apply_refund(conn, provider, event.refund, actor)
+        return await _apply_refund(conn, provider, event.refund, actor, tenant_id)
     reported = event.payment
     if reported is None:
         return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
-    payment = await _find_payment(conn, provider, reported)
+    payment = await _find_payment(conn, provider, reported, tenant_id)
     if payment is None:
         return Ingested("unmatched", note="no payment of ours matches this event")
     mismatch = _mismatch(payment, reported)
@@ -136,10 +152,12 @@ async def _apply(conn: asyncpg.Connection, provider: str, event: WebhookEvent, a
     return Ingested("ignored", payment.id, result.note)
 
 
-async def _apply_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund, actor: str) -> Ingested:
-    refund = await _find_refund(conn, reported)
+async def _apply_refund(
+    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, actor: str, tenant_id: str | None
+) -> Ingested:
+    refund = await _find_refund(conn, reported, tenant_id)
     if refund is None:
-        refund = await _record_outside_refund(conn, provider, reported)
+        refund = await _record_outside_refund(conn, provider, reported, tenant_id)
         if refund is None:
             return Ingested("unmatched", note="no refund or payment of ours matches this event")
     if (reported.amount_minor, reported.currency) != (refund.amount_minor, refund.currency):
@@ -162,22 +180,24 @@ async def _apply_refund(conn: asyncpg.Connection, provider: str, reported: Provi
     return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
 
 
-async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund) -> Refund | None:
+async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund, tenant_id: str | None) -> Refund | None:
     """Found without a lock: refund_transitions.apply locks the payment, then the refund, like every path."""
     if reported.refund_id:
-        found = await refunds.get(conn, reported.refund_id[:64])
+        found = await refunds.get(conn, reported.refund_id[:64], tenant_id=tenant_id)
         if found is not None:
             return found
     if reported.provider_refund_id:
-        return await refunds.get_by_provider_id(conn, reported.provider_refund_id)
+        return await refunds.get_by_provider_id(conn, reported.provider_refund_id, tenant_id=tenant_id)
     return None
 
 
-async def _record_outside_refund(conn: asyncpg.Connection, provider: str, reported: ProviderRefund) -> Refund | None:
+async def _record_outside_refund(
+    conn: asyncpg.Connection, provider: str, reported: ProviderRefund, tenant_id: str | None
+) -> Refund | None:
     """A refund made at the provider directly (e.g. in its dashboard): recorded so the ledger stays true."""
     if not (reported.provider_payment_id and reported.provider_refund_id and reported.amount_minor):
         return None
-    payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+    payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id, tenant_id=tenant_id)
     if payment is None or payment.currency != reported.currency:
         return None
     return await refunds.insert(
@@ -195,13 +215,15 @@ async def _record_outside_refund(conn: asyncpg.Connection, provider: str, report
     )
 
 
-async def _find_payment(conn: asyncpg.Connection, provider: str, reported: ProviderPayment) -> Payment | None:
+async def _find_payment(
+    conn: asyncpg.Connection, provider: str, reported: ProviderPayment, tenant_id: str | None
+) -> Payment | None:
     if reported.payment_id:
-        payment = await payments.lock(conn, reported.payment_id[:64], tenant_id=None)
+        payment = await payments.lock(conn, reported.payment_id[:64], tenant_id=tenant_id)
         if payment is not None:
             return payment
     if reported.provider_payment_id:
-        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id)
+        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id, tenant_id=tenant_id)
     return None
 
 

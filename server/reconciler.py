@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from db import event_cursors, payments, transitions
+from db import api_keys, event_cursors, payments, transitions
 from db import refunds as db_refunds
 from db.pool import connection, transaction
 from server import charges, inbox, metrics, refunds
@@ -62,6 +62,8 @@ async def reconcile_once(services: Services) -> ReconcileReport:
     await _refresh_open(services, report)
     await _finish_refunds(services, report)
     await _retry_failed_events(services, report)
+    async with transaction(services.pool) as conn:
+        await api_keys.forget_old_usage(conn)  # the rate limit only ever reads the current minute
     for kind, count in (
         ("resubmitted", len(report.resubmitted)),
         ("updated", len(report.updated)),

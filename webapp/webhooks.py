@@ -1,4 +1,5 @@
-"""POST /webhooks/stripe: verify the signature on the raw body, then hand the event to the inbox."""
+"""POST /webhooks/stripe (and a tenant's own /webhooks/stripe/<tenant>, and /webhooks/standard): verify the
+signature on the raw body, then hand the event to the inbox."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from db import api_keys
+from db.pool import connection
 from server import inbox, metrics
-from server.errors import MalformedEvent, NotConfigured, PayloadTooLarge, UnsupportedMediaType, WebhookRejected
+from server.errors import (
+    MalformedEvent,
+    NotConfigured,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    WebhookRejected,
+)
 from server.providers import Provider, WebhookEvent
 
 logger = logging.getLogger(__name__)
@@ -58,12 +68,28 @@ async def _verified(request: Request, verify: Callable[[], WebhookEvent]) -> Web
 async def receive_stripe_event(
     request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
 ) -> JSONResponse:
+    """The platform endpoint: each event goes to the tenant whose payment it names."""
     return await _ingested(request, event)
 
 
-async def _ingested(request: Request, event: WebhookEvent) -> JSONResponse:
+@router.post("/webhooks/stripe/{tenant_id}")
+async def receive_tenant_stripe_event(
+    tenant_id: str, request: Request, body: Annotated[bytes, Depends(raw_body)]
+) -> JSONResponse:
+    """A tenant's own endpoint, verified with that tenant's secret: its events touch only its payments."""
+    async with connection(request.app.state.pool) as conn:
+        secrets = await api_keys.webhook_secret(conn, tenant_id[:64])
+    if not secrets:
+        raise NotFound("No webhook endpoint for this tenant; nothing was stored.")
     provider: Provider = request.app.state.provider
-    result = await inbox.ingest(request.app.state.pool, provider, event)
+    signature = request.headers.get("stripe-signature")
+    event = await _verified(request, lambda: provider.verify_webhook(body, signature, secrets))
+    return await _ingested(request, event, tenant_id)
+
+
+async def _ingested(request: Request, event: WebhookEvent, tenant_id: str | None = None) -> JSONResponse:
+    provider: Provider = request.app.state.provider
+    result = await inbox.ingest(request.app.state.pool, provider, event, tenant_id=tenant_id)
     logger.info(
         "webhook %s %s: %s %s",
         event.event_id,

@@ -110,8 +110,9 @@ class Provider(Protocol):
         longer knows `event_id` (Stripe keeps events for 30 days). Raises ProviderUnavailable."""
         ...
 
-    def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
-        """The event, if the signature over the raw body is valid and fresh; WebhookRejected otherwise."""
+    def verify_webhook(self, payload: bytes, signature_header: str | None, secrets: str | None = None) -> WebhookEvent:
+        """The event, if the signature over the raw body is valid and fresh; WebhookRejected otherwise.
+        `secrets` (comma-separated) replaces the configured webhook secret, e.g. a tenant's own."""
         ...
 
     async def close(self) -> None: ...

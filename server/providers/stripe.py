@@ -157,10 +157,11 @@ class StripeProvider:
                 return found
             params["starting_after"] = page.data[-1].id
 
-    def verify_webhook(self, payload: bytes, signature_header: str | None) -> WebhookEvent:
+    def verify_webhook(self, payload: bytes, signature_header: str | None, secrets: str | None = None) -> WebhookEvent:
         """Accepts a signature by any of the configured secrets (comma-separated), so a secret can be
         rotated without losing events: add the new one, then remove the old one."""
-        if self._webhook_secret is None:
+        accepted = _split_secrets(secrets or self._webhook_secret or "")
+        if not accepted:
             raise WebhookRejected("This process does not receive webhooks.")
         if not signature_header:
             raise WebhookRejected("Missing Stripe-Signature header; nothing was stored.")
@@ -168,13 +169,10 @@ class StripeProvider:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
             raise WebhookRejected("The body is not UTF-8; nothing was stored.") from None
-        problems = [self._signature_problem(text, signature_header, secret) for secret in self._secrets()]
+        problems = [self._signature_problem(text, signature_header, secret) for secret in accepted]
         if None not in problems:
             raise WebhookRejected(_most_telling(problems))
         return event_from_payload(_parse_json(text), raw=text)
-
-    def _secrets(self) -> list[str]:
-        return [secret.strip() for secret in (self._webhook_secret or "").split(",") if secret.strip()]
 
     def _signature_problem(self, text: str, header: str, secret: str) -> str | None:
         try:
@@ -290,6 +288,10 @@ def event_from_payload(payload: Any, raw: str | None = None) -> WebhookEvent:
         )
     refund = refund_from_object(obj) if event_type in REFUND_EVENTS and isinstance(obj, dict) else None
     return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment, refund=refund)
+
+
+def _split_secrets(secrets: str) -> list[str]:
+    return [secret.strip() for secret in secrets.split(",") if secret.strip()]
 
 
 def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent]:

@@ -1,0 +1,275 @@
+"""Who may spend: API keys on the HTTP MCP endpoint, scopes, tenant isolation, Host checks, rate limits,
+per-key budgets. Everything over real HTTP against `paywarden up`'s app, with keys as an operator makes them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+
+import asyncpg
+import httpx
+import pytest
+
+from server.config import Settings
+from tests.helpers import call, call_error, http_client, new_key, paywarden_command, serving
+from webapp.app import build_webapp
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+PAID = {"product_id": "pro_monthly", "payment_method": "pm_card_visa"}
+PAID_LATER = {"product_id": "pro_monthly"}  # no payment method: waits for the person (requires_action)
+TEN_DOLLARS = {"amount_minor": 1000, "currency": "USD", "payment_method": "pm_card_visa"}
+
+
+async def post_mcp(app, key: str | None = None, **headers: str) -> httpx.Response:
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient() as http:
+        return await http.post(f"{app.base_url}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth, **headers})
+
+
+async def key_id(db: asyncpg.Connection, secret: str) -> str:
+    digest = hashlib.sha256(secret.encode()).digest()
+    return await db.fetchval("SELECT id FROM api_keys WHERE secret_sha256 = $1", digest)
+
+
+def tokens(quantity: int, key: str, customer: str = "cus_shared") -> dict:
+    return {"customer_id": customer, "feature": "llm_tokens", "quantity": quantity, "idempotency_key": key}
+
+
+async def test_no_key_gets_401_with_where_to_learn_about_the_resource(app) -> None:
+    answer = await post_mcp(app)
+    assert answer.status_code == 401
+    challenge = answer.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
+    async with httpx.AsyncClient() as http:
+        metadata = (await http.get(f"{app.base_url}/.well-known/oauth-protected-resource/mcp")).json()
+    assert metadata["resource"] == f"{app.base_url}/mcp"
+
+
+async def test_a_wrong_key_or_a_revoked_one_gets_401(app, database_url: str, db: asyncpg.Connection) -> None:
+    key = await new_key(database_url)
+    assert (await post_mcp(app, key)).status_code == 200
+    assert (await post_mcp(app, key[:-2] + "xx")).status_code == 401
+    assert (await post_mcp(app, "sk_test_not_a_paywarden_key")).status_code == 401
+    assert (await post_mcp(app, "pwk_" + "a" * 5000)).status_code == 401
+
+    code, out = await paywarden_command(database_url, "keys", "revoke", await key_id(db, key))
+    assert code == 0 and "revoked" in out
+    refused = await post_mcp(app, key)
+    assert refused.status_code == 401 and key not in refused.text
+
+
+async def test_each_tool_needs_its_scope_and_says_which(app, database_url: str) -> None:
+    reader = await new_key(database_url, scopes=("read",))
+    charger = await new_key(database_url, scopes=("charge",))
+    async with http_client(f"{app.base_url}/mcp", charger) as client:
+        paid = await call(client, "create_charge", customer_id="cus_s", idempotency_key="s1", **PAID)
+        for tool, arguments in [
+            ("get_payment", {"payment_id": paid["payment_id"]}),
+            ("list_payments", {"customer_id": "cus_s"}),
+            ("check_entitlement", {"customer_id": "cus_s", "feature": "pro"}),
+            ("refund_payment", {"payment_id": paid["payment_id"], "idempotency_key": "r1"}),
+        ]:
+            scope = "refund" if tool == "refund_payment" else "read"
+            assert f"lacks the '{scope}' scope" in await call_error(client, tool, **arguments)
+    async with http_client(f"{app.base_url}/mcp", reader) as client:
+        for tool, arguments in [
+            ("create_charge", {"customer_id": "cus_s", "idempotency_key": "s2", **PAID}),
+            ("reserve_credits", tokens(1, "x", "cus_s")),
+            ("consume_credits", tokens(1, "y", "cus_s")),
+            ("settle_reservation", {"reservation_id": "rsv_x", "used_quantity": 1}),
+            ("release_reservation", {"reservation_id": "rsv_x"}),
+        ]:
+            assert "lacks the 'charge' scope" in await call_error(client, tool, **arguments)
+        assert (await call(client, "get_payment", payment_id=paid["payment_id"]))["status"] == "succeeded"
+
+
+async def test_another_tenant_can_neither_see_nor_touch_anything(app, database_url: str, db) -> None:
+    """Tenant B guesses tenant A's ids and customer ids, tool by tool: every answer is what B would get
+    for ids that exist nowhere, and nothing of A's changes."""
+    a_key = await new_key(database_url, tenant_id="tenant-a")
+    b_key = await new_key(database_url, tenant_id="tenant-b")
+    async with http_client(f"{app.base_url}/mcp", a_key) as a:
+        charge = await call(a, "create_charge", customer_id="cus_shared", idempotency_key="k1", **PAID)
+        await call(a, "create_charge", **{**PAID, "customer_id": "cus_shared", "idempotency_key": "k2",
+                                          "product_id": "credits_100k"})  # fmt: skip
+        held = await call(a, "reserve_credits", **tokens(10, "k3"))
+    before = await _tenant_a_state(db)
+
+    async with http_client(f"{app.base_url}/mcp", b_key) as b:
+        for tool, known, unknown in [
+            ("get_payment", {"payment_id": charge["payment_id"]}, {"payment_id": "pay_" + "0" * 24}),
+            (
+                "refund_payment",
+                {"payment_id": charge["payment_id"], "idempotency_key": "r"},
+                {"payment_id": "pay_" + "0" * 24, "idempotency_key": "r"},
+            ),
+            (
+                "settle_reservation",
+                {"reservation_id": held["reservation_id"], "used_quantity": 1},
+                {"reservation_id": "rsv_" + "0" * 24, "used_quantity": 1},
+            ),
+            ("release_reservation", {"reservation_id": held["reservation_id"]}, {"reservation_id": "rsv_" + "0" * 24}),
+        ]:
+            guessed = await call_error(b, tool, **known)
+            made_up = await call_error(b, tool, **unknown)
+            assert _without_ids(guessed) == _without_ids(made_up), tool
+        assert (await call(b, "list_payments", customer_id="cus_shared"))["payments"] == []
+        entitlement = await call(b, "check_entitlement", customer_id="cus_shared", feature="pro")
+        assert (entitlement["allowed"], entitlement["reason"]) == (False, "no_entitlement")
+        metered = await call(b, "check_entitlement", customer_id="cus_shared", feature="llm_tokens", quantity=1)
+        assert metered["allowed"] is False and metered["balance"]["granted"] == 0
+        for tool in ("reserve_credits", "consume_credits"):
+            refused = await call_error(b, tool, **tokens(1, "k3"))
+            assert "Not enough llm_tokens for customer 'cus_shared': 0 remaining" in refused
+        own = await call(b, "create_charge", customer_id="cus_shared", idempotency_key="k1", **PAID)
+        assert own["replayed"] is False and own["payment_id"] != charge["payment_id"]
+
+    assert await _tenant_a_state(db) == before
+
+
+async def _tenant_a_state(db: asyncpg.Connection) -> list:
+    return [
+        [tuple(row) for row in await db.fetch(query)]
+        for query in (
+            "SELECT id, status, refunded_minor FROM payments WHERE tenant_id = 'tenant-a' ORDER BY id",
+            "SELECT granted, used, reserved FROM credit_accounts WHERE tenant_id = 'tenant-a'",
+            "SELECT id, status FROM credit_reservations WHERE tenant_id = 'tenant-a'",
+            "SELECT count(*) FROM refunds",
+        )
+    ]
+
+
+def _without_ids(message: str) -> str:
+    import re
+
+    return re.sub(r"(pay|rsv)_[0-9a-f]+", "ID", message)
+
+
+async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
+    assert (await post_mcp(app, api_key, Host="evil.example")).status_code == 421
+    assert (await post_mcp(app, api_key, Host=f"evil.example:{app.settings.port}")).status_code == 421
+    assert (await post_mcp(app, api_key, Origin="http://evil.example")).status_code == 403
+    assert (await post_mcp(app, api_key, Host=f"localhost:{app.settings.port}")).status_code == 200
+
+
+async def test_allowed_hosts_are_configurable(settings: Settings, listening_socket, api_key: str) -> None:
+    from server.app import build_server
+
+    public = settings.model_copy(update={"allowed_hosts": "pay.example.com"})
+    async with serving(build_webapp(public, mcp=build_server(public, serve_http=True)), listening_socket):
+        base = f"http://127.0.0.1:{public.port}"
+        async with httpx.AsyncClient() as http:
+            auth = {**MCP_HEADERS, "Authorization": f"Bearer {api_key}"}
+            allowed = await http.post(f"{base}/mcp", json=INITIALIZE, headers={**auth, "Host": "pay.example.com"})
+            other = await http.post(f"{base}/mcp", json=INITIALIZE, headers={**auth, "Host": "evil.example"})
+    assert (allowed.status_code, other.status_code) == (200, 421)
+
+
+async def test_each_key_has_its_own_rate_limit(app, database_url: str) -> None:
+    slow = await new_key(database_url, rate_per_minute=3)
+    other = await new_key(database_url, rate_per_minute=3)
+    answers = await asyncio.gather(*(post_mcp(app, slow) for _ in range(6)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200, 200, 200, 429, 429, 429]
+    limited = next(answer for answer in answers if answer.status_code == 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert "retry after" in limited.json()["error"]
+    assert (await post_mcp(app, other)).status_code == 200
+
+
+async def test_a_key_budget_holds_under_concurrency(app, database_url: str, db) -> None:
+    """Twenty concurrent $10 charges for twenty customers on a key with a $50 budget: exactly five go through."""
+    key = await new_key(database_url, budget_minor=5000)
+    async with http_client(f"{app.base_url}/mcp", key) as client:
+        results = await asyncio.gather(
+            *(
+                client.call_tool("create_charge", {**TEN_DOLLARS, "customer_id": f"c{n}", "idempotency_key": f"b{n}"})
+                for n in range(20)
+            )
+        )
+    refused = [result.content[0].text for result in results if result.is_error]
+    assert len(refused) == 15
+    assert all("would take this API key over the 24-hour budget of 50.00 USD" in text for text in refused), refused[0]
+    charged = await db.fetchval("SELECT sum(amount_minor) FROM payments WHERE api_key_id = $1", await key_id(db, key))
+    assert charged == 5000
+
+
+async def test_audit_rows_record_the_key(app, database_url: str, db) -> None:
+    key = await new_key(database_url)
+    async with http_client(f"{app.base_url}/mcp", key) as client:
+        paid = await call(client, "create_charge", customer_id="cus_audit", idempotency_key="a1", **PAID)
+        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="r1")
+        details = await call(client, "get_payment", payment_id=paid["payment_id"])
+    by_agent = await db.fetch("SELECT api_key_id FROM payment_audit WHERE actor = 'agent'")
+    assert len(by_agent) == 2 and {row["api_key_id"] for row in by_agent} == {await key_id(db, key)}
+    assert details["timeline"][0]["api_key_id"] == await key_id(db, key)
+
+
+async def test_keys_are_shown_once_and_stored_as_a_hash(app, database_url: str, db) -> None:
+    code, out = await paywarden_command(
+        database_url, "keys", "create", "--tenant", "acme", "--name", "support bot", "--scopes", "read,refund"
+    )
+    assert code == 0, out
+    secret = next(line.strip() for line in out.splitlines() if line.strip().startswith("pwk_"))
+    assert "created tenant 'acme'" in out
+    stored = await db.fetchrow("SELECT * FROM api_keys WHERE tenant_id = 'acme'")
+    assert secret not in json.dumps({name: str(value) for name, value in stored.items()})
+    assert stored["scopes"] == ["read", "refund"]
+
+    code, listed = await paywarden_command(database_url, "keys", "list", "--tenant", "acme")
+    assert code == 0 and stored["id"] in listed and secret not in listed and "scopes=read,refund" in listed
+
+    async with http_client(f"{app.base_url}/mcp", secret) as client:
+        assert "lacks the 'charge' scope" in await call_error(
+            client, "create_charge", customer_id="c", idempotency_key="k", **PAID
+        )
+
+
+@pytest.mark.parametrize("scopes", ["", "read,write", "admin"])
+async def test_keys_create_refuses_unknown_scopes(database_url: str, scopes: str) -> None:
+    creating = ("keys", "create", "--tenant", "t", "--name", "n", "--scopes", scopes)
+    code, out = await paywarden_command(database_url, *creating)
+    assert code != 0 and "Scopes must be a comma-separated choice of read, charge, refund" in out
+
+
+async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: asyncpg.Connection) -> None:
+    """The platform endpoint routes by the payment an event names; a tenant's own endpoint, signed with
+    its own secret, can touch only that tenant's payments."""
+    from tests.test_webhooks import SECRET, intent_event, signed
+
+    keys = {tenant: await new_key(database_url, tenant_id=tenant) for tenant in ("tenant-a", "tenant-b")}
+    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", "whsec_tenant_a")
+    assert code == 0, out
+    waiting = {}
+    for tenant, key in keys.items():
+        async with http_client(f"{app.base_url}/mcp", key) as client:
+            waiting[tenant] = await call(client, "create_charge", customer_id="c", idempotency_key="w", **PAID_LATER)
+
+    async def deliver(path: str, payment: dict, event_id: str, secret: str) -> httpx.Response:
+        body = intent_event("payment_intent.succeeded", payment, event_id=event_id)
+        async with httpx.AsyncClient(base_url=app.base_url) as http:
+            return await http.post(path, content=body, headers=signed(body, secret))
+
+    own = "/webhooks/stripe/tenant-a"
+    crossing = await deliver(own, waiting["tenant-b"], "evt_cross", "whsec_tenant_a")
+    assert crossing.status_code == 200 and crossing.json()["outcome"] == "unmatched"
+    assert (await deliver(own, waiting["tenant-a"], "evt_platform_secret", SECRET)).status_code == 400
+    assert (await deliver(own, waiting["tenant-a"], "evt_a", "whsec_tenant_a")).json()["outcome"] == "applied"
+    for closed in ("/webhooks/stripe/tenant-b", "/webhooks/stripe/nobody"):
+        assert (await deliver(closed, waiting["tenant-b"], "evt_closed", "whsec_tenant_a")).status_code == 404
+    assert (await deliver("/webhooks/stripe", waiting["tenant-b"], "evt_b", SECRET)).json()["outcome"] == "applied"
+
+    statuses = dict(await db.fetch("SELECT tenant_id, status FROM payments"))
+    assert statuses == {"tenant-a": "succeeded", "tenant-b": "succeeded"}
+    ours = await db.fetch(
+        "SELECT event_id, tenant_id FROM webhook_events WHERE event_id = ANY($1)", ["evt_cross", "evt_a", "evt_b"]
+    )
+    stored = dict(ours)
+    assert stored == {"evt_cross": "tenant-a", "evt_a": "tenant-a", "evt_b": "tenant-b"}
