@@ -366,6 +366,11 @@ def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
 
     check_provider_config(settings, receives_webhooks=False)
     asyncio.run(migrate_url(settings.database_url or ""))
+    if not asyncio.run(_with_connection(settings, lambda conn: _tenant_exists(conn, settings.stdio_tenant))):
+        raise PaywardenError(
+            f"PAYWARDEN_STDIO_TENANT is {settings.stdio_tenant!r}, which is not a tenant; create it with "
+            f"`paywarden tenants create {settings.stdio_tenant}` or unset it to act as 'default'."
+        )
     build_server(settings).run("stdio")
     return 0
 
@@ -432,6 +437,10 @@ def mode(settings: Settings) -> str:
     if settings.provider == "sandbox":
         return "sandbox (local, no real money)"
     return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
+
+
+async def _tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id)
 
 
 async def _first_key(conn: asyncpg.Connection) -> str | None:

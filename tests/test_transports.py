@@ -7,11 +7,12 @@ import os
 import signal
 import sys
 
+import asyncpg
 import httpx
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import free_socket
-from tests.helpers import call, eventually, http_client
+from tests.helpers import call, eventually, http_client, new_key
 
 TOOLS = {
     "create_charge",
@@ -130,3 +131,24 @@ async def _first_key_printed(process: asyncio.subprocess.Process) -> tuple[str, 
         if line.strip().startswith("pwk_"):
             return line.strip(), printed
     raise AssertionError(f"paywarden up printed no first key:\n{printed}")
+
+
+async def test_stdio_acts_as_its_configured_tenant(database_url: str) -> None:
+    """stdio needs no key; it acts as PAYWARDEN_STDIO_TENANT, and refuses to start for a tenant that does not exist."""
+    await new_key(database_url, tenant_id="acme")  # creates the tenant
+    base_env = {**os.environ, "DATABASE_URL": database_url}
+    command = [sys.executable, "-m", "server.cli", "mcp"]
+    acme_env = {**base_env, "PAYWARDEN_STDIO_TENANT": "acme"}
+    acme = StdioServerParameters(command=command[0], args=command[1:], env=acme_env)
+    async with Client(acme) as client:  # no sandbox runs here: the payment is recorded, then the provider is away
+        await client.call_tool("create_charge", {"customer_id": "c", "idempotency_key": "k", "product_id": "day_pass"})
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT tenant_id FROM payments") == "acme"
+    finally:
+        await conn.close()
+    missing = await asyncio.create_subprocess_exec(
+        *command, env={**base_env, "PAYWARDEN_STDIO_TENANT": "nobody"}, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(missing.communicate(), 30)
+    assert missing.returncode != 0 and "paywarden tenants create nobody" in err.decode()
