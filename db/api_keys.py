@@ -16,6 +16,7 @@ class ApiKey:
     shown_prefix: str
     scopes: list[str]
     budget_minor: int | None
+    budget_currency: str | None
     rate_per_minute: int
     created_at: datetime
     revoked_at: datetime | None
@@ -43,12 +44,14 @@ async def insert(
     shown_prefix: str,
     scopes: list[str],
     budget_minor: int | None,
+    budget_currency: str | None,
     rate_per_minute: int,
 ) -> ApiKey:
     row = await connection.fetchrow(
         """
-        INSERT INTO api_keys (id, tenant_id, name, secret_sha256, shown_prefix, scopes, budget_minor, rate_per_minute)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO api_keys (id, tenant_id, name, secret_sha256, shown_prefix, scopes, budget_minor, budget_currency,
+                              rate_per_minute)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         RETURNING *
         """,
         key_id,
@@ -58,9 +61,15 @@ async def insert(
         shown_prefix,
         scopes,
         budget_minor,
+        budget_currency,
         rate_per_minute,
     )
     return ApiKey.from_row(row)
+
+
+async def get(connection: asyncpg.Connection, key_id: str) -> ApiKey | None:
+    row = await connection.fetchrow("SELECT * FROM api_keys WHERE id = $1", key_id)
+    return ApiKey.from_row(row) if row else None
 
 
 async def active_by_secret(connection: asyncpg.Connection, secret_sha256: bytes) -> ApiKey | None:

@@ -29,7 +29,7 @@ async def append(
     api_key_id: str | None = None,
 ) -> None:
     """`api_key_id`: the key an agent acted with; None for paywarden itself, the provider, an operator."""
-    await connection.execute(
+    inserted = await connection.execute(
         """
         INSERT INTO payment_audit (payment_id, actor, from_status, to_status, reason, tenant_id, api_key_id)
         SELECT $1, $2, $3, $4, $5, tenant_id, $6 FROM payments WHERE id = $1
@@ -41,6 +41,8 @@ async def append(
         reason,
         api_key_id,
     )
+    if inserted != "INSERT 0 1":
+        raise LookupError(f"no payment {payment_id!r} to audit")
 
 
 async def timeline(connection: asyncpg.Connection, payment_id: str) -> list[AuditEntry]:

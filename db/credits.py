@@ -113,8 +113,10 @@ async def post(
     reservation_id: str | None = None,
     payment_id: str | None = None,
     note: str | None = None,
+    api_key_id: str | None = None,
 ) -> Account:
-    """Change the account and append the matching ledger entry; the CHECK refuses any overdraw."""
+    """Change the account and append the matching ledger entry; the CHECK refuses any overdraw.
+    `api_key_id`: the key an agent acted with, recorded on the entry."""
     row = await conn.fetchrow(
         f"""
         UPDATE credit_accounts
@@ -132,8 +134,8 @@ async def post(
     await conn.execute(
         """
         INSERT INTO credit_ledger (tenant_id, customer_id, feature, kind, granted_delta, used_delta, reserved_delta,
-                                   lot_id, reservation_id, payment_id, note)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                   lot_id, reservation_id, payment_id, note, api_key_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
         """,
         account.tenant_id,
         account.customer_id,
@@ -146,6 +148,7 @@ async def post(
         reservation_id,
         payment_id,
         note,
+        api_key_id,
     )
     return Account(**dict(row))
 

@@ -117,6 +117,8 @@ async def insert(
         provider_refund_id,
         lease_seconds,
     )
+    if row is None:
+        raise LookupError(f"no payment {payment_id!r} to refund")
     return Refund.from_row(row)
 
 

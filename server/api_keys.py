@@ -19,6 +19,7 @@ from db import api_keys
 from db.api_keys import ApiKey
 from db.pool import connection
 from server.errors import InvalidRequest
+from server.money import normalize_currency
 from server.tenancy import SCOPES
 
 KEY_PREFIX = "pwk_"
@@ -53,8 +54,13 @@ async def issue(
     scopes: list[str],
     rate_per_minute: int,
     budget_minor: int | None = None,
+    budget_currency: str | None = None,
 ) -> IssuedKey:
     """A new key for the tenant (which must exist); the caller shows `secret` to the person once."""
+    if (budget_minor is None) != (budget_currency is None):
+        raise InvalidRequest("A key budget needs both an amount in minor units and its currency.")
+    if budget_currency is not None:
+        budget_currency = normalize_currency(budget_currency)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = await api_keys.insert(
         conn,
@@ -65,6 +71,7 @@ async def issue(
         shown_prefix=secret[:10] + "…",
         scopes=scopes,
         budget_minor=budget_minor,
+        budget_currency=budget_currency,
         rate_per_minute=rate_per_minute,
     )
     return IssuedKey(key, secret)
@@ -91,7 +98,11 @@ class ApiKeyVerifier:
             token=token,
             client_id=key.id,
             scopes=list(key.scopes),
-            claims={"tenant_id": key.tenant_id, "budget_minor": key.budget_minor},
+            claims={
+                "tenant_id": key.tenant_id,
+                "budget_minor": key.budget_minor,
+                "budget_currency": key.budget_currency,
+            },
         )
 
 
@@ -103,12 +114,19 @@ async def issue_for_tenant(
     scopes: list[str],
     rate_per_minute: int,
     budget_minor: int | None = None,
+    budget_currency: str | None = None,
 ) -> tuple[IssuedKey, bool]:
     """A key for the tenant, creating the tenant first if it is new; and whether it was."""
     check_tenant_id(tenant_id)
     created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
     issued = await issue(
-        conn, tenant_id=tenant_id, name=name, scopes=scopes, rate_per_minute=rate_per_minute, budget_minor=budget_minor
+        conn,
+        tenant_id=tenant_id,
+        name=name,
+        scopes=scopes,
+        rate_per_minute=rate_per_minute,
+        budget_minor=budget_minor,
+        budget_currency=budget_currency,
     )
     return issued, created
 

@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import RequestStateSecurity
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import Tool, ToolAnnotations
 from pydantic import ValidationError
 
 from server.api_keys import ApiKeyVerifier
@@ -24,6 +25,7 @@ from server.errors import PaywardenError
 from server.metrics import tool_call
 from server.reconciler import reconcile_forever
 from server.services import Services, open_services
+from server.tenancy import TOOL_SCOPES
 from tools import (
     check_entitlement,
     consume_credits,
@@ -63,7 +65,15 @@ TOOLS: list[tuple[Callable[..., Awaitable[Any]], ToolAnnotations]] = [
 
 
 class PaywardenServer(MCPServer):
-    """MCPServer whose argument-validation errors tell the agent how to fix the call."""
+    """MCPServer whose argument-validation errors tell the agent how to fix the call, and which lists
+    to an API key only the tools its scopes allow."""
+
+    async def list_tools(self) -> list[Tool]:
+        tools = await super().list_tools()
+        token = get_access_token()
+        if token is None:
+            return tools  # stdio / in-process: the local caller has every scope
+        return [tool for tool in tools if TOOL_SCOPES.get(tool.name) in token.scopes]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:

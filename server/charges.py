@@ -7,13 +7,13 @@ path applies the same rules in the same transactions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 
-from db import audit, idempotency, payments, spend, transitions
+from db import api_keys, audit, idempotency, payments, spend, transitions
 from db.payments import NewPayment, Payment
 from db.pool import retry_on_deadlock, transaction
 from server.catalog import Catalog
@@ -32,7 +32,7 @@ from server.money import check_amount, normalize_currency
 from server.providers import ChargeRequest, Provider, close_at_provider
 from server.services import Services
 from server.spend_limits import approval_reasons, check_key_budget, check_limits
-from server.tenancy import DEFAULT_TENANT, Caller, local_caller
+from server.tenancy import Caller
 
 RESUBMIT_WITHIN_HOURS = 23
 """Stripe keeps idempotency keys for 24 hours; past that a resubmission could create a second charge."""
@@ -49,7 +49,7 @@ class ChargeInput:
     currency: str | None
     description: str | None
     payment_method: str | None
-    caller: Caller = field(default_factory=lambda: local_caller(DEFAULT_TENANT))
+    caller: Caller
     """Whose customer this is (the tenant) and which API key asks (its budget, the audit row)."""
 
     def fingerprint(self) -> dict[str, Any]:
@@ -168,9 +168,10 @@ async def record(
             api_key_id=request.caller.key_id,
         )
         if answer == "declined":
-            return await _move(conn, payment, "canceled", "person", "the person declined the charge when asked"), False
+            declined = "the person declined the charge when asked"
+            return await _move(conn, payment, "canceled", "person", declined, key=request.caller.key_id), False
         if not go_ahead:
-            return await _hold_for_approval(conn, payment, reasons), False
+            return await _hold_for_approval(conn, payment, reasons, request.caller.key_id), False
         return payment, False
 
 
@@ -233,17 +234,23 @@ async def _record_answer(ctx: Services, payment_id: str, change: transitions.Tra
 
 async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
     """An operator's yes to a payment waiting in requires_approval: it goes to the provider now,
-    if the limits still allow it now (the window has moved since the payment was held)."""
+    if the limits still allow it now (the window has moved since the payment was held) — the
+    customer's limits and the budget of the key that asked for it.
+
+    Approving again a payment whose provider call did not finish (it is `created`) finishes it."""
     async with transaction(ctx.pool) as conn:
         held = await payments.get(conn, payment_id, tenant_id=None)  # unlocked: customer lock first, as in record()
         if held is None:
             raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
+        if held.status == "created":
+            return await resume(ctx, held)
         await spend.lock_customer(conn, held.tenant_id, held.customer_id)
         locked = await _waiting_for_approval(conn, payment_id)
         last_day = await spend.charges_in_last_day(
             conn, held.tenant_id, held.customer_id, held.currency, leaving_out=held.id
         )
         check_limits(_as_new(held), ctx.settings, last_day)
+        await _check_key_budget_again(conn, held)
         await payments.mark_charged_now(conn, payment_id)
         await _move(conn, locked, "created", "operator", f"approved by {operator}")
         leased = await payments.take_lease(conn, payment_id, ctx.settings.submit_lease_seconds)
@@ -261,10 +268,27 @@ async def reject(ctx: Services, payment_id: str, operator: str, reason: str | No
 async def _check_limits(conn: asyncpg.Connection, settings: Settings, new: NewPayment, caller: Caller) -> None:
     """The customer's limits, then the key's budget; the caller holds the customer lock (and takes the key's)."""
     check_limits(new, settings, await spend.charges_in_last_day(conn, new.tenant_id, new.customer_id, new.currency))
-    if caller.key_id is not None and caller.budget_minor is not None:
+    if caller.key_id is not None and caller.budget_minor is not None and caller.budget_currency is not None:
         await spend.lock_key(conn, caller.key_id)
-        key_last_day = await spend.key_charges_in_last_day(conn, caller.key_id, new.currency)
-        check_key_budget(new, caller.budget_minor, key_last_day)
+        key_last_day = await spend.key_charges_in_last_day(conn, caller.key_id, caller.budget_currency)
+        check_key_budget(new, caller.budget_minor, caller.budget_currency, key_last_day)
+
+
+async def _check_key_budget_again(conn: asyncpg.Connection, held: Payment) -> None:
+    """At approval time, as at charge time: the key must still be valid and its budget must still hold."""
+    if held.api_key_id is None:
+        return
+    key = await api_keys.get(conn, held.api_key_id)
+    assert key is not None  # a foreign key keeps it
+    if key.revoked_at is not None:
+        raise NotAllowedNow(
+            f"The API key that asked for payment {held.id} ({key.name}) has been revoked since; reject the payment."
+        )
+    if key.budget_minor is None or key.budget_currency is None:
+        return
+    await spend.lock_key(conn, key.id)
+    window = await spend.key_charges_in_last_day(conn, key.id, key.budget_currency, leaving_out=held.id)
+    check_key_budget(_as_new(held), key.budget_minor, key.budget_currency, window)
 
 
 def _as_new(payment: Payment) -> NewPayment:
@@ -303,16 +327,27 @@ async def _earlier_same_charge(conn: asyncpg.Connection, new: NewPayment, settin
     )
 
 
-async def _hold_for_approval(conn: asyncpg.Connection, payment: Payment, reasons: list[str]) -> Payment:
+async def _hold_for_approval(
+    conn: asyncpg.Connection, payment: Payment, reasons: list[str], key: str | None
+) -> Payment:
     why = "needs approval: " + "; ".join(reasons)
     await payments.set_approval_reason(conn, payment.id, why)
-    return await _move(conn, payment, "requires_approval", "agent", why + " (the person could not be asked)")
+    return await _move(conn, payment, "requires_approval", "agent", why + " (the person could not be asked)", key=key)
 
 
 async def _move(
-    conn: asyncpg.Connection, payment: Payment, to: str, actor: str, reason: str, failure_reason: str | None = None
+    conn: asyncpg.Connection,
+    payment: Payment,
+    to: str,
+    actor: str,
+    reason: str,
+    failure_reason: str | None = None,
+    key: str | None = None,
 ) -> Payment:
-    change = transitions.Transition(to_status=to, actor=actor, reason=reason, failure_reason=failure_reason or reason)
+    """`key`: the API key the agent acted with, when the agent's call made this change."""
+    change = transitions.Transition(
+        to_status=to, actor=actor, reason=reason, failure_reason=failure_reason or reason, api_key_id=key
+    )
     result = await transitions.apply(conn, payment, change)
     if not result.applied:
         raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; it cannot become {to}.")

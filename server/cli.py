@@ -114,10 +114,13 @@ def _key_commands(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--tenant", required=True, help="the tenant (merchant account) whose customers it serves")
     create.add_argument("--name", required=True, help="what the key is for, e.g. the agent's name")
     create.add_argument("--scopes", default="read,charge", help="comma-separated: read, charge, refund")
-    create.add_argument("--budget-minor", type=int, help="most it may charge per rolling 24 hours, per currency")
-    create.add_argument("--rate-per-minute", type=int, help="default PAYWARDEN_RATE_LIMIT_PER_MINUTE (120)")
+    create.add_argument("--budget-minor", type=int, help="most it may charge per rolling 24 hours, in minor units")
+    create.add_argument("--budget-currency", help="the budget's currency (ISO 4217); the key charges only in it")
+    create.add_argument(
+        "--rate-per-minute", type=int, help="HTTP requests per minute (default PAYWARDEN_RATE_LIMIT_PER_MINUTE, 600)"
+    )
     create.set_defaults(command=run_keys_create)
-    listing = key_commands.add_parser("list", help="every key (never the key itself)")
+    listing = key_commands.add_parser("list", help="every key, shown by its first characters")
     listing.add_argument("--tenant", help="only this tenant's keys")
     listing.set_defaults(command=run_keys_list)
     revoke = key_commands.add_parser("revoke", help="revoke a key at once (key_… id from `keys list`)")
@@ -189,6 +192,7 @@ def run_tenants_webhook_secret(settings: Settings, args: argparse.Namespace) -> 
 
 def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     from server import api_keys
+    from server.money import format_amount
 
     scopes = api_keys.parse_scopes(args.scopes)
     if args.budget_minor is not None and args.budget_minor <= 0:
@@ -206,13 +210,16 @@ def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
                 scopes=scopes,
                 rate_per_minute=rate,
                 budget_minor=args.budget_minor,
+                budget_currency=args.budget_currency,
             ),
         )
     )
     if tenant_created:
         print(f"created tenant {args.tenant!r}")
     key = issued.key
-    budget = f", budget {key.budget_minor} minor units / 24 h per currency" if key.budget_minor else ""
+    budget = ""
+    if key.budget_minor is not None and key.budget_currency is not None:
+        budget = f", budget {format_amount(key.budget_minor, key.budget_currency)} per 24 hours"
     print(
         f"{key.id} for tenant {key.tenant_id!r} ({key.name}): scopes {','.join(key.scopes)}{budget}, "
         f"{key.rate_per_minute} calls/minute"
@@ -229,7 +236,7 @@ def run_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     keys = asyncio.run(_with_connection(_with_database(settings), lambda conn: api_keys.listing(conn, args.tenant)))
     for key in keys:
         state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        budget = f" budget={key.budget_minor}" if key.budget_minor else ""
+        budget = f" budget={key.budget_minor}{key.budget_currency}/24h" if key.budget_minor else ""
         print(
             f"{key.id} tenant={key.tenant_id} name={key.name!r} key={key.shown_prefix} "
             f"scopes={','.join(key.scopes)}{budget} rate={key.rate_per_minute}/min "
@@ -394,7 +401,7 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     settings = _with_database(settings)
     asyncio.run(migrate_url(settings.database_url or ""))
-    first_key = asyncio.run(_with_connection(settings, _first_key))
+    first_key = asyncio.run(_with_connection(settings, lambda conn: _first_key(conn, settings.rate_limit_per_minute)))
     app = build_webapp(settings, mcp=build_server(settings, background_reconciler=True, serve_http=True))
     print(banner(settings, first_key), file=sys.stderr, flush=True)
     # uvicorn handles Ctrl-C and SIGTERM itself (a clean shutdown of the app and its lifespan), then
@@ -443,7 +450,7 @@ async def _tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
     return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id)
 
 
-async def _first_key(conn: asyncpg.Connection) -> str | None:
+async def _first_key(conn: asyncpg.Connection, rate_per_minute: int) -> str | None:
     """On the very first start, a key for the default tenant, so the HTTP endpoint can be used at once."""
     from db import api_keys as stored_keys
     from server import api_keys
@@ -453,7 +460,7 @@ async def _first_key(conn: asyncpg.Connection) -> str | None:
     if await stored_keys.any_key(conn):
         return None
     issued = await api_keys.issue(
-        conn, tenant_id=DEFAULT_TENANT, name="first key", scopes=list(SCOPES), rate_per_minute=120
+        conn, tenant_id=DEFAULT_TENANT, name="first key", scopes=list(SCOPES), rate_per_minute=rate_per_minute
     )
     return issued.secret
 
@@ -478,9 +485,10 @@ def banner(settings: Settings, first_key: str | None = None) -> str:
             "",
             f"paywarden is up — provider: {settings.provider}, mode: {mode(settings)}",
             f"  MCP (streamable HTTP): {base}/mcp  (Authorization: Bearer <API key>)",
-            f"  Stripe webhooks:       {base}/webhooks/stripe",
+            f"  Stripe webhooks:       {base}/webhooks/stripe  (a tenant's own: {base}/webhooks/stripe/<tenant>)",
+            f"  Standard Webhooks:     {base}/webhooks/standard",
             *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),
-            f"  Health:                {base}/healthz  (ready: {base}/readyz)",
+            f"  Health:                {base}/healthz  (ready: {base}/readyz, metrics: {base}/metrics)",
             "",
             *key_lines,
             "Connect an MCP client with this mcp.json entry:",

@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     """Extra Host values /mcp accepts besides localhost (comma-separated, e.g. `pay.example.com,pay.example.com:443`);
     other hosts get 421 (DNS rebinding protection). Browser origins allowed are the same hosts over http(s)."""
-    rate_limit_per_minute: int = Field(default=120, ge=1)
-    """Default calls per minute for a new API key (`keys create --rate-per-minute` overrides it)."""
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    """Default HTTP requests per minute for a new API key (`keys create --rate-per-minute` overrides it).
+    An MCP client makes several per tool call (initialize, notifications, the call itself)."""
     log_format: Literal["text", "json"] = "text"
     """`json` writes JSON lines with payment_id / event_id fields, for log pipelines."""
     test_crash_at: str | None = None

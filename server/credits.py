@@ -63,7 +63,15 @@ async def view(services: Services, tenant_id: str, customer_id: str, feature: st
 
 @retry_on_deadlock
 async def reserve(
-    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
+    services: Services,
+    tenant_id: str,
+    customer_id: str,
+    feature: str,
+    quantity: int,
+    key: str,
+    ttl_seconds: int,
+    *,
+    api_key_id: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
@@ -81,20 +89,24 @@ async def reserve(
         for lot_id, take in await credit_moves.draw(conn, account, quantity):
             await credits.change_lot(conn, lot_id, held=take)
             await credits.add_hold(conn, reservation_id, lot_id, take)
-        account = await credits.post(conn, account, "reserve", reserved=quantity, reservation_id=reservation_id)
+        account = await credits.post(
+            conn, account, "reserve", reserved=quantity, reservation_id=reservation_id, api_key_id=api_key_id
+        )
         result = reservation_result(reservation, account)
         await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
         return result, False
 
 
 @retry_on_deadlock
-async def settle(services: Services, tenant_id: str, reservation_id: str, used: int) -> tuple[dict[str, Any], bool]:
+async def settle(
+    services: Services, tenant_id: str, reservation_id: str, used: int, *, api_key_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
     """Charge what the call used; the rest of the hold goes back. Using more than was reserved
     draws the difference from the balance, and is refused if the balance cannot cover it."""
     async with transaction(services.pool) as conn:
         reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
         if reservation.status == "expired":
-            return await _settle_late(conn, reservation, account, used), False
+            return await _settle_late(conn, reservation, account, used, api_key_id), False
         if reservation.status != "held":
             return _resolved_again(reservation, account, "settled", used), True
         usable = await credit_moves.usable_hold(conn, reservation)  # holds on refunded lots cannot be used
@@ -113,12 +125,13 @@ async def settle(services: Services, tenant_id: str, reservation_id: str, used: 
             reserved=-reservation.quantity,
             granted=-lost,
             reservation_id=reservation.id,
+            api_key_id=api_key_id,
         )
         return reservation_result(settled, account), False
 
 
 async def _settle_late(
-    conn: asyncpg.Connection, reservation: Reservation, account: Account, used: int
+    conn: asyncpg.Connection, reservation: Reservation, account: Account, used: int, api_key_id: str | None
 ) -> dict[str, Any]:
     """The call outlived its reservation: what it used is still charged, from the balance, as far as
     the balance goes (never below zero); the shortfall is reported, not hidden."""
@@ -127,14 +140,18 @@ async def _settle_late(
         await credits.change_lot(conn, lot_id, used=take)
     settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
     note = f"late settle: the reservation had expired; charged {charged} of {used} used"
-    account = await credits.post(conn, account, "settle", used=charged, reservation_id=reservation.id, note=note)
+    account = await credits.post(
+        conn, account, "settle", used=charged, reservation_id=reservation.id, note=note, api_key_id=api_key_id
+    )
     result = reservation_result(settled, account)
     result["note"] = note + ("" if charged == used else f"; {used - charged} could not be charged (no balance left)")
     return result
 
 
 @retry_on_deadlock
-async def release(services: Services, tenant_id: str, reservation_id: str) -> tuple[dict[str, Any], bool]:
+async def release(
+    services: Services, tenant_id: str, reservation_id: str, *, api_key_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
     async with transaction(services.pool) as conn:
         reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
         if reservation.status != "held":
@@ -142,14 +159,27 @@ async def release(services: Services, tenant_id: str, reservation_id: str) -> tu
         lost = await credit_moves.unhold(conn, account, reservation, used=0)
         released = await credits.resolve_reservation(conn, reservation.id, "released", None)
         account = await credits.post(
-            conn, account, "release", reserved=-reservation.quantity, granted=-lost, reservation_id=reservation.id
+            conn,
+            account,
+            "release",
+            reserved=-reservation.quantity,
+            granted=-lost,
+            reservation_id=reservation.id,
+            api_key_id=api_key_id,
         )
         return reservation_result(released, account), False
 
 
 @retry_on_deadlock
 async def consume(
-    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, key: str
+    services: Services,
+    tenant_id: str,
+    customer_id: str,
+    feature: str,
+    quantity: int,
+    key: str,
+    *,
+    api_key_id: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity}
@@ -161,7 +191,8 @@ async def consume(
         _require(account, quantity)
         for lot_id, take in await credit_moves.draw(conn, account, quantity):
             await credits.change_lot(conn, lot_id, used=take)
-        account = await credits.post(conn, account, "consume", used=quantity, note=f"idempotency_key {key!r}")
+        note = f"idempotency_key {key!r}"
+        account = await credits.post(conn, account, "consume", used=quantity, note=note, api_key_id=api_key_id)
         result = {"customer_id": customer_id, "feature": feature, "consumed": quantity, **_balance(account)}
         await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
         return result, False

@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Ingested:
     outcome: str
-    """applied, ignored, unhandled, unmatched, rejected, needs_attention, failed — or duplicate."""
+    """applied, ignored, unhandled, unmatched, rejected, needs_attention, failed — or duplicate, or
+    not_for_tenant (at a tenant's own endpoint: another tenant's event, not stored)."""
     payment_id: str | None = None
     note: str | None = None
     close_at_provider: str | None = None
@@ -84,8 +85,24 @@ async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100)
     return [await retry(pool, provider, event_id) for event_id in failed]
 
 
-@retry_on_deadlock
+class _NotThisTenants(Exception):
+    """Raised inside the transaction to undo storing an event a tenant's endpoint has no business with."""
+
+
 async def _ingest(
+    pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str, tenant_id: str | None
+) -> Ingested:
+    """A tenant's endpoint receives every event of the provider account, other tenants' included (one
+    account serves them all): it stores only its own, so the platform endpoint, the reconciler and a
+    replay still see the others as new."""
+    try:
+        return await _store_and_apply(pool, provider, event, source, tenant_id)
+    except _NotThisTenants:
+        return Ingested("not_for_tenant", note=f"not an event of tenant {tenant_id!r}; nothing was stored")
+
+
+@retry_on_deadlock
+async def _store_and_apply(
     pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str, tenant_id: str | None
 ) -> Ingested:
     actor = "reconciler" if source == "event_list" else "webhook"
@@ -113,6 +130,8 @@ async def _ingest(
             )
             await webhook_events.record_failure(conn, inbox_id, problem)
             return Ingested("failed", note="applying the event failed; it is stored and will be retried")
+        if tenant_id is not None and result.outcome in ("unmatched", "unhandled"):
+            raise _NotThisTenants()
         await webhook_events.record_outcome(
             conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
         )

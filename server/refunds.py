@@ -6,7 +6,7 @@ together exceed the payment); what the provider then says is applied by db/refun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -19,7 +19,7 @@ from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow,
 from server.money import format_amount
 from server.providers import RefundRequest
 from server.services import Services
-from server.tenancy import DEFAULT_TENANT, Caller, local_caller
+from server.tenancy import Caller
 
 REFUNDABLE = ("succeeded", "partially_refunded")
 
@@ -30,7 +30,7 @@ class RefundInput:
     idempotency_key: str
     amount_minor: int | None
     reason: str | None
-    caller: Caller = field(default_factory=lambda: local_caller(DEFAULT_TENANT))
+    caller: Caller
     """Only payments of the caller's tenant can be refunded; the audit row records its API key."""
 
     def fingerprint(self) -> dict[str, Any]:

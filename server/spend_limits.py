@@ -33,8 +33,10 @@ def check_limits(new: NewPayment, settings: Settings, last_day: list[WindowCharg
         _check_daily(new, settings.daily_limit_minor, last_day)
 
 
-def check_key_budget(new: NewPayment, budget_minor: int, key_last_day: list[WindowCharge]) -> None:
-    """The API key's own rolling-24-hour budget (per currency), on top of the per-customer limits."""
+def check_key_budget(new: NewPayment, budget_minor: int, currency: str, key_last_day: list[WindowCharge]) -> None:
+    """The API key's own rolling-24-hour budget, in its one currency, on top of the per-customer limits."""
+    if new.currency != currency:
+        raise SpendLimitExceeded(f"Refused: this API key's budget is in {currency}; it cannot charge {new.currency}.")
     _check_window(new, budget_minor, key_last_day, "this API key", "24-hour budget")
 
 

@@ -8,8 +8,19 @@ from server.errors import MissingScope
 
 DEFAULT_TENANT = "default"
 SCOPES = ("read", "charge", "refund")
-"""`read`: check_entitlement, get_payment, list_payments. `charge`: create_charge and the credit
-tools that spend (reserve, settle, release, consume). `refund`: refund_payment."""
+TOOL_SCOPES = {
+    "check_entitlement": "read",
+    "get_payment": "read",
+    "list_payments": "read",
+    "create_charge": "charge",
+    "reserve_credits": "charge",
+    "settle_reservation": "charge",
+    "release_reservation": "charge",
+    "consume_credits": "charge",
+    "refund_payment": "refund",
+}
+"""The scope each tool needs (each tool also checks its own, through tools.services.caller); a key
+is shown only the tools its scopes allow."""
 
 
 @dataclass(frozen=True)
@@ -19,8 +30,9 @@ class Caller:
     """The API key that authenticated the call; None for the trusted local caller (stdio, in-process)."""
     scopes: frozenset[str]
     budget_minor: int | None = None
-    """The most this key may charge in any rolling 24 hours, per currency; None for no key budget."""
-    rate_per_minute: int | None = None
+    """The most this key may charge in any rolling 24 hours; None for no key budget."""
+    budget_currency: str | None = None
+    """The budget's currency: a key with a budget charges only in it."""
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:

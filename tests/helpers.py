@@ -20,7 +20,10 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
 
 from server import api_keys
-from server.tenancy import SCOPES
+from server.tenancy import DEFAULT_TENANT, SCOPES, local_caller
+
+LOCAL = local_caller(DEFAULT_TENANT)
+"""The trusted local caller (what stdio and in-process clients act as), for tests below the MCP layer."""
 
 
 async def new_key(
@@ -30,6 +33,7 @@ async def new_key(
     *,
     rate_per_minute: int = 10_000,
     budget_minor: int | None = None,
+    budget_currency: str | None = None,
     name: str = "test agent",
 ) -> str:
     """An API key (created with its tenant if new), as `paywarden keys create` makes one."""
@@ -42,6 +46,7 @@ async def new_key(
             scopes=list(scopes),
             rate_per_minute=rate_per_minute,
             budget_minor=budget_minor,
+            budget_currency=budget_currency,
         )
     finally:
         await conn.close()

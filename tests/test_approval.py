@@ -115,3 +115,33 @@ async def test_approval_over_streamable_http(app, api_key: str, db: asyncpg.Conn
     async with http_client(f"{app.base_url}/mcp", api_key, elicitation_callback=callback) as client:
         charge = await call(client, "create_charge", **{**BIG, "idempotency_key": "http-1"})
     assert charge["status"] == "succeeded" and len(asked) == 1
+
+
+async def test_approving_again_finishes_a_payment_whose_provider_call_failed(app, mcp) -> None:
+    async with mcp() as client:
+        waiting = await call(client, "create_charge", **BIG)
+        gone = await paywarden_command(app.settings.database_url, "approve", waiting["payment_id"], port="1")
+        assert gone[0] != 0  # nobody listens on port 1: the provider call fails after the approval was recorded
+        assert (await call(client, "get_payment", payment_id=waiting["payment_id"]))["status"] == "created"
+        out = await paywarden(app, "approve", waiting["payment_id"], "--by", "alice")
+    assert f"{waiting['payment_id']} approved by alice: now succeeded" in out
+
+
+async def test_approval_checks_the_budget_of_the_key_that_asked(app, database_url: str, db) -> None:
+    """A held charge waits outside the key's window once a day has passed; approving it then must still
+    fit the key's budget — and the held row records the key too."""
+    from tests.helpers import http_client, new_key
+
+    key = await new_key(database_url, budget_minor=10_000, budget_currency="USD")
+    async with http_client(f"{app.base_url}/mcp", key) as client:
+        held = await call(client, "create_charge", **{**BIG, "amount_minor": 6000})
+        assert held["status"] == "requires_approval"
+        await db.execute("UPDATE payments SET charged_at = now() - interval '25 hours'")
+        for n in range(2):
+            await call(client, "create_charge", **{**BIG, "customer_id": f"c{n}", "idempotency_key": f"k{n}",
+                                                   "amount_minor": 5000})  # fmt: skip
+    refused = await paywarden(app, "approve", held["payment_id"], expect_failure=True)
+    assert "would take this API key over the 24-hour budget of 100.00 USD" in refused
+    assert await db.fetchval("SELECT status FROM payments WHERE id = $1", held["payment_id"]) == "requires_approval"
+    keys = await db.fetch("SELECT DISTINCT api_key_id FROM payment_audit WHERE payment_id = $1", held["payment_id"])
+    assert len(keys) == 1 and keys[0]["api_key_id"] is not None

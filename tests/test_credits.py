@@ -14,7 +14,7 @@ from server.credits import InsufficientCredits, ReservationNotFound
 from server.errors import IdempotencyKeyReused, NotAllowedNow
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT, local_caller
-from tests.helpers import call, call_error
+from tests.helpers import LOCAL, call, call_error
 
 CATALOG = """
 [[products]]
@@ -213,7 +213,7 @@ async def test_a_refund_revokes_unspent_credits_and_keeps_the_spent_ones(credit_
         await buy(services, "ref", "credits_50", "p")
         await credits.consume(services, DEFAULT_TENANT, "ref", "units", 12, "c")
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'ref'")
-        await refunds.refund(services, RefundInput(payment_id, "back", None, None))
+        await refunds.refund(services, RefundInput(payment_id, "back", None, None, LOCAL))
         view = await credits.view(services, DEFAULT_TENANT, "ref", "units")
     assert (view.balance.granted, view.balance.used, view.balance.remaining) == (12, 12, 0)
     kinds = [row["kind"] for row in await db.fetch("SELECT kind FROM credit_ledger ORDER BY id")]
@@ -238,7 +238,7 @@ async def test_a_refund_revokes_held_credits_too(credit_settings, db) -> None:
         await buy(services, "held", "credits_50", "p")
         hold, _ = await credits.reserve(services, DEFAULT_TENANT, "held", "units", 40, "h", 600)
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'held'")
-        await refunds.refund(services, RefundInput(payment_id, "back", None, None))
+        await refunds.refund(services, RefundInput(payment_id, "back", None, None, LOCAL))
         with pytest.raises(InsufficientCredits, match="usable hold of 0"):
             await credits.settle(services, DEFAULT_TENANT, hold["reservation_id"], 40)
         released, _ = await credits.release(services, DEFAULT_TENANT, hold["reservation_id"])
@@ -253,7 +253,7 @@ async def test_a_partial_refund_revokes_its_share_of_the_credits(credit_settings
     async with open_services(credit_settings) as services:
         await buy(services, "half", "credits_50", "p")
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'half'")
-        await refunds.refund(services, RefundInput(payment_id, "part", 250, None))  # half of 5.00 USD
+        await refunds.refund(services, RefundInput(payment_id, "part", 250, None, LOCAL))  # half of 5.00 USD
         view = await credits.view(services, DEFAULT_TENANT, "half", "units")
     assert (view.balance.granted, view.balance.remaining) == (25, 25)
     await assert_ledger_matches(db, "half", "units")
@@ -306,7 +306,7 @@ async def test_concurrent_operations_with_expiry_and_a_refund_keep_the_books(cre
         )
         await asyncio.gather(
             *(worker(n) for n in range(40)),
-            refunds.refund(services, RefundInput(first_payment, "storm-refund", None, None)),
+            refunds.refund(services, RefundInput(first_payment, "storm-refund", None, None, LOCAL)),
         )
         await credits.view(services, DEFAULT_TENANT, "storm", "units")
     await assert_ledger_matches(db, "storm", "units")

@@ -21,9 +21,10 @@ from db.migrate import migrate_url
 from server import charges
 from server.charges import ChargeInput
 from server.config import Settings
+from server.providers.sandbox import SANDBOX_API_KEY
 from server.services import open_services
 from tests.conftest import free_socket
-from tests.helpers import eventually, serving
+from tests.helpers import LOCAL, eventually, serving
 from tests.restartable_postgres import RestartablePostgres
 from tests.test_payment_paths import click
 from webapp.app import build_webapp
@@ -87,7 +88,7 @@ def _ledger_settings(database_url: str, port: int, provider: Settings, tmp_path:
         port=port,
         data_dir=tmp_path / "ledger",
         provider="stripe",
-        stripe_api_key="sk_test_restart",
+        stripe_api_key=SANDBOX_API_KEY,
         stripe_api_base=f"{provider.base_url}/sandbox",
         stripe_webhook_secret=provider.stripe_webhook_secret,
         reconcile_interval_seconds=0,
@@ -96,7 +97,9 @@ def _ledger_settings(database_url: str, port: int, provider: Settings, tmp_path:
 
 
 async def _awaiting_the_customer(services, n: int):
-    request = ChargeInput(f"cus_restart_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired")
+    request = ChargeInput(
+        f"cus_restart_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL
+    )
     payment = (await charges.charge(services, request, "not_asked"))[0]
     assert payment.status == "requires_action" and payment.next_action_url
     return payment

@@ -12,7 +12,7 @@ from server import charges
 from server.charges import ChargeInput
 from server.reconciler import reconcile_once
 from server.services import open_services
-from tests.helpers import serving
+from tests.helpers import LOCAL, serving
 from tests.test_payment_paths import click
 from webapp.app import build_webapp
 
@@ -101,7 +101,7 @@ async def test_a_cursor_the_provider_forgot_restarts_from_the_lookback_window(
 
 
 async def _awaiting_the_customer(services, customer_id: str):
-    request = ChargeInput(customer_id, "k", "day_pass", None, None, None, "pm_card_authenticationRequired")
+    request = ChargeInput(customer_id, "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL)
     payment = (await charges.charge(services, request, "not_asked"))[0]
     assert payment.status == "requires_action" and payment.next_action_url
     return payment

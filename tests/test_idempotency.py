@@ -9,7 +9,7 @@ import asyncpg
 from server import charges
 from server.charges import ChargeInput
 from server.services import open_services
-from tests.helpers import call, call_error
+from tests.helpers import LOCAL, call, call_error
 
 CHARGE = {
     "customer_id": "cus_i",
@@ -66,7 +66,7 @@ async def test_concurrent_identical_calls_make_one_payment_and_one_provider_char
 async def test_a_retry_while_the_first_call_is_in_flight_is_told_to_wait(app, mcp, db) -> None:
     """The first call has recorded the payment and holds the lease; the provider has not answered yet."""
     async with open_services(app.settings) as services:
-        request = ChargeInput(**{**CHARGE, "amount_minor": None, "currency": None, "description": None})
+        request = ChargeInput(**{**CHARGE, "amount_minor": None, "currency": None, "description": None}, caller=LOCAL)
         await charges.record(
             services, request, charges.price(request, services.catalog, services.provider), "not_asked"
         )

@@ -16,12 +16,12 @@ from server.charges import ChargeInput
 from server.providers.sandbox import SANDBOX_API_KEY
 from server.reconciler import reconcile_once
 from server.services import open_services
-from tests.helpers import call, eventually
+from tests.helpers import LOCAL, call, eventually
 from tests.test_webhooks import intent_event, post, signed
 
 
 def request(key: str, customer: str = "cus_race") -> ChargeInput:
-    return ChargeInput(customer, key, "pro_monthly", None, None, None, "pm_card_visa")
+    return ChargeInput(customer, key, "pro_monthly", None, None, None, "pm_card_visa", LOCAL)
 
 
 async def test_a_webhook_that_arrives_before_the_providers_answer(app, db: asyncpg.Connection) -> None:
@@ -116,7 +116,9 @@ async def test_money_taken_after_a_payment_was_closed_is_flagged(app, mcp, db: a
 async def test_the_reconciler_alone_settles_payments_whose_webhooks_never_came(app, db) -> None:
     quiet = app.settings.model_copy(update={"reconcile_after_seconds": 0})
     async with open_services(quiet) as services:
-        needs_person = ChargeInput("cus_q", "r1", "pro_monthly", None, None, None, "pm_card_authenticationRequired")
+        needs_person = ChargeInput(
+            "cus_q", "r1", "pro_monthly", None, None, None, "pm_card_authenticationRequired", LOCAL
+        )
         payment, _ = await charges.charge(services, needs_person, "not_asked")
         assert payment.status == "requires_action"
         await db.execute("DELETE FROM sandbox.deliveries")  # its webhooks are lost…
@@ -170,7 +172,7 @@ async def test_paywarden_up_reconciles_in_the_background(settings, listening_soc
     quick = settings.model_copy(
         update={"reconcile_interval_seconds": 0.2, "reconcile_after_seconds": 0, "sandbox_deliver_webhooks": False}
     )
-    webapp = build_webapp(quick, mcp=build_server(quick, background_reconciler=True))
+    webapp = build_webapp(quick, mcp=build_server(quick, background_reconciler=True, serve_http=True))
     async with serving(webapp, listening_socket), Client(build_server(quick)) as client:
         waiting = await call(
             client,

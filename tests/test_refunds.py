@@ -8,7 +8,7 @@ import json
 import asyncpg
 import pytest
 
-from tests.helpers import call, call_error, eventually
+from tests.helpers import LOCAL, call, call_error, eventually
 from tests.test_webhooks import post, signed
 
 
@@ -155,7 +155,7 @@ async def test_a_stuck_refund_is_finished_by_reconcile(app, db, paid) -> None:
     from server.services import open_services
 
     async with open_services(app.settings) as services:
-        recorded, _ = await refund_logic.record(services, RefundInput(paid["payment_id"], "stuck", None, None))
+        recorded, _ = await refund_logic.record(services, RefundInput(paid["payment_id"], "stuck", None, None, LOCAL))
         await db.execute("UPDATE refunds SET submit_lease_until = now() - interval '1 second'")  # its process died
         report = await reconcile_once(services)
     assert recorded.id in report.resubmitted

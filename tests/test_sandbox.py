@@ -105,3 +105,16 @@ async def _pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+async def test_the_sandbox_api_answers_only_paywarden_itself(app) -> None:
+    """It holds every tenant's payments: a wrong key, or a request addressed to another host name (DNS
+    rebinding), gets nothing."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        right = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
+        assert (await http.get("/v1/events", headers=right)).status_code == 200
+        assert (await http.get("/v1/events", headers={"Authorization": "Bearer sk_test_guess"})).status_code == 401
+        rebound = await http.get("/v1/events", headers={**right, "Host": "evil.example"})
+        assert rebound.status_code == 403 and "addressed to this machine" in rebound.json()["error"]["message"]

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from server.app import build_server
-from tests.helpers import approve_everything, call, call_error
+from tests.helpers import LOCAL, approve_everything, call, call_error
 
 
 def limited(app, **limits) -> Client:
@@ -165,7 +165,7 @@ async def test_a_yes_does_not_cover_a_reason_the_person_was_not_shown(app, db: a
     from server.services import open_services
 
     async with open_services(app.settings) as services:
-        request = ChargeInput("cus_y", "k", None, 9000, "USD", "GPU", "pm_card_visa")
+        request = ChargeInput("cus_y", "k", None, 9000, "USD", "GPU", "pm_card_visa", LOCAL)
         new = charges.price(request, services.catalog, services.provider)
         payment, _ = await charges.record(services, request, new, "approved", approved_for=["something else"])
     assert payment.status == "requires_approval"

@@ -35,7 +35,7 @@ def signed(body: str, secret: str = SECRET, msg_id: str = "msg_1", at: datetime 
 @pytest.fixture
 async def standard_app(settings, listening_socket: socket.socket):
     configured = settings.model_copy(update={"standard_webhook_secret": SecretStr(f"{SECRET},{OLD}")})
-    async with serving(build_webapp(configured, mcp=build_server(configured)), listening_socket):
+    async with serving(build_webapp(configured, mcp=build_server(configured, serve_http=True)), listening_socket):
         yield configured
 
 

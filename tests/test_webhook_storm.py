@@ -16,6 +16,7 @@ import httpx
 from server import charges
 from server.charges import ChargeInput
 from server.services import open_services
+from tests.helpers import LOCAL
 from tests.test_webhooks import SECRET, signed
 
 PAYMENTS = 200
@@ -54,7 +55,7 @@ async def test_a_storm_of_events_converges_exactly(app, db: asyncpg.Connection) 
     async with open_services(app.settings.model_copy(update={"duplicate_window_seconds": 0})) as services:
         ids = []
         for n in range(PAYMENTS):
-            request = ChargeInput(f"storm_{n}", "k", "day_pass", None, None, None, None)
+            request = ChargeInput(f"storm_{n}", "k", "day_pass", None, None, None, None, LOCAL)
             payment, _ = await charges.record(
                 services, request, charges.price(request, services.catalog, services.provider), "not_asked"
             )
@@ -124,7 +125,9 @@ async def test_with_webhooks_suppressed_the_reconciler_alone_finds_the_truth(app
     async with open_services(quiet) as services:
         waiting = []
         for n in range(20):
-            request = ChargeInput(f"quiet_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired")
+            request = ChargeInput(
+                f"quiet_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL
+            )
             waiting.append((await charges.charge(services, request, "not_asked"))[0])
         await db.execute("DELETE FROM sandbox.deliveries")  # no webhook will ever arrive
         truth = {}

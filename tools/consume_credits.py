@@ -22,6 +22,6 @@ async def consume_credits(
     """
     who = caller(ctx, "charge")
     result, replayed = await credits.consume(
-        services(ctx), who.tenant_id, customer_id, feature, quantity, idempotency_key
+        services(ctx), who.tenant_id, customer_id, feature, quantity, idempotency_key, api_key_id=who.key_id
     )
     return ConsumeResult(**result, replayed=replayed)

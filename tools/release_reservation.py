@@ -18,5 +18,5 @@ async def release_reservation(ctx: Context, reservation_id: ReservationId) -> Re
     A reservation resolves once; releasing it again returns the same result (replayed=true).
     """
     who = caller(ctx, "charge")
-    result, replayed = await credits.release(services(ctx), who.tenant_id, reservation_id)
+    result, replayed = await credits.release(services(ctx), who.tenant_id, reservation_id, api_key_id=who.key_id)
     return ReservationResult(**result, replayed=replayed)

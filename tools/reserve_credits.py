@@ -34,6 +34,13 @@ async def reserve_credits(
     """
     who = caller(ctx, "charge")
     result, replayed = await credits.reserve(
-        services(ctx), who.tenant_id, customer_id, feature, quantity, idempotency_key, ttl_seconds
+        services(ctx),
+        who.tenant_id,
+        customer_id,
+        feature,
+        quantity,
+        idempotency_key,
+        ttl_seconds,
+        api_key_id=who.key_id,
     )
     return ReservationResult(**result, replayed=replayed)

@@ -28,6 +28,7 @@ def caller(ctx: Context, scope: str) -> Caller:
             key_id=token.client_id,
             scopes=frozenset(token.scopes),
             budget_minor=(token.claims or {}).get("budget_minor"),
+            budget_currency=(token.claims or {}).get("budget_currency"),
         )
     else:
         local_tenant = services(ctx).local_tenant

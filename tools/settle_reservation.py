@@ -28,5 +28,7 @@ async def settle_reservation(
     reservation settles once; repeating the same settle returns the same result (replayed=true).
     """
     who = caller(ctx, "charge")
-    result, replayed = await credits.settle(services(ctx), who.tenant_id, reservation_id, used_quantity)
+    result, replayed = await credits.settle(
+        services(ctx), who.tenant_id, reservation_id, used_quantity, api_key_id=who.key_id
+    )
     return ReservationResult(**result, replayed=replayed)

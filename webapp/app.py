@@ -23,7 +23,10 @@ from webapp.mcp_endpoint import PerKeyRateLimit, transport_security
 
 
 def build_webapp(settings: Settings, mcp: MCPServer | None = None) -> FastAPI:
-    """One ASGI app for `paywarden up`. The MCP server, if given, is served over streamable HTTP at /mcp."""
+    """One ASGI app for `paywarden up`. The MCP server, if given, is served over streamable HTTP at /mcp;
+    it must be built with `serve_http=True`, so that every request needs an API key."""
+    if mcp is not None and mcp.settings.auth is None:
+        raise ValueError("/mcp needs an MCP server that requires API keys: build_server(..., serve_http=True)")
     mcp_http = (
         mcp.streamable_http_app(stateless_http=True, transport_security=transport_security(settings)) if mcp else None
     )

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html
+import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from server.money import format_amount
-from server.providers.sandbox import intents, store
+from server.providers.sandbox import SANDBOX_API_KEY, intents, store
 from server.providers.sandbox.intents import Outcome, SandboxError
 from server.providers.stripe_amounts import from_stripe
 
@@ -254,10 +256,30 @@ async def _existing(conn: asyncpg.Connection, intent_id: str, *, lock: bool) -> 
 
 
 def _authenticate(request: Request) -> str:
+    """The sandbox's API holds every tenant's payments, so it answers only paywarden itself: callers on
+    this machine, addressing it by a local name (no DNS rebinding), with the sandbox's key. The hosted
+    payment page stays open to anyone holding an intent's unguessable link, as a checkout page is."""
+    if not _is_loopback(request.client.host if request.client else None):
+        raise SandboxError(403, "The sandbox API answers only callers on this machine.")
+    if urlsplit(f"//{request.headers.get('host', '')}").hostname not in _local_names(request):
+        raise SandboxError(403, "The sandbox API answers only requests addressed to this machine.")
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not key.startswith("sk_test_"):
-        raise SandboxError(401, "The sandbox accepts only test keys (Bearer sk_test_…).", type_="invalid_request_error")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), SANDBOX_API_KEY.encode()):
+        raise SandboxError(401, "Invalid API key for the sandbox.", type_="invalid_request_error")
     return key
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+def _local_names(request: Request) -> set[str | None]:
+    return {"127.0.0.1", "localhost", "::1", urlsplit(_state(request).base_url).hostname}
 
 
 async def _form(request: Request) -> dict[str, Any]:
