@@ -56,7 +56,7 @@ async def _key(url: str) -> str:
     pool = await create_pool(url, max_size=1)
     try:
         async with connection(pool) as conn:
-            issued = await keys.issue(
+            issued, _ = await keys.issue(
                 conn, tenant_id="default", name="bench", scopes=list(SCOPES), rate_per_minute=1_000_000
             )
     finally:

@@ -55,12 +55,15 @@ async def issue(
     rate_per_minute: int,
     budget_minor: int | None = None,
     budget_currency: str | None = None,
-) -> IssuedKey:
-    """A new key for the tenant (which must exist); the caller shows `secret` to the person once."""
+) -> tuple[IssuedKey, bool]:
+    """A new key for the tenant, created first if it is new; and whether it was. The caller shows
+    `secret` to the person once."""
+    check_tenant_id(tenant_id)
     if (budget_minor is None) != (budget_currency is None):
         raise InvalidRequest("A key budget needs both an amount in minor units and its currency.")
     if budget_currency is not None:
         budget_currency = normalize_currency(budget_currency)
+    tenant_created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = await api_keys.insert(
         conn,
@@ -74,7 +77,7 @@ async def issue(
         budget_currency=budget_currency,
         rate_per_minute=rate_per_minute,
     )
-    return IssuedKey(key, secret)
+    return IssuedKey(key, secret), tenant_created
 
 
 async def find_active(pool: asyncpg.Pool, secret: str) -> ApiKey | None:
@@ -104,31 +107,6 @@ class ApiKeyVerifier:
                 "budget_currency": key.budget_currency,
             },
         )
-
-
-async def issue_for_tenant(
-    conn: asyncpg.Connection,
-    *,
-    tenant_id: str,
-    name: str,
-    scopes: list[str],
-    rate_per_minute: int,
-    budget_minor: int | None = None,
-    budget_currency: str | None = None,
-) -> tuple[IssuedKey, bool]:
-    """A key for the tenant, creating the tenant first if it is new; and whether it was."""
-    check_tenant_id(tenant_id)
-    created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
-    issued = await issue(
-        conn,
-        tenant_id=tenant_id,
-        name=name,
-        scopes=scopes,
-        rate_per_minute=rate_per_minute,
-        budget_minor=budget_minor,
-        budget_currency=budget_currency,
-    )
-    return issued, created
 
 
 def check_tenant_id(tenant_id: str) -> None:

@@ -203,7 +203,7 @@ def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     issued, tenant_created = asyncio.run(
         _with_connection(
             _with_database(settings),
-            lambda conn: api_keys.issue_for_tenant(
+            lambda conn: api_keys.issue(
                 conn,
                 tenant_id=args.tenant,
                 name=args.name,
@@ -461,7 +461,7 @@ async def _first_key(conn: asyncpg.Connection, rate_per_minute: int) -> str | No
     await conn.execute("SELECT pg_advisory_xact_lock(7461226503)")  # two first starts make one key
     if await stored_keys.any_key(conn):
         return None
-    issued = await api_keys.issue(
+    issued, _ = await api_keys.issue(
         conn, tenant_id=DEFAULT_TENANT, name="first key", scopes=list(SCOPES), rate_per_minute=rate_per_minute
     )
     return issued.secret

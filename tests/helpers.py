@@ -39,7 +39,7 @@ async def new_key(
     """An API key (created with its tenant if new), as `paywarden keys create` makes one."""
     conn = await asyncpg.connect(database_url)
     try:
-        issued, _ = await api_keys.issue_for_tenant(
+        issued, _ = await api_keys.issue(
             conn,
             tenant_id=tenant_id,
             name=name,
