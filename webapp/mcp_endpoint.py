@@ -33,8 +33,8 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 class PerKeyRateLimit:
-    """ASGI middleware in front of /mcp: each API key gets its rate_per_minute calls per minute, counted
-    in the database (so it holds across processes); the next call gets 429 with Retry-After.
+    """ASGI middleware in front of /mcp: each API key gets its rate_per_minute HTTP requests per minute,
+    counted in the database (so it holds across processes); the next one gets 429 with Retry-After.
     Requests without a known key pass through to the endpoint, which answers them 401."""
 
     def __init__(self, app: ASGIApp, pool: Callable[[], asyncpg.Pool]) -> None:
