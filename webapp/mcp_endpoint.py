@@ -42,7 +42,7 @@ class PerKeyRateLimit:
         self._pool = pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].rstrip("/") == "/mcp":
+        if scope["type"] == "http" and _route_path(scope).rstrip("/") == "/mcp":
             refusal = await self._refusal(_bearer(scope))
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -68,6 +68,12 @@ class PerKeyRateLimit:
             status_code=429,
             headers={"Retry-After": str(limited.retry_after_seconds)},
         )
+
+
+def _route_path(scope: dict[str, Any]) -> str:
+    """The path as routing sees it: behind a proxy that sets root_path, without that prefix."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _bearer(scope: dict[str, Any]) -> str | None:
