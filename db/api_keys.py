@@ -34,6 +34,10 @@ async def ensure_tenant(connection: asyncpg.Connection, tenant_id: str, name: st
     return bool(created)
 
 
+async def tenant_exists(connection: asyncpg.Connection, tenant_id: str) -> bool:
+    return await connection.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id)
+
+
 async def insert(
     connection: asyncpg.Connection,
     *,

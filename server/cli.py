@@ -1,4 +1,4 @@
-"""`paywarden up | mcp | migrate | keys | reconcile | webhooks | approve | reject`."""
+"""`paywarden up | mcp | migrate | keys | tenants | reconcile | webhooks | approve | reject`."""
 
 from __future__ import annotations
 
@@ -222,10 +222,10 @@ def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
         budget = f", budget {format_amount(key.budget_minor, key.budget_currency)} per 24 hours"
     print(
         f"{key.id} for tenant {key.tenant_id!r} ({key.name}): scopes {','.join(key.scopes)}{budget}, "
-        f"{key.rate_per_minute} calls/minute"
+        f"{key.rate_per_minute} requests/minute"
     )
     print(f"\n  {issued.secret}\n")
-    print("This is the only time the key is shown; paywarden keeps only a hash of it.")
+    print("This is the only time the key is shown; paywarden keeps a hash of it (and its first characters).")
     print('Agents send it as "Authorization: Bearer <key>" to /mcp.')
     return 0
 
@@ -373,7 +373,9 @@ def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
 
     check_provider_config(settings, receives_webhooks=False)
     asyncio.run(migrate_url(settings.database_url or ""))
-    if not asyncio.run(_with_connection(settings, lambda conn: _tenant_exists(conn, settings.stdio_tenant))):
+    from db import api_keys
+
+    if not asyncio.run(_with_connection(settings, lambda conn: api_keys.tenant_exists(conn, settings.stdio_tenant))):
         raise PaywardenError(
             f"PAYWARDEN_STDIO_TENANT is {settings.stdio_tenant!r}, which is not a tenant; create it with "
             f"`paywarden tenants create {settings.stdio_tenant}` or unset it to act as 'default'."
@@ -446,10 +448,6 @@ def mode(settings: Settings) -> str:
     if settings.provider == "sandbox":
         return "sandbox (local, no real money)"
     return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
-
-
-async def _tenant_exists(conn: asyncpg.Connection, tenant_id: str) -> bool:
-    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)", tenant_id)
 
 
 async def _first_key(conn: asyncpg.Connection, rate_per_minute: int) -> str | None:
