@@ -52,6 +52,7 @@ async def test_a_failing_event_is_kept_retried_and_replayed(
     processing_handler_breaks.undo()  # the bug is fixed
     code, listing = await paywarden_command(app.settings.database_url, "webhooks", "list", "--failed")
     assert code == 0 and "evt_f1 payment_intent.processing failed attempts=2" in listing
+    assert "tenant=- via=webhook" in listing  # failed before it matched a payment: no tenant recorded yet
     code, replayed = await paywarden_command(
         app.settings.database_url, "webhooks", "replay", "evt_f1", port=str(app.settings.port)
     )

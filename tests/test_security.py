@@ -284,3 +284,60 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
     ours = await db.fetch("SELECT event_id, tenant_id FROM webhook_events WHERE event_id = ANY($1)", ["evt_a", "evt_b"])
     stored = dict(ours)
     assert stored == {"evt_a": "tenant-a", "evt_b": "tenant-b"}  # the event tenant A's endpoint refused is B's
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (("--tenant", "Bad Tenant!"), "A tenant id is 1-63 lowercase letters"),
+        (("--tenant", "t2", "--budget-minor", "5000"), "A key budget needs both an amount in minor units"),
+        (("--tenant", "t2", "--budget-minor", "5000", "--budget-currency", "XYZ"), "Unknown currency 'XYZ'"),
+        (("--tenant", "t2", "--budget-minor", "0", "--budget-currency", "USD"), "--budget-minor must be a positive"),
+    ],
+)
+async def test_keys_create_refuses_bad_input_and_writes_nothing(database_url: str, db, arguments, expected) -> None:
+    code, out = await paywarden_command(database_url, "keys", "create", "--name", "n", *arguments)
+    assert code != 0 and expected in out and "Traceback" not in out
+    assert await db.fetchval("SELECT count(*) FROM api_keys") == 0
+    assert [row["id"] for row in await db.fetch("SELECT id FROM tenants")] == ["default"]
+
+
+async def test_tenant_commands(app, database_url: str, db) -> None:
+    from tests.test_webhooks import intent_event, signed
+
+    assert (await paywarden_command(database_url, "tenants", "create", "acme", "--name", "Acme Inc."))[0] == 0
+    code, again = await paywarden_command(database_url, "tenants", "create", "acme")
+    assert code == 0 and "tenant 'acme' already exists" in again
+    for bad, expected in [
+        (("acme", "not_a_secret"), "A Stripe webhook secret starts with whsec_"),
+        (("nobody", "whsec_x"), "No tenant 'nobody'"),
+        (("acme",), "Give the secret, or --remove"),
+    ]:
+        code, out = await paywarden_command(database_url, "tenants", "webhook-secret", *bad)
+        assert code != 0 and expected in out
+    assert (await paywarden_command(database_url, "tenants", "webhook-secret", "acme", "whsec_acme"))[0] == 0
+    code, listed = await paywarden_command(database_url, "tenants", "list")
+    assert "acme name='Acme Inc.' active_keys=0 own_webhook_endpoint=/webhooks/stripe/acme" in listed
+
+    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "acme", "--remove")
+    assert code == 0 and "is closed" in out
+    body = intent_event("payment_intent.succeeded", {"provider_payment_id": "pi_x", "amount_minor": 1,
+                        "currency": "USD", "payment_id": "pay_x"}, event_id="evt_closed")  # fmt: skip
+    async with httpx.AsyncClient(base_url=app.base_url) as http:
+        closed = await http.post("/webhooks/stripe/acme", content=body, headers=signed(body, "whsec_acme"))
+    assert closed.status_code == 404 and await db.fetchval("SELECT count(*) FROM webhook_events") == 0
+
+
+async def test_the_reconciler_forgets_old_rate_limit_counts(app, database_url: str, db) -> None:
+    from server.reconciler import reconcile_once
+    from server.services import open_services
+
+    key = await key_id(db, await new_key(database_url))
+    await db.execute(
+        "INSERT INTO api_key_usage (api_key_id, minute, calls) VALUES ($1, now() - interval '2 hours', 5),"
+        " ($1, date_trunc('minute', now()), 1)",
+        key,
+    )
+    async with open_services(app.settings) as services:
+        await reconcile_once(services)
+    assert await db.fetchval("SELECT count(*) FROM api_key_usage") == 1
