@@ -1,6 +1,6 @@
 """Credits throughput: paywarden's consume against a raw guarded UPDATE on the same table, same run.
 
-    uv run python benchmarks/credits.py [--operations 2000] [--concurrency 8]
+    uv run python -m benchmarks.credits [--operations 2000] [--concurrency 8]
 
 Uses DATABASE_URL (or TEST_DATABASE_URL) when set, an embedded PostgreSQL otherwise; works in a
 database of its own, dropped at the end. Prints operations per second for both and their ratio.
@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-from pathlib import Path
 
 import asyncpg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.scratch import rate, scratch_database
-from db import credit_moves, payments
+from benchmarks.harness import rate, scratch_database
+from db import payments
 from db.payments import NewPayment
 from db.pool import create_pool, transaction
-from server import credits
+from server import credits, logs
 from server.config import Settings
+from server.ledger import credit_moves
 from server.services import open_services
-from server.tenancy import DEFAULT_TENANT
+from server.tenancy import DEFAULT_TENANT, local_caller
 
 FEATURE = "llm_tokens"
 """A metered feature of the default catalog: consume refuses features not sold as credits."""
@@ -46,7 +43,9 @@ async def measure(url: str, operations: int, concurrency: int) -> None:
         await grant(services.pool, "bench", operations * 10)
         await grant(services.pool, "raw", operations * 10)
         paywarden = await rate(
-            operations, concurrency, lambda n: credits.consume(services, DEFAULT_TENANT, "bench", FEATURE, 1, f"k{n}")
+            operations,
+            concurrency,
+            lambda n: credits.consume(services, local_caller(DEFAULT_TENANT), "bench", FEATURE, 1, f"k{n}"),
         )
     pool = await create_pool(url, max_size=10)
     try:
@@ -67,7 +66,18 @@ async def grant(pool: asyncpg.Pool, customer: str, quantity: int) -> None:
         payment = await payments.insert(
             conn,
             payments.new_payment_id(),
-            NewPayment(DEFAULT_TENANT, None, customer, None, 100, "USD", None, None, grants, "sandbox"),
+            NewPayment(
+                tenant_id=DEFAULT_TENANT,
+                api_key_id=None,
+                customer_id=customer,
+                product_id=None,
+                amount_minor=100,
+                currency="USD",
+                description=None,
+                payment_method=None,
+                grants=grants,
+                provider="sandbox",
+            ),
             lease_seconds=None,
         )
         await credit_moves.grant_for_payment(conn, payment)
@@ -78,6 +88,7 @@ def main() -> None:
     parser.add_argument("--operations", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
+    logs.configure("text")
     asyncio.run(run(args.operations, args.concurrency))
 
 

@@ -1,7 +1,7 @@
 """What an API key costs on /mcp: tool calls over HTTP with a key against the same calls in-process,
 and the key check itself (lookup + rate-limit count) against a bare database round trip, same run.
 
-    uv run python benchmarks/mcp_http.py [--calls 500] [--concurrency 4]
+    uv run python -m benchmarks.mcp_http [--calls 500] [--concurrency 4]
 
 Uses DATABASE_URL (or TEST_DATABASE_URL) when set, an embedded PostgreSQL otherwise; works in a
 database of its own, dropped at the end. Prints calls per second, per-request milliseconds and ratios.
@@ -12,24 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-import sys
-from pathlib import Path
 
+import httpx
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.scratch import rate, scratch_database
-from db import api_keys
-from db.pool import connection, create_pool
-from server import api_keys as keys
-from server.api_keys import find_active
-from server.app import build_server
+from benchmarks.harness import rate, scratch_database
+from server import api_keys, logs
 from server.config import Settings
-from server.tenancy import SCOPES
+from server.services import Services, open_services
+from server.tenancy import DEFAULT_TENANT, SCOPES
+from tools.server import build_server
 from webapp.app import build_webapp
 
 CHECK = {"customer_id": "bench", "feature": "pro"}
@@ -37,13 +31,14 @@ CHECK = {"customer_id": "bench", "feature": "pro"}
 
 async def run(calls: int, concurrency: int) -> None:
     async with scratch_database() as url:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see server/cli.py _listen
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see cli/running.py _listen
         sock.bind(("127.0.0.1", 0))
         settings = Settings(_env_file=None, database_url=url, port=sock.getsockname()[1], reconcile_interval_seconds=0)
-        secret = await _key(url)
-        in_process = await _in_process(settings, calls, concurrency)
-        over_http = await _over_http(settings, sock, secret, calls, concurrency)
-        guard_ms, round_trip_ms = await _guard(url, secret, calls)
+        async with open_services(settings, serve_sandbox=True) as services:
+            secret = await _key(services)
+            in_process = await _in_process(services, calls, concurrency)
+            over_http = await _over_http(services, sock, secret, calls, concurrency)
+            guard_ms, round_trip_ms = await _guard(services, secret, calls)
     print(f"calls: {calls}, concurrency: {concurrency}")
     print(f"check_entitlement in-process, no transport, no key (baseline): {in_process:8.0f} calls/s")
     print(f"check_entitlement over streamable HTTP with an API key:        {over_http:8.0f} calls/s")
@@ -52,25 +47,20 @@ async def run(calls: int, concurrency: int) -> None:
     print(f"bare database round trip (SELECT 1, baseline):                 {round_trip_ms:8.3f} ms")
 
 
-async def _key(url: str) -> str:
-    pool = await create_pool(url, max_size=1)
-    try:
-        async with connection(pool) as conn:
-            issued, _ = await keys.issue(
-                conn, tenant_id="default", name="bench", scopes=list(SCOPES), rate_per_minute=1_000_000
-            )
-    finally:
-        await pool.close()
+async def _key(services: Services) -> str:
+    issued = await api_keys.issue(
+        services, tenant_id=DEFAULT_TENANT, name="bench", scopes=list(SCOPES), rate_per_minute=1_000_000
+    )
     return issued.secret
 
 
-async def _in_process(settings: Settings, calls: int, concurrency: int) -> float:
-    async with Client(build_server(settings)) as client:
+async def _in_process(services: Services, calls: int, concurrency: int) -> float:
+    async with Client(build_server(services, local_tenant=DEFAULT_TENANT)) as client:
         return await rate(calls, concurrency, lambda n: client.call_tool("check_entitlement", CHECK))
 
 
-async def _over_http(settings: Settings, sock: socket.socket, secret: str, calls: int, concurrency: int) -> float:
-    app = build_webapp(settings, mcp=build_server(settings, serve_http=True))
+async def _over_http(services: Services, sock: socket.socket, secret: str, calls: int, concurrency: int) -> float:
+    app = build_webapp(services, mcp=build_server(services))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
@@ -78,8 +68,8 @@ async def _over_http(settings: Settings, sock: socket.socket, secret: str, calls
     try:
         headers = {"Authorization": f"Bearer {secret}"}
         async with (
-            create_mcp_http_client(headers=headers) as http,
-            Client(streamable_http_client(f"{settings.base_url}/mcp", http_client=http)) as client,
+            httpx.AsyncClient(headers=headers, timeout=30) as http,
+            Client(streamable_http_client(f"{services.settings.base_url}/mcp", http_client=http)) as client,
         ):
             return await rate(calls, concurrency, lambda n: client.call_tool("check_entitlement", CHECK))
     finally:
@@ -87,21 +77,16 @@ async def _over_http(settings: Settings, sock: socket.socket, secret: str, calls
         await serving
 
 
-async def _guard(url: str, secret: str, calls: int) -> tuple[float, float]:
+async def _guard(services: Services, secret: str, calls: int) -> tuple[float, float]:
     """Milliseconds per request of what the key adds (one after another, so it is latency, not throughput)."""
-    pool = await create_pool(url, max_size=2)
-    try:
 
-        async def check(n: int) -> None:
-            key = await find_active(pool, secret)
-            assert key is not None
-            async with connection(pool) as conn:
-                await api_keys.count_call(conn, key.id)
+    async def check(n: int) -> None:
+        key = await api_keys.find_active(services, secret)
+        assert key is not None
+        await api_keys.count_request(services, key)
 
-        guard = await rate(calls, 1, check)
-        round_trip = await rate(calls, 1, lambda n: pool.fetchval("SELECT 1"))
-    finally:
-        await pool.close()
+    guard = await rate(calls, 1, check)
+    round_trip = await rate(calls, 1, lambda n: services.pool.fetchval("SELECT 1"))
     return 1000 / guard, 1000 / round_trip
 
 
@@ -110,6 +95,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
+    logs.configure("text")
     asyncio.run(run(args.calls, args.concurrency))
 
 

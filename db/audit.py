@@ -7,6 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
+from server.errors import PaymentNotFound
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -42,7 +44,7 @@ async def append(
         api_key_id,
     )
     if inserted != "INSERT 0 1":
-        raise LookupError(f"no payment {payment_id!r} to audit")
+        raise PaymentNotFound(f"No payment with payment_id {payment_id!r} to audit.")
 
 
 async def timeline(connection: asyncpg.Connection, payment_id: str) -> list[AuditEntry]:

@@ -383,19 +383,3 @@ async def save_operation_result(
         key,
         result,
     )
-
-
-async def ledger_totals(
-    conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str
-) -> tuple[int, int, int]:
-    row = await conn.fetchrow(
-        """
-        SELECT coalesce(sum(granted_delta), 0)::bigint AS granted, coalesce(sum(used_delta), 0)::bigint AS used,
-               coalesce(sum(reserved_delta), 0)::bigint AS reserved
-          FROM credit_ledger WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3
-        """,
-        tenant_id,
-        customer_id,
-        feature,
-    )
-    return row["granted"], row["used"], row["reserved"]

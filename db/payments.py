@@ -5,27 +5,32 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
-STATUSES = (
-    "created",
-    "requires_approval",
-    "pending",
-    "requires_action",
-    "processing",
-    "succeeded",
-    "failed",
-    "canceled",
-    "partially_refunded",
-    "refunded",
-)
+
+class PaymentStatus(StrEnum):
+    """Every status a payment can have; the state machine (server/ledger/payment_machine.py) says which
+    moves are allowed, and a CHECK constraint keeps the column to these values."""
+
+    CREATED = "created"
+    REQUIRES_APPROVAL = "requires_approval"
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
 
 
-@dataclass(frozen=True)
-class Payment:
-    id: str
+@dataclass(frozen=True, kw_only=True)
+class NewPayment:
+    """A payment as priced, before it is recorded."""
+
     tenant_id: str
     api_key_id: str | None
     """The API key that asked for it (None for a local caller): its 24-hour budget counts this payment."""
@@ -36,8 +41,15 @@ class Payment:
     description: str | None
     payment_method: str | None
     grants: list[dict[str, Any]]
-    status: str
     provider: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Payment(NewPayment):
+    """A recorded payment: what was priced, and where it stands."""
+
+    id: str
+    status: PaymentStatus
     provider_payment_id: str | None
     next_action_url: str | None
     failure_reason: str | None
@@ -50,21 +62,8 @@ class Payment:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:
-        return cls(**dict(row))
-
-
-@dataclass(frozen=True)
-class NewPayment:
-    tenant_id: str
-    api_key_id: str | None
-    customer_id: str
-    product_id: str | None
-    amount_minor: int
-    currency: str
-    description: str | None
-    payment_method: str | None
-    grants: list[dict[str, Any]]
-    provider: str
+        fields = dict(row)
+        return cls(**{**fields, "status": PaymentStatus(fields["status"])})
 
 
 def new_payment_id() -> str:

@@ -5,11 +5,23 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
 
-OPEN = ("created", "pending")
+from server.errors import ChargeInProgress, PaymentNotFound
+
+
+class RefundStatus(StrEnum):
+    CREATED = "created"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+OPEN = (RefundStatus.CREATED, RefundStatus.PENDING)
 
 
 @dataclass(frozen=True)
@@ -23,7 +35,7 @@ class Refund:
     amount_minor: int
     currency: str
     reason: str | None
-    status: str
+    status: RefundStatus
     provider_refund_id: str | None
     failure_reason: str | None
     submit_lease_until: datetime | None
@@ -32,7 +44,8 @@ class Refund:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Refund:
-        return cls(**dict(row))
+        fields = dict(row)
+        return cls(**{**fields, "status": RefundStatus(fields["status"])})
 
 
 def new_refund_id() -> str:
@@ -98,27 +111,32 @@ async def insert(
     lease_seconds: float | None,
     provider_refund_id: str | None = None,
 ) -> Refund:
-    row = await connection.fetchrow(
-        """
-        INSERT INTO refunds (id, payment_id, customer_id, idempotency_key, request, amount_minor, currency,
-                             reason, provider_refund_id, submit_lease_until, tenant_id)
-        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), tenant_id
-          FROM payments WHERE id = $2
-        RETURNING *
-        """,
-        refund_id,
-        payment_id,
-        customer_id,
-        idempotency_key,
-        request,
-        amount_minor,
-        currency,
-        reason,
-        provider_refund_id,
-        lease_seconds,
-    )
+    """The new refund (of the payment's tenant). Raises ChargeInProgress when another refund took the
+    same key at the same moment (on another of the customer's payments, so no row lock ordered them)."""
+    try:
+        row = await connection.fetchrow(
+            """
+            INSERT INTO refunds (id, payment_id, customer_id, idempotency_key, request, amount_minor, currency,
+                                 reason, provider_refund_id, submit_lease_until, tenant_id)
+            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), tenant_id
+              FROM payments WHERE id = $2
+            RETURNING *
+            """,
+            refund_id,
+            payment_id,
+            customer_id,
+            idempotency_key,
+            request,
+            amount_minor,
+            currency,
+            reason,
+            provider_refund_id,
+            lease_seconds,
+        )
+    except asyncpg.UniqueViolationError:
+        raise ChargeInProgress("Another refund with this idempotency_key is being recorded; retry shortly.") from None
     if row is None:
-        raise LookupError(f"no payment {payment_id!r} to refund")
+        raise PaymentNotFound(f"No payment with payment_id {payment_id!r} to refund.")
     return Refund.from_row(row)
 
 
@@ -173,7 +191,7 @@ async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds
 async def set_status(
     connection: asyncpg.Connection,
     refund_id: str,
-    status: str,
+    status: RefundStatus,
     *,
     provider_refund_id: str | None,
     failure_reason: str | None,

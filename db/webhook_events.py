@@ -6,6 +6,9 @@ from typing import Any
 
 import asyncpg
 
+OUTCOMES = ("received", "applied", "ignored", "unhandled", "unmatched", "rejected", "needs_attention", "failed")
+"""What became of a stored event (the outcome column's CHECK lists the same)."""
+
 
 async def store(
     connection: asyncpg.Connection,
@@ -73,14 +76,15 @@ async def failed_ids(connection: asyncpg.Connection, provider: str, limit: int) 
     return [row["event_id"] for row in rows]
 
 
-async def listing(connection: asyncpg.Connection, *, failed_only: bool, limit: int) -> list[asyncpg.Record]:
+async def listing(connection: asyncpg.Connection, *, outcomes: list[str] | None, limit: int) -> list[asyncpg.Record]:
+    """The newest stored events, of these outcomes only (all outcomes when None)."""
     return await connection.fetch(
         """
         SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at, tenant_id, source
-          FROM webhook_events WHERE NOT $1 OR outcome = 'failed'
+          FROM webhook_events WHERE $1::text[] IS NULL OR outcome = ANY($1::text[])
          ORDER BY id DESC LIMIT $2
         """,
-        failed_only,
+        outcomes,
         limit,
     )
 

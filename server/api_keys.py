@@ -1,30 +1,26 @@
-"""API keys: issued once as `pwk_…`, stored as a SHA-256 only, checked on every HTTP MCP request.
-
-`ApiKeyVerifier` is the SDK's auth seam (`TokenVerifier`): the MCP endpoint answers 401 with
-`WWW-Authenticate` when it returns None, and a tool reads the caller from the token it returned.
-"""
+"""API keys: issued once as `pwk_…`, stored as a SHA-256 only, checked on every HTTP request, counted
+per minute for the rate limit. The MCP adapter's token verifier and the CLI's `keys` commands call these."""
 
 from __future__ import annotations
 
 import hashlib
-import re
+import math
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import asyncpg
-from mcp.server.auth.provider import AccessToken
 
 from db import api_keys
 from db.api_keys import ApiKey
-from db.pool import connection
-from server.errors import InvalidRequest
-from server.money import normalize_currency
-from server.tenancy import SCOPES
+from db.pool import connection, transaction
+from server.errors import InvalidRequest, PaywardenError, RateLimited
+from server.money import format_amount, normalize_currency
+from server.services import Services
+from server.tenancy import SCOPES, Caller, Scope
+from server.tenants import check_tenant_id
 
 KEY_PREFIX = "pwk_"
-TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 MAX_KEY_LENGTH = 200
+FIRST_KEY_LOCK = 7_461_226_503
+"""Two first starts of `paywarden up` on one database make one first key."""
 
 
 @dataclass(frozen=True)
@@ -32,85 +28,116 @@ class IssuedKey:
     key: ApiKey
     secret: str
     """The key itself: shown once, never stored."""
+    tenant_created: bool = False
 
 
 def secret_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def parse_scopes(text: str) -> list[str]:
+def parse_scopes(text: str) -> list[Scope]:
     scopes = sorted({scope.strip() for scope in text.split(",") if scope.strip()})
     unknown = [scope for scope in scopes if scope not in SCOPES]
     if not scopes or unknown:
         raise InvalidRequest(f"Scopes must be a comma-separated choice of {', '.join(SCOPES)}; got {text!r}.")
-    return scopes
+    return [scope for scope in SCOPES if scope in scopes]
 
 
 async def issue(
-    conn: asyncpg.Connection,
+    services: Services,
     *,
     tenant_id: str,
     name: str,
-    scopes: list[str],
-    rate_per_minute: int,
+    scopes: list[Scope],
+    rate_per_minute: int | None = None,
     budget_minor: int | None = None,
     budget_currency: str | None = None,
-) -> tuple[IssuedKey, bool]:
-    """A new key for the tenant, created first if it is new; and whether it was. The caller shows
-    `secret` to the person once."""
+) -> IssuedKey:
+    """A new key for the tenant, created first if it is new. The caller shows `secret` to the person once."""
     check_tenant_id(tenant_id)
+    rate = services.settings.rate_limit_per_minute if rate_per_minute is None else rate_per_minute
+    _check_key_settings(name, rate, budget_minor, budget_currency)
+    currency = normalize_currency(budget_currency) if budget_currency is not None else None
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    async with transaction(services.pool) as conn:
+        tenant_created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
+        key = await api_keys.insert(
+            conn,
+            key_id="key_" + secrets.token_hex(8),
+            tenant_id=tenant_id,
+            name=name,
+            secret_sha256=secret_hash(secret),
+            shown_prefix=secret[:10] + "…",
+            scopes=list(scopes),
+            budget_minor=budget_minor,
+            budget_currency=currency,
+            rate_per_minute=rate,
+        )
+    return IssuedKey(key, secret, tenant_created)
+
+
+def _check_key_settings(name: str, rate: int, budget_minor: int | None, budget_currency: str | None) -> None:
+    if not name.strip():
+        raise InvalidRequest("A key needs a name saying what it is for, e.g. the agent's name.")
+    if rate <= 0:
+        raise InvalidRequest("--rate-per-minute must be positive.")
+    if budget_minor is not None and budget_minor <= 0:
+        raise InvalidRequest("--budget-minor must be a positive number of minor units.")
     if (budget_minor is None) != (budget_currency is None):
         raise InvalidRequest("A key budget needs both an amount in minor units and its currency.")
-    if budget_currency is not None:
-        budget_currency = normalize_currency(budget_currency)
-    tenant_created = await api_keys.ensure_tenant(conn, tenant_id, tenant_id)
-    secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = await api_keys.insert(
-        conn,
-        key_id="key_" + secrets.token_hex(8),
-        tenant_id=tenant_id,
-        name=name,
-        secret_sha256=secret_hash(secret),
-        shown_prefix=secret[:10] + "…",
-        scopes=scopes,
-        budget_minor=budget_minor,
-        budget_currency=budget_currency,
-        rate_per_minute=rate_per_minute,
-    )
-    return IssuedKey(key, secret), tenant_created
 
 
-async def find_active(pool: asyncpg.Pool, secret: str) -> ApiKey | None:
+async def issue_first_key(services: Services, *, tenant_id: str) -> IssuedKey | None:
+    """On the very first start, a key with every scope, so the HTTP endpoint can be used at once."""
+    async with transaction(services.pool) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", FIRST_KEY_LOCK)
+        if await api_keys.any_key(conn):
+            return None
+        return await issue(services, tenant_id=tenant_id, name="first key", scopes=list(SCOPES))
+
+
+async def listing(services: Services, tenant_id: str | None = None) -> list[ApiKey]:
+    async with connection(services.pool) as conn:
+        return await api_keys.listing(conn, tenant_id)
+
+
+async def revoke(services: Services, key_id: str) -> ApiKey:
+    async with transaction(services.pool) as conn:
+        key = await api_keys.revoke(conn, key_id)
+    if key is None:
+        raise PaywardenError(f"No key {key_id!r}; `paywarden keys list` shows the ids.")
+    return key
+
+
+def describe_budget(key: ApiKey) -> str | None:
+    """`100.00 USD per 24 hours`, or None for a key without a budget."""
+    if key.budget_minor is None or key.budget_currency is None:
+        return None
+    return f"{format_amount(key.budget_minor, key.budget_currency)} per 24 hours"
+
+
+async def find_active(services: Services, secret: str) -> ApiKey | None:
+    """The key this secret is, if it is one and not revoked."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > MAX_KEY_LENGTH:
         return None
-    async with connection(pool) as conn:
+    async with connection(services.pool) as conn:
         return await api_keys.active_by_secret(conn, secret_hash(secret))
 
 
-class ApiKeyVerifier:
-    """Bearer `pwk_…` keys → the SDK's AccessToken; unknown, revoked or malformed keys → None (401)."""
-
-    def __init__(self, pool: Callable[[], asyncpg.Pool]) -> None:
-        self._pool = pool
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        key = await find_active(self._pool(), token)
-        if key is None:
-            return None
-        return AccessToken(
-            token=token,
-            client_id=key.id,
-            scopes=list(key.scopes),
-            claims={
-                "tenant_id": key.tenant_id,
-                "budget_minor": key.budget_minor,
-                "budget_currency": key.budget_currency,
-            },
-        )
+async def count_request(services: Services, key: ApiKey) -> None:
+    """Count one HTTP request against the key's per-minute rate (in the database, so it holds across
+    processes); RateLimited, with when to retry, once the minute's allowance is used up."""
+    async with connection(services.pool) as conn:
+        calls, seconds_left = await api_keys.count_call(conn, key.id)
+    if calls > key.rate_per_minute:
+        raise RateLimited(max(1, math.ceil(seconds_left)))
 
 
-def check_tenant_id(tenant_id: str) -> None:
-    if not TENANT_ID.fullmatch(tenant_id):
-        raise InvalidRequest(
-            "A tenant id is 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit."
-        )
+def caller_of(key: ApiKey) -> Caller:
+    return Caller(
+        tenant_id=key.tenant_id,
+        key_id=key.id,
+        scopes=frozenset(key.scopes),
+        budget_minor=key.budget_minor,
+        budget_currency=key.budget_currency,
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from server.errors import UnknownCurrency, UnknownProduct
+from server.errors import CatalogError, UnknownCurrency, UnknownProduct
 from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
 
 
@@ -59,10 +59,6 @@ class Product(BaseModel):
 
     def grants_feature(self, feature: str) -> bool:
         return any(grant.feature == feature for grant in self.grants)
-
-
-class CatalogError(Exception):
-    """The catalog file cannot be used."""
 
 
 class Catalog:

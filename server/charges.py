@@ -1,20 +1,22 @@
-"""The life of a charge, below the MCP layer: price it, guard it, record it, ask the provider, decide approvals.
+"""The life of a charge: price it, guard it, record it, ask the provider, decide approvals.
 
-The tools, the CLI (`approve`, `reject`) and the reconciler all go through here, so every
+The MCP tools, the CLI (`approve`, `reject`) and the reconciler all go through here, so every
 path applies the same rules in the same transactions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
+from pydantic import Field
 
-from db import api_keys, audit, idempotency, payments, spend, transitions
-from db.payments import NewPayment, Payment
+from db import api_keys, idempotency, payments, spend
+from db import audit as audit_trail
+from db.payments import NewPayment, Payment, PaymentStatus
 from db.pool import retry_on_deadlock, transaction
 from server.catalog import Catalog
 from server.config import Settings
@@ -28,8 +30,11 @@ from server.errors import (
     SpendLimitExceeded,
 )
 from server.faults import crash_if_asked
-from server.money import check_amount, normalize_currency
-from server.providers import ChargeRequest, Provider, close_at_provider
+from server.ledger import payment_machine
+from server.ledger.payment_machine import Transition, TransitionResult
+from server.money import check_amount, format_amount, normalize_currency
+from server.payments import PaymentView
+from server.providers import ChargeRequest, Provider, ProviderPayment, close_at_provider
 from server.services import Services
 from server.spend_limits import approval_reasons, check_key_budget, check_limits
 from server.tenancy import Caller
@@ -40,23 +45,38 @@ ApprovalAnswer = Literal["not_asked", "approved", "declined", "unavailable"]
 """What the person said when asked: nothing (nobody asked), yes, no, or they could not be asked."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChargeInput:
     customer_id: str
     idempotency_key: str
-    product_id: str | None
-    amount_minor: int | None
-    currency: str | None
-    description: str | None
-    payment_method: str | None
+    product_id: str | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    description: str | None = None
+    payment_method: str | None = None
     caller: Caller
     """Whose customer this is (the tenant) and which API key asks (its budget, the audit row)."""
 
+    def __post_init__(self) -> None:
+        if self.currency is not None:  # "usd" and "USD" are the same request
+            object.__setattr__(self, "currency", self.currency.strip().upper())
+
     def fingerprint(self) -> dict[str, Any]:
         """What must be identical for a repeat of this key to count as the same request."""
-        fields = asdict(self)
-        del fields["customer_id"], fields["idempotency_key"], fields["caller"]
-        return fields
+        return {
+            "product_id": self.product_id,
+            "amount_minor": self.amount_minor,
+            "currency": self.currency,
+            "description": self.description,
+            "payment_method": self.payment_method,
+        }
+
+
+class ChargeResult(PaymentView):
+    replayed: bool = Field(
+        description="True when this idempotency_key was used before for the same request: this is the "
+        "original payment and nothing was charged again."
+    )
 
 
 def price(request: ChargeInput, catalog: Catalog, provider: Provider) -> NewPayment:
@@ -72,71 +92,75 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
         raise InvalidRequest(
             "Give either product_id (the catalog sets the price) or amount_minor + currency, not both."
         )
+    who = {"tenant_id": request.caller.tenant_id, "api_key_id": request.caller.key_id}
+    common = {**who, "customer_id": request.customer_id, "payment_method": request.payment_method}
     if request.product_id:
         product = catalog.get(request.product_id)
-        grants = [grant.model_dump() for grant in product.grants]
         return NewPayment(
-            request.caller.tenant_id,
-            request.caller.key_id,
-            request.customer_id,
-            product.id,
-            product.amount_minor,
-            product.currency,
-            request.description or product.name,
-            request.payment_method,
-            grants,
-            provider,
+            **common,
+            product_id=product.id,
+            amount_minor=product.amount_minor,
+            currency=product.currency,
+            description=request.description or product.name,
+            grants=[grant.model_dump() for grant in product.grants],
+            provider=provider,
         )
     if request.amount_minor is None or request.currency is None:
         raise InvalidRequest("Give a catalog product_id, or both amount_minor and currency for an ad-hoc charge.")
-    amount = check_amount(request.amount_minor)
-    currency = normalize_currency(request.currency)
     return NewPayment(
-        request.caller.tenant_id,
-        request.caller.key_id,
-        request.customer_id,
-        None,
-        amount,
-        currency,
-        request.description,
-        request.payment_method,
-        [],
-        provider,
+        **common,
+        product_id=None,
+        amount_minor=check_amount(request.amount_minor),
+        currency=normalize_currency(request.currency),
+        description=request.description,
+        grants=[],
+        provider=provider,
     )
 
 
 async def charge(
-    ctx: Services, request: ChargeInput, answer: ApprovalAnswer, approved_for: list[str] | None = None
-) -> tuple[Payment, bool]:
-    """The payment for this request and whether it is a replay; never a second provider charge per key.
+    services: Services, request: ChargeInput, answer: ApprovalAnswer = "not_asked", approved_for: Sequence[str] = ()
+) -> ChargeResult:
+    """The payment for this request (replayed=True when the key was used before); never a second provider
+    charge per key.
 
     `approved_for` lists the reasons the person was shown when they said yes; a reason found under
     the lock that they were not shown holds the payment for approval instead.
     """
-    new = price(request, ctx.catalog, ctx.provider)
-    payment, replayed = await record(ctx, request, new, answer, approved_for or [])
+    new = price(request, services.catalog, services.provider)
+    payment, replayed = await record(services, request, new, answer, approved_for)
     if replayed:
-        return await resume(ctx, payment), True
-    if payment.status == "created":
-        return await submit(ctx, payment), False
-    return payment, False
+        payment = await resume(services, payment)
+    elif payment.status == PaymentStatus.CREATED:
+        payment = await submit(services, payment)
+    return ChargeResult.of(payment, replayed=replayed)
 
 
-async def approval_needed(ctx: Services, request: ChargeInput) -> list[str]:
+async def approval_needed(services: Services, request: ChargeInput) -> list[str]:
     """Why this request would need a person (read-only; `record` decides again under the lock)."""
-    new = price(request, ctx.catalog, ctx.provider)
-    async with transaction(ctx.pool) as conn:
+    new = price(request, services.catalog, services.provider)
+    async with transaction(services.pool) as conn:
         if await idempotency.get(conn, new.tenant_id, request.customer_id, request.idempotency_key):
             return []  # a replay: what the key holds was decided when it was first used
         try:
-            await _check_limits(conn, ctx.settings, new, request.caller)
+            await _check_limits(conn, services.settings, new, request.caller)
         except SpendLimitExceeded:
             return []  # refused anyway: asking the person first would be asking for nothing
-        return approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
+        return approval_reasons(new, services.settings, await _earlier_same_charge(conn, new, services.settings))
+
+
+def approval_question(services: Services, request: ChargeInput, reasons: Sequence[str]) -> str:
+    """The same words every time for the same charge: who is charged, how much, for what, and why we ask."""
+    new = price(request, services.catalog, services.provider)
+    what = new.description or "an ad-hoc charge"
+    return (
+        f"Approve charging customer {new.customer_id!r} {format_amount(new.amount_minor, new.currency)} "
+        f"for {what!r}? Approval is needed because {' and '.join(reasons)}."
+    )
 
 
 async def record(
-    ctx: Services,
+    services: Services,
     request: ChargeInput,
     new: NewPayment,
     answer: ApprovalAnswer,
@@ -144,125 +168,136 @@ async def record(
 ) -> tuple[Payment, bool]:
     """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
     payment_id = payments.new_payment_id()
-    async with transaction(ctx.pool) as conn:
+    async with transaction(services.pool) as conn:
         await spend.lock_customer(conn, new.tenant_id, request.customer_id)
         if not await idempotency.claim(
             conn, new.tenant_id, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
         ):
             return await _earlier_payment(conn, request), True
-        await _check_limits(conn, ctx.settings, new, request.caller)
-        reasons = approval_reasons(new, ctx.settings, await _earlier_same_charge(conn, new, ctx.settings))
+        await _check_limits(conn, services.settings, new, request.caller)
+        reasons = approval_reasons(new, services.settings, await _earlier_same_charge(conn, new, services.settings))
         go_ahead = not reasons or (answer == "approved" and set(reasons) <= set(approved_for))
-        lease = ctx.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
+        lease = services.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
         payment = await payments.insert(conn, payment_id, new, lease_seconds=lease)
         why = f"create_charge (idempotency_key {request.idempotency_key!r})"
         if reasons and answer == "approved":
             why += "; approved by the person: " + "; ".join(reasons)
-        await audit.append(
+        await audit_trail.append(
             conn,
             payment_id,
             actor="agent",
             from_status=None,
-            to_status="created",
+            to_status=PaymentStatus.CREATED,
             reason=why,
             api_key_id=request.caller.key_id,
         )
+        key = request.caller.key_id
         if answer == "declined":
             declined = "the person declined the charge when asked"
-            return await _move(conn, payment, "canceled", "person", declined, key=request.caller.key_id), False
+            return await _move(conn, payment, PaymentStatus.CANCELED, "person", declined, key=key), False
         if not go_ahead:
-            return await _hold_for_approval(conn, payment, reasons, request.caller.key_id), False
+            return await _hold_for_approval(conn, payment, reasons, key), False
         return payment, False
 
 
-async def resume(ctx: Services, payment: Payment) -> Payment:
+async def resume(services: Services, payment: Payment) -> Payment:
     """A replay finds the payment as it is; a `created` one left by a crash or an outage is finished now."""
-    if payment.status != "created":
+    if payment.status != PaymentStatus.CREATED:
         return payment
     if payment.charged_at < datetime.now(UTC) - timedelta(hours=RESUBMIT_WITHIN_HOURS):
         raise NotAllowedNow(
             f"Payment {payment.id} was recorded over {RESUBMIT_WITHIN_HOURS:g} hours ago and never confirmed by "
             "the provider; resubmitting could charge twice, so an operator must check it at the provider."
         )
-    async with transaction(ctx.pool) as conn:
-        leased = await payments.take_lease(conn, payment.id, ctx.settings.submit_lease_seconds)
+    async with transaction(services.pool) as conn:
+        leased = await payments.take_lease(conn, payment.id, services.settings.submit_lease_seconds)
     if leased is None:
         raise ChargeInProgress()
-    return await submit(ctx, leased)
+    return await submit(services, leased)
 
 
-async def submit(ctx: Services, payment: Payment) -> Payment:
+async def submit(services: Services, payment: Payment) -> Payment:
     """Ask the provider for the money and record its answer. Safe to repeat: our payment id is its idempotency key."""
-    crash_if_asked("before_provider", ctx.settings.test_crash_at)
+    crash_if_asked("before_provider", services.settings.test_crash_at)
     try:
-        answer = await ctx.provider.create_payment(
+        answer = await services.provider.create_payment(
             ChargeRequest(
-                payment.id,
-                payment.customer_id,
-                payment.amount_minor,
-                payment.currency,
-                payment.description,
-                payment.payment_method,
-                payment.product_id,
+                payment_id=payment.id,
+                customer_id=payment.customer_id,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                description=payment.description,
+                payment_method=payment.payment_method,
+                product_id=payment.product_id,
             )
         )
     except ProviderError:
-        async with transaction(ctx.pool) as conn:
+        async with transaction(services.pool) as conn:
             await payments.release_lease(conn, payment.id, payment.submit_lease_until)  # a retry may go at once
         raise
-    crash_if_asked("after_provider", ctx.settings.test_crash_at)
-    change = transitions.Transition(
-        to_status=answer.status,
-        actor="provider",
-        reason="the provider's answer to create_charge",
+    crash_if_asked("after_provider", services.settings.test_crash_at)
+    reason = "the provider's answer to create_charge"
+    return (await apply_provider_answer(services, payment.id, answer, actor="provider", reason=reason)).payment
+
+
+async def apply_provider_answer(
+    services: Services, payment_id: str, answer: ProviderPayment, *, actor: str, reason: str
+) -> TransitionResult:
+    """Move the payment to what the provider says (if the state machine allows it); a failed payment is
+    also closed at the provider, so nobody can pay it later."""
+    result = await _apply_answer(services, payment_id, answer, actor, reason)
+    if result.applied and result.payment.status == PaymentStatus.FAILED and answer.provider_payment_id:
+        await close_at_provider(services.provider, answer.provider_payment_id)
+    return result
+
+
+@retry_on_deadlock
+async def _apply_answer(
+    services: Services, payment_id: str, answer: ProviderPayment, actor: str, reason: str
+) -> TransitionResult:
+    change = Transition(
+        to_status=PaymentStatus(answer.status),
+        actor=actor,
+        reason=reason,
         provider_payment_id=answer.provider_payment_id,
         next_action_url=answer.next_action_url,
         failure_reason=answer.failure_reason,
     )
-    recorded = await _record_answer(ctx, payment.id, change)
-    if answer.status == "failed" and answer.provider_payment_id:
-        await close_at_provider(ctx.provider, answer.provider_payment_id)
-    return recorded
+    async with transaction(services.pool) as conn:
+        return await payment_machine.apply(conn, await _locked(conn, payment_id), change)
 
 
-@retry_on_deadlock
-async def _record_answer(ctx: Services, payment_id: str, change: transitions.Transition) -> Payment:
-    async with transaction(ctx.pool) as conn:
-        locked = await _locked(conn, payment_id)
-        return (await transitions.apply(conn, locked, change)).payment
-
-
-async def approve(ctx: Services, payment_id: str, operator: str) -> Payment:
+async def approve(services: Services, payment_id: str, operator: str) -> Payment:
     """An operator's yes to a payment waiting in requires_approval: it goes to the provider now,
     if the limits still allow it now (the window has moved since the payment was held) — the
     customer's limits and the budget of the key that asked for it.
 
     Approving again a payment whose provider call did not finish (it is `created`) finishes it."""
-    async with transaction(ctx.pool) as conn:
+    async with transaction(services.pool) as conn:
         held = await payments.get(conn, payment_id, tenant_id=None)  # unlocked: customer lock first, as in record()
         if held is None:
             raise PaymentNotFound(f"No payment with payment_id {payment_id!r}.")
-        if held.status == "created":
-            return await resume(ctx, held)
+        if held.status == PaymentStatus.CREATED:
+            return await resume(services, held)
         await spend.lock_customer(conn, held.tenant_id, held.customer_id)
         locked = await _waiting_for_approval(conn, payment_id)
         last_day = await spend.charges_in_last_day(
             conn, held.tenant_id, held.customer_id, held.currency, leaving_out=held.id
         )
-        check_limits(_as_new(held), ctx.settings, last_day)
+        check_limits(held, services.settings, last_day)
         await _check_key_budget_again(conn, held)
         await payments.mark_charged_now(conn, payment_id)
-        await _move(conn, locked, "created", "operator", f"approved by {operator}")
-        leased = await payments.take_lease(conn, payment_id, ctx.settings.submit_lease_seconds)
-    assert leased is not None
-    return await submit(ctx, leased)
+        await _move(conn, locked, PaymentStatus.CREATED, "operator", f"approved by {operator}")
+        leased = await payments.take_lease(conn, payment_id, services.settings.submit_lease_seconds)
+    assert leased is not None  # taken in the transaction that made it `created`
+    return await submit(services, leased)
 
 
-async def reject(ctx: Services, payment_id: str, operator: str, reason: str | None) -> Payment:
-    async with transaction(ctx.pool) as conn:
+async def reject(services: Services, payment_id: str, operator: str, reason: str | None) -> Payment:
+    async with transaction(services.pool) as conn:
         locked = await _waiting_for_approval(conn, payment_id)
         why = f"rejected by {operator}" + (f": {reason}" if reason else "")
-        return await _move(conn, locked, "canceled", "operator", why, failure_reason=why)
+        return await _move(conn, locked, PaymentStatus.CANCELED, "operator", why, failure_reason=why)
 
 
 async def _check_limits(conn: asyncpg.Connection, settings: Settings, new: NewPayment, caller: Caller) -> None:
@@ -288,26 +323,12 @@ async def _check_key_budget_again(conn: asyncpg.Connection, held: Payment) -> No
         return
     await spend.lock_key(conn, key.id)
     window = await spend.key_charges_in_last_day(conn, key.id, key.budget_currency, leaving_out=held.id)
-    check_key_budget(_as_new(held), key.budget_minor, key.budget_currency, window)
-
-
-def _as_new(payment: Payment) -> NewPayment:
-    return NewPayment(
-        payment.tenant_id,
-        payment.api_key_id,
-        payment.customer_id,
-        payment.product_id,
-        payment.amount_minor,
-        payment.currency,
-        payment.description,
-        payment.payment_method,
-        payment.grants,
-        payment.provider,
-    )
+    check_key_budget(held, key.budget_minor, key.budget_currency, window)
 
 
 async def _earlier_payment(conn: asyncpg.Connection, request: ChargeInput) -> Payment:
     earlier = await idempotency.get(conn, request.caller.tenant_id, request.customer_id, request.idempotency_key)
+    assert earlier is not None  # the claim just lost to it
     _require_same_request(request, earlier["request"])
     return await _locked(conn, earlier["payment_id"])
 
@@ -332,23 +353,24 @@ async def _hold_for_approval(
 ) -> Payment:
     why = "needs approval: " + "; ".join(reasons)
     await payments.set_approval_reason(conn, payment.id, why)
-    return await _move(conn, payment, "requires_approval", "agent", why + " (the person could not be asked)", key=key)
+    held = why + " (the person could not be asked)"
+    return await _move(conn, payment, PaymentStatus.REQUIRES_APPROVAL, "agent", held, key=key)
 
 
 async def _move(
     conn: asyncpg.Connection,
     payment: Payment,
-    to: str,
+    to: PaymentStatus,
     actor: str,
     reason: str,
     failure_reason: str | None = None,
     key: str | None = None,
 ) -> Payment:
     """`key`: the API key the agent acted with, when the agent's call made this change."""
-    change = transitions.Transition(
+    change = Transition(
         to_status=to, actor=actor, reason=reason, failure_reason=failure_reason or reason, api_key_id=key
     )
-    result = await transitions.apply(conn, payment, change)
+    result = await payment_machine.apply(conn, payment, change)
     if not result.applied:
         raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; it cannot become {to}.")
     return result.payment
@@ -356,7 +378,7 @@ async def _move(
 
 async def _waiting_for_approval(conn: asyncpg.Connection, payment_id: str) -> Payment:
     locked = await _locked(conn, payment_id)
-    if locked.status != "requires_approval":
+    if locked.status != PaymentStatus.REQUIRES_APPROVAL:
         raise NotAllowedNow(f"Payment {payment_id} is {locked.status}, not waiting for approval.")
     return locked
 

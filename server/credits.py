@@ -2,53 +2,82 @@
 or consume in one go — idempotent per key, never overdrawn, whatever the concurrency.
 
 Every operation locks the (tenant, customer, feature) account row first, lets time act (expired
-reservations and lots), then moves credits through db/credit_moves.py. Everything is per tenant:
-balances, idempotency keys (per tenant and customer) and reservations, which another tenant
+reservations and lots), then moves credits through server/ledger/credit_moves.py. Everything is per
+tenant: balances, idempotency keys (per tenant and customer) and reservations, which another tenant
 cannot see.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, Field
 
-from db import credit_moves, credits
+from db import credits
 from db.credits import Account, Reservation
 from db.pool import retry_on_deadlock, transaction
-from server.errors import IdempotencyKeyReused, InvalidRequest, NotAllowedNow, NotFound
+from server.errors import IdempotencyKeyReused, InsufficientCredits, InvalidRequest, NotAllowedNow, ReservationNotFound
+from server.ledger import credit_moves
 from server.services import Services
+from server.tenancy import Caller
 
 
-class InsufficientCredits(InvalidRequest):
-    """Not enough credits."""
-
-    status = 402
-
-
-class ReservationNotFound(NotFound):
-    """No reservation with that reservation_id."""
-
-
-@dataclass(frozen=True)
-class Balance:
-    granted: int
+class CreditBalance(BaseModel):
+    granted: int = Field(description="Credits granted by paid purchases and not expired or revoked unspent.")
     used: int
-    reserved: int
-    remaining: int
+    reserved: int = Field(description="Held by open reservations.")
+    remaining: int = Field(description="granted - used - reserved: what can be reserved or consumed now.")
 
     @classmethod
-    def of(cls, account: Account) -> Balance:
-        return cls(account.granted, account.used, account.reserved, account.remaining)
+    def of(cls, account: Account) -> CreditBalance:
+        return cls(granted=account.granted, used=account.used, reserved=account.reserved, remaining=account.remaining)
 
 
-@dataclass(frozen=True)
-class CreditsView:
+class ReservationResult(BaseModel):
+    reservation_id: str = Field(description="Pass to settle_reservation or release_reservation (rsv_…).")
+    customer_id: str
+    feature: str
+    status: str = Field(description="held, settled, released or expired.")
+    quantity: int = Field(description="How many credits are (or were) held.")
+    used_quantity: int | None = Field(description="What settle_reservation charged.")
+    expires_at: datetime = Field(description="A held reservation not settled by then releases itself.")
+    balance: CreditBalance
+    replayed: bool = Field(
+        default=False, description="True when this repeats an earlier identical request; nothing changed."
+    )
+    note: str | None = Field(default=None, description="Set when a settle came after the reservation expired.")
+
+    @classmethod
+    def of(cls, reservation: Reservation, account: Account, **extra: Any) -> ReservationResult:
+        return cls(
+            reservation_id=reservation.id,
+            customer_id=reservation.customer_id,
+            feature=reservation.feature,
+            status=reservation.status,
+            quantity=reservation.quantity,
+            used_quantity=reservation.used_quantity,
+            expires_at=reservation.expires_at,
+            balance=CreditBalance.of(account),
+            **extra,
+        )
+
+
+class ConsumeResult(BaseModel):
+    customer_id: str
+    feature: str
+    consumed: int
+    balance: CreditBalance
+    replayed: bool = Field(
+        default=False, description="True when this key was used before for the same request; nothing changed."
+    )
+
+
+class CreditsView(BaseModel):
     """A metered feature as check_entitlement sees it."""
 
-    balance: Balance
+    balance: CreditBalance
     next_expiry: datetime | None
 
 
@@ -56,163 +85,105 @@ class CreditsView:
 async def view(services: Services, tenant_id: str, customer_id: str, feature: str) -> CreditsView:
     async with transaction(services.pool) as conn:
         if await credits.get_account(conn, tenant_id, customer_id, feature) is None:
-            return CreditsView(Balance(0, 0, 0, 0), None)
+            return CreditsView(balance=CreditBalance(granted=0, used=0, reserved=0, remaining=0), next_expiry=None)
         account = await _open(conn, tenant_id, customer_id, feature)
-        return CreditsView(Balance.of(account), await credits.earliest_expiry(conn, account))
+        return CreditsView(balance=CreditBalance.of(account), next_expiry=await credits.earliest_expiry(conn, account))
 
 
 @retry_on_deadlock
 async def reserve(
-    services: Services,
-    tenant_id: str,
-    customer_id: str,
-    feature: str,
-    quantity: int,
-    key: str,
-    ttl_seconds: int,
-    *,
-    api_key_id: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+    services: Services, caller: Caller, customer_id: str, feature: str, quantity: int, key: str, ttl_seconds: int
+) -> ReservationResult:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, tenant_id, customer_id, feature)
-        earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, "reserve", request)
+        account = await _open(conn, caller.tenant_id, customer_id, feature)
+        earlier = await _claim_or_replay(conn, caller.tenant_id, customer_id, key, "reserve", request)
         if earlier is not None:
-            first = _replay(earlier, "reserve", request, key)
-            now = await credits.get_reservation(conn, tenant_id, first["reservation_id"])
+            now = await credits.get_reservation(conn, caller.tenant_id, earlier["reservation_id"])
             assert now is not None
-            return reservation_result(now, account), True  # as it is now: it may have been settled since
+            return ReservationResult.of(now, account, replayed=True)  # as it is now: it may have been settled since
         _require(account, quantity)
-        reservation_id = credits.new_reservation_id()
-        reservation = await credits.insert_reservation(conn, reservation_id, account, quantity, ttl_seconds)
-        for lot_id, take in await credit_moves.draw(conn, account, quantity):
-            await credits.change_lot(conn, lot_id, held=take)
-            await credits.add_hold(conn, reservation_id, lot_id, take)
-        account = await credits.post(
-            conn, account, "reserve", reserved=quantity, reservation_id=reservation_id, api_key_id=api_key_id
+        reservation = await credits.insert_reservation(
+            conn, credits.new_reservation_id(), account, quantity, ttl_seconds
         )
-        result = reservation_result(reservation, account)
-        await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
-        return result, False
+        await credit_moves.hold(conn, account, reservation.id, quantity)
+        account = await credits.post(
+            conn, account, "reserve", reserved=quantity, reservation_id=reservation.id, api_key_id=caller.key_id
+        )
+        result = ReservationResult.of(reservation, account)
+        await credits.save_operation_result(conn, caller.tenant_id, customer_id, key, result.model_dump(mode="json"))
+        return result
 
 
 @retry_on_deadlock
-async def settle(
-    services: Services, tenant_id: str, reservation_id: str, used: int, *, api_key_id: str | None = None
-) -> tuple[dict[str, Any], bool]:
+async def settle(services: Services, caller: Caller, reservation_id: str, used: int) -> ReservationResult:
     """Charge what the call used; the rest of the hold goes back. Using more than was reserved
     draws the difference from the balance, and is refused if the balance cannot cover it."""
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
+        reservation, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
         if reservation.status == "expired":
-            return await _settle_late(conn, reservation, account, used, api_key_id), False
+            return await _settle_late(conn, reservation, account, used, caller.key_id)
         if reservation.status != "held":
-            return _resolved_again(reservation, account, "settled", used), True
+            return _resolved_again(reservation, account, "settled", used)
         usable = await credit_moves.usable_hold(conn, reservation)  # holds on refunded lots cannot be used
         extra = max(used - usable, 0)
         if extra:
             _require(account, extra, f"settling {used} against a usable hold of {usable}")
-            for lot_id, take in await credit_moves.draw(conn, account, extra):
-                await credits.change_lot(conn, lot_id, used=take)
-        lost = await credit_moves.unhold(conn, account, reservation, used=min(used, usable))
-        settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
-        account = await credits.post(
-            conn,
-            account,
-            "settle",
-            used=used,
-            reserved=-reservation.quantity,
-            granted=-lost,
-            reservation_id=reservation.id,
-            api_key_id=api_key_id,
+            await credit_moves.use(conn, account, extra)
+        settled, account = await credit_moves.close(
+            conn, account, reservation, "settled", used=used, from_hold=min(used, usable), api_key_id=caller.key_id
         )
-        return reservation_result(settled, account), False
+        return ReservationResult.of(settled, account)
 
 
 async def _settle_late(
     conn: asyncpg.Connection, reservation: Reservation, account: Account, used: int, api_key_id: str | None
-) -> dict[str, Any]:
+) -> ReservationResult:
     """The call outlived its reservation: what it used is still charged, from the balance, as far as
     the balance goes (never below zero); the shortfall is reported, not hidden."""
     charged = min(used, account.remaining)
-    for lot_id, take in await credit_moves.draw(conn, account, charged) if charged else []:
-        await credits.change_lot(conn, lot_id, used=take)
+    if charged:
+        await credit_moves.use(conn, account, charged)
     settled = await credits.resolve_reservation(conn, reservation.id, "settled", used)
     note = f"late settle: the reservation had expired; charged {charged} of {used} used"
     account = await credits.post(
         conn, account, "settle", used=charged, reservation_id=reservation.id, note=note, api_key_id=api_key_id
     )
-    result = reservation_result(settled, account)
-    result["note"] = note + ("" if charged == used else f"; {used - charged} could not be charged (no balance left)")
-    return result
+    shortfall = "" if charged == used else f"; {used - charged} could not be charged (no balance left)"
+    return ReservationResult.of(settled, account, note=note + shortfall)
 
 
 @retry_on_deadlock
-async def release(
-    services: Services, tenant_id: str, reservation_id: str, *, api_key_id: str | None = None
-) -> tuple[dict[str, Any], bool]:
+async def release(services: Services, caller: Caller, reservation_id: str) -> ReservationResult:
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, tenant_id, reservation_id)
+        reservation, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
         if reservation.status != "held":
-            return _resolved_again(reservation, account, "released", None), True
-        lost = await credit_moves.unhold(conn, account, reservation, used=0)
-        released = await credits.resolve_reservation(conn, reservation.id, "released", None)
-        account = await credits.post(
-            conn,
-            account,
-            "release",
-            reserved=-reservation.quantity,
-            granted=-lost,
-            reservation_id=reservation.id,
-            api_key_id=api_key_id,
-        )
-        return reservation_result(released, account), False
+            return _resolved_again(reservation, account, "released", None)
+        released, account = await credit_moves.close(conn, account, reservation, "released", api_key_id=caller.key_id)
+        return ReservationResult.of(released, account)
 
 
 @retry_on_deadlock
 async def consume(
-    services: Services,
-    tenant_id: str,
-    customer_id: str,
-    feature: str,
-    quantity: int,
-    key: str,
-    *,
-    api_key_id: str | None = None,
-) -> tuple[dict[str, Any], bool]:
+    services: Services, caller: Caller, customer_id: str, feature: str, quantity: int, key: str
+) -> ConsumeResult:
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, tenant_id, customer_id, feature)
-        earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, "consume", request)
+        account = await _open(conn, caller.tenant_id, customer_id, feature)
+        earlier = await _claim_or_replay(conn, caller.tenant_id, customer_id, key, "consume", request)
         if earlier is not None:
-            return _replay(earlier, "consume", request, key), True
+            return ConsumeResult.model_validate({**earlier, "replayed": True})
         _require(account, quantity)
-        for lot_id, take in await credit_moves.draw(conn, account, quantity):
-            await credits.change_lot(conn, lot_id, used=take)
+        await credit_moves.use(conn, account, quantity)
         note = f"idempotency_key {key!r}"
-        account = await credits.post(conn, account, "consume", used=quantity, note=note, api_key_id=api_key_id)
-        result = {"customer_id": customer_id, "feature": feature, "consumed": quantity, **_balance(account)}
-        await credits.save_operation_result(conn, tenant_id, customer_id, key, result)
-        return result, False
-
-
-def reservation_result(reservation: Reservation, account: Account) -> dict[str, Any]:
-    return {
-        "reservation_id": reservation.id,
-        "customer_id": reservation.customer_id,
-        "feature": reservation.feature,
-        "status": reservation.status,
-        "quantity": reservation.quantity,
-        "used_quantity": reservation.used_quantity,
-        "expires_at": reservation.expires_at.isoformat(),
-        **_balance(account),
-    }
-
-
-def _balance(account: Account) -> dict[str, Any]:
-    return {"balance": asdict(Balance.of(account))}
+        account = await credits.post(conn, account, "consume", used=quantity, note=note, api_key_id=caller.key_id)
+        result = ConsumeResult(
+            customer_id=customer_id, feature=feature, consumed=quantity, balance=CreditBalance.of(account)
+        )
+        await credits.save_operation_result(conn, caller.tenant_id, customer_id, key, result.model_dump(mode="json"))
+        return result
 
 
 def require_metered(services: Services, feature: str) -> None:
@@ -224,6 +195,21 @@ def require_metered(services: Services, feature: str) -> None:
 
 async def _open(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> Account:
     return await credit_moves.expire_due(conn, await credits.lock_account(conn, tenant_id, customer_id, feature))
+
+
+async def _claim_or_replay(
+    conn: asyncpg.Connection, tenant_id: str, customer_id: str, key: str, kind: str, request: dict[str, Any]
+) -> dict[str, Any] | None:
+    """None when this call took the key; else the first result for it, if it was the same request."""
+    earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, kind, request)
+    if earlier is None:
+        return None
+    if earlier["kind"] != kind or earlier["request"] != request:
+        raise IdempotencyKeyReused(
+            f"idempotency_key {key!r} was already used for a different credit operation "
+            f"({earlier['kind']} {earlier['request']}). Use a new key for a new operation."
+        )
+    return earlier["result"]
 
 
 async def _locked_reservation(
@@ -252,20 +238,11 @@ def _require(account: Account, quantity: int, doing: str | None = None) -> None:
         )
 
 
-def _resolved_again(reservation: Reservation, account: Account, wanted: str, used: int | None) -> dict[str, Any]:
+def _resolved_again(reservation: Reservation, account: Account, wanted: str, used: int | None) -> ReservationResult:
     """A second settle or release: the same answer again if it is the same request, else a clear refusal."""
     if reservation.status == wanted and (wanted != "settled" or reservation.used_quantity == used):
-        return reservation_result(reservation, account)
+        return ReservationResult.of(reservation, account, replayed=True)
     if reservation.status == "expired":  # only release gets here (a late settle charges): it released itself
-        return reservation_result(reservation, account)
+        return ReservationResult.of(reservation, account, replayed=True)
     detail = f" with used_quantity {reservation.used_quantity}" if reservation.status == "settled" else ""
     raise NotAllowedNow(f"Reservation {reservation.id} was already {reservation.status}{detail}; it resolves once.")
-
-
-def _replay(earlier: asyncpg.Record, kind: str, request: dict[str, Any], key: str) -> dict[str, Any]:
-    if earlier["kind"] != kind or earlier["request"] != request:
-        raise IdempotencyKeyReused(
-            f"idempotency_key {key!r} was already used for a different credit operation "
-            f"({earlier['kind']} {earlier['request']}). Use a new key for a new operation."
-        )
-    return earlier["result"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,10 @@ def embedded_database_url(pgdata: Path) -> str:
     pgdata = pgdata.resolve()
     if pgdata not in _servers:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
-        logger.info("starting embedded PostgreSQL in %s", pgdata)
+        if _running(pgdata):
+            logger.info("using the embedded PostgreSQL already running in %s", pgdata)
+        else:
+            logger.info("starting embedded PostgreSQL in %s", pgdata)
         with warnings.catch_warnings():
             # It asks platformdirs for a runtime dir, which warns where XDG_RUNTIME_DIR is unset (CI, root).
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -31,3 +35,13 @@ def embedded_database_url(pgdata: Path) -> str:
 
 def resolve_database_url(database_url: str | None, pgdata: Path) -> str:
     return database_url or embedded_database_url(pgdata)
+
+
+def _running(pgdata: Path) -> bool:
+    """Whether a server already runs on this data folder (another paywarden process started it)."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True

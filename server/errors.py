@@ -6,22 +6,27 @@
     │   ├── UnknownProduct
     │   ├── IdempotencyKeyReused
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
+    │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
     │   └── NotAllowedNow          (409) the payment is not in a state that allows this
     ├── MissingScope               (403) the API key may not call this tool
     ├── RateLimited                (429) too many calls with one API key
     ├── ChargeInProgress           (409) the first request with this key is still running
     ├── NotFound                   (404)
-    │   └── PaymentNotFound
+    │   ├── NotConfigured          an endpoint this deployment does not serve
+    │   ├── PaymentNotFound
+    │   └── ReservationNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
     │   ├── MalformedEvent         signed, but not an event (stored as rejected)
     │   ├── PayloadTooLarge        (413)
     │   └── UnsupportedMediaType   (415)
     ├── ProviderError              (502) the payment provider refused or failed
     │   └── ProviderUnavailable    (503)
-    └── DatabaseUnavailable        (503)
+    ├── DatabaseUnavailable        (503)
+    └── ConfigurationError         the operator's settings cannot work (the CLI refuses to start)
+        └── CatalogError           the product catalog cannot be used
 
-Messages are written for the caller (an agent or a provider): what was wrong and how to fix
-the call. They never carry SQL, stack traces or secrets.
+Messages are written for the caller (an agent, an operator or a provider): what was wrong and how
+to fix it. They never carry SQL, stack traces or secrets.
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ class SpendLimitExceeded(InvalidRequest):
     """The charge exceeds a spend limit set by the operator."""
 
     status = 403
+
+
+class InsufficientCredits(InvalidRequest):
+    """Not enough credits."""
+
+    status = 402
 
 
 class NotAllowedNow(InvalidRequest):
@@ -106,8 +117,8 @@ class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
 
 
-class RefundNotFound(NotFound):
-    """No refund with that id."""
+class ReservationNotFound(NotFound):
+    """No reservation with that reservation_id."""
 
 
 class WebhookRejected(PaywardenError):
@@ -155,3 +166,27 @@ class DatabaseUnavailable(PaywardenError):
     never charges twice."""
 
     status = 503
+
+
+class ConfigurationError(PaywardenError):
+    """paywarden's settings cannot work; the message says which setting to fix."""
+
+
+class CatalogError(ConfigurationError):
+    """The catalog file cannot be used."""
+
+
+def for_operator(error: PaywardenError) -> str:
+    """The error as an operator should read it: agents are told about idempotency keys, operators are not."""
+    if isinstance(error, ProviderUnavailable):
+        return (
+            "the payment provider did not answer, so the outcome is not known yet; asking again (the same "
+            "command, or the next reconciler pass) never charges twice"
+        )
+    if isinstance(error, ProviderError):
+        return f"the payment provider refused: {error.message}"
+    if isinstance(error, ChargeInProgress):
+        return "another process is talking to the provider about this right now; try again shortly"
+    if isinstance(error, DatabaseUnavailable):
+        return "the payments database is not answering; check it, then try again"
+    return error.message

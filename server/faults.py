@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import signal
 
-CRASH_POINTS = frozenset({"before_provider", "after_provider"})
-
 
 def crash_if_asked(point: str, configured: str | None) -> None:
     if configured == point:

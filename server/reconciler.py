@@ -17,16 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
 
-from db import api_keys, event_cursors, payments, transitions
+from db import api_keys, event_cursors, payments
 from db import refunds as db_refunds
 from db.pool import connection, transaction
 from server import charges, inbox, metrics, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
-from server.errors import PaywardenError
+from server.errors import PaywardenError, for_operator
 from server.services import Services
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ async def _read_event_list(services: Services, report: ReconcileReport) -> None:
         try:
             await _read_events_holding_lock(services, conn, report)
         except PaywardenError as error:
-            report.errors.append(f"provider event list: {error.message}")
+            report.errors.append(f"reading the provider's event list: {for_operator(error)}")
         finally:
             await event_cursors.unlock_reader(conn)
 
@@ -101,7 +103,7 @@ async def _read_events_holding_lock(services: Services, conn: asyncpg.Connection
             await event_cursors.save(conn, provider.name, None)
             continue
         for event in page.events:
-            result = await inbox.ingest(services.pool, provider, event, source="event_list")
+            result = await inbox.ingest(services, event, source="event_list")
             report.events_read += 1
             if result.outcome == "applied":
                 report.events_applied += 1
@@ -116,7 +118,7 @@ async def _read_events_holding_lock(services: Services, conn: asyncpg.Connection
 
 
 async def _retry_failed_events(services: Services, report: ReconcileReport) -> None:
-    for result in await inbox.retry_failed(services.pool, services.provider):
+    for result in await inbox.retry_failed(services):
         if result.outcome == "failed":
             report.errors.append(f"webhook event still failing: {result.note}")
         else:
@@ -136,7 +138,7 @@ async def _finish_refunds(services: Services, report: ReconcileReport) -> None:
         try:
             after = await finish(services, refund)
         except PaywardenError as error:
-            report.errors.append(f"{refund.id}: {error.message}")
+            report.errors.append(f"{refund.id}: {for_operator(error)}")
             continue
         if after.status != refund.status:
             done.append(refund.id)
@@ -153,7 +155,7 @@ async def _resubmit_unfinished(services: Services, report: ReconcileReport) -> N
             await charges.resume(services, payment)
             report.resubmitted.append(payment.id)
         except PaywardenError as error:
-            report.errors.append(f"{payment.id}: {error.message}")
+            report.errors.append(f"{payment.id}: {for_operator(error)}")
 
 
 async def _refresh_open(services: Services, report: ReconcileReport) -> None:
@@ -164,7 +166,7 @@ async def _refresh_open(services: Services, report: ReconcileReport) -> None:
         try:
             changed = await _apply_provider_record(services, payment)
         except PaywardenError as error:
-            report.errors.append(f"{payment.id}: {error.message}")
+            report.errors.append(f"{payment.id}: {for_operator(error)}")
             continue
         if changed:
             report.updated.append(payment.id)
@@ -173,19 +175,10 @@ async def _refresh_open(services: Services, report: ReconcileReport) -> None:
 
 
 async def _apply_provider_record(services: Services, payment: payments.Payment) -> bool:
-    assert payment.provider_payment_id is not None
+    assert payment.provider_payment_id is not None  # only payments the provider answered are open there
     truth = await services.provider.retrieve_payment(payment.provider_payment_id)
-    change = transitions.Transition(
-        to_status=truth.status,
-        actor="reconciler",
-        reason="the provider's record, fetched by the reconciler",
-        next_action_url=truth.next_action_url,
-        failure_reason=truth.failure_reason,
-    )
-    async with transaction(services.pool) as conn:
-        locked = await payments.lock(conn, payment.id, tenant_id=None)
-        assert locked is not None
-        result = await transitions.apply(conn, locked, change)
+    reason = "the provider's record, fetched by the reconciler"
+    result = await charges.apply_provider_answer(services, payment.id, truth, actor="reconciler", reason=reason)
     if result.applied:
         logger.info(
             "reconciled %s: %s -> %s", payment.id, payment.status, truth.status, extra={"payment_id": payment.id}
@@ -203,3 +196,18 @@ async def reconcile_forever(services: Services, interval_seconds: float) -> None
         except Exception as error:  # a dead database or provider must not end the loop
             logger.warning("reconciler pass failed: %s", type(error).__name__)
         await asyncio.sleep(interval_seconds)
+
+
+@asynccontextmanager
+async def running_in_background(services: Services) -> AsyncIterator[None]:
+    """While the block runs, a pass every PAYWARDEN_RECONCILE_INTERVAL_SECONDS (none when it is 0)."""
+    interval = services.settings.reconcile_interval_seconds
+    if not interval:
+        yield
+        return
+    task = asyncio.create_task(reconcile_forever(services, interval), name="reconciler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,35 +1,38 @@
 """Refunds: recorded before the provider is asked, never more than what was paid, idempotent per key.
 
 A refund holds its amount from the moment it is recorded (so two concurrent refunds cannot
-together exceed the payment); what the provider then says is applied by db/refund_transitions.py.
+together exceed the payment); what the provider then says is applied by server/ledger/refund_outcomes.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel, Field
 
-from db import audit, payments, refund_transitions, refunds
+from db import audit, payments, refunds
 from db.payments import Payment
 from db.pool import retry_on_deadlock, transaction
-from db.refunds import Refund
+from db.refunds import Refund, RefundStatus
 from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow, PaymentNotFound, ProviderError
+from server.ledger import refund_outcomes
+from server.ledger.payment_machine import PAID
 from server.money import format_amount
-from server.providers import RefundRequest
+from server.payments import PaymentView
+from server.providers import ProviderRefund, RefundRequest
 from server.services import Services
 from server.tenancy import Caller
 
-REFUNDABLE = ("succeeded", "partially_refunded")
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RefundInput:
     payment_id: str
     idempotency_key: str
-    amount_minor: int | None
-    reason: str | None
+    amount_minor: int | None = None
+    reason: str | None = None
     caller: Caller
     """Only payments of the caller's tenant can be refunded; the audit row records its API key."""
 
@@ -37,25 +40,48 @@ class RefundInput:
         return {"payment_id": self.payment_id, "amount_minor": self.amount_minor, "reason": self.reason}
 
 
-async def refund(services: Services, request: RefundInput) -> tuple[Refund, Payment, bool]:
-    """The refund for this request, its payment, and whether it is a replay."""
+class RefundResult(BaseModel):
+    refund_id: str = Field(description="paywarden's id for the refund (rf_…).")
+    status: RefundStatus
+    amount_minor: int
+    currency: str
+    amount_display: str
+    reason: str | None
+    provider_refund_id: str | None
+    failure_reason: str | None
+    created_at: datetime
+    replayed: bool = Field(description="True when this idempotency_key was used before for the same refund.")
+    payment: PaymentView = Field(description="The payment after the refund (refunded_minor, status).")
+
+    @classmethod
+    def of(cls, refund: Refund, payment: Payment, replayed: bool) -> RefundResult:
+        return cls(
+            refund_id=refund.id,
+            status=refund.status,
+            amount_minor=refund.amount_minor,
+            currency=refund.currency,
+            amount_display=format_amount(refund.amount_minor, refund.currency),
+            reason=refund.reason,
+            provider_refund_id=refund.provider_refund_id,
+            failure_reason=refund.failure_reason,
+            created_at=refund.created_at,
+            replayed=replayed,
+            payment=PaymentView.of(payment),
+        )
+
+
+async def refund(services: Services, request: RefundInput) -> RefundResult:
+    """The refund for this request and its payment after it (replayed=True when the key was used before)."""
     recorded, replayed = await record(services, request)
-    if recorded.status == "created":
+    if recorded.status == RefundStatus.CREATED:
         recorded = await _resume_or_submit(services, recorded, replayed)
     async with transaction(services.pool) as conn:
         payment = await payments.get(conn, recorded.payment_id, tenant_id=None)
-    assert payment is not None
-    return recorded, payment, replayed
+    assert payment is not None  # a foreign key keeps it
+    return RefundResult.of(recorded, payment, replayed)
 
 
 async def record(services: Services, request: RefundInput) -> tuple[Refund, bool]:
-    try:
-        return await _record(services, request)
-    except asyncpg.UniqueViolationError:  # the same key, at the same moment, on another of the customer's payments
-        raise ChargeInProgress("Another refund with this idempotency_key is being recorded; retry shortly.") from None
-
-
-async def _record(services: Services, request: RefundInput) -> tuple[Refund, bool]:
     async with transaction(services.pool) as conn:
         payment = await payments.lock(conn, request.payment_id, tenant_id=request.caller.tenant_id)
         if payment is None:
@@ -96,9 +122,14 @@ async def _record(services: Services, request: RefundInput) -> tuple[Refund, boo
 async def submit(services: Services, recorded: Refund) -> Refund:
     async with transaction(services.pool) as conn:
         payment = await payments.get(conn, recorded.payment_id, tenant_id=None)
-    assert payment is not None and payment.provider_payment_id is not None
+    assert payment is not None and payment.provider_payment_id is not None  # only paid payments get refunds
     request = RefundRequest(
-        recorded.id, payment.id, payment.provider_payment_id, recorded.amount_minor, recorded.currency, recorded.reason
+        refund_id=recorded.id,
+        payment_id=payment.id,
+        provider_payment_id=payment.provider_payment_id,
+        amount_minor=recorded.amount_minor,
+        currency=recorded.currency,
+        reason=recorded.reason,
     )
     try:
         answer = await services.provider.create_refund(request)
@@ -106,16 +137,16 @@ async def submit(services: Services, recorded: Refund) -> Refund:
         async with transaction(services.pool) as conn:
             await refunds.release_lease(conn, recorded.id, recorded.submit_lease_until)
         raise
-    return await _apply_answer(services, recorded.id, answer.status, "provider", answer)
+    return await _apply_answer(services, recorded.id, answer, "provider")
 
 
 @retry_on_deadlock
-async def _apply_answer(services: Services, refund_id: str, status: str, actor: str, answer: Any) -> Refund:
+async def _apply_answer(services: Services, refund_id: str, answer: ProviderRefund, actor: str) -> Refund:
     async with transaction(services.pool) as conn:
-        return await refund_transitions.apply(
+        return await refund_outcomes.apply(
             conn,
             refund_id,
-            status,
+            RefundStatus(answer.status),
             actor=actor,
             provider_refund_id=answer.provider_refund_id,
             failure_reason=answer.failure_reason,
@@ -123,7 +154,7 @@ async def _apply_answer(services: Services, refund_id: str, status: str, actor: 
 
 
 async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:
-    if payment.status not in REFUNDABLE:
+    if payment.status not in PAID:
         raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; only a paid payment can be refunded.")
     refundable = payment.amount_minor - payment.refunded_minor - await refunds.in_flight_total(conn, payment.id)
     if refundable <= 0:
@@ -143,9 +174,9 @@ async def resume(services: Services, recorded: Refund) -> Refund:
 
 async def refresh(services: Services, recorded: Refund) -> Refund:
     """Apply the provider's current record of a pending refund."""
-    assert recorded.provider_refund_id is not None
+    assert recorded.provider_refund_id is not None  # only refunds the provider answered are pending
     truth = await services.provider.retrieve_refund(recorded.provider_refund_id)
-    return await _apply_answer(services, recorded.id, truth.status, "reconciler", truth)
+    return await _apply_answer(services, recorded.id, truth, "reconciler")
 
 
 async def _resume_or_submit(services: Services, recorded: Refund, replayed: bool) -> Refund:

@@ -1,17 +1,20 @@
-"""What the running server stands on: the pool, the provider, the catalog and the settings."""
+"""What every adapter stands on: the pool, the provider, the catalog and the settings, opened once per
+process by `open_services` and handed to the MCP server, the HTTP app and the CLI alike."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import asyncpg
 
-from db.pool import create_pool
+from db.migrate import Migration, migrate_url
+from db.pool import CONNECTION_ERRORS, connection, create_pool
 from server.catalog import Catalog, load_catalog
 from server.config import Settings
-from server.providers import Provider, open_provider
+from server.errors import ConfigurationError
+from server.providers import Provider, StandardWebhookVerifier, credentials, open_provider, sandbox
 
 
 @dataclass(frozen=True)
@@ -20,24 +23,47 @@ class Services:
     provider: Provider
     catalog: Catalog
     settings: Settings
-    local_tenant: str | None = None
-    """The tenant a caller without an API key acts as (stdio, in-process); None where every call
-    must carry a key (HTTP)."""
+    sandbox: sandbox.Sandbox | None = None
+    """The sandbox provider this process serves (at /sandbox), when it serves one."""
+    standard_webhooks: StandardWebhookVerifier | None = None
+    """Verifies /webhooks/standard, when PAYWARDEN_STANDARD_WEBHOOK_SECRET is set."""
+
+    async def ping_database(self) -> None:
+        """Return when the database answers; DatabaseUnavailable when it does not."""
+        async with connection(self.pool) as conn:
+            await conn.fetchval("SELECT 1")
+
+
+DATABASE_CONNECTION_ERRORS = CONNECTION_ERRORS
+"""What the driver raises when the database is not there (before any service could say so itself)."""
+
+
+async def migrate(settings: Settings) -> list[Migration]:
+    """Apply the migrations not applied yet (several processes at once are safe: an advisory lock)."""
+    if settings.database_url is None:
+        raise ConfigurationError("migrate needs settings.database_url (the CLI resolves it)")
+    return await migrate_url(settings.database_url)
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, local: bool = True) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, serve_sandbox: bool = False) -> AsyncIterator[Services]:
+    """Open everything once. `serve_sandbox` (what `paywarden up` asks for) also runs the sandbox provider
+    when it is the configured one: its API and pages, and its webhook delivery."""
     if settings.database_url is None:
-        raise RuntimeError("open_services needs settings.database_url (the CLI resolves it)")
+        raise ConfigurationError("open_services needs settings.database_url (the CLI resolves it)")
     catalog = load_catalog(settings.catalog_path)
-    # min_size=0: the server starts, and answers "database unavailable", even while PostgreSQL is down.
-    pool = await create_pool(settings.database_url, min_size=0)
-    try:
-        provider = open_provider(settings)
-        try:
-            local_tenant = settings.stdio_tenant if local else None
-            yield Services(pool=pool, provider=provider, catalog=catalog, settings=settings, local_tenant=local_tenant)
-        finally:
-            await provider.close()
-    finally:
-        await pool.close()
+    standard = settings.standard_webhook_secret
+    verifier = StandardWebhookVerifier(standard.get_secret_value()) if standard else None
+    async with AsyncExitStack() as stack:
+        # min_size=0: a running server answers "database unavailable" while PostgreSQL is down.
+        pool = await create_pool(settings.database_url, min_size=0)
+        stack.push_async_callback(pool.close)
+        secrets = await credentials(settings, pool)
+        provider = open_provider(settings, secrets)
+        stack.push_async_callback(provider.close)
+        served = None
+        if serve_sandbox and settings.provider == "sandbox":
+            served = await stack.enter_async_context(sandbox.run_sandbox(settings, pool, secrets.webhook_secret or ""))
+        yield Services(
+            pool=pool, provider=provider, catalog=catalog, settings=settings, sandbox=served, standard_webhooks=verifier
+        )

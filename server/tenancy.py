@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from server.errors import MissingScope
 
 DEFAULT_TENANT = "default"
-SCOPES = ("read", "charge", "refund")
-TOOL_SCOPES = {
-    "check_entitlement": "read",
-    "get_payment": "read",
-    "list_payments": "read",
-    "create_charge": "charge",
-    "reserve_credits": "charge",
-    "settle_reservation": "charge",
-    "release_reservation": "charge",
-    "consume_credits": "charge",
-    "refund_payment": "refund",
-}
-"""The scope each tool needs (each tool also checks its own, through tools.services.caller); a key
-is shown only the tools its scopes allow."""
+Scope = Literal["read", "charge", "refund"]
+SCOPES: tuple[Scope, ...] = ("read", "charge", "refund")
 
 
 @dataclass(frozen=True)
@@ -34,7 +23,7 @@ class Caller:
     budget_currency: str | None = None
     """The budget's currency: a key with a budget charges only in it."""
 
-    def require(self, scope: str) -> None:
+    def require(self, scope: Scope) -> None:
         if scope not in self.scopes:
             raise MissingScope(scope)
 

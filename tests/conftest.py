@@ -1,7 +1,8 @@
 """Real PostgreSQL for every test: a migrated template database, cloned per test.
 
-The server comes from TEST_DATABASE_URL, else DATABASE_URL, else an embedded PostgreSQL
-started for this session in a temporary folder (and stopped when the session ends).
+The server comes from TEST_DATABASE_URL, else DATABASE_URL, else an embedded PostgreSQL started for
+this session in a temporary folder (and stopped when the session ends). Every test gets its own
+database, its own port and its own data folder; nothing here touches a `paywarden up` the user runs.
 """
 
 from __future__ import annotations
@@ -12,26 +13,24 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import uvicorn
 from mcp import Client
 
 from db.migrate import migrate_url
-from server.app import build_server
 from server.config import Settings
 from server.embedded import embedded_database_url
-from tests.helpers import new_key, serving
-from webapp.app import build_webapp
+from server.services import Services, open_services
+from server.tenancy import DEFAULT_TENANT
+from tests.helpers import free_socket, new_key, running_app, with_database
+from tools.server import build_server
 
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+FAST_AND_UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
+"""Durability settings a throwaway test cluster can do without (a crash loses nothing anyone needs)."""
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +53,8 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
     name = f"paywarden_tpl_{secrets.token_hex(4)}"
     admin = await _admin(server_url)
     try:
+        if not (os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")):
+            await _without_durability(admin)  # our own embedded cluster only, never a server we were given
         await admin.execute(f'CREATE DATABASE "{name}"')
         await migrate_url(with_database(server_url, name))
         yield name
@@ -62,12 +63,20 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+async def _without_durability(admin: asyncpg.Connection) -> None:
+    for setting in FAST_AND_UNSAFE:
+        await admin.execute(f"ALTER SYSTEM SET {setting} = off")
+    await admin.execute("SELECT pg_reload_conf()")
+
+
 @pytest.fixture
 async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
     name = f"paywarden_test_{secrets.token_hex(6)}"
     admin = await _admin(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        # A database of our own on any server: commits need not wait for the disk.
+        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         yield with_database(server_url, name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -88,15 +97,8 @@ async def api_key(database_url: str) -> str:
     return await new_key(database_url)
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: no Nagle (see server/cli.py)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
-def listening_socket() -> socket.socket:
+def listening_socket() -> Iterator[socket.socket]:
     sock = free_socket()
     yield sock
     sock.close()
@@ -117,10 +119,20 @@ def settings(database_url: str, listening_socket: socket.socket, tmp_path: Path)
     )
 
 
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    """The services alone, for tests below the adapters that never reach the provider."""
+    async with open_services(settings) as opened:
+        yield opened
+
+
+@dataclass(frozen=True)
 class RunningApp:
-    def __init__(self, settings: Settings, server: uvicorn.Server) -> None:
-        self.settings = settings
-        self.server = server
+    services: Services
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
     @property
     def base_url(self) -> str:
@@ -129,17 +141,17 @@ class RunningApp:
 
 @pytest.fixture
 async def app(settings: Settings, listening_socket: socket.socket) -> AsyncIterator[RunningApp]:
-    """`paywarden up` in this process: MCP at /mcp, webhooks, sandbox — on a real port."""
-    webapp = build_webapp(settings, mcp=build_server(settings, serve_http=True))
-    async with serving(webapp, listening_socket) as server:
-        yield RunningApp(settings, server)
+    """`paywarden up` in this process: one set of services; MCP at /mcp, webhooks, sandbox — on a real port."""
+    async with running_app(settings, listening_socket) as services:
+        yield RunningApp(services)
 
 
 @pytest.fixture
 def mcp(app: RunningApp) -> Callable[..., Client]:
-    """Makes in-process MCP clients, each on its own server instance whose provider is the running sandbox.
+    """Makes in-process MCP clients of a server over the running app's services (its provider is the
+    running sandbox), acting as the trusted local caller of the default tenant.
 
     Use as `async with mcp() as client:` inside the test: the client's task group must be
     entered and left in the same task.
     """
-    return lambda **options: Client(build_server(app.settings), **options)
+    return lambda **options: Client(build_server(app.services, local_tenant=DEFAULT_TENANT), **options)

@@ -1,35 +1,72 @@
-"""Small things the tests share."""
+"""What the tests share. Test modules import from here (never from each other)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
+import logging
 import os
+import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import stripe
 import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
 
+import cli
 from server import api_keys
-from server.tenancy import DEFAULT_TENANT, SCOPES, local_caller
+from server.config import Settings
+from server.services import Services, open_services
+from server.tenancy import DEFAULT_TENANT, SCOPES, Scope, local_caller
+from tools.server import build_server
+from webapp.app import build_webapp
 
 LOCAL = local_caller(DEFAULT_TENANT)
 """The trusted local caller (what stdio and in-process clients act as), for tests below the MCP layer."""
+WEBHOOK_SECRET = "whsec_test_secret"  # the settings fixture's STRIPE_WEBHOOK_SECRET
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP: no Nagle (see cli/running.py)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quiet_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for services a test opens itself: its database, a port nobody listens on, no .env."""
+    fields: dict[str, Any] = {"database_url": database_url, "port": free_port(), "provider": "sandbox"}
+    return Settings(_env_file=None, **{**fields, **overrides})
 
 
 async def new_key(
     database_url: str,
-    tenant_id: str = "default",
-    scopes: tuple[str, ...] = SCOPES,
+    tenant_id: str = DEFAULT_TENANT,
+    scopes: tuple[Scope, ...] = SCOPES,
     *,
     rate_per_minute: int = 10_000,
     budget_minor: int | None = None,
@@ -37,10 +74,9 @@ async def new_key(
     name: str = "test agent",
 ) -> str:
     """An API key (created with its tenant if new), as `paywarden keys create` makes one."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        issued, _ = await api_keys.issue(
-            conn,
+    async with open_services(quiet_settings(database_url)) as services:
+        issued = await api_keys.issue(
+            services,
             tenant_id=tenant_id,
             name=name,
             scopes=list(scopes),
@@ -48,8 +84,6 @@ async def new_key(
             budget_minor=budget_minor,
             budget_currency=budget_currency,
         )
-    finally:
-        await conn.close()
     return issued.secret
 
 
@@ -58,7 +92,7 @@ async def http_client(url: str, key: str | None, **options: Any) -> AsyncIterato
     """An MCP client over streamable HTTP that sends `Authorization: Bearer <key>` (none if key is None)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with (
-        create_mcp_http_client(headers=headers) as http,
+        httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=300), follow_redirects=True) as http,
         Client(streamable_http_client(url, http_client=http), **options) as client,
     ):
         yield client
@@ -85,15 +119,54 @@ async def call_error(client: Client, tool: str, **arguments: Any) -> str:
 
 
 @asynccontextmanager
+async def local_mcp(settings: Settings, **options: Any) -> AsyncIterator[Client]:
+    """An in-process MCP client (the trusted local caller of the default tenant) of a server over services
+    opened with these settings; the provider they talk to is the sandbox of the app at settings.base_url."""
+    async with (
+        open_services(settings) as services,
+        Client(build_server(services, local_tenant=DEFAULT_TENANT), **options) as client,
+    ):
+        yield client
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, sock: socket.socket) -> AsyncIterator[Services]:
+    """What `paywarden up` runs, in this process on the given socket: its services, the HTTP app over
+    them with the MCP server at /mcp (keys required) and the sandbox provider."""
+    async with open_services(settings, serve_sandbox=True) as services:
+        async with serving(build_webapp(services, mcp=build_server(services)), sock):
+            yield services
+
+
+class PromptServer(uvicorn.Server):
+    """uvicorn as the tests run it: it notices it should stop within 5 ms, not 100 ms, and does not wait
+    a fixed 100 ms for connections that are already gone (the suite starts and stops hundreds of them)."""
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)
+        while not self.should_exit:  # noqa: ASYNC110 - uvicorn's own flag, set by signal handlers and by serving()
+            await asyncio.sleep(0.005)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        await asyncio.sleep(0.005)  # let closed connections report themselves gone
+        await asyncio.wait_for(self._wait_tasks_to_complete(), timeout=10)
+        await self.lifespan.shutdown()
+
+
+@asynccontextmanager
 async def serving(asgi_app: Any, sock: socket.socket) -> AsyncIterator[uvicorn.Server]:
     """Serve an ASGI app with uvicorn on an already-bound socket, in this event loop, until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(asgi_app, log_level="warning", lifespan="on"))
+    server = PromptServer(uvicorn.Config(asgi_app, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():
                 task.result()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.002)
         yield server
     finally:
         server.should_exit = True
@@ -112,26 +185,170 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) 
         await asyncio.sleep(0.05)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@asynccontextmanager
+async def database_refusing_connections(database_url: str) -> AsyncIterator[None]:
+    """While the block runs, the test database refuses new connections and has dropped the open ones."""
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        yield
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        await admin.close()
+
+
+# --- Webhooks, signed as the provider signs them --------------------------------------------------
+
+
+def signed(body: str, secret: str = WEBHOOK_SECRET, at: int | None = None) -> dict[str, str]:
+    header = stripe.WebhookSignature.generate_signature_header(body, secret, at or int(time.time()))
+    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def intent_event(event_type: str, payment: dict, *, event_id: str, amount: int | None = None, **intent: Any) -> str:
+    """A Stripe payment_intent event about a payment as create_charge returned it."""
+    obj = {
+        "id": payment["provider_payment_id"],
+        "object": "payment_intent",
+        "amount": payment["amount_minor"] if amount is None else amount,
+        "currency": payment["currency"].lower(),
+        "metadata": {"payment_id": payment["payment_id"]},
+        "status": {"payment_intent.succeeded": "succeeded", "payment_intent.processing": "processing"}.get(
+            event_type, "requires_payment_method"
+        ),
+        **intent,
+    }
+    return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}})
+
+
+async def post_webhook(app: Any, body: str | bytes, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=app.base_url) as http:
+        return await http.post("/webhooks/stripe", content=body, headers=headers)
+
+
+async def click(page_url: str, button: str) -> str:
+    """Open the sandbox's hosted page as a browser would and submit the form of the named button."""
+    async with httpx.AsyncClient(follow_redirects=True) as browser:
+        page = await browser.get(page_url)
+        assert page.status_code == 200 and button in page.text
+        forms = re.findall(r"<form method=post action='([^']+)'><button[^>]*>([^<]+)</button>", page.text)
+        action = next(action for action, label in forms if label.startswith(button))
+        result = await browser.post(httpx.URL(page_url).join(action))
+        assert result.status_code == 200, result.text
+        return result.text
+
+
+# --- Credits --------------------------------------------------------------------------------------
+
+
+async def assert_ledger_matches(
+    db: asyncpg.Connection, customer: str, feature: str, tenant_id: str = DEFAULT_TENANT
+) -> None:
+    """The account, the sum of its ledger and the sum of its lots agree, and nothing is overdrawn."""
+    account_key = "tenant_id = $1 AND customer_id = $2 AND feature = $3"
+    account = await db.fetchrow(
+        f"SELECT granted, used, reserved FROM credit_accounts WHERE {account_key}", tenant_id, customer, feature
+    )
+    ledger = await db.fetchrow(
+        "SELECT sum(granted_delta) AS granted, sum(used_delta) AS used, sum(reserved_delta) AS reserved"
+        f" FROM credit_ledger WHERE {account_key}",
+        tenant_id,
+        customer,
+        feature,
+    )
+    lots = await db.fetchrow(
+        "SELECT sum(quantity - written_off) AS granted, sum(used) AS used, sum(held) AS reserved"
+        f" FROM credit_lots WHERE {account_key}",
+        tenant_id,
+        customer,
+        feature,
+    )
+    assert dict(account) == dict(ledger) == dict(lots)
+    assert account["granted"] - account["used"] - account["reserved"] >= 0
+
+
+# --- The command line -----------------------------------------------------------------------------
+
+_command_lock = threading.Lock()
+
+
+async def paywarden_command(database_url: str, *args: str, **settings: str) -> tuple[int, str]:
+    """Run one `paywarden …` command in this process (its `main`, in a thread of its own); its exit code
+    and everything it printed. Settings are given as keyword arguments (`port="8123"`); the command
+    never reads a .env file, and talks to no port but the one given (or a closed one)."""
+    env = {"DATABASE_URL": database_url, "PAYWARDEN_ENV_FILE": "", "PAYWARDEN_PORT": str(free_port())}
+    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
+    return await asyncio.to_thread(_run_command, list(args), env)
+
+
+def _run_command(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    output = io.StringIO()
+    with (
+        _command_lock,
+        _environment(env),
+        _logging_restored(),
+        contextlib.redirect_stdout(output),
+        contextlib.redirect_stderr(output),
+    ):
+        try:
+            code = cli.main(args)
+        except SystemExit as exit_:  # argparse refusing the arguments
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    return code, output.getvalue()
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """The command configures logging for a terminal; the test's own logging (pytest's capture) comes back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- Real processes (for what needs one: signals, crashes, several servers) ------------------------
+
+
+def process_environment(database_url: str, **settings: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "PAYWARDEN_ENV_FILE": ""}
+    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+@asynccontextmanager
+async def paywarden_ups(database_url: str, count: int, **settings: str) -> AsyncIterator[list[str]]:
+    """Several `paywarden up` processes on one database, started at once; their base URLs."""
+    async with contextlib.AsyncExitStack() as stack:
+        starting = [stack.enter_async_context(paywarden_up(database_url, **settings)) for _ in range(count)]
+        yield list(await asyncio.gather(*starting))
 
 
 @asynccontextmanager
 async def paywarden_up(database_url: str, **settings: str) -> AsyncIterator[str]:
     """`paywarden up` as its own process on a free port; yields its base URL, stops it afterwards."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "PAYWARDEN_PORT": str(port)}
-    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
+    env = process_environment(database_url, port=str(port), **settings)
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        "up",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "cli", "up", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -155,20 +372,3 @@ async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
             return (await http.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-async def paywarden_command(database_url: str, *args: str, **settings: str) -> tuple[int, str]:
-    """Run one `paywarden …` command; its exit code and everything it printed."""
-    env = {**os.environ, "DATABASE_URL": database_url}
-    env.update({f"PAYWARDEN_{name.upper()}": value for name, value in settings.items()})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "server.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode()

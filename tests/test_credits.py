@@ -10,11 +10,13 @@ import asyncpg
 import pytest
 
 from server import credits
-from server.credits import InsufficientCredits, ReservationNotFound
-from server.errors import IdempotencyKeyReused, NotAllowedNow
+from server.credits import CreditBalance
+from server.errors import IdempotencyKeyReused, InsufficientCredits, NotAllowedNow, ReservationNotFound
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT, local_caller
-from tests.helpers import LOCAL, call, call_error
+from tests.helpers import LOCAL, assert_ledger_matches, call, call_error
+
+TENANT_B = local_caller("tenant_b")
 
 CATALOG = """
 [[products]]
@@ -44,42 +46,26 @@ async def buy(services, customer: str, product: str, key: str, tenant_id: str = 
     from server import charges
     from server.charges import ChargeInput
 
-    request = ChargeInput(customer, key, product, None, None, None, "pm_card_visa", caller=local_caller(tenant_id))
-    payment, _ = await charges.charge(services, request, "not_asked")
+    request = ChargeInput(
+        customer_id=customer,
+        idempotency_key=key,
+        product_id=product,
+        payment_method="pm_card_visa",
+        caller=local_caller(tenant_id),
+    )
+    payment = await charges.charge(services, request)
     assert payment.status == "succeeded"
-
-
-async def assert_ledger_matches(
-    db: asyncpg.Connection, customer: str, feature: str, tenant_id: str = DEFAULT_TENANT
-) -> None:
-    account_key = "tenant_id = $1 AND customer_id = $2 AND feature = $3"
-    account = await db.fetchrow(
-        f"SELECT granted, used, reserved FROM credit_accounts WHERE {account_key}", tenant_id, customer, feature
-    )
-    ledger = await db.fetchrow(
-        "SELECT sum(granted_delta) AS granted, sum(used_delta) AS used, sum(reserved_delta) AS reserved"
-        f" FROM credit_ledger WHERE {account_key}",
-        tenant_id,
-        customer,
-        feature,
-    )
-    lots = await db.fetchrow(
-        "SELECT sum(quantity - written_off) AS granted, sum(used) AS used, sum(held) AS reserved"
-        f" FROM credit_lots WHERE {account_key}",
-        tenant_id,
-        customer,
-        feature,
-    )
-    assert dict(account) == dict(ledger) == dict(lots)
-    assert account["granted"] - account["used"] - account["reserved"] >= 0
 
 
 async def test_the_whole_loop_over_mcp(app, credit_settings) -> None:
     from mcp import Client
 
-    from server.app import build_server
+    from tools.server import build_server
 
-    async with Client(build_server(credit_settings)) as client:
+    async with (
+        open_services(credit_settings) as services,
+        Client(build_server(services, local_tenant=DEFAULT_TENANT)) as client,
+    ):
         before = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=3000)
         assert before["allowed"] is False and before["reason"] == "no_entitlement"
         assert [offer["product_id"] for offer in before["offers"]] == ["credits_100k"]
@@ -115,7 +101,7 @@ async def test_a_hundred_concurrent_consumers_on_fifty_credits(credit_settings, 
     async with open_services(credit_settings) as services:
         await buy(services, "c100", "credits_50", "p")
         results = await asyncio.gather(
-            *(credits.consume(services, DEFAULT_TENANT, "c100", "units", 1, f"k{n}") for n in range(100)),
+            *(credits.consume(services, LOCAL, "c100", "units", 1, f"k{n}") for n in range(100)),
             return_exceptions=True,
         )
     successes = [r for r in results if not isinstance(r, BaseException)]
@@ -131,44 +117,49 @@ async def test_concurrent_reserve_settle_release_consume_keep_the_books(credit_s
         for n in range(3):
             await buy(services, "mix", "credits_50", f"p{n}")
 
+        done: list[str] = []
+
         async def worker(n: int) -> None:
             try:
                 if rng.random() < 0.3:
-                    await credits.consume(services, DEFAULT_TENANT, "mix", "units", rng.randint(1, 5), f"c{n}")
+                    await credits.consume(services, LOCAL, "mix", "units", rng.randint(1, 5), f"c{n}")
+                    done.append("consume")
                     return
-                held, _ = await credits.reserve(
-                    services, DEFAULT_TENANT, "mix", "units", rng.randint(1, 8), f"r{n}", 60
-                )
+                held = await credits.reserve(services, LOCAL, "mix", "units", rng.randint(1, 8), f"r{n}", 60)
                 if rng.random() < 0.5:
-                    await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], rng.randint(0, 10))
+                    await credits.settle(services, LOCAL, held.reservation_id, rng.randint(0, 10))
+                    done.append("settle")
                 else:
-                    await credits.release(services, DEFAULT_TENANT, held["reservation_id"])
+                    await credits.release(services, LOCAL, held.reservation_id)
+                    done.append("release")
             except InsufficientCredits:
-                pass
+                pass  # the balance ran out: the books must still balance, which is the point
 
         await asyncio.gather(*(worker(n) for n in range(60)))
+    assert {"consume", "settle", "release"} <= set(done)  # a run where everything was refused proves nothing
     await assert_ledger_matches(db, "mix", "units")
 
 
 async def test_every_write_is_idempotent_and_a_reservation_resolves_once(credit_settings, db) -> None:
     async with open_services(credit_settings) as services:
         await buy(services, "idem", "credits_50", "p")
-        first, replayed_first = await credits.consume(services, DEFAULT_TENANT, "idem", "units", 5, "once")
-        again, replayed = await credits.consume(services, DEFAULT_TENANT, "idem", "units", 5, "once")
-        assert (replayed_first, replayed, again) == (False, True, first)
+        first = await credits.consume(services, LOCAL, "idem", "units", 5, "once")
+        again = await credits.consume(services, LOCAL, "idem", "units", 5, "once")
+        assert (first.replayed, again.replayed) == (False, True)
+        assert again.model_copy(update={"replayed": False}) == first
         with pytest.raises(IdempotencyKeyReused):
-            await credits.consume(services, DEFAULT_TENANT, "idem", "units", 6, "once")
+            await credits.consume(services, LOCAL, "idem", "units", 6, "once")
 
-        held, _ = await credits.reserve(services, DEFAULT_TENANT, "idem", "units", 10, "hold", 60)
-        held_again, replayed = await credits.reserve(services, DEFAULT_TENANT, "idem", "units", 10, "hold", 60)
-        assert replayed and held_again["reservation_id"] == held["reservation_id"]
-        settled, _ = await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 4)
-        settled_again, replayed = await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 4)
-        assert replayed and settled_again == settled
+        held = await credits.reserve(services, LOCAL, "idem", "units", 10, "hold", 60)
+        held_again = await credits.reserve(services, LOCAL, "idem", "units", 10, "hold", 60)
+        assert held_again.replayed and held_again.reservation_id == held.reservation_id
+        settled = await credits.settle(services, LOCAL, held.reservation_id, 4)
+        settled_again = await credits.settle(services, LOCAL, held.reservation_id, 4)
+        assert settled_again.replayed and settled_again.model_copy(update={"replayed": False}) == settled
         with pytest.raises(NotAllowedNow, match="already settled with used_quantity 4"):
-            await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 5)
+            await credits.settle(services, LOCAL, held.reservation_id, 5)
         with pytest.raises(NotAllowedNow, match="already settled"):
-            await credits.release(services, DEFAULT_TENANT, held["reservation_id"])
+            await credits.release(services, LOCAL, held.reservation_id)
     assert await db.fetchval("SELECT used FROM credit_accounts WHERE customer_id = 'idem'") == 9
     await assert_ledger_matches(db, "idem", "units")
 
@@ -176,32 +167,32 @@ async def test_every_write_is_idempotent_and_a_reservation_resolves_once(credit_
 async def test_settling_more_than_reserved_needs_the_balance(credit_settings, db) -> None:
     async with open_services(credit_settings) as services:
         await buy(services, "over", "credits_50", "p")
-        held, _ = await credits.reserve(services, DEFAULT_TENANT, "over", "units", 10, "h", 60)
+        held = await credits.reserve(services, LOCAL, "over", "units", 10, "h", 60)
         with pytest.raises(InsufficientCredits, match="settling 70 against a usable hold of 10"):
-            await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 70)
-        settled, _ = await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 30)
-    assert settled["balance"] == {"granted": 50, "used": 30, "reserved": 0, "remaining": 20}
+            await credits.settle(services, LOCAL, held.reservation_id, 70)
+        settled = await credits.settle(services, LOCAL, held.reservation_id, 30)
+    assert settled.balance.model_dump() == {"granted": 50, "used": 30, "reserved": 0, "remaining": 20}
     await assert_ledger_matches(db, "over", "units")
 
 
 async def test_expired_reservations_and_lots(credit_settings, db) -> None:
     async with open_services(credit_settings) as services:
         await buy(services, "time", "credits_50", "p")
-        held, _ = await credits.reserve(services, DEFAULT_TENANT, "time", "units", 20, "h", 60)
+        held = await credits.reserve(services, LOCAL, "time", "units", 20, "h", 60)
         await db.execute("UPDATE credit_reservations SET expires_at = now() - interval '1 second'")
         view = await credits.view(services, DEFAULT_TENANT, "time", "units")
         assert view.balance.remaining == 50 and view.balance.reserved == 0
         # the call outlived its hold
-        late, _ = await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 5)
-        assert "late settle" in late["note"] and late["balance"]["used"] == 5  # still charged, never lost
+        late = await credits.settle(services, LOCAL, held.reservation_id, 5)
+        assert "late settle" in late.note and late.balance.used == 5  # still charged, never lost
 
-        other, _ = await credits.reserve(services, DEFAULT_TENANT, "time", "units", 15, "h2", 600)
-        await credits.consume(services, DEFAULT_TENANT, "time", "units", 5, "c")
+        other = await credits.reserve(services, LOCAL, "time", "units", 15, "h2", 600)
+        await credits.consume(services, LOCAL, "time", "units", 5, "c")
         await db.execute("UPDATE credit_lots SET expires_at = now() - interval '1 second'")
         view = await credits.view(services, DEFAULT_TENANT, "time", "units")  # 25 free expire; 15 held stay held
         assert (view.balance.granted, view.balance.used, view.balance.reserved) == (25, 10, 15)
-        released, _ = await credits.release(services, DEFAULT_TENANT, other["reservation_id"])
-    assert released["balance"] == {"granted": 10, "used": 10, "reserved": 0, "remaining": 0}
+        released = await credits.release(services, LOCAL, other.reservation_id)
+    assert released.balance.model_dump() == {"granted": 10, "used": 10, "reserved": 0, "remaining": 0}
     await assert_ledger_matches(db, "time", "units")
 
 
@@ -211,9 +202,9 @@ async def test_a_refund_revokes_unspent_credits_and_keeps_the_spent_ones(credit_
 
     async with open_services(credit_settings) as services:
         await buy(services, "ref", "credits_50", "p")
-        await credits.consume(services, DEFAULT_TENANT, "ref", "units", 12, "c")
+        await credits.consume(services, LOCAL, "ref", "units", 12, "c")
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'ref'")
-        await refunds.refund(services, RefundInput(payment_id, "back", None, None, LOCAL))
+        await refunds.refund(services, RefundInput(payment_id=payment_id, idempotency_key="back", caller=LOCAL))
         view = await credits.view(services, DEFAULT_TENANT, "ref", "units")
     assert (view.balance.granted, view.balance.used, view.balance.remaining) == (12, 12, 0)
     kinds = [row["kind"] for row in await db.fetch("SELECT kind FROM credit_ledger ORDER BY id")]
@@ -236,13 +227,13 @@ async def test_a_refund_revokes_held_credits_too(credit_settings, db) -> None:
 
     async with open_services(credit_settings) as services:
         await buy(services, "held", "credits_50", "p")
-        hold, _ = await credits.reserve(services, DEFAULT_TENANT, "held", "units", 40, "h", 600)
+        hold = await credits.reserve(services, LOCAL, "held", "units", 40, "h", 600)
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'held'")
-        await refunds.refund(services, RefundInput(payment_id, "back", None, None, LOCAL))
+        await refunds.refund(services, RefundInput(payment_id=payment_id, idempotency_key="back", caller=LOCAL))
         with pytest.raises(InsufficientCredits, match="usable hold of 0"):
-            await credits.settle(services, DEFAULT_TENANT, hold["reservation_id"], 40)
-        released, _ = await credits.release(services, DEFAULT_TENANT, hold["reservation_id"])
-    assert released["balance"] == {"granted": 0, "used": 0, "reserved": 0, "remaining": 0}
+            await credits.settle(services, LOCAL, hold.reservation_id, 40)
+        released = await credits.release(services, LOCAL, hold.reservation_id)
+    assert released.balance.model_dump() == {"granted": 0, "used": 0, "reserved": 0, "remaining": 0}
     await assert_ledger_matches(db, "held", "units")
 
 
@@ -253,7 +244,9 @@ async def test_a_partial_refund_revokes_its_share_of_the_credits(credit_settings
     async with open_services(credit_settings) as services:
         await buy(services, "half", "credits_50", "p")
         payment_id = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'half'")
-        await refunds.refund(services, RefundInput(payment_id, "part", 250, None, LOCAL))  # half of 5.00 USD
+        await refunds.refund(
+            services, RefundInput(payment_id=payment_id, idempotency_key="part", amount_minor=250, caller=LOCAL)
+        )  # half of 5.00 USD
         view = await credits.view(services, DEFAULT_TENANT, "half", "units")
     assert (view.balance.granted, view.balance.remaining) == (25, 25)
     await assert_ledger_matches(db, "half", "units")
@@ -264,16 +257,16 @@ async def test_only_metered_features_take_credit_operations(credit_settings) -> 
 
     async with open_services(credit_settings) as services:
         with pytest.raises(InvalidRequest, match="'unitz' is not sold as credits here; metered features: llm_tokens"):
-            await credits.consume(services, DEFAULT_TENANT, "x", "unitz", 1, "k")
+            await credits.consume(services, LOCAL, "x", "unitz", 1, "k")
 
 
 async def test_a_reserve_replay_shows_the_reservation_as_it_is_now(credit_settings) -> None:
     async with open_services(credit_settings) as services:
         await buy(services, "now", "credits_50", "p")
-        held, _ = await credits.reserve(services, DEFAULT_TENANT, "now", "units", 10, "h", 600)
-        await credits.settle(services, DEFAULT_TENANT, held["reservation_id"], 3)
-        again, replayed = await credits.reserve(services, DEFAULT_TENANT, "now", "units", 10, "h", 600)
-    assert replayed and again["status"] == "settled" and again["balance"]["used"] == 3
+        held = await credits.reserve(services, LOCAL, "now", "units", 10, "h", 600)
+        await credits.settle(services, LOCAL, held.reservation_id, 3)
+        again = await credits.reserve(services, LOCAL, "now", "units", 10, "h", 600)
+    assert again.replayed and again.status == "settled" and again.balance.used == 3
 
 
 async def test_concurrent_operations_with_expiry_and_a_refund_keep_the_books(credit_settings, db) -> None:
@@ -286,19 +279,20 @@ async def test_concurrent_operations_with_expiry_and_a_refund_keep_the_books(cre
             await buy(services, "storm", "credits_50", f"p{n}")
         first_payment = await db.fetchval("SELECT id FROM payments WHERE customer_id = 'storm' ORDER BY created_at")
 
+        resolved: list[str] = []
+
         async def worker(n: int) -> None:
             try:
-                held, _ = await credits.reserve(
-                    services, DEFAULT_TENANT, "storm", "units", rng.randint(1, 9), f"r{n}", 1
-                )
+                held = await credits.reserve(services, LOCAL, "storm", "units", rng.randint(1, 9), f"r{n}", 1)
                 await asyncio.sleep(rng.choice([0, 0, 1.2]))  # some outlive their one-second hold
-                await (
-                    credits.settle(services, DEFAULT_TENANT, held["reservation_id"], rng.randint(0, 12))
+                result = await (
+                    credits.settle(services, LOCAL, held.reservation_id, rng.randint(0, 12))
                     if n % 2
-                    else credits.release(services, DEFAULT_TENANT, held["reservation_id"])
+                    else credits.release(services, LOCAL, held.reservation_id)
                 )
+                resolved.append(result.status)
             except InsufficientCredits:
-                pass
+                pass  # refunded or expired credits ran out: the books must still balance
 
         await db.execute(  # one lot runs out half a second into the storm, by the clock alone
             "UPDATE credit_lots SET expires_at = now() + interval '0.5 seconds' WHERE id IN "
@@ -306,9 +300,12 @@ async def test_concurrent_operations_with_expiry_and_a_refund_keep_the_books(cre
         )
         await asyncio.gather(
             *(worker(n) for n in range(40)),
-            refunds.refund(services, RefundInput(first_payment, "storm-refund", None, None, LOCAL)),
+            refunds.refund(
+                services, RefundInput(payment_id=first_payment, idempotency_key="storm-refund", caller=LOCAL)
+            ),
         )
         await credits.view(services, DEFAULT_TENANT, "storm", "units")
+    assert "settled" in resolved and ("released" in resolved or "expired" in resolved)
     await assert_ledger_matches(db, "storm", "units")
 
 
@@ -317,26 +314,26 @@ async def test_tenants_with_the_same_customer_and_key_never_meet(credit_settings
     async with open_services(credit_settings) as services:
         await buy(services, "same", "credits_50", "pa", DEFAULT_TENANT)
         await buy(services, "same", "credits_50", "pb", "tenant_b")
-        a, _ = await credits.consume(services, DEFAULT_TENANT, "same", "units", 7, "k")
-        b, replayed = await credits.consume(services, "tenant_b", "same", "units", 3, "k")  # same key, own request
-        assert not replayed
-        assert (a["balance"]["remaining"], b["balance"]["remaining"]) == (43, 47)
+        a = await credits.consume(services, LOCAL, "same", "units", 7, "k")
+        b = await credits.consume(services, TENANT_B, "same", "units", 3, "k")  # same key, own request
+        assert not b.replayed
+        assert (a.balance.remaining, b.balance.remaining) == (43, 47)
 
-        held, _ = await credits.reserve(services, DEFAULT_TENANT, "same", "units", 10, "h", 600)
+        held = await credits.reserve(services, LOCAL, "same", "units", 10, "h", 600)
         unknown = "rsv_" + "0" * 24
         for attempt in (
-            lambda reservation_id: credits.settle(services, "tenant_b", reservation_id, 1),
-            lambda reservation_id: credits.release(services, "tenant_b", reservation_id),
+            lambda reservation_id: credits.settle(services, TENANT_B, reservation_id, 1),
+            lambda reservation_id: credits.release(services, TENANT_B, reservation_id),
         ):
             with pytest.raises(ReservationNotFound) as foreign:
-                await attempt(held["reservation_id"])
+                await attempt(held.reservation_id)
             with pytest.raises(ReservationNotFound) as missing:
                 await attempt(unknown)
-            assert foreign.value.message == missing.value.message.replace(unknown, held["reservation_id"])
+            assert foreign.value.message == missing.value.message.replace(unknown, held.reservation_id)
 
         view_a = await credits.view(services, DEFAULT_TENANT, "same", "units")
         view_b = await credits.view(services, "tenant_b", "same", "units")
-    assert view_a.balance == credits.Balance(granted=50, used=7, reserved=10, remaining=33)
-    assert view_b.balance == credits.Balance(granted=50, used=3, reserved=0, remaining=47)
+    assert view_a.balance == CreditBalance(granted=50, used=7, reserved=10, remaining=33)
+    assert view_b.balance == CreditBalance(granted=50, used=3, reserved=0, remaining=47)
     await assert_ledger_matches(db, "same", "units", DEFAULT_TENANT)
     await assert_ledger_matches(db, "same", "units", "tenant_b")

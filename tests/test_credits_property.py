@@ -9,15 +9,14 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from db import credit_moves, payments
+from db import payments
 from db.payments import NewPayment
 from db.pool import transaction
 from server import credits
-from server.credits import InsufficientCredits
-from server.errors import NotAllowedNow
-from server.services import open_services
+from server.errors import InsufficientCredits, NotAllowedNow
+from server.ledger import credit_moves
 from server.tenancy import DEFAULT_TENANT
-from tests.test_credits import assert_ledger_matches
+from tests.helpers import LOCAL, assert_ledger_matches
 
 OPERATIONS = st.lists(
     st.one_of(
@@ -47,7 +46,18 @@ class Model:
 
 async def grant(services, customer: str, quantity: int) -> None:
     grants = [{"feature": "llm_tokens", "credits": quantity}]
-    new = NewPayment(DEFAULT_TENANT, None, customer, None, 100, "USD", "credits", None, grants, "sandbox")
+    new = NewPayment(
+        tenant_id=DEFAULT_TENANT,
+        api_key_id=None,
+        customer_id=customer,
+        product_id=None,
+        amount_minor=100,
+        currency="USD",
+        description="credits",
+        payment_method=None,
+        grants=grants,
+        provider="sandbox",
+    )
     async with transaction(services.pool) as conn:
         payment = await payments.insert(conn, payments.new_payment_id(), new, lease_seconds=None)
         await credit_moves.grant_for_payment(conn, payment)
@@ -63,13 +73,11 @@ async def step(services, model: Model, customer: str, n: int, operation: tuple) 
         fits = quantity <= model.remaining
         try:
             if kind == "reserve":
-                held, _ = await credits.reserve(
-                    services, DEFAULT_TENANT, customer, "llm_tokens", quantity, f"k{n}", 600
-                )
-                model.reservations.append({"id": held["reservation_id"], "quantity": quantity, "status": "held"})
+                held = await credits.reserve(services, LOCAL, customer, "llm_tokens", quantity, f"k{n}", 600)
+                model.reservations.append({"id": held.reservation_id, "quantity": quantity, "status": "held"})
                 model.reserved += quantity
             else:
-                await credits.consume(services, DEFAULT_TENANT, customer, "llm_tokens", quantity, f"k{n}")
+                await credits.consume(services, LOCAL, customer, "llm_tokens", quantity, f"k{n}")
                 model.used += quantity
         except InsufficientCredits:
             assert not fits
@@ -84,7 +92,7 @@ async def resolve(services, model: Model, operation: tuple) -> None:
     if operation[0] == "settle":
         used = operation[2]
         try:
-            await credits.settle(services, DEFAULT_TENANT, reservation["id"], used)
+            await credits.settle(services, LOCAL, reservation["id"], used)
         except InsufficientCredits:
             assert reservation["status"] == "held" and used - reservation["quantity"] > model.remaining
             return
@@ -99,7 +107,7 @@ async def resolve(services, model: Model, operation: tuple) -> None:
             assert reservation["status"] == "settled" and reservation["used"] == used
     else:
         try:
-            await credits.release(services, DEFAULT_TENANT, reservation["id"])
+            await credits.release(services, LOCAL, reservation["id"])
         except NotAllowedNow:
             assert reservation["status"] == "settled"
             return
@@ -113,19 +121,18 @@ async def resolve(services, model: Model, operation: tuple) -> None:
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first_grant=st.integers(1, 60), operations=OPERATIONS)
 async def test_random_operations_match_the_model(
-    app, db: asyncpg.Connection, first_grant: int, operations: list[tuple]
+    services, db: asyncpg.Connection, first_grant: int, operations: list[tuple]
 ) -> None:
     customer = f"prop_{uuid.uuid4().hex[:12]}"  # the database outlives examples: each gets its own customer
     model = Model()
     operations = [("grant", first_grant), *operations]
-    async with open_services(app.settings) as services:
-        for n, operation in enumerate(operations):
-            await step(services, model, customer, n, operation)
-            account = await db.fetchrow(
-                "SELECT granted, used, reserved FROM credit_accounts WHERE customer_id = $1", customer
-            )
-            actual = (account["granted"], account["used"], account["reserved"]) if account else (0, 0, 0)
-            assert actual == (model.granted, model.used, model.reserved), operations[: n + 1]
-            assert model.remaining >= 0
+    for n, operation in enumerate(operations):
+        await step(services, model, customer, n, operation)
+        account = await db.fetchrow(
+            "SELECT granted, used, reserved FROM credit_accounts WHERE customer_id = $1", customer
+        )
+        actual = (account["granted"], account["used"], account["reserved"]) if account else (0, 0, 0)
+        assert actual == (model.granted, model.used, model.reserved), operations[: n + 1]
+        assert model.remaining >= 0
     if await db.fetchval("SELECT count(*) FROM credit_accounts WHERE customer_id = $1", customer):
         await assert_ledger_matches(db, customer, "llm_tokens")

@@ -10,8 +10,7 @@ import asyncpg
 import pytest
 
 from db.migrate import discover_migrations, migrate_url
-from tests.conftest import with_database
-from tests.helpers import approve_everything, call
+from tests.helpers import approve_everything, call, with_database
 
 
 @pytest.fixture

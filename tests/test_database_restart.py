@@ -21,12 +21,9 @@ from db.migrate import migrate_url
 from server import charges
 from server.charges import ChargeInput
 from server.config import Settings
-from server.providers.sandbox import SANDBOX_API_KEY
 from server.services import open_services
-from tests.conftest import free_socket
-from tests.helpers import LOCAL, eventually, serving
+from tests.helpers import LOCAL, click, eventually, free_socket, serving
 from tests.restartable_postgres import RestartablePostgres
-from tests.test_payment_paths import click
 from webapp.app import build_webapp
 
 PAYMENTS = 60
@@ -47,22 +44,20 @@ async def test_the_database_restarts_mid_storm_and_nothing_is_lost(
 ) -> None:
     await migrate_url(ledger_database.url)
     ledger_socket = free_socket()
-    ledger = _ledger_settings(ledger_database.url, ledger_socket.getsockname()[1], settings, tmp_path)
+    ledger_base = f"http://127.0.0.1:{ledger_socket.getsockname()[1]}"
     provider = settings.model_copy(
-        update={"sandbox_webhook_url": f"{ledger.base_url}/webhooks/stripe", "sandbox_delivery_interval_seconds": 0.1}
+        update={"sandbox_webhook_url": f"{ledger_base}/webhooks/stripe", "sandbox_delivery_interval_seconds": 0.1}
     )
     answered: list[int] = []
-    async with (
-        serving(build_webapp(provider), listening_socket),
-        serving(_recording_webhook_answers(build_webapp(ledger), answered), ledger_socket),
-        open_services(ledger) as services,
-    ):
-        waiting = [await _awaiting_the_customer(services, n) for n in range(PAYMENTS)]
-        expected = {payment.id: "failed" if n % 4 == 0 else "succeeded" for n, payment in enumerate(waiting)}
-        readiness_while_down = await asyncio.gather(
-            _customers_decide(waiting), _outage(ledger_database, ledger, answered)
-        )
-        await eventually(lambda: _all_delivered(db), within=60)
+    async with open_services(provider, serve_sandbox=True) as sandbox:
+        assert sandbox.sandbox is not None
+        ledger = _ledger_settings(ledger_database.url, ledger_socket, provider, sandbox.sandbox.api_key, tmp_path)
+        async with (
+            serving(build_webapp(sandbox), listening_socket),
+            open_services(ledger) as services,
+            serving(_recording_webhook_answers(build_webapp(services), answered), ledger_socket),
+        ):
+            expected, readiness_while_down = await _storm(services, ledger_database, ledger, answered, db)
 
     ledger_db = await asyncpg.connect(ledger_database.url)
     try:
@@ -75,20 +70,30 @@ async def test_the_database_restarts_mid_storm_and_nothing_is_lost(
     finally:
         await ledger_db.close()
     assert 503 in answered, "no delivery arrived while the database was down"
-    assert readiness_while_down[1] == 503
+    assert readiness_while_down == 503
     assert await db.fetchval("SELECT max(attempts) FROM sandbox.deliveries") > 1  # the provider retried
 
 
-def _ledger_settings(database_url: str, port: int, provider: Settings, tmp_path: Path) -> Settings:
+async def _storm(services, database: RestartablePostgres, ledger: Settings, answered: list[int], db) -> tuple:
+    """Payments waiting for their customers, who decide while the ledger's database goes down and up;
+    the payments' expected outcomes, and readiness while the database was down."""
+    waiting = [await _awaiting_the_customer(services, n) for n in range(PAYMENTS)]
+    expected = {payment.payment_id: "failed" if n % 4 == 0 else "succeeded" for n, payment in enumerate(waiting)}
+    _, readiness = await asyncio.gather(_customers_decide(waiting), _outage(database, ledger, answered))
+    await eventually(lambda: _all_delivered(db), within=60)
+    return expected, readiness
+
+
+def _ledger_settings(database_url: str, sock, provider: Settings, sandbox_key: str, tmp_path: Path) -> Settings:
     """paywarden as it runs against Stripe, with the sandbox of the other app as Stripe."""
     return Settings(
         _env_file=None,
         database_url=database_url,
         host="127.0.0.1",
-        port=port,
+        port=sock.getsockname()[1],
         data_dir=tmp_path / "ledger",
         provider="stripe",
-        stripe_api_key=SANDBOX_API_KEY,
+        stripe_api_key=sandbox_key,
         stripe_api_base=f"{provider.base_url}/sandbox",
         stripe_webhook_secret=provider.stripe_webhook_secret,
         reconcile_interval_seconds=0,
@@ -98,9 +103,13 @@ def _ledger_settings(database_url: str, port: int, provider: Settings, tmp_path:
 
 async def _awaiting_the_customer(services, n: int):
     request = ChargeInput(
-        f"cus_restart_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL
+        customer_id=f"cus_restart_{n}",
+        idempotency_key="k",
+        product_id="day_pass",
+        payment_method="pm_card_authenticationRequired",
+        caller=LOCAL,
     )
-    payment = (await charges.charge(services, request, "not_asked"))[0]
+    payment = await charges.charge(services, request)
     assert payment.status == "requires_action" and payment.next_action_url
     return payment
 

@@ -12,9 +12,7 @@ from server import charges
 from server.charges import ChargeInput
 from server.reconciler import reconcile_once
 from server.services import open_services
-from tests.helpers import LOCAL, serving
-from tests.test_payment_paths import click
-from webapp.app import build_webapp
+from tests.helpers import LOCAL, click, running_app
 
 # No webhooks, and open payments too fresh for the one-by-one check: only the event list can help.
 ONLY_THE_EVENT_LIST = {
@@ -30,8 +28,7 @@ async def test_events_never_delivered_are_read_from_the_provider_and_applied_onc
 ) -> None:
     quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
     async with (
-        serving(build_webapp(quiet), listening_socket),
-        open_services(quiet) as services,
+        running_app(quiet, listening_socket) as services,
         open_services(quiet) as other_process,
     ):
         waiting = [await _awaiting_the_customer(services, f"cus_list_{n}") for n in range(9)]
@@ -39,7 +36,7 @@ async def test_events_never_delivered_are_read_from_the_provider_and_applied_onc
         for n, payment in enumerate(waiting):
             decision = ("Pay", "Pay", "Decline")[n % 3]
             await click(payment.next_action_url, decision)
-            truth[payment.id] = "succeeded" if decision == "Pay" else "failed"
+            truth[payment.payment_id] = "succeeded" if decision == "Pay" else "failed"
         assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0  # nothing was delivered
 
         first, concurrent = await asyncio.gather(reconcile_once(services), reconcile_once(other_process))
@@ -60,7 +57,7 @@ async def test_events_never_delivered_are_read_from_the_provider_and_applied_onc
 
 async def test_the_event_list_is_read_in_order_page_by_page(settings, listening_socket, db) -> None:
     quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
-    async with serving(build_webapp(quiet), listening_socket), open_services(quiet) as services:
+    async with running_app(quiet, listening_socket) as services:
         for n in range(5):
             await _awaiting_the_customer(services, f"cus_pages_{n}")
         in_order = [row["id"] for row in await db.fetch("SELECT id FROM sandbox.events ORDER BY seq")]
@@ -85,7 +82,7 @@ async def test_a_cursor_the_provider_forgot_restarts_from_the_lookback_window(
     settings, listening_socket, db: asyncpg.Connection
 ) -> None:
     quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
-    async with serving(build_webapp(quiet), listening_socket), open_services(quiet) as services:
+    async with running_app(quiet, listening_socket) as services:
         payment = await _awaiting_the_customer(services, "cus_forgot")
         await reconcile_once(services)
         await db.execute("UPDATE provider_event_cursors SET last_event_id = 'evt_long_gone'")
@@ -101,7 +98,13 @@ async def test_a_cursor_the_provider_forgot_restarts_from_the_lookback_window(
 
 
 async def _awaiting_the_customer(services, customer_id: str):
-    request = ChargeInput(customer_id, "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL)
-    payment = (await charges.charge(services, request, "not_asked"))[0]
+    request = ChargeInput(
+        customer_id=customer_id,
+        idempotency_key="k",
+        product_id="day_pass",
+        payment_method="pm_card_authenticationRequired",
+        caller=LOCAL,
+    )
+    payment = await charges.charge(services, request)
     assert payment.status == "requires_action" and payment.next_action_url
     return payment

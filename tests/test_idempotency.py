@@ -8,7 +8,6 @@ import asyncpg
 
 from server import charges
 from server.charges import ChargeInput
-from server.services import open_services
 from tests.helpers import LOCAL, call, call_error
 
 CHARGE = {
@@ -65,11 +64,9 @@ async def test_concurrent_identical_calls_make_one_payment_and_one_provider_char
 
 async def test_a_retry_while_the_first_call_is_in_flight_is_told_to_wait(app, mcp, db) -> None:
     """The first call has recorded the payment and holds the lease; the provider has not answered yet."""
-    async with open_services(app.settings) as services:
-        request = ChargeInput(**{**CHARGE, "amount_minor": None, "currency": None, "description": None}, caller=LOCAL)
-        await charges.record(
-            services, request, charges.price(request, services.catalog, services.provider), "not_asked"
-        )
+    services = app.services
+    request = ChargeInput(**CHARGE, caller=LOCAL)
+    await charges.record(services, request, charges.price(request, services.catalog, services.provider), "not_asked")
     async with mcp() as client:
         message = await call_error(client, "create_charge", **CHARGE)
         assert "still in progress; retry shortly with the same key" in message

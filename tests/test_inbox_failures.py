@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 
 from server import inbox
-from tests.helpers import call, paywarden_command
-from tests.test_webhooks import intent_event, post, signed
+from tests.helpers import call, intent_event, paywarden_command, signed
+from tests.helpers import post_webhook as post
 
 
 @pytest.fixture
@@ -63,12 +63,10 @@ async def test_a_failing_event_is_kept_retried_and_replayed(
 
 async def test_the_reconciler_retries_failed_events(app, db, two_payments, processing_handler_breaks) -> None:
     from server.reconciler import reconcile_once
-    from server.services import open_services
 
     body = intent_event("payment_intent.processing", two_payments[0], event_id="evt_f3")
     assert (await post(app, body, signed(body))).status_code == 500
     processing_handler_breaks.undo()
-    async with open_services(app.settings) as services:
-        report = await reconcile_once(services)
+    report = await reconcile_once(app.services)
     assert report.events_retried == 1
     assert await db.fetchval("SELECT outcome FROM webhook_events WHERE event_id = 'evt_f3'") == "applied"

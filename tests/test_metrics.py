@@ -7,8 +7,8 @@ import json
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import call
-from tests.test_webhooks import post, signed
+from tests.helpers import call, signed
+from tests.helpers import post_webhook as post
 
 
 async def scrape(app) -> dict[tuple[str, tuple], float]:
@@ -49,4 +49,4 @@ async def test_metrics_count_events_tool_calls_and_payments(app, mcp) -> None:
     assert grew("paywarden_webhook_events_total", outcome="rejected") == 1
     assert grew("paywarden_tool_calls_total", tool="create_charge", result="ok") == 1
     assert grew("paywarden_tool_duration_seconds_count", tool="check_entitlement") == 1
-    assert after[("paywarden_payments", (("status", "succeeded"),))] == 1
+    assert grew("paywarden_payment_transitions_total", to_status="succeeded") == 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from server.config import Settings
-from server.errors import InvalidRequest
-from server.providers import ProviderConfigError, check_provider_config
+from server.errors import ConfigurationError, InvalidRequest
+from server.providers import check_provider_config
 from server.providers.stripe_amounts import from_stripe, to_stripe
 
 
@@ -30,18 +30,18 @@ def stripe_settings(key: str, **extra) -> Settings:
 
 
 def test_a_live_key_is_refused_unless_the_operator_allows_it() -> None:
-    with pytest.raises(ProviderConfigError, match="PAYWARDEN_ALLOW_LIVE=true"):
+    with pytest.raises(ConfigurationError, match="PAYWARDEN_ALLOW_LIVE=true"):
         check_provider_config(stripe_settings("sk_live_123"), receives_webhooks=True)
-    with pytest.raises(ProviderConfigError, match="PAYWARDEN_ALLOW_LIVE=true"):
+    with pytest.raises(ConfigurationError, match="PAYWARDEN_ALLOW_LIVE=true"):
         check_provider_config(stripe_settings("rk_live_123"), receives_webhooks=False)
     check_provider_config(stripe_settings("sk_live_123", allow_live=True), receives_webhooks=True)
     check_provider_config(stripe_settings("sk_test_123"), receives_webhooks=True)
 
 
 def test_the_stripe_provider_needs_its_keys() -> None:
-    with pytest.raises(ProviderConfigError, match="STRIPE_API_KEY"):
+    with pytest.raises(ConfigurationError, match="STRIPE_API_KEY"):
         check_provider_config(Settings(_env_file=None, provider="stripe"), receives_webhooks=False)
-    with pytest.raises(ProviderConfigError, match="STRIPE_WEBHOOK_SECRET"):
+    with pytest.raises(ConfigurationError, match="STRIPE_WEBHOOK_SECRET"):
         check_provider_config(
             Settings(_env_file=None, provider="stripe", stripe_api_key="sk_test_1"), receives_webhooks=True
         )

@@ -13,31 +13,28 @@ import stripe
 
 from server import charges
 from server.charges import ChargeInput
-from server.providers.sandbox import SANDBOX_API_KEY
-from server.reconciler import reconcile_once
+from server.reconciler import reconcile_once, running_in_background
 from server.services import open_services
-from tests.helpers import LOCAL, call, eventually
-from tests.test_webhooks import intent_event, post, signed
+from server.tenancy import DEFAULT_TENANT
+from tests.helpers import LOCAL, call, eventually, intent_event, signed
+from tests.helpers import post_webhook as post
 
 
 def request(key: str, customer: str = "cus_race") -> ChargeInput:
-    return ChargeInput(customer, key, "pro_monthly", None, None, None, "pm_card_visa", LOCAL)
+    return ChargeInput(
+        customer_id=customer, idempotency_key=key, product_id="pro_monthly", payment_method="pm_card_visa", caller=LOCAL
+    )
 
 
 async def test_a_webhook_that_arrives_before_the_providers_answer(app, db: asyncpg.Connection) -> None:
-    async with open_services(app.settings) as services:
-        new = charges.price(request("early"), services.catalog, services.provider)
-        payment, _ = await charges.record(services, request("early"), new, "not_asked")
-        reported = {
-            "payment_id": payment.id,
-            "provider_payment_id": "pi_early",
-            "amount_minor": 2000,
-            "currency": "USD",
-        }
-        body = intent_event("payment_intent.succeeded", reported, event_id="evt_early")
-        assert (await post(app, body, signed(body))).json()["outcome"] == "applied"
+    services = app.services
+    new = charges.price(request("early"), services.catalog, services.provider)
+    payment, _ = await charges.record(services, request("early"), new, "not_asked")
+    reported = {"payment_id": payment.id, "provider_payment_id": "pi_early", "amount_minor": 2000, "currency": "USD"}
+    body = intent_event("payment_intent.succeeded", reported, event_id="evt_early")
+    assert (await post(app, body, signed(body))).json()["outcome"] == "applied"
 
-        answered = await charges.submit(services, payment)  # the synchronous answer, late
+    answered = await charges.submit(services, payment)  # the synchronous answer, late
     assert answered.status == "succeeded"
     actors = await db.fetch("SELECT actor, to_status FROM payment_audit ORDER BY id")
     assert [(row["actor"], row["to_status"]) for row in actors] == [("agent", "created"), ("webhook", "succeeded")]
@@ -84,7 +81,9 @@ async def test_a_declined_payment_is_closed_at_the_provider(app, mcp, db: asyncp
     )
     assert intent_status == "canceled"
     sandbox = stripe.StripeClient(
-        SANDBOX_API_KEY, base_addresses={"api": f"{app.base_url}/sandbox"}, http_client=stripe.HTTPXClient()
+        app.services.sandbox.api_key,
+        base_addresses={"api": f"{app.base_url}/sandbox"},
+        http_client=stripe.HTTPXClient(),
     )
     try:
         await sandbox.v1.payment_intents.confirm_async(
@@ -117,9 +116,13 @@ async def test_the_reconciler_alone_settles_payments_whose_webhooks_never_came(a
     quiet = app.settings.model_copy(update={"reconcile_after_seconds": 0})
     async with open_services(quiet) as services:
         needs_person = ChargeInput(
-            "cus_q", "r1", "pro_monthly", None, None, None, "pm_card_authenticationRequired", LOCAL
+            customer_id="cus_q",
+            idempotency_key="r1",
+            product_id="pro_monthly",
+            payment_method="pm_card_authenticationRequired",
+            caller=LOCAL,
         )
-        payment, _ = await charges.charge(services, needs_person, "not_asked")
+        payment = await charges.charge(services, needs_person)
         assert payment.status == "requires_action"
         await db.execute("DELETE FROM sandbox.deliveries")  # its webhooks are lost…
         await db.execute(  # …and the person pays at the provider
@@ -129,7 +132,7 @@ async def test_the_reconciler_alone_settles_payments_whose_webhooks_never_came(a
         )
         report = await reconcile_once(services)
         again = await reconcile_once(services)
-    assert report.updated == [payment.id] and again.updated == []
+    assert report.updated == [payment.payment_id] and again.updated == []
     assert await db.fetchval("SELECT status FROM payments") == "succeeded"
     assert await db.fetchval("SELECT actor FROM payment_audit ORDER BY id DESC LIMIT 1") == "reconciler"
     await eventually(lambda: _entitled(db))
@@ -140,9 +143,8 @@ async def _entitled(db: asyncpg.Connection) -> bool:
 
 
 async def test_a_refund_reported_before_the_success_still_ends_refunded(app, db: asyncpg.Connection) -> None:
-    async with open_services(app.settings) as services:
-        new = charges.price(request("rb"), services.catalog, services.provider)
-        payment, _ = await charges.record(services, request("rb"), new, "not_asked")
+    new = charges.price(request("rb"), app.services.catalog, app.services.provider)
+    payment, _ = await charges.record(app.services, request("rb"), new, "not_asked")
     await db.execute("UPDATE payments SET provider_payment_id = 'pi_rb' WHERE id = $1", payment.id)
     refund = {
         "id": "re_rb",
@@ -165,15 +167,19 @@ async def test_a_refund_reported_before_the_success_still_ends_refunded(app, db:
 async def test_paywarden_up_reconciles_in_the_background(settings, listening_socket, db) -> None:
     from mcp import Client
 
-    from server.app import build_server
     from tests.helpers import serving
+    from tools.server import build_server
     from webapp.app import build_webapp
 
     quick = settings.model_copy(
         update={"reconcile_interval_seconds": 0.2, "reconcile_after_seconds": 0, "sandbox_deliver_webhooks": False}
     )
-    webapp = build_webapp(quick, mcp=build_server(quick, background_reconciler=True, serve_http=True))
-    async with serving(webapp, listening_socket), Client(build_server(quick)) as client:
+    async with (
+        open_services(quick, serve_sandbox=True) as services,
+        serving(build_webapp(services, mcp=build_server(services)), listening_socket),
+        running_in_background(services),
+        Client(build_server(services, local_tenant=DEFAULT_TENANT)) as client,
+    ):
         waiting = await call(
             client,
             "create_charge",

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack
 import asyncpg
 import pytest
 
-from tests.helpers import call, http_client, new_key, paywarden_command, paywarden_up
+from tests.helpers import call, http_client, new_key, paywarden_command, paywarden_up, paywarden_ups, running_app
 
 CHARGE = {
     "customer_id": "cus_r",
@@ -41,14 +41,20 @@ async def crash_during_a_charge(database_url: str, point: str) -> None:
 
 
 @pytest.mark.parametrize("point", ["before_provider", "after_provider"])
-async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url, db, point: str) -> None:
+async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(
+    settings, listening_socket, database_url, db, point: str
+) -> None:
     await crash_during_a_charge(database_url, point)
     assert await db.fetchval("SELECT status FROM payments") == "created"
     assert (await counts(db))[1] == (1 if point == "after_provider" else 0)
 
     await lease_runs_out(db)
     key = await new_key(database_url)
-    async with paywarden_up(database_url, **QUIET) as base, http_client(f"{base}/mcp", key) as client:
+    quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
+    async with (
+        running_app(quiet, listening_socket),  # another server, started after the crash
+        http_client(f"{quiet.base_url}/mcp", key) as client,
+    ):
         retried = await call(client, "create_charge", **CHARGE)
         entitled = await call(client, "check_entitlement", customer_id="cus_r", feature="pro")
     assert retried["replayed"] is True and retried["status"] == "succeeded"
@@ -57,11 +63,14 @@ async def test_a_retry_with_the_same_key_finishes_a_crashed_charge(database_url,
 
 
 @pytest.mark.parametrize("point", ["before_provider", "after_provider"])
-async def test_paywarden_reconcile_finishes_a_crashed_charge(database_url, db, point: str) -> None:
+async def test_paywarden_reconcile_finishes_a_crashed_charge(
+    settings, listening_socket, database_url, db, point: str
+) -> None:
     await crash_during_a_charge(database_url, point)
     await lease_runs_out(db)
-    async with paywarden_up(database_url, **QUIET) as base:
-        port = base.rsplit(":", 1)[1]
+    quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
+    async with running_app(quiet, listening_socket):  # the sandbox, served again after the crash
+        port = str(quiet.port)
         code, out = await paywarden_command(database_url, "reconcile", port=port, **QUIET)
         assert code == 0, out
         # Before the provider call there is nothing at the provider: the charge is submitted again.
@@ -75,8 +84,8 @@ async def test_paywarden_reconcile_finishes_a_crashed_charge(database_url, db, p
 
 async def test_fifty_identical_calls_over_two_servers_make_one_payment(database_url, db) -> None:
     key = await new_key(database_url)
-    async with paywarden_up(database_url) as first, paywarden_up(database_url) as second, AsyncExitStack() as stack:
-        clients = [await stack.enter_async_context(http_client(f"{base}/mcp", key)) for base in [first, second] * 5]
+    async with paywarden_ups(database_url, 2) as servers, AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(http_client(f"{base}/mcp", key)) for base in servers * 5]
         results = await asyncio.gather(*(client.call_tool("create_charge", CHARGE) for client in clients * 5))
     assert len(results) == 50
     answers = [r.structured_content for r in results if not r.is_error]

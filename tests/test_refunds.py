@@ -8,8 +8,8 @@ import json
 import asyncpg
 import pytest
 
-from tests.helpers import LOCAL, call, call_error, eventually
-from tests.test_webhooks import post, signed
+from tests.helpers import LOCAL, call, call_error, eventually, local_mcp, signed
+from tests.helpers import post_webhook as post
 
 
 @pytest.fixture
@@ -124,12 +124,8 @@ async def _two_refund_events(db: asyncpg.Connection):
 
 
 async def test_refunding_one_of_two_stacked_purchases_keeps_the_other(app, db) -> None:
-    from mcp import Client
-
-    from server.app import build_server
-
     no_duplicate_guard = app.settings.model_copy(update={"duplicate_window_seconds": 0})
-    async with Client(build_server(no_duplicate_guard)) as client:
+    async with local_mcp(no_duplicate_guard) as client:
         first, second = [
             await call(
                 client,
@@ -152,12 +148,11 @@ async def test_a_stuck_refund_is_finished_by_reconcile(app, db, paid) -> None:
     from server import refunds as refund_logic
     from server.reconciler import reconcile_once
     from server.refunds import RefundInput
-    from server.services import open_services
 
-    async with open_services(app.settings) as services:
-        recorded, _ = await refund_logic.record(services, RefundInput(paid["payment_id"], "stuck", None, None, LOCAL))
-        await db.execute("UPDATE refunds SET submit_lease_until = now() - interval '1 second'")  # its process died
-        report = await reconcile_once(services)
+    request = RefundInput(payment_id=paid["payment_id"], idempotency_key="stuck", caller=LOCAL)
+    recorded, _ = await refund_logic.record(app.services, request)
+    await db.execute("UPDATE refunds SET submit_lease_until = now() - interval '1 second'")  # its process died
+    report = await reconcile_once(app.services)
     assert recorded.id in report.resubmitted
     assert await db.fetchval("SELECT status FROM refunds") == "succeeded"
     assert await db.fetchval("SELECT status FROM payments") == "refunded"

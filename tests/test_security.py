@@ -12,8 +12,17 @@ import httpx
 import pytest
 
 from server.config import Settings
-from tests.helpers import call, call_error, http_client, new_key, paywarden_command, serving
-from webapp.app import build_webapp
+from tests.helpers import (
+    WEBHOOK_SECRET,
+    call,
+    call_error,
+    http_client,
+    intent_event,
+    new_key,
+    paywarden_command,
+    running_app,
+    signed,
+)
 
 INITIALIZE = {
     "jsonrpc": "2.0",
@@ -91,7 +100,7 @@ async def test_each_tool_needs_its_scope_and_says_which(app, database_url: str) 
 
 
 async def test_a_key_is_shown_only_the_tools_its_scopes_allow(app, database_url: str) -> None:
-    from server.tenancy import TOOL_SCOPES
+    from tools.server import TOOL_SCOPES
 
     for scopes in [("read",), ("charge",), ("refund",), ("read", "refund")]:
         async with http_client(f"{app.base_url}/mcp", await new_key(database_url, scopes=scopes)) as client:
@@ -169,10 +178,8 @@ async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
 
 
 async def test_allowed_hosts_are_configurable(settings: Settings, listening_socket, api_key: str) -> None:
-    from server.app import build_server
-
     public = settings.model_copy(update={"allowed_hosts": "pay.example.com"})
-    async with serving(build_webapp(public, mcp=build_server(public, serve_http=True)), listening_socket):
+    async with running_app(public, listening_socket):
         base = f"http://127.0.0.1:{public.port}"
         async with httpx.AsyncClient() as http:
             auth = {**MCP_HEADERS, "Authorization": f"Bearer {api_key}"}
@@ -255,8 +262,6 @@ async def test_keys_create_refuses_unknown_scopes(database_url: str, scopes: str
 async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: asyncpg.Connection) -> None:
     """The platform endpoint routes by the payment an event names; a tenant's own endpoint, signed with
     its own secret, can touch only that tenant's payments."""
-    from tests.test_webhooks import SECRET, intent_event, signed
-
     keys = {tenant: await new_key(database_url, tenant_id=tenant) for tenant in ("tenant-a", "tenant-b")}
     code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", "whsec_tenant_a")
     assert code == 0, out
@@ -273,11 +278,13 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
     own = "/webhooks/stripe/tenant-a"
     crossing = await deliver(own, waiting["tenant-b"], "evt_b", "whsec_tenant_a")  # one account: every endpoint
     assert crossing.status_code == 200 and crossing.json()["outcome"] == "not_for_tenant"  # gets every event
-    assert (await deliver(own, waiting["tenant-a"], "evt_platform_secret", SECRET)).status_code == 400
+    assert (await deliver(own, waiting["tenant-a"], "evt_platform_secret", WEBHOOK_SECRET)).status_code == 400
     assert (await deliver(own, waiting["tenant-a"], "evt_a", "whsec_tenant_a")).json()["outcome"] == "applied"
     for closed in ("/webhooks/stripe/tenant-b", "/webhooks/stripe/nobody"):
         assert (await deliver(closed, waiting["tenant-b"], "evt_closed", "whsec_tenant_a")).status_code == 404
-    assert (await deliver("/webhooks/stripe", waiting["tenant-b"], "evt_b", SECRET)).json()["outcome"] == "applied"
+    assert (await deliver("/webhooks/stripe", waiting["tenant-b"], "evt_b", WEBHOOK_SECRET)).json()[
+        "outcome"
+    ] == "applied"
 
     statuses = dict(await db.fetch("SELECT tenant_id, status FROM payments"))
     assert statuses == {"tenant-a": "succeeded", "tenant-b": "succeeded"}
@@ -303,8 +310,6 @@ async def test_keys_create_refuses_bad_input_and_writes_nothing(database_url: st
 
 
 async def test_tenant_commands(app, database_url: str, db) -> None:
-    from tests.test_webhooks import intent_event, signed
-
     assert (await paywarden_command(database_url, "tenants", "create", "acme", "--name", "Acme Inc."))[0] == 0
     code, again = await paywarden_command(database_url, "tenants", "create", "acme")
     assert code == 0 and "tenant 'acme' already exists" in again
@@ -330,7 +335,6 @@ async def test_tenant_commands(app, database_url: str, db) -> None:
 
 async def test_the_reconciler_forgets_old_rate_limit_counts(app, database_url: str, db) -> None:
     from server.reconciler import reconcile_once
-    from server.services import open_services
 
     key = await key_id(db, await new_key(database_url))
     await db.execute(
@@ -338,6 +342,5 @@ async def test_the_reconciler_forgets_old_rate_limit_counts(app, database_url: s
         " ($1, date_trunc('minute', now()), 1)",
         key,
     )
-    async with open_services(app.settings) as services:
-        await reconcile_once(services)
+    await reconcile_once(app.services)
     assert await db.fetchval("SELECT count(*) FROM api_key_usage") == 1

@@ -6,14 +6,13 @@ import asyncio
 
 import asyncpg
 import pytest
-from mcp import Client
 
-from server.app import build_server
-from tests.helpers import LOCAL, approve_everything, call, call_error
+from tests.helpers import LOCAL, approve_everything, call, call_error, local_mcp
 
 
-def limited(app, **limits) -> Client:
-    return Client(build_server(app.settings.model_copy(update=limits)))
+def limited(app, **limits):
+    """An in-process MCP client of a server with these limits (the running app's sandbox is its provider)."""
+    return local_mcp(app.settings.model_copy(update=limits))
 
 
 def ad_hoc(key: str, amount: int, currency: str = "USD", customer: str = "cus_l") -> dict:
@@ -162,10 +161,17 @@ async def test_approving_after_the_window_moved_still_respects_the_limit(app, db
 async def test_a_yes_does_not_cover_a_reason_the_person_was_not_shown(app, db: asyncpg.Connection) -> None:
     from server import charges
     from server.charges import ChargeInput
-    from server.services import open_services
 
-    async with open_services(app.settings) as services:
-        request = ChargeInput("cus_y", "k", None, 9000, "USD", "GPU", "pm_card_visa", LOCAL)
-        new = charges.price(request, services.catalog, services.provider)
-        payment, _ = await charges.record(services, request, new, "approved", approved_for=["something else"])
+    services = app.services
+    request = ChargeInput(
+        customer_id="cus_y",
+        idempotency_key="k",
+        amount_minor=9000,
+        currency="USD",
+        description="GPU",
+        payment_method="pm_card_visa",
+        caller=LOCAL,
+    )
+    new = charges.price(request, services.catalog, services.provider)
+    payment, _ = await charges.record(services, request, new, "approved", approved_for=["something else"])
     assert payment.status == "requires_approval"

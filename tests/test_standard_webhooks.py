@@ -13,9 +13,7 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from server.app import build_server
-from tests.helpers import call, serving
-from webapp.app import build_webapp
+from tests.helpers import call, local_mcp, running_app
 
 SECRET = "whsec_" + base64.b64encode(b"paywarden-standard-webhooks-test!").decode()
 OLD = "whsec_" + base64.b64encode(b"the-secret-that-is-being-rotated").decode()
@@ -35,14 +33,12 @@ def signed(body: str, secret: str = SECRET, msg_id: str = "msg_1", at: datetime 
 @pytest.fixture
 async def standard_app(settings, listening_socket: socket.socket):
     configured = settings.model_copy(update={"standard_webhook_secret": SecretStr(f"{SECRET},{OLD}")})
-    async with serving(build_webapp(configured, mcp=build_server(configured, serve_http=True)), listening_socket):
+    async with running_app(configured, listening_socket):
         yield configured
 
 
 async def test_a_signed_standard_webhook_moves_the_payment(standard_app, db: asyncpg.Connection) -> None:
-    from mcp import Client
-
-    async with Client(build_server(standard_app)) as client:
+    async with local_mcp(standard_app) as client:
         waiting = await call(client, "create_charge", customer_id="cus_sw", idempotency_key="sw", product_id="day_pass")
     intent = {
         "id": waiting["provider_payment_id"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 
@@ -11,8 +10,16 @@ import asyncpg
 import httpx
 from mcp import Client, StdioServerParameters
 
-from tests.conftest import free_socket
-from tests.helpers import call, eventually, http_client, new_key
+from tests.helpers import (
+    call,
+    eventually,
+    free_port,
+    free_socket,
+    http_client,
+    new_key,
+    paywarden_command,
+    process_environment,
+)
 
 TOOLS = {
     "create_charge",
@@ -58,25 +65,15 @@ async def test_every_tool_has_an_output_schema_and_truthful_annotations(app, api
     assert (charge.read_only_hint, charge.idempotent_hint, charge.open_world_hint) == (False, True, True)
 
 
-async def test_paywarden_mcp_over_stdio_lists_the_tools(database_url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server.cli", "mcp"], env=env)
-    async with Client(params) as client:
-        listed = await client.list_tools()
-        assert {tool.name for tool in listed.tools} == TOOLS
-        answer = await call(client, "check_entitlement", customer_id="cus_s", feature="pro")
-        assert answer["allowed"] is False
-
-
 async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(database_url: str, tmp_path) -> None:
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    env = {**os.environ, "DATABASE_URL": database_url, "PAYWARDEN_DATA_DIR": str(tmp_path)}
+    env = process_environment(database_url, data_dir=str(tmp_path))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server.cli",
+        "cli",
         "up",
         "--port",
         str(port),
@@ -133,22 +130,23 @@ async def _first_key_printed(process: asyncio.subprocess.Process) -> tuple[str, 
     raise AssertionError(f"paywarden up printed no first key:\n{printed}")
 
 
-async def test_stdio_acts_as_its_configured_tenant(database_url: str) -> None:
-    """stdio needs no key; it acts as PAYWARDEN_STDIO_TENANT, and refuses to start for a tenant that does not exist."""
+async def test_paywarden_mcp_over_stdio_acts_as_its_configured_tenant(database_url: str) -> None:
+    """stdio lists every tool and needs no key; it acts as PAYWARDEN_STDIO_TENANT, and refuses to start for
+    a tenant that does not exist."""
     await new_key(database_url, tenant_id="acme")  # creates the tenant
-    base_env = {**os.environ, "DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "server.cli", "mcp"]
-    acme_env = {**base_env, "PAYWARDEN_STDIO_TENANT": "acme"}
-    acme = StdioServerParameters(command=command[0], args=command[1:], env=acme_env)
-    async with Client(acme) as client:  # no sandbox runs here: the payment is recorded, then the provider is away
-        await client.call_tool("create_charge", {"customer_id": "c", "idempotency_key": "k", "product_id": "day_pass"})
+    acme_env = process_environment(database_url, stdio_tenant="acme", port=str(free_port()))
+    acme = StdioServerParameters(command=sys.executable, args=["-m", "cli", "mcp"], env=acme_env)
+    held = {"customer_id": "c", "idempotency_key": "k", "amount_minor": 9000, "currency": "USD"}
+    async with Client(acme) as client:  # above the approval threshold: held, the provider is not asked
+        assert {tool.name for tool in (await client.list_tools()).tools} == TOOLS
+        answer = await call(client, "check_entitlement", customer_id="c", feature="pro")
+        assert answer["allowed"] is False
+        payment = await call(client, "create_charge", **held)
+    assert payment["status"] == "requires_approval"
     conn = await asyncpg.connect(database_url)
     try:
         assert await conn.fetchval("SELECT tenant_id FROM payments") == "acme"
     finally:
         await conn.close()
-    missing = await asyncio.create_subprocess_exec(
-        *command, env={**base_env, "PAYWARDEN_STDIO_TENANT": "nobody"}, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await asyncio.wait_for(missing.communicate(), 30)
-    assert missing.returncode != 0 and "paywarden tenants create nobody" in err.decode()
+    code, out = await paywarden_command(database_url, "mcp", stdio_tenant="nobody")
+    assert code != 0 and "paywarden tenants create nobody" in out

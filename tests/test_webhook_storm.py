@@ -16,8 +16,8 @@ import httpx
 from server import charges
 from server.charges import ChargeInput
 from server.services import open_services
-from tests.helpers import LOCAL
-from tests.test_webhooks import SECRET, signed
+from tests.helpers import LOCAL, signed
+from tests.helpers import WEBHOOK_SECRET as SECRET
 
 PAYMENTS = 200
 EVENTS = 2000
@@ -55,7 +55,7 @@ async def test_a_storm_of_events_converges_exactly(app, db: asyncpg.Connection) 
     async with open_services(app.settings.model_copy(update={"duplicate_window_seconds": 0})) as services:
         ids = []
         for n in range(PAYMENTS):
-            request = ChargeInput(f"storm_{n}", "k", "day_pass", None, None, None, None, LOCAL)
+            request = ChargeInput(customer_id=f"storm_{n}", idempotency_key="k", product_id="day_pass", caller=LOCAL)
             payment, _ = await charges.record(
                 services, request, charges.price(request, services.catalog, services.provider), "not_asked"
             )
@@ -126,14 +126,18 @@ async def test_with_webhooks_suppressed_the_reconciler_alone_finds_the_truth(app
         waiting = []
         for n in range(20):
             request = ChargeInput(
-                f"quiet_{n}", "k", "day_pass", None, None, None, "pm_card_authenticationRequired", LOCAL
+                customer_id=f"quiet_{n}",
+                idempotency_key="k",
+                product_id="day_pass",
+                payment_method="pm_card_authenticationRequired",
+                caller=LOCAL,
             )
-            waiting.append((await charges.charge(services, request, "not_asked"))[0])
+            waiting.append(await charges.charge(services, request))
         await db.execute("DELETE FROM sandbox.deliveries")  # no webhook will ever arrive
         truth = {}
         for n, payment in enumerate(waiting):  # what happened at the provider meanwhile
             status = ("succeeded", "canceled", "processing", "requires_action")[n % 4]
-            truth[payment.id] = status
+            truth[payment.payment_id] = status
             await db.execute(
                 "UPDATE sandbox.payment_intents SET object = jsonb_set(object, '{status}', to_jsonb($2::text)) "
                 "WHERE id = $1",

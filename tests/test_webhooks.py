@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
-import stripe
 
-from tests.conftest import with_database
-from tests.helpers import call
-
-SECRET = "whsec_test_secret"  # the settings fixture's STRIPE_WEBHOOK_SECRET
-
-
-def signed(body: str, secret: str = SECRET, at: int | None = None) -> dict[str, str]:
-    header = stripe.WebhookSignature.generate_signature_header(body, secret, at or int(time.time()))
-    return {"Stripe-Signature": header, "Content-Type": "application/json"}
-
-
-def intent_event(event_type: str, payment: dict, *, event_id: str, amount: int | None = None, **intent) -> str:
-    obj = {
-        "id": payment["provider_payment_id"],
-        "object": "payment_intent",
-        "amount": payment["amount_minor"] if amount is None else amount,
-        "currency": payment["currency"].lower(),
-        "metadata": {"payment_id": payment["payment_id"]},
-        "status": {"payment_intent.succeeded": "succeeded", "payment_intent.processing": "processing"}.get(
-            event_type, "requires_payment_method"
-        ),
-        **intent,
-    }
-    return json.dumps({"id": event_id, "object": "event", "type": event_type, "data": {"object": obj}})
-
-
-async def post(app, body: str | bytes, headers: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
-        return await http.post("/webhooks/stripe", content=body, headers=headers)
+from tests.helpers import WEBHOOK_SECRET, call, database_refusing_connections, intent_event, signed
+from tests.helpers import post_webhook as post
 
 
 @pytest.fixture
@@ -86,7 +57,7 @@ async def test_bad_signatures_get_400_and_store_nothing(app, db, open_payment, m
     response = await post(app, body, make_headers(body))
     assert response.status_code == 400
     assert expected in response.json()["error"]["message"]
-    assert SECRET not in response.text
+    assert WEBHOOK_SECRET not in response.text
     assert await inbox(db) == []
     assert await status(db, open_payment["payment_id"]) == "requires_action"
 
@@ -158,10 +129,9 @@ async def test_an_unsigned_malformed_body_is_not_kept(app, db) -> None:
 
 
 async def test_several_secrets_are_accepted_while_one_is_rotated(app, db, settings) -> None:
-    rotating = settings.model_copy(update={"stripe_webhook_secret": "whsec_new, whsec_test_secret"})
-    from server.providers import open_provider
+    from server.providers import Credentials, open_provider
 
-    provider = open_provider(rotating, "whsec_new, whsec_test_secret")
+    provider = open_provider(settings, Credentials("sk_test_unused", "whsec_new, whsec_test_secret"))
     body = json.dumps({"id": "evt_rot", "type": "customer.created", "data": {"object": {}}})
     for secret in ("whsec_new", "whsec_test_secret"):
         header = signed(body, secret=secret)["Stripe-Signature"]
@@ -189,19 +159,11 @@ async def test_a_body_that_is_not_json_by_its_content_type_is_refused(app, db) -
 
 
 async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(app, db, database_url) -> None:
-    name = urlsplit(database_url).path.lstrip("/")
     body = json.dumps({"id": "evt_t11", "type": "customer.created", "data": {"object": {}}})
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
-    try:
-        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
-        async with httpx.AsyncClient(base_url=app.base_url) as http:
-            ready = await http.get("/readyz")
-            alive = await http.get("/healthz")
-            hook = await http.post("/webhooks/stripe", content=body, headers=signed(body))
-    finally:
-        await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
-        await admin.close()
+    async with database_refusing_connections(database_url), httpx.AsyncClient(base_url=app.base_url) as http:
+        ready = await http.get("/readyz")
+        alive = await http.get("/healthz")
+        hook = await http.post("/webhooks/stripe", content=body, headers=signed(body))
     assert (ready.status_code, alive.status_code, hook.status_code) == (503, 200, 503)
     assert "database is not answering" in hook.json()["error"]["message"]
     async with httpx.AsyncClient(base_url=app.base_url) as http:  # the provider retries: now it lands

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from db import entitlements, payments
-from db.pool import connection
-from server import credits
-from server.catalog import Product
-from server.errors import DatabaseUnavailable
-from server.services import Services
+from server import entitlements
+from server.entitlements import EntitlementAnswer
+from server.tenancy import Scope
 from tools.arguments import CustomerId, Feature
-from tools.services import caller, services
+from tools.context import ToolContext, caller, services
 
+SCOPE: Scope = "read"
 ANNOTATIONS = ToolAnnotations(
     title="Check an entitlement",
     read_only_hint=True,
@@ -25,73 +21,10 @@ ANNOTATIONS = ToolAnnotations(
     idempotent_hint=True,
     open_world_hint=False,
 )
-Reason = Literal["active", "no_entitlement", "expired", "payment_pending", "insufficient_balance", "unknown_feature"]
-
-
-class Offer(BaseModel):
-    """A catalog product that would grant the feature."""
-
-    product_id: str
-    name: str
-    amount_minor: int
-    currency: str
-    price_display: str
-    days: int | None = Field(description="How many days of the feature it grants (for credits: until they expire).")
-    credits: int | None = Field(default=None, description="How many credits of a metered feature it grants.")
-
-    @classmethod
-    def of(cls, product: Product, feature: str) -> Offer:
-        grant = next(grant for grant in product.grants if grant.feature == feature)
-        return cls(
-            product_id=product.id,
-            name=product.name,
-            amount_minor=product.amount_minor,
-            currency=product.currency,
-            price_display=product.price_display,
-            days=grant.days,
-            credits=grant.credits,
-        )
-
-
-class CreditBalance(BaseModel):
-    granted: int = Field(description="Credits granted by paid purchases and not expired or revoked unspent.")
-    used: int
-    reserved: int = Field(description="Held by open reservations.")
-    remaining: int = Field(description="granted - used - reserved: what can be reserved or consumed now.")
-
-
-class EntitlementAnswer(BaseModel):
-    allowed: bool = Field(
-        description="True only when a paid, unexpired entitlement exists right now (for a metered feature: "
-        "when remaining >= quantity)."
-    )
-    customer_id: str
-    feature: str
-    reason: Reason
-    expires_at: datetime | None = Field(
-        description="When access ends (or ended, for 'expired'); for credits, when the next lot expires."
-    )
-    balance: CreditBalance | None = Field(default=None, description="Set for metered features (credits).")
-    pending_payment_id: str | None = Field(default=None, description="The unsettled payment, for 'payment_pending'.")
-    offers: list[Offer] = Field(default_factory=list, description="Products that would grant the feature.")
-    next_step: str
-
-
-NEXT_STEP: dict[str, str] = {
-    "active": "Go ahead: the customer has paid for this feature.",
-    "no_entitlement": "Not allowed. Offer one of the products in offers and charge with create_charge.",
-    "expired": "Not allowed: access has expired. Offer a renewal from offers and charge with create_charge.",
-    "payment_pending": "Not allowed yet: a payment is in progress (pending_payment_id). Check get_payment; "
-    "if a person must act, share its next_action_url.",
-    "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "
-    "with create_charge; then reserve_credits before the expensive call.",
-    "unknown_feature": "Not allowed: no catalog product grants this feature. Check the feature name.",
-}
-METERED_ACTIVE = "Enough credits: call reserve_credits before the expensive call (or consume_credits for one-shot use)."
 
 
 async def check_entitlement(
-    ctx: Context,
+    ctx: ToolContext,
     customer_id: CustomerId,
     feature: Feature,
     quantity: Annotated[
@@ -106,75 +39,4 @@ async def check_entitlement(
     false, reason says why and offers lists the catalog products that would grant the feature:
     offer one and charge it with create_charge. If this call fails, treat the customer as not entitled.
     """
-    who = caller(ctx, "read")
-    try:
-        return await answer(services(ctx), who.tenant_id, customer_id, feature, quantity)
-    except DatabaseUnavailable:
-        raise DatabaseUnavailable(
-            "Could not verify the entitlement: the payments database is not answering. Treat the customer "
-            "as NOT entitled and retry shortly."
-        ) from None
-
-
-async def answer(
-    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int = 1
-) -> EntitlementAnswer:
-    products = services.catalog.granting(feature)
-    if services.catalog.is_metered(feature):
-        return await _metered(services, tenant_id, customer_id, feature, quantity, products)
-    async with connection(services.pool) as conn:
-        state = await entitlements.state(conn, tenant_id, customer_id, feature)
-        pending = None
-        if state.active_until is None and products:
-            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
-    reason = _reason(state, pending, has_products=bool(products))
-    return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
-
-
-async def _metered(
-    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, products: list[Product]
-) -> EntitlementAnswer:
-    view = await credits.view(services, tenant_id, customer_id, feature)
-    reason: Reason = "active"
-    pending = None
-    if view.balance.remaining < quantity:
-        async with connection(services.pool) as conn:
-            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
-        never_granted = view.balance.granted == 0 and view.balance.used == 0
-        reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
-    result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)
-    result.balance = CreditBalance(**vars(view.balance))
-    if reason == "active":
-        result.next_step = METERED_ACTIVE
-    return result
-
-
-def _answer(
-    customer_id: str,
-    feature: str,
-    reason: Reason,
-    expires_at: datetime | None,
-    pending: str | None,
-    products: list[Product],
-) -> EntitlementAnswer:
-    offers = [] if reason == "active" else [Offer.of(product, feature) for product in products]
-    return EntitlementAnswer(
-        allowed=reason == "active",
-        customer_id=customer_id,
-        feature=feature,
-        reason=reason,
-        expires_at=expires_at,
-        pending_payment_id=pending,
-        offers=offers,
-        next_step=NEXT_STEP[reason],
-    )
-
-
-def _reason(state: entitlements.EntitlementState, pending: str | None, *, has_products: bool) -> Reason:
-    if state.active_until is not None:
-        return "active"
-    if pending is not None:
-        return "payment_pending"
-    if state.last_expired_at is not None:
-        return "expired"
-    return "no_entitlement" if has_products else "unknown_feature"
+    return await entitlements.check(services(ctx), caller(ctx), customer_id, feature, quantity)

@@ -5,21 +5,14 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Annotated
 
-from mcp.server.mcpserver import (
-    AcceptedElicitation,
-    Context,
-    Elicit,
-    ElicitationResult,
-    Resolve,
-)
+from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from server import charges
-from server.charges import ApprovalAnswer, ChargeInput
+from server.charges import ApprovalAnswer, ChargeInput, ChargeResult
 from server.errors import PaywardenError
-from server.money import format_amount
-from server.tenancy import Caller
+from server.tenancy import Scope
 from tools.arguments import (
     AmountMinor,
     Currency,
@@ -29,9 +22,9 @@ from tools.arguments import (
     PaymentMethod,
     ProductId,
 )
-from tools.payment_view import PaymentView
-from tools.services import caller, services
+from tools.context import ToolContext, caller, services
 
+SCOPE: Scope = "charge"
 ANNOTATIONS = ToolAnnotations(
     title="Charge a customer",
     read_only_hint=False,
@@ -39,13 +32,6 @@ ANNOTATIONS = ToolAnnotations(
     idempotent_hint=True,
     open_world_hint=True,
 )
-
-
-class ChargeResult(PaymentView):
-    replayed: bool = Field(
-        description="True when this idempotency_key was used before for the same request: this is the "
-        "original payment and nothing was charged again."
-    )
 
 
 _reasons_shown: ContextVar[list[str] | None] = ContextVar("reasons_shown", default=None)
@@ -66,8 +52,8 @@ class NoQuestion(BaseModel):
     answer: ApprovalAnswer
 
 
-async def ask_for_approval(
-    ctx: Context,
+async def charge_request(
+    ctx: ToolContext,
     customer_id: str,
     idempotency_key: str,
     product_id: str | None = None,
@@ -75,19 +61,25 @@ async def ask_for_approval(
     currency: str | None = None,
     description: str | None = None,
     payment_method: str | None = None,
+) -> ChargeInput:
+    """The call's arguments as one charge request, for the approval question and the tool body alike."""
+    return ChargeInput(
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        product_id=product_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        description=description,
+        payment_method=payment_method,
+        caller=caller(ctx),
+    )
+
+
+async def ask_for_approval(
+    ctx: ToolContext, request: Annotated[ChargeInput, Resolve(charge_request)]
 ) -> NoQuestion | Elicit[ChargeApproval]:
     """Ask the person through the client when the charge needs approval (a large amount, a repeat)."""
     try:
-        request = _charge_input(
-            caller(ctx, "charge"),
-            customer_id,
-            idempotency_key,
-            product_id,
-            amount_minor,
-            currency,
-            description,
-            payment_method,
-        )
         reasons = await charges.approval_needed(services(ctx), request)
     except PaywardenError:
         return NoQuestion(answer="not_asked")  # the tool body reports the problem
@@ -96,13 +88,14 @@ async def ask_for_approval(
     if not _can_ask(ctx):
         return NoQuestion(answer="unavailable")
     _reasons_shown.set(reasons)
-    return Elicit(approval_question(services(ctx), request, reasons), ChargeApproval)
+    return Elicit(charges.approval_question(services(ctx), request, reasons), ChargeApproval)
 
 
 async def create_charge(
-    ctx: Context,
+    ctx: ToolContext,
     customer_id: CustomerId,
     idempotency_key: IdempotencyKey,
+    request: Annotated[ChargeInput, Resolve(charge_request)],
     approval: Annotated[ElicitationResult[ChargeApproval], Resolve(ask_for_approval)],
     product_id: ProductId | None = None,
     amount_minor: AmountMinor | None = None,
@@ -124,28 +117,7 @@ async def create_charge(
     next_action_url to pay; 'failed' means nothing was charged (see failure_reason). Access is never
     granted by this call itself: confirm with check_entitlement or get_payment.
     """
-    request = _charge_input(
-        caller(ctx, "charge"),
-        customer_id,
-        idempotency_key,
-        product_id,
-        amount_minor,
-        currency,
-        description,
-        payment_method,
-    )
-    payment, replayed = await charges.charge(services(ctx), request, _answer(approval), _reasons_shown.get())
-    return ChargeResult.of(payment, replayed=replayed)
-
-
-def approval_question(services, request: ChargeInput, reasons: list[str]) -> str:
-    """The same words every time for the same charge: who is charged, how much, for what, and why we ask."""
-    new = charges.price(request, services.catalog, services.provider)
-    what = new.description or "an ad-hoc charge"
-    return (
-        f"Approve charging customer {new.customer_id!r} {format_amount(new.amount_minor, new.currency)} "
-        f"for {what!r}? Approval is needed because {' and '.join(reasons)}."
-    )
+    return await charges.charge(services(ctx), request, _answer(approval), _reasons_shown.get() or ())
 
 
 def _answer(approval: ElicitationResult[ChargeApproval]) -> ApprovalAnswer:
@@ -156,29 +128,7 @@ def _answer(approval: ElicitationResult[ChargeApproval]) -> ApprovalAnswer:
     return "approved" if approval.data.approve else "declined"
 
 
-def _can_ask(ctx: Context) -> bool:
+def _can_ask(ctx: ToolContext) -> bool:
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
     return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-
-
-def _charge_input(
-    who: Caller,
-    customer_id: str,
-    idempotency_key: str,
-    product_id: str | None,
-    amount_minor: int | None,
-    currency: str | None,
-    description: str | None,
-    payment_method: str | None,
-) -> ChargeInput:
-    return ChargeInput(
-        customer_id.strip(),
-        idempotency_key.strip(),
-        product_id.strip() if product_id else None,
-        amount_minor,
-        currency.strip().upper() if currency else None,
-        description,
-        payment_method.strip() if payment_method else None,
-        who,
-    )

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
 
 from server import credits
+from server.credits import ReservationResult
+from server.tenancy import Scope
 from tools.arguments import ReservationId
-from tools.credit_views import WRITE, ReservationResult
-from tools.services import caller, services
+from tools.context import ToolContext, caller, services
 
-ANNOTATIONS = WRITE.model_copy(update={"title": "Release a credit reservation"})
+SCOPE: Scope = "charge"
+ANNOTATIONS = ToolAnnotations(
+    title="Release a credit reservation",
+    read_only_hint=False,
+    destructive_hint=False,
+    idempotent_hint=True,
+    open_world_hint=False,
+)
 
 
-async def release_reservation(ctx: Context, reservation_id: ReservationId) -> ReservationResult:
+async def release_reservation(ctx: ToolContext, reservation_id: ReservationId) -> ReservationResult:
     """Release a reservation whose expensive call did not happen: all its credits go back.
 
     A reservation resolves once; releasing it again returns the same result (replayed=true).
     """
-    who = caller(ctx, "charge")
-    result, replayed = await credits.release(services(ctx), who.tenant_id, reservation_id, api_key_id=who.key_id)
-    return ReservationResult(**result, replayed=replayed)
+    return await credits.release(services(ctx), caller(ctx), reservation_id)

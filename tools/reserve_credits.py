@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server import credits
+from server.credits import ReservationResult
+from server.tenancy import Scope
 from tools.arguments import CustomerId, Feature, IdempotencyKey, Quantity
-from tools.credit_views import WRITE, ReservationResult
-from tools.services import caller, services
+from tools.context import ToolContext, caller, services
 
-ANNOTATIONS = WRITE.model_copy(update={"title": "Reserve credits"})
+SCOPE: Scope = "charge"
+ANNOTATIONS = ToolAnnotations(
+    title="Reserve credits", read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
 
 
 async def reserve_credits(
-    ctx: Context,
+    ctx: ToolContext,
     customer_id: CustomerId,
     feature: Feature,
     quantity: Quantity,
@@ -32,15 +36,6 @@ async def reserve_credits(
     hold not settled within ttl_seconds releases itself. Fails with a clear message when the balance
     is too low: offer a top-up then.
     """
-    who = caller(ctx, "charge")
-    result, replayed = await credits.reserve(
-        services(ctx),
-        who.tenant_id,
-        customer_id,
-        feature,
-        quantity,
-        idempotency_key,
-        ttl_seconds,
-        api_key_id=who.key_id,
+    return await credits.reserve(
+        services(ctx), caller(ctx), customer_id, feature, quantity, idempotency_key, ttl_seconds
     )
-    return ReservationResult(**result, replayed=replayed)

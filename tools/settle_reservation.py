@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server import credits
+from server.credits import ReservationResult
+from server.tenancy import Scope
 from tools.arguments import ReservationId
-from tools.credit_views import WRITE, ReservationResult
-from tools.services import caller, services
+from tools.context import ToolContext, caller, services
 
-ANNOTATIONS = WRITE.model_copy(update={"title": "Settle a credit reservation"})
+SCOPE: Scope = "charge"
+ANNOTATIONS = ToolAnnotations(
+    title="Settle a credit reservation",
+    read_only_hint=False,
+    destructive_hint=False,
+    idempotent_hint=True,
+    open_world_hint=False,
+)
 
 
 async def settle_reservation(
-    ctx: Context,
+    ctx: ToolContext,
     reservation_id: ReservationId,
     used_quantity: Annotated[
         int, Field(strict=True, ge=0, le=10**12, description="How many credits the call really used.")
@@ -27,8 +35,4 @@ async def settle_reservation(
     Using more than was reserved is charged only if the balance covers the difference. A
     reservation settles once; repeating the same settle returns the same result (replayed=true).
     """
-    who = caller(ctx, "charge")
-    result, replayed = await credits.settle(
-        services(ctx), who.tenant_id, reservation_id, used_quantity, api_key_id=who.key_id
-    )
-    return ReservationResult(**result, replayed=replayed)
+    return await credits.settle(services(ctx), caller(ctx), reservation_id, used_quantity)

@@ -1,24 +1,25 @@
-"""How /mcp is guarded beyond the API key itself: allowed Host/Origin values and a per-key rate limit."""
+"""How /mcp is guarded beyond the SDK's own key check: allowed Host/Origin values, a clear 401 for a
+wrong or revoked key, and a per-key rate limit."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from db import api_keys
-from db.pool import connection
-from server.api_keys import find_active
+from server import api_keys
 from server.config import Settings
 from server.errors import DatabaseUnavailable, RateLimited
+from server.services import Services
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+INVALID_KEY = (
+    "The API key is not valid: it is wrong, or it has been revoked. Check the key you send, or ask the "
+    "operator for a new one (paywarden keys create)."
+)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -32,14 +33,14 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-class PerKeyRateLimit:
-    """ASGI middleware in front of /mcp: each API key gets its rate_per_minute HTTP requests per minute,
-    counted in the database (so it holds across processes); the next one gets 429 with Retry-After.
-    Requests without a known key pass through to the endpoint, which answers them 401."""
+class McpGuard:
+    """ASGI middleware in front of /mcp. A request with a key that is not an active key gets a 401 that
+    says so; each active key gets its rate_per_minute requests per minute (429 with Retry-After after
+    that). Requests without a key pass through to the SDK, which answers them 401."""
 
-    def __init__(self, app: ASGIApp, pool: Callable[[], asyncpg.Pool]) -> None:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
         self._app = app
-        self._pool = pool
+        self._services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope).rstrip("/") == "/mcp":
@@ -50,24 +51,28 @@ class PerKeyRateLimit:
         await self._app(scope, receive, send)
 
     async def _refusal(self, secret: str | None) -> JSONResponse | None:
-        if not secret:
+        if secret is None:
             return None
         try:
-            key = await find_active(self._pool(), secret)
+            key = await api_keys.find_active(self._services, secret)
             if key is None:
-                return None
-            async with connection(self._pool()) as conn:
-                calls, seconds_left = await api_keys.count_call(conn, key.id)
+                return self._invalid_key()
+            await api_keys.count_request(self._services, key)
         except DatabaseUnavailable as error:
             return JSONResponse({"error": error.message}, status_code=503, headers={"Retry-After": "5"})
-        if calls <= key.rate_per_minute:
-            return None
-        limited = RateLimited(max(1, math.ceil(seconds_left)))
-        return JSONResponse(
-            {"error": limited.message, "retry_after_seconds": limited.retry_after_seconds},
-            status_code=429,
-            headers={"Retry-After": str(limited.retry_after_seconds)},
-        )
+        except RateLimited as limited:
+            return JSONResponse(
+                {"error": limited.message, "retry_after_seconds": limited.retry_after_seconds},
+                status_code=429,
+                headers={"Retry-After": str(limited.retry_after_seconds)},
+            )
+        return None
+
+    def _invalid_key(self) -> JSONResponse:
+        metadata = f"{self._services.settings.base_url}/.well-known/oauth-protected-resource/mcp"
+        challenge = f'Bearer error="invalid_token", error_description="{INVALID_KEY}", resource_metadata="{metadata}"'
+        body = {"error": "invalid_token", "error_description": INVALID_KEY}
+        return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
 
 
 def _route_path(scope: dict[str, Any]) -> str:

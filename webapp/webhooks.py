@@ -10,9 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from db import api_keys
-from db.pool import connection
-from server import inbox, metrics
+from server import inbox, metrics, tenants
 from server.errors import (
     MalformedEvent,
     NotConfigured,
@@ -21,7 +19,9 @@ from server.errors import (
     UnsupportedMediaType,
     WebhookRejected,
 )
-from server.providers import Provider, WebhookEvent
+from server.providers import WebhookEvent
+from server.services import Services
+from webapp.dependencies import ServicesDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter()
@@ -46,18 +46,19 @@ async def raw_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def verified_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
-    provider: Provider = request.app.state.provider
-    return await _verified(request, lambda: provider.verify_webhook(body, request.headers.get("stripe-signature")))
+async def verified_event(
+    request: Request, services: ServicesDep, body: Annotated[bytes, Depends(raw_body)]
+) -> WebhookEvent:
+    signature = request.headers.get("stripe-signature")
+    return await _verified(services, lambda: services.provider.verify_webhook(body, signature))
 
 
-async def _verified(request: Request, verify: Callable[[], WebhookEvent]) -> WebhookEvent:
+async def _verified(services: Services, verify: Callable[[], WebhookEvent]) -> WebhookEvent:
     """The verified event; a refusal is counted, and a signed body that is not an event is kept."""
     try:
         return verify()
     except MalformedEvent as error:  # signed by the provider, so kept: someone should look at it
-        provider_name = request.app.state.provider.name
-        stored_as = await inbox.store_rejected(request.app.state.pool, provider_name, error.raw or "", error.message)
+        stored_as = await inbox.store_rejected(services, error.raw or "", error.message)
         raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
     except WebhookRejected:
         metrics.WEBHOOK_EVENTS.labels("rejected").inc()
@@ -66,30 +67,27 @@ async def _verified(request: Request, verify: Callable[[], WebhookEvent]) -> Web
 
 @router.post("/webhooks/stripe")
 async def receive_stripe_event(
-    request: Request, event: Annotated[WebhookEvent, Depends(verified_event)]
+    services: ServicesDep, event: Annotated[WebhookEvent, Depends(verified_event)]
 ) -> JSONResponse:
     """The platform endpoint: each event goes to the tenant whose payment it names."""
-    return await _ingested(request, event)
+    return await _ingested(services, event)
 
 
 @router.post("/webhooks/stripe/{tenant_id}")
 async def receive_tenant_stripe_event(
-    tenant_id: str, request: Request, body: Annotated[bytes, Depends(raw_body)]
+    tenant_id: str, request: Request, services: ServicesDep, body: Annotated[bytes, Depends(raw_body)]
 ) -> JSONResponse:
     """A tenant's own endpoint, verified with that tenant's secret: its events touch only its payments."""
-    async with connection(request.app.state.pool) as conn:
-        secrets = await api_keys.webhook_secret(conn, tenant_id[:64])
+    secrets = await tenants.webhook_secret(services, tenant_id)
     if not secrets:
         raise NotFound("No webhook endpoint for this tenant; nothing was stored.")
-    provider: Provider = request.app.state.provider
     signature = request.headers.get("stripe-signature")
-    event = await _verified(request, lambda: provider.verify_webhook(body, signature, secrets))
-    return await _ingested(request, event, tenant_id)
+    event = await _verified(services, lambda: services.provider.verify_webhook(body, signature, secrets))
+    return await _ingested(services, event, tenant_id)
 
 
-async def _ingested(request: Request, event: WebhookEvent, tenant_id: str | None = None) -> JSONResponse:
-    provider: Provider = request.app.state.provider
-    result = await inbox.ingest(request.app.state.pool, provider, event, tenant_id=tenant_id)
+async def _ingested(services: Services, event: WebhookEvent, tenant_id: str | None = None) -> JSONResponse:
+    result = await inbox.ingest(services, event, tenant_id=tenant_id)
     logger.info(
         "webhook %s %s: %s %s",
         event.event_id,
@@ -103,16 +101,18 @@ async def _ingested(request: Request, event: WebhookEvent, tenant_id: str | None
     return JSONResponse(body, 500 if result.outcome == "failed" else 200)
 
 
-async def verified_standard_event(request: Request, body: Annotated[bytes, Depends(raw_body)]) -> WebhookEvent:
-    verifier = request.app.state.standard_webhooks
+async def verified_standard_event(
+    request: Request, services: ServicesDep, body: Annotated[bytes, Depends(raw_body)]
+) -> WebhookEvent:
+    verifier = services.standard_webhooks
     if verifier is None:
         raise NotConfigured("Standard Webhooks are not configured here (set PAYWARDEN_STANDARD_WEBHOOK_SECRET).")
-    return await _verified(request, lambda: verifier.verify(body, request.headers))
+    return await _verified(services, lambda: verifier.verify(body, request.headers))
 
 
 @router.post("/webhooks/standard")
 async def receive_standard_event(
-    request: Request, event: Annotated[WebhookEvent, Depends(verified_standard_event)]
+    services: ServicesDep, event: Annotated[WebhookEvent, Depends(verified_standard_event)]
 ) -> JSONResponse:
     """The same inbox as /webhooks/stripe, for a provider that signs with Standard Webhooks."""
-    return await _ingested(request, event)
+    return await _ingested(services, event)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import asyncpg
 
 from server.config import Settings
-from server.errors import ProviderError
+from server.errors import ConfigurationError, ProviderError
+from server.providers import sandbox
 from server.providers.base import (
     ChargeRequest,
     EventPage,
@@ -17,24 +19,26 @@ from server.providers.base import (
     RefundRequest,
     WebhookEvent,
 )
-from server.providers.sandbox import SANDBOX_API_KEY
 from server.providers.sandbox import store as sandbox_store
+from server.providers.standard_webhooks import StandardWebhookVerifier
 from server.providers.stripe import StripeProvider
 
 __all__ = [
     "ChargeRequest",
+    "Credentials",
     "EventPage",
     "Provider",
-    "ProviderConfigError",
     "ProviderPayment",
     "ProviderRefund",
     "RefundRequest",
+    "StandardWebhookVerifier",
     "WebhookEvent",
     "check_provider_config",
     "close_at_provider",
+    "credentials",
     "is_live",
     "open_provider",
-    "resolve_webhook_secret",
+    "sandbox",
 ]
 
 
@@ -50,10 +54,6 @@ async def close_at_provider(provider: Provider, provider_payment_id: str) -> Non
         logger.warning("could not cancel %s at the provider: %s", provider_payment_id, error.message)
 
 
-class ProviderConfigError(Exception):
-    """The provider settings cannot work; the message says which setting to fix."""
-
-
 def is_live(settings: Settings) -> bool:
     key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else ""
     return settings.provider == "stripe" and key.startswith(("sk_live_", "rk_live_"))
@@ -64,35 +64,44 @@ def check_provider_config(settings: Settings, *, receives_webhooks: bool) -> Non
     if settings.provider != "stripe":
         return
     if settings.stripe_api_key is None:
-        raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
+        raise ConfigurationError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
     if is_live(settings) and not settings.allow_live:
-        raise ProviderConfigError(
+        raise ConfigurationError(
             "STRIPE_API_KEY is a live key: paywarden refuses to move real money unless PAYWARDEN_ALLOW_LIVE=true."
         )
     if receives_webhooks and settings.stripe_webhook_secret is None:
-        raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET to verify webhooks.")
+        raise ConfigurationError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET to verify webhooks.")
 
 
-async def resolve_webhook_secret(settings: Settings, pool: asyncpg.Pool) -> str:
-    """STRIPE_WEBHOOK_SECRET; for the sandbox without one, the secret it generated and keeps in the database."""
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    webhook_secret: str | None
+    """Verifies the provider's webhooks (several, comma-separated, during a rotation); None: this process
+    can charge but not receive webhooks."""
+
+
+async def credentials(settings: Settings, pool: asyncpg.Pool) -> Credentials:
+    """STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET; for the sandbox, the secrets it keeps in the database
+    (the webhook secret only when STRIPE_WEBHOOK_SECRET is unset)."""
     configured = settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else None
     if settings.provider == "stripe":
-        if not configured:
-            raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET.")
-        return configured
+        if settings.stripe_api_key is None:
+            raise ConfigurationError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
+        return Credentials(settings.stripe_api_key.get_secret_value(), configured)
     async with pool.acquire() as conn:
-        return await sandbox_store.webhook_secret(conn, configured)
+        return Credentials(await sandbox_store.api_key(conn), await sandbox_store.webhook_secret(conn, configured))
 
 
-def open_provider(settings: Settings, webhook_secret: str | None = None) -> Provider:
-    """The configured provider. Without a webhook secret it can charge but not verify webhooks."""
+def open_provider(settings: Settings, credentials: Credentials) -> Provider:
+    """The configured provider, speaking Stripe's API: to Stripe, or to the sandbox `paywarden up` serves."""
     if settings.provider == "stripe":
-        return _stripe(settings, webhook_secret)
+        return _stripe(settings, credentials)
     return StripeProvider(
         name="sandbox",
-        api_key=SANDBOX_API_KEY,
+        api_key=credentials.api_key,
         api_base=settings.stripe_api_base or f"{settings.base_url}/sandbox",
-        webhook_secret=webhook_secret,
+        webhook_secret=credentials.webhook_secret,
         return_url=_return_url(settings),
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
@@ -109,14 +118,12 @@ def _return_url(settings: Settings) -> str | None:
     return f"{settings.public_url.rstrip('/')}/payments/complete" if settings.public_url else None
 
 
-def _stripe(settings: Settings, webhook_secret: str | None) -> StripeProvider:
-    if settings.stripe_api_key is None:
-        raise ProviderConfigError("PAYWARDEN_PROVIDER=stripe needs STRIPE_API_KEY.")
+def _stripe(settings: Settings, credentials: Credentials) -> StripeProvider:
     return StripeProvider(
         name="stripe",
-        api_key=settings.stripe_api_key.get_secret_value(),
+        api_key=credentials.api_key,
         api_base=settings.stripe_api_base,
-        webhook_secret=webhook_secret,
+        webhook_secret=credentials.webhook_secret,
         return_url=_return_url(settings),
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ChargeRequest:
     payment_id: str
     """Our payment id: the provider-side idempotency key, and in the provider's metadata."""
@@ -24,6 +24,7 @@ class ProviderPayment:
 
     provider_payment_id: str | None
     status: str
+    """One of paywarden's payment statuses (created … refunded); the server reads it as a PaymentStatus."""
     amount_minor: int | None = None
     currency: str | None = None
     payment_id: str | None = None
@@ -31,7 +32,7 @@ class ProviderPayment:
     failure_reason: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RefundRequest:
     refund_id: str
     """Our refund id: the provider-side idempotency key, and in the provider's metadata."""

@@ -16,7 +16,7 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from server.errors import MalformedEvent, WebhookRejected
+from server.errors import ConfigurationError, MalformedEvent, WebhookRejected
 from server.providers.base import WebhookEvent
 from server.providers.stripe import event_from_payload
 
@@ -26,7 +26,7 @@ class StandardWebhookVerifier:
         try:
             self._webhooks = [Webhook(secret.strip()) for secret in secrets.split(",") if secret.strip()]
         except (binascii.Error, ValueError) as error:
-            raise ValueError("PAYWARDEN_STANDARD_WEBHOOK_SECRET must be whsec_ followed by base64") from error
+            raise ConfigurationError("PAYWARDEN_STANDARD_WEBHOOK_SECRET must be whsec_ followed by base64") from error
 
     def verify(self, payload: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         wanted = {name: headers.get(name, "") for name in ("webhook-id", "webhook-timestamp", "webhook-signature")}

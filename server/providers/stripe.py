@@ -7,7 +7,9 @@ address and the keys differ.
 from __future__ import annotations
 
 import json
+import re
 import time
+from dataclasses import replace
 from typing import Any
 
 import stripe
@@ -310,20 +312,18 @@ def _declined(error: stripe.CardError) -> ProviderPayment:
     intent = (body.get("error") or {}).get("payment_intent")
     reason = _safe_message(error)
     if isinstance(intent, dict):
-        mapped = payment_from_intent(intent)
-        return ProviderPayment(
-            mapped.provider_payment_id,
-            "failed",
-            mapped.amount_minor,
-            mapped.currency,
-            mapped.payment_id,
-            failure_reason=reason,
-        )
+        return replace(payment_from_intent(intent), status="failed", next_action_url=None, failure_reason=reason)
     return ProviderPayment(None, "failed", failure_reason=reason)
 
 
 def _safe_message(error: stripe.StripeError) -> str:
-    return (error.user_message or getattr(error, "_message", None) or "the provider refused the payment")[:500]
+    """The provider's reason, for the agent: without the SDK's advice to write to the provider's support."""
+    message = error.user_message or getattr(error, "_message", None) or ""
+    sentences = [s for s in _SENTENCE_END.split(message) if s and "support@" not in s and "stripe.com" not in s]
+    return (" ".join(sentences) or "the provider refused the payment")[:500]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _reject_future_timestamp(signature_header: str, tolerance_seconds: int) -> None:

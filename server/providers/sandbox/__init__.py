@@ -1,9 +1,62 @@
 """A local, Stripe-compatible payment provider: the default, so nobody needs an account to try paywarden.
 
 It serves the subset of Stripe's HTTP API that the Stripe adapter uses (payment intents:
-create, confirm, retrieve, cancel), picks outcomes by Stripe's test payment methods, shows a
-hosted page where a person pays or declines, and delivers Stripe-signed webhooks until they
-are acknowledged. Its state lives in PostgreSQL, schema `sandbox`.
+create, confirm, retrieve, cancel; refunds; events), picks outcomes by Stripe's test payment
+methods, shows a hosted page where a person pays or declines, and delivers Stripe-signed webhooks
+until they are acknowledged. Its state lives in PostgreSQL, schema `sandbox`.
+
+`run_sandbox` is its one entry point: the services of `paywarden up` start it, and the HTTP adapter
+mounts the application it returns at /sandbox.
 """
 
-SANDBOX_API_KEY = "sk_test_sandbox"
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from starlette.types import ASGIApp
+
+from server.config import Settings
+from server.providers.sandbox import store
+from server.providers.sandbox.api import SandboxState, build_app
+from server.providers.sandbox.delivery import WebhookDeliverer
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    app: ASGIApp
+    """Its API (/v1/…) and hosted pages (/pay/…), to be mounted at /sandbox."""
+    api_key: str
+
+
+async def api_key(pool: asyncpg.Pool) -> str:
+    """The sandbox's secret key for this database (generated on first use)."""
+    async with pool.acquire() as conn:
+        return await store.api_key(conn)
+
+
+@asynccontextmanager
+async def run_sandbox(settings: Settings, pool: asyncpg.Pool, webhook_secret: str) -> AsyncIterator[Sandbox]:
+    """Serve the sandbox and deliver its webhooks (to this process's /webhooks/stripe, or
+    PAYWARDEN_SANDBOX_WEBHOOK_URL) until the block ends."""
+    signing_secret = webhook_secret.split(",")[0].strip()  # several may be accepted (rotation); one signs
+    deliver_to = settings.sandbox_webhook_url or f"{settings.base_url}/webhooks/stripe"
+    deliverer = WebhookDeliverer(pool, deliver_to, signing_secret, settings.sandbox_delivery_interval_seconds)
+    key = await api_key(pool)
+    state = SandboxState(pool=pool, base_url=f"{settings.base_url}/sandbox", api_key=key, wake_deliverer=deliverer.wake)
+    sandbox = Sandbox(app=build_app(state), api_key=key)
+    if not settings.sandbox_deliver_webhooks:
+        try:
+            yield sandbox
+        finally:
+            await deliverer.close()
+        return
+    task = asyncio.create_task(deliverer.run_forever(), name="sandbox-webhook-delivery")
+    try:
+        yield sandbox
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""The sandbox's HTTP face: Stripe's payment-intent endpoints and the hosted payment page."""
+"""The sandbox's HTTP face: Stripe's payment-intent endpoints and the hosted payment page, as an ASGI
+application that the HTTP adapter mounts at /sandbox."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from server.money import format_amount
-from server.providers.sandbox import SANDBOX_API_KEY, intents, store
+from server.providers.sandbox import intents, store
 from server.providers.sandbox.intents import Outcome, SandboxError
 from server.providers.stripe_amounts import from_stripe
 
@@ -26,11 +27,13 @@ MAX_FORM_BYTES = 64 * 1024
 _BRACKETS = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SandboxState:
     pool: asyncpg.Pool
     base_url: str
     """The sandbox's own address, e.g. http://127.0.0.1:8000/sandbox."""
+    api_key: str
+    """The secret key its API answers (per database: `paywarden sandbox key`)."""
     wake_deliverer: Callable[[], None]
 
 
@@ -38,15 +41,29 @@ router = APIRouter(tags=["sandbox"])
 Operation = Callable[[asyncpg.Connection], Awaitable[Outcome]]
 
 
-def mount_sandbox(app: FastAPI) -> None:
-    """Serve the sandbox under /sandbox of `app`; its lifespan sets `app.state.sandbox`."""
-    app.include_router(router, prefix="/sandbox")
+def build_app(state: SandboxState) -> FastAPI:
+    """The sandbox as an application of its own, to be mounted at /sandbox."""
+    app = FastAPI(title="paywarden sandbox provider", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sandbox = state
+    app.include_router(router)
     app.add_exception_handler(SandboxError, _stripe_shaped_error)
+    for unavailable in DATABASE_GONE:
+        app.add_exception_handler(unavailable, _database_gone)
+    return app
+
+
+DATABASE_GONE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
 async def _stripe_shaped_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, SandboxError)
     return JSONResponse(error.body, error.status)
+
+
+async def _database_gone(request: Request, error: Exception) -> JSONResponse:
+    """Stripe answers 5xx when it has trouble of its own; clients retry those."""
+    unavailable = SandboxError(503, "The sandbox's database is not answering; retry shortly.", type_="api_error")
+    return JSONResponse(unavailable.body, unavailable.status)
 
 
 @router.post("/v1/payment_intents")
@@ -137,7 +154,7 @@ async def list_events(request: Request) -> JSONResponse:
     return JSONResponse({"object": "list", "url": "/v1/events", "has_more": has_more, "data": events})
 
 
-@router.get("")
+@router.get("/")
 async def about() -> JSONResponse:
     return JSONResponse(
         {
@@ -264,7 +281,8 @@ def _authenticate(request: Request) -> str:
     if urlsplit(f"//{request.headers.get('host', '')}").hostname not in _local_names(request):
         raise SandboxError(403, "The sandbox API answers only requests addressed to this machine.")
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), SANDBOX_API_KEY.encode()):
+    expected = _state(request).api_key
+    if scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), expected.encode()):
         raise SandboxError(401, "Invalid API key for the sandbox.", type_="invalid_request_error")
     return key
 
@@ -329,7 +347,9 @@ def _created_bound(value: Any) -> int | None:
 
 
 def _state(request: Request) -> SandboxState:
-    return request.app.state.sandbox
+    state = request.app.state.sandbox
+    assert isinstance(state, SandboxState)
+    return state
 
 
 def _payment_form(intent: dict[str, Any]) -> str:

@@ -11,13 +11,22 @@ import asyncpg
 
 async def webhook_secret(connection: asyncpg.Connection, configured: str | None) -> str:
     """STRIPE_WEBHOOK_SECRET when set; otherwise one generated once and kept in the database."""
-    if configured:
-        return configured
+    return configured or await _generated_once(connection, "webhook_secret", "whsec_")
+
+
+async def api_key(connection: asyncpg.Connection) -> str:
+    """The sandbox's secret key, generated once per database: only whoever can read the database (paywarden
+    itself, `paywarden sandbox key`) can call its API."""
+    return await _generated_once(connection, "api_key", "sk_test_")
+
+
+async def _generated_once(connection: asyncpg.Connection, name: str, prefix: str) -> str:
     await connection.execute(
-        "INSERT INTO sandbox.settings (name, value) VALUES ('webhook_secret', $1) ON CONFLICT DO NOTHING",
-        "whsec_" + secrets.token_urlsafe(32),
+        "INSERT INTO sandbox.settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        name,
+        prefix + secrets.token_urlsafe(32),
     )
-    return await connection.fetchval("SELECT value FROM sandbox.settings WHERE name = 'webhook_secret'")
+    return await connection.fetchval("SELECT value FROM sandbox.settings WHERE name = $1", name)
 
 
 async def claim_idempotency_key(

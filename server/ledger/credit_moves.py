@@ -1,9 +1,10 @@
 """How credits move between lots, holds and the account, always under the account's lock.
 
 grant     a succeeded payment's lot: granted +q
-draw      take q from the lots that expire first (for a hold or for use)
-unhold    a reservation's holds become used, or go back (written off if their lot has closed)
-expire    time: due reservations are released, due lots lose what is still free
+use/hold  take q from the lots that expire first, spent or held for a reservation
+close     a reservation settles, is released or expires: its holds become used, or go back
+          (written off if their lot has closed)
+expire    time: due reservations are closed, due lots lose what is still free
 revoke    a fully refunded payment's lot loses what is still free; what was spent stays spent
 
 A payment's credits belong to the payment's tenant; a lot found by payment id names its own account.
@@ -16,10 +17,10 @@ import asyncpg
 from db import credits
 from db.credits import Account, Lot, Reservation
 from db.payments import Payment
+from server.errors import InsufficientCredits
 
-
-class NotEnoughCredits(Exception):
-    """The lots do not hold enough free credits (the account check should have said so first)."""
+LEDGER_KIND = {"settled": "settle", "released": "release", "expired": "expire"}
+"""The credit-ledger entry each way of closing a reservation writes."""
 
 
 async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
@@ -66,7 +67,20 @@ async def _lock_account_of(conn: asyncpg.Connection, lot: Lot) -> Account:
     return await credits.lock_account(conn, lot.tenant_id, lot.customer_id, lot.feature)
 
 
-async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:
+async def use(conn: asyncpg.Connection, account: Account, quantity: int) -> None:
+    """Spend `quantity` from the lots that expire first (the account is posted by the caller)."""
+    for lot_id, take in await _draw(conn, account, quantity):
+        await credits.change_lot(conn, lot_id, used=take)
+
+
+async def hold(conn: asyncpg.Connection, account: Account, reservation_id: str, quantity: int) -> None:
+    """Hold `quantity` for a reservation, from the lots that expire first."""
+    for lot_id, take in await _draw(conn, account, quantity):
+        await credits.change_lot(conn, lot_id, held=take)
+        await credits.add_hold(conn, reservation_id, lot_id, take)
+
+
+async def _draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:
     """(lot id, quantity) covering `quantity`, from the lots that expire first."""
     taken, left = [], quantity
     for lot in await credits.drawable_lots(conn, account):
@@ -75,7 +89,7 @@ async def draw(conn: asyncpg.Connection, account: Account, quantity: int) -> lis
         left -= take
         if left == 0:
             return taken
-    raise NotEnoughCredits()
+    raise InsufficientCredits(f"The lots of {account.feature} hold fewer than {quantity} free credits.")
 
 
 async def usable_hold(conn: asyncpg.Connection, reservation: Reservation) -> int:
@@ -83,7 +97,37 @@ async def usable_hold(conn: asyncpg.Connection, reservation: Reservation) -> int
     return sum(held for _, held, revoked in await credits.holds(conn, reservation.id) if not revoked)
 
 
-async def unhold(conn: asyncpg.Connection, account: Account, reservation: Reservation, used: int) -> int:
+async def close(
+    conn: asyncpg.Connection,
+    account: Account,
+    reservation: Reservation,
+    outcome: str,
+    *,
+    used: int = 0,
+    from_hold: int = 0,
+    note: str | None = None,
+    api_key_id: str | None = None,
+) -> tuple[Reservation, Account]:
+    """Close a held reservation as `outcome` (settled, released, expired): `from_hold` of its holds become
+    used and the rest goes back; the account and its ledger record `used` (more than the hold only when
+    the caller drew the difference first)."""
+    lost = await _unhold(conn, reservation, used=from_hold)
+    closed = await credits.resolve_reservation(conn, reservation.id, outcome, used if outcome == "settled" else None)
+    account = await credits.post(
+        conn,
+        account,
+        LEDGER_KIND[outcome],
+        used=used,
+        reserved=-reservation.quantity,
+        granted=-lost,
+        reservation_id=reservation.id,
+        note=note,
+        api_key_id=api_key_id,
+    )
+    return closed, account
+
+
+async def _unhold(conn: asyncpg.Connection, reservation: Reservation, used: int) -> int:
     """Turn up to `used` of the reservation's holds into use and let the rest go; returns how much of
     what was let go fell on closed (expired or revoked) lots and so is written off, not returned.
     Holds on revoked (refunded) lots are never used."""
@@ -106,17 +150,8 @@ async def unhold(conn: asyncpg.Connection, account: Account, reservation: Reserv
 async def expire_due(conn: asyncpg.Connection, account: Account) -> Account:
     """Let time act: due reservations go back, due lots lose what is still free."""
     for reservation in await credits.reservations_due(conn, account):
-        lost = await unhold(conn, account, reservation, used=0)
-        await credits.resolve_reservation(conn, reservation.id, "expired", None)
-        account = await credits.post(
-            conn,
-            account,
-            "expire",
-            reserved=-reservation.quantity,
-            granted=-lost,
-            reservation_id=reservation.id,
-            note="reservation expired: its credits went back",
-        )
+        note = "reservation expired: its credits went back"
+        _, account = await close(conn, account, reservation, "expired", note=note)
     for lot in await credits.lots_due_to_expire(conn, account):
         await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
         if lot.free:

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a migrated database of their own, and a rate measured with N workers."""
+"""What every benchmark runs on: a migrated scratch database of its own, and a rate measured with N workers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import atexit
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,8 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db.migrate import migrate_url
 from server.embedded import embedded_database_url

@@ -1,0 +1,42 @@
+"""`paywarden approve | reject`: an operator decides a payment waiting in requires_approval."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from cli.common import with_services
+from server import charges
+from server.config import Settings
+from server.payments import PaymentStatus
+from server.providers import check_provider_config
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    operator = os.environ.get("USER") or "operator"
+    approve = commands.add_parser("approve", help="approve a payment waiting in requires_approval")
+    approve.add_argument("payment_id")
+    approve.add_argument("--by", default=operator, help="who decides (audited)")
+    approve.set_defaults(command=run_approve)
+    reject = commands.add_parser("reject", help="reject a payment waiting in requires_approval")
+    reject.add_argument("payment_id")
+    reject.add_argument("--by", default=operator, help="who decides (audited)")
+    reject.add_argument("--reason", help="why (audited, and shown to the agent)")
+    reject.set_defaults(command=run_reject)
+
+
+def run_approve(settings: Settings, args: argparse.Namespace) -> int:
+    check_provider_config(settings, receives_webhooks=False)
+    payment = with_services(settings, lambda services: charges.approve(services, args.payment_id, args.by))
+    print(f"{payment.id} approved by {args.by}: now {payment.status}")
+    if payment.status == PaymentStatus.REQUIRES_ACTION and payment.next_action_url:
+        print(f"The person must now pay on this page (send them the link): {payment.next_action_url}")
+    if payment.status == PaymentStatus.FAILED:
+        print(f"The provider refused it: {payment.failure_reason}")
+    return 0
+
+
+def run_reject(settings: Settings, args: argparse.Namespace) -> int:
+    payment = with_services(settings, lambda services: charges.reject(services, args.payment_id, args.by, args.reason))
+    print(f"{payment.id} rejected by {args.by}: now {payment.status}")
+    return 0

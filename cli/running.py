@@ -1,0 +1,156 @@
+"""`paywarden up` (everything over HTTP, with the reconciler in the background) and `paywarden mcp` (stdio)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+import uvicorn.server as uvicorn_server
+
+from cli.common import with_database
+from server import api_keys, tenants
+from server.config import Settings
+from server.errors import ConfigurationError
+from server.providers import check_provider_config, is_live
+from server.reconciler import running_in_background
+from server.services import migrate, open_services
+from server.tenancy import DEFAULT_TENANT
+from tools.server import build_server
+from webapp.app import build_webapp
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    up = commands.add_parser("up", help="run everything: MCP over HTTP, webhooks, the sandbox provider")
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    up.set_defaults(command=run_up)
+    mcp = commands.add_parser("mcp", help="run the MCP server over stdio (what mcp.json launches)")
+    mcp.set_defaults(command=run_mcp)
+
+
+def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
+    check_provider_config(settings, receives_webhooks=False)
+    settings = with_database(settings)
+    asyncio.run(_serve_stdio(settings))
+    return 0
+
+
+async def _serve_stdio(settings: Settings) -> None:
+    await migrate(settings)
+    async with open_services(settings) as services:
+        if not await tenants.exists(services, settings.stdio_tenant):
+            raise ConfigurationError(
+                f"PAYWARDEN_STDIO_TENANT is {settings.stdio_tenant!r}, which is not a tenant; create it with "
+                f"`paywarden tenants create {settings.stdio_tenant}` or unset it to act as 'default'."
+            )
+        await build_server(services, local_tenant=settings.stdio_tenant).run_stdio_async()
+
+
+def run_up(settings: Settings, args: argparse.Namespace) -> int:
+    check_provider_config(settings, receives_webhooks=True)
+    try:
+        sock = _listen(settings.host, settings.port)
+    except OSError as error:
+        print(
+            f"paywarden: cannot listen on {settings.host}:{settings.port}: {error.strerror}. "
+            "Stop what uses it or pass --port.",
+            file=sys.stderr,
+        )
+        return 2
+    settings = with_database(settings)
+    # uvicorn handles Ctrl-C and SIGTERM itself (a clean shutdown of the app and its lifespan), then
+    # re-raises the signal to whatever handler was there before. A quiet one lets this function return,
+    # so the embedded PostgreSQL is stopped at exit instead of the process dying mid-cleanup.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _already_stopping)
+    asyncio.run(_serve_http(settings, sock))
+    return 0
+
+
+async def _serve_http(settings: Settings, sock: socket.socket) -> None:
+    """One set of services for the whole process: the MCP server and the HTTP app are built over it."""
+    await migrate(settings)
+    async with open_services(settings, serve_sandbox=True) as services:
+        first_key = await api_keys.issue_first_key(services, tenant_id=DEFAULT_TENANT)
+        app = build_webapp(services, mcp=build_server(services))
+        print(banner(settings, first_key.secret if first_key else None), file=sys.stderr, flush=True)
+        server = PatientServer(uvicorn.Config(app, log_level="info", lifespan="on"))
+        async with running_in_background(services):
+            await server.serve(sockets=[sock])
+
+
+class PatientServer(uvicorn_server.Server):
+    """A terminal's Ctrl-C reaches this process twice (from the terminal, and forwarded by `uv run`).
+    Only a Ctrl-C pressed again later forces an immediate exit; one press shuts down cleanly."""
+
+    _first_stop: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._first_stop is not None and now - self._first_stop < 1.0:
+            return
+        self._first_stop = self._first_stop or now
+        super().handle_exit(sig, frame)
+
+
+def _already_stopping(signum: int, frame: object) -> None:
+    """After uvicorn's own shutdown: nothing left to do but return."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets that say they are TCP, and with Nagle on
+    # every response on a kept-alive connection waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
+
+
+def mode(settings: Settings) -> str:
+    if settings.provider == "sandbox":
+        return "sandbox (local, no real money)"
+    return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
+
+
+def banner(settings: Settings, first_key: str | None = None) -> str:
+    base = settings.base_url
+    shown = first_key or "<a key from: paywarden keys create --tenant default --name my-agent>"
+    entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Authorization": f"Bearer {shown}"}}
+    snippet = {"mcpServers": {"paywarden-http": entry}}
+    key_lines = (
+        [
+            "First start: an API key for tenant 'default' (scopes read, charge, refund) was created.",
+            "It is shown only now; paywarden keeps a hash. Create more with `paywarden keys create`.",
+            f"  {first_key}",
+            "",
+        ]
+        if first_key
+        else []
+    )
+    return "\n".join(
+        [
+            "",
+            f"paywarden is up — provider: {settings.provider}, mode: {mode(settings)}",
+            f"  MCP (streamable HTTP): {base}/mcp  (Authorization: Bearer <API key>)",
+            f"  Stripe webhooks:       {base}/webhooks/stripe  (a tenant's own: {base}/webhooks/stripe/<tenant>)",
+            f"  Standard Webhooks:     {base}/webhooks/standard",
+            *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),
+            f"  Health:                {base}/healthz  (ready: {base}/readyz, metrics: {base}/metrics)",
+            "",
+            *key_lines,
+            "Connect an MCP client with this mcp.json entry:",
+            json.dumps(snippet, indent=2),
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )

@@ -1,0 +1,154 @@
+"""May this customer use this feature now? Answered from what paid payments granted, never from a
+charge still in progress; when the answer is no, which catalog products would make it yes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db import entitlements as entitlement_rows
+from db import payments
+from db.pool import connection
+from server import credits
+from server.catalog import Product
+from server.credits import CreditBalance
+from server.errors import DatabaseUnavailable
+from server.services import Services
+from server.tenancy import Caller
+
+Reason = Literal["active", "no_entitlement", "expired", "payment_pending", "insufficient_balance", "unknown_feature"]
+
+
+class Offer(BaseModel):
+    """A catalog product that would grant the feature."""
+
+    product_id: str
+    name: str
+    amount_minor: int
+    currency: str
+    price_display: str
+    days: int | None = Field(description="How many days of the feature it grants (for credits: until they expire).")
+    credits: int | None = Field(default=None, description="How many credits of a metered feature it grants.")
+
+    @classmethod
+    def of(cls, product: Product, feature: str) -> Offer:
+        grant = next(grant for grant in product.grants if grant.feature == feature)
+        return cls(
+            product_id=product.id,
+            name=product.name,
+            amount_minor=product.amount_minor,
+            currency=product.currency,
+            price_display=product.price_display,
+            days=grant.days,
+            credits=grant.credits,
+        )
+
+
+class EntitlementAnswer(BaseModel):
+    allowed: bool = Field(
+        description="True only when a paid, unexpired entitlement exists right now (for a metered feature: "
+        "when remaining >= quantity)."
+    )
+    customer_id: str
+    feature: str
+    reason: Reason
+    expires_at: datetime | None = Field(
+        description="When access ends (or ended, for 'expired'); for credits, when the next lot expires."
+    )
+    balance: CreditBalance | None = Field(default=None, description="Set for metered features (credits).")
+    pending_payment_id: str | None = Field(default=None, description="The unsettled payment, for 'payment_pending'.")
+    offers: list[Offer] = Field(default_factory=list, description="Products that would grant the feature.")
+    next_step: str
+
+
+NEXT_STEP: dict[str, str] = {
+    "active": "Go ahead: the customer has paid for this feature.",
+    "no_entitlement": "Not allowed. Offer one of the products in offers and charge with create_charge.",
+    "expired": "Not allowed: access has expired. Offer a renewal from offers and charge with create_charge.",
+    "payment_pending": "Not allowed yet: a payment is in progress (pending_payment_id). Check get_payment; "
+    "if a person must act, share its next_action_url.",
+    "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "
+    "with create_charge; then reserve_credits before the expensive call.",
+    "unknown_feature": "Not allowed: no catalog product grants this feature. Check the feature name.",
+}
+METERED_ACTIVE = "Enough credits: call reserve_credits before the expensive call (or consume_credits for one-shot use)."
+UNVERIFIABLE = (
+    "Could not verify the entitlement: the payments database is not answering. Treat the customer as NOT "
+    "entitled and retry shortly."
+)
+
+
+async def check(
+    services: Services, caller: Caller, customer_id: str, feature: str, quantity: int = 1
+) -> EntitlementAnswer:
+    """Fails closed: when the database cannot answer, the error says to treat the customer as not entitled."""
+    try:
+        return await _check(services, caller.tenant_id, customer_id, feature, quantity)
+    except DatabaseUnavailable:
+        raise DatabaseUnavailable(UNVERIFIABLE) from None
+
+
+async def _check(
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int
+) -> EntitlementAnswer:
+    products = services.catalog.granting(feature)
+    if services.catalog.is_metered(feature):
+        return await _metered(services, tenant_id, customer_id, feature, quantity, products)
+    async with connection(services.pool) as conn:
+        state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
+        pending = None
+        if state.active_until is None and products:
+            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
+    reason = _reason(state, pending, has_products=bool(products))
+    return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
+
+
+async def _metered(
+    services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, products: list[Product]
+) -> EntitlementAnswer:
+    view = await credits.view(services, tenant_id, customer_id, feature)
+    reason: Reason = "active"
+    pending = None
+    if view.balance.remaining < quantity:
+        async with connection(services.pool) as conn:
+            pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
+        never_granted = view.balance.granted == 0 and view.balance.used == 0
+        reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
+    result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)
+    result.balance = view.balance
+    if reason == "active":
+        result.next_step = METERED_ACTIVE
+    return result
+
+
+def _answer(
+    customer_id: str,
+    feature: str,
+    reason: Reason,
+    expires_at: datetime | None,
+    pending: str | None,
+    products: list[Product],
+) -> EntitlementAnswer:
+    offers = [] if reason == "active" else [Offer.of(product, feature) for product in products]
+    return EntitlementAnswer(
+        allowed=reason == "active",
+        customer_id=customer_id,
+        feature=feature,
+        reason=reason,
+        expires_at=expires_at,
+        pending_payment_id=pending,
+        offers=offers,
+        next_step=NEXT_STEP[reason],
+    )
+
+
+def _reason(state: entitlement_rows.EntitlementState, pending: str | None, *, has_products: bool) -> Reason:
+    if state.active_until is not None:
+        return "active"
+    if pending is not None:
+        return "payment_pending"
+    if state.last_expired_at is not None:
+        return "expired"
+    return "no_entitlement" if has_products else "unknown_feature"

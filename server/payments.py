@@ -1,0 +1,151 @@
+"""Payments as callers see them: one payment with its audit timeline, and a customer's payments page
+by page. The MCP tools, the CLI and the HTTP API all answer with these shapes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from db import audit, payments
+from db.payments import Payment, PaymentStatus
+from db.pool import connection
+from server.errors import InvalidRequest, PaymentNotFound
+from server.money import format_amount
+from server.services import Services
+from server.tenancy import Caller
+
+__all__ = ["PaymentDetails", "PaymentPage", "PaymentStatus", "PaymentView", "details", "page"]
+
+NEXT_STEP: dict[PaymentStatus, str] = {
+    PaymentStatus.CREATED: "Recorded, but the provider has not answered yet. Call create_charge again with the same "
+    "idempotency_key to finish it; that never charges twice.",
+    PaymentStatus.REQUIRES_APPROVAL: "Waiting for a person's approval (see approval_reason); nothing is charged until "
+    "an operator runs `paywarden approve PAYMENT_ID`. Check again later with get_payment.",
+    PaymentStatus.PENDING: "The provider is working on it. Check again later with get_payment; grant nothing until "
+    "it succeeds.",
+    PaymentStatus.REQUIRES_ACTION: "A person must open next_action_url to complete the payment. Share the link, "
+    "then check get_payment or check_entitlement after they have paid.",
+    PaymentStatus.PROCESSING: "The provider is processing the payment. Check again later with get_payment; "
+    "grant nothing until it succeeds.",
+    PaymentStatus.SUCCEEDED: "Paid. The product's entitlements are granted; check_entitlement confirms them.",
+    PaymentStatus.FAILED: "The payment failed (see failure_reason). Nothing was charged. To try again, ask the person "
+    "for another payment method and use a NEW idempotency_key.",
+    PaymentStatus.CANCELED: "Canceled; nothing was charged.",
+    PaymentStatus.PARTIALLY_REFUNDED: "Paid, and part of it was refunded (refunded_minor); its entitlements stay.",
+    PaymentStatus.REFUNDED: "Refunded in full; the entitlements it granted are revoked.",
+}
+
+
+class PaymentView(BaseModel):
+    payment_id: str = Field(description="paywarden's id for the payment (pay_…).")
+    status: PaymentStatus
+    amount_minor: int = Field(description="Amount in the currency's minor units (2000 USD = 20.00 USD).")
+    currency: str = Field(description="ISO 4217 code.")
+    amount_display: str = Field(description="The amount for people, e.g. '20.00 USD'.")
+    customer_id: str
+    product_id: str | None
+    description: str | None
+    provider_payment_id: str | None = Field(description="The provider's id (e.g. Stripe's pi_…).")
+    next_action_url: str | None = Field(description="Set when a person must act: the page where they pay.")
+    failure_reason: str | None
+    approval_reason: str | None = Field(description="Why the charge needs (or needed) a person's approval.")
+    refunded_minor: int = Field(description="How much has been refunded, in minor units.")
+    created_at: datetime
+    updated_at: datetime
+    next_step: str = Field(description="What the agent should do next.")
+
+    @classmethod
+    def of(cls, payment: Payment, **extra: object) -> PaymentView:
+        return cls(
+            payment_id=payment.id,
+            status=payment.status,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            amount_display=format_amount(payment.amount_minor, payment.currency),
+            customer_id=payment.customer_id,
+            product_id=payment.product_id,
+            description=payment.description,
+            provider_payment_id=payment.provider_payment_id,
+            next_action_url=payment.next_action_url,
+            failure_reason=payment.failure_reason,
+            approval_reason=payment.approval_reason,
+            refunded_minor=payment.refunded_minor,
+            created_at=payment.created_at,
+            updated_at=payment.updated_at,
+            next_step=_next_step(payment),
+            **extra,
+        )
+
+
+def _next_step(payment: Payment) -> str:
+    if payment.status == PaymentStatus.SUCCEEDED and not payment.grants:
+        return "Paid. (An ad-hoc charge grants no entitlements.)"
+    return NEXT_STEP[payment.status]
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    actor: str = Field(description="Who made the change: agent, person, provider, webhook, reconciler or operator.")
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    api_key_id: str | None = Field(default=None, description="The API key the agent acted with, if any.")
+
+
+class PaymentDetails(PaymentView):
+    timeline: list[TimelineEntry] = Field(description="Every status change, oldest first.")
+
+
+class PaymentPage(BaseModel):
+    payments: list[PaymentView]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+
+
+async def details(services: Services, caller: Caller, payment_id: str) -> PaymentDetails:
+    """Another tenant's payment is answered exactly like one that does not exist."""
+    async with connection(services.pool) as conn:
+        payment = await payments.get(conn, payment_id, tenant_id=caller.tenant_id)
+        if payment is None:
+            raise PaymentNotFound(
+                f"No payment with payment_id {payment_id!r}. Use the payment_id create_charge returned."
+            )
+        entries = await audit.timeline(conn, payment_id)
+    timeline = [TimelineEntry(**vars(entry)) for entry in entries]
+    return PaymentDetails.of(payment, timeline=timeline)
+
+
+async def page(
+    services: Services,
+    caller: Caller,
+    customer_id: str,
+    *,
+    status: PaymentStatus | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> PaymentPage:
+    """A customer's payments, newest first, `limit` at a time; `cursor` continues where a page ended."""
+    after = _decode_cursor(cursor) if cursor else None
+    async with connection(services.pool) as conn:
+        rows = await payments.page_for_customer(conn, caller.tenant_id, customer_id, status, limit + 1, after)
+    shown, more = rows[:limit], len(rows) > limit
+    return PaymentPage(
+        payments=[PaymentView.of(payment) for payment in shown],
+        next_cursor=_encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
+    )
+
+
+def _encode_cursor(created_at: datetime, payment_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), payment_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created_at, payment_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created_at), str(payment_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest("cursor is not one this tool returned; pass next_cursor exactly, or omit it.") from None

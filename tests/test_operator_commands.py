@@ -1,0 +1,100 @@
+"""What an operator at the command line reads: plain words about payments, not advice meant for agents;
+the webhook inbox with problems standing out; budgets written as amounts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import stripe
+
+from server import logs
+from server.embedded import _running
+from server.providers.stripe import _safe_message
+from tests.helpers import call, new_key, paywarden_command, post_webhook, signed
+
+HELD = {"customer_id": "cus_op", "idempotency_key": "op-1", "amount_minor": 12_000, "currency": "USD"}
+
+
+async def test_approve_prints_the_page_the_person_must_now_pay_on(app, mcp) -> None:
+    async with mcp() as client:  # no payment method: once approved, the person pays on the hosted page
+        held = await call(client, "create_charge", **HELD)
+    code, out = await paywarden_command(
+        app.settings.database_url, "approve", held["payment_id"], port=str(app.settings.port)
+    )
+    assert code == 0, out
+    assert "now requires_action" in out and f"{app.base_url}/sandbox/pay/pi_" in out
+
+
+async def test_operator_commands_speak_to_an_operator(app, mcp, database_url: str) -> None:
+    async with mcp() as client:
+        held = await call(client, "create_charge", **{**HELD, "payment_method": "pm_card_visa"})
+    nobody = {"port": "1"}  # the provider cannot be reached
+    code, approving = await paywarden_command(database_url, "approve", held["payment_id"], **nobody)
+    code_reconcile, reconciling = await paywarden_command(database_url, "reconcile", **nobody)
+    assert code == 1 and "The payment provider did not answer" in approving and "is it running?" in approving
+    assert (
+        code_reconcile == 1 and "reading the provider's event list: the payment provider did not answer" in reconciling
+    )
+    for said in (approving, reconciling):
+        assert "idempotency_key" not in said and "Traceback" not in said
+
+
+async def test_webhooks_list_shows_problems_and_hides_what_needed_no_action(app, database_url: str) -> None:
+    unhandled = json.dumps({"id": "evt_quiet", "type": "customer.created", "data": {"object": {}}})
+    malformed = json.dumps({"id": 5, "type": "x"})
+    for body in (unhandled, malformed):
+        await post_webhook(app, body, signed(body))
+
+    code, shown = await paywarden_command(database_url, "webhooks", "list")
+    assert code == 0 and "evt_quiet" not in shown and "needed no action are hidden (--all shows them)" in shown
+    problem = next(line for line in shown.splitlines() if "malformed_" in line)
+    assert problem.startswith("PROBLEM ") and "rejected" in problem
+    code, everything = await paywarden_command(database_url, "webhooks", "list", "--all")
+    quiet = next(line for line in everything.splitlines() if "evt_quiet" in line)
+    assert quiet.startswith("no action ") and "unhandled" in quiet
+    code, problems = await paywarden_command(database_url, "webhooks", "list", "--problems")
+    assert "malformed_" in problems and "evt_quiet" not in problems and "1 needing an operator" in problems
+
+
+async def test_keys_list_shows_a_budget_as_an_amount(database_url: str) -> None:
+    await new_key(database_url, budget_minor=10_000, budget_currency="USD")
+    code, listed = await paywarden_command(database_url, "keys", "list")
+    assert code == 0 and "budget='100.00 USD per 24 hours'" in listed
+
+
+async def test_commands_read_the_env_file_they_are_given(database_url: str, tmp_path) -> None:
+    settings_file = tmp_path / "paywarden.env"
+    settings_file.write_text("PAYWARDEN_STDIO_TENANT=from_the_file\n")
+    code, out = await paywarden_command(database_url, "mcp", env_file=str(settings_file))
+    assert code != 0 and "paywarden tenants create from_the_file" in out
+
+
+async def test_a_wrong_key_is_told_it_is_not_valid(app) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(f"{app.base_url}/mcp", json={}, headers={"Authorization": "Bearer pwk_wrong"})
+    assert answer.status_code == 401 and "resource_metadata=" in answer.headers["WWW-Authenticate"]
+    assert "The API key is not valid" in answer.json()["error_description"]
+
+
+def test_the_provider_library_logs_no_request_lines() -> None:
+    logs.configure("text")
+    assert not logging.getLogger("stripe").isEnabledFor(logging.INFO)
+
+
+def test_provider_messages_reach_agents_without_the_providers_support_address() -> None:
+    error = stripe.InvalidRequestError(
+        "No such payment method. If this problem persists, let us know at support@stripe.com.", param=None
+    )
+    assert _safe_message(error) == "No such payment method."
+
+
+def test_a_running_embedded_postgres_is_recognised(tmp_path) -> None:
+    assert not _running(tmp_path)
+    (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")
+    assert _running(tmp_path)
+    (tmp_path / "postmaster.pid").write_text("999999999\n")
+    assert not _running(tmp_path)
