@@ -21,6 +21,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument(
         "--rate-per-minute", type=int, help="HTTP requests per minute (default PAYWARDEN_RATE_LIMIT_PER_MINUTE, 600)"
     )
+    create.add_argument(
+        "--approval",
+        default="operator",
+        help="who approves its charges that need approval: operator (default; they wait for an operator) "
+        "or client (the person, asked through the agent's MCP client — only as trustworthy as that client)",
+    )
     create.set_defaults(command=run_create)
     listing = actions.add_parser("list", help="every key, shown by its first characters")
     listing.add_argument("--tenant", help="only this tenant's keys")
@@ -32,6 +38,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_create(settings: Settings, args: argparse.Namespace) -> int:
     scopes = api_keys.parse_scopes(args.scopes)
+    approval = api_keys.parse_approval(args.approval)
     issued = with_services(
         settings,
         lambda services: api_keys.issue(
@@ -42,6 +49,7 @@ def run_create(settings: Settings, args: argparse.Namespace) -> int:
             rate_per_minute=args.rate_per_minute,
             budget_minor=args.budget_minor,
             budget_currency=args.budget_currency,
+            approval=approval,
         ),
     )
     if issued.tenant_created:
@@ -50,7 +58,8 @@ def run_create(settings: Settings, args: argparse.Namespace) -> int:
     budget = api_keys.describe_budget(key)
     print(
         f"{key.id} for tenant {key.tenant_id!r} ({key.name}): scopes {','.join(key.scopes)}"
-        f"{f', budget {budget}' if budget else ''}, {key.rate_per_minute} requests/minute"
+        f"{f', budget {budget}' if budget else ''}, {key.rate_per_minute} requests/minute, "
+        f"approvals by {'the person through the MCP client' if key.approval == 'client' else 'an operator'}"
     )
     print(f"\n  {issued.secret}\n")
     print("This is the only time the key is shown; paywarden keeps a hash of it (and its first characters).")
@@ -66,7 +75,7 @@ def run_list(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"{key.id} tenant={key.tenant_id} name={key.name!r} key={key.shown_prefix} "
             f"scopes={','.join(key.scopes)}{f' budget={budget!r}' if budget else ''} "
-            f"rate={key.rate_per_minute}/min created={key.created_at:%Y-%m-%d %H:%M} {state}"
+            f"rate={key.rate_per_minute}/min approval={key.approval} created={key.created_at:%Y-%m-%d %H:%M} {state}"
         )
     print(f"{len(keys)} key(s)")
     return 0

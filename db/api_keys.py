@@ -18,6 +18,8 @@ class ApiKey:
     budget_minor: int | None
     budget_currency: str | None
     rate_per_minute: int
+    approval: str
+    """Who approves its charges that need approval: `client` (the person, through the MCP client) or `operator`."""
     created_at: datetime
     revoked_at: datetime | None
 
@@ -50,12 +52,13 @@ async def insert(
     budget_minor: int | None,
     budget_currency: str | None,
     rate_per_minute: int,
+    approval: str,
 ) -> ApiKey:
     row = await connection.fetchrow(
         """
         INSERT INTO api_keys (id, tenant_id, name, secret_sha256, shown_prefix, scopes, budget_minor, budget_currency,
-                              rate_per_minute)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                              rate_per_minute, approval)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         RETURNING *
         """,
         key_id,
@@ -67,6 +70,7 @@ async def insert(
         budget_minor,
         budget_currency,
         rate_per_minute,
+        approval,
     )
     return ApiKey.from_row(row)
 

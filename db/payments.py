@@ -246,6 +246,20 @@ async def too_old_to_resubmit(connection: asyncpg.Connection, *, older_than_hour
     return [row["id"] for row in rows]
 
 
+async def held_longer_than(connection: asyncpg.Connection, *, hours: float, limit: int) -> list[str]:
+    """Payments waiting in requires_approval for more than `hours`, oldest first."""
+    rows = await connection.fetch(
+        """
+        SELECT id FROM payments
+         WHERE status = 'requires_approval' AND updated_at < now() - make_interval(secs => $1 * 3600)
+         ORDER BY updated_at LIMIT $2
+        """,
+        hours,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
 async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds: float, limit: int) -> list[Payment]:
     """Payments the provider has but has not settled, untouched for a while: worth asking it again."""
     rows = await connection.fetch(

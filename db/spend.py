@@ -114,3 +114,12 @@ async def earlier_same_charge(
         tenant_id,
     )
     return EarlierCharge(row["id"], row["status"], row["created_at"]) if row else None
+
+
+async def held_for_customer(connection: asyncpg.Connection, tenant_id: str, customer_id: str) -> int:
+    """How many of the customer's charges wait for approval now."""
+    return await connection.fetchval(
+        "SELECT count(*) FROM payments WHERE tenant_id = $1 AND customer_id = $2 AND status = 'requires_approval'",
+        tenant_id,
+        customer_id,
+    )

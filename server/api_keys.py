@@ -14,7 +14,7 @@ from db.pool import connection, transaction
 from server.errors import InvalidRequest, PaywardenError, RateLimited
 from server.money import format_amount, normalize_currency
 from server.services import Services
-from server.tenancy import SCOPES, Caller, Scope
+from server.tenancy import APPROVERS, SCOPES, Approver, Caller, Scope
 from server.tenants import check_tenant_id
 
 KEY_PREFIX = "pwk_"
@@ -52,8 +52,10 @@ async def issue(
     rate_per_minute: int | None = None,
     budget_minor: int | None = None,
     budget_currency: str | None = None,
+    approval: Approver = "operator",
 ) -> IssuedKey:
-    """A new key for the tenant, created first if it is new. The caller shows `secret` to the person once."""
+    """A new key for the tenant, created first if it is new. The caller shows `secret` to the person once.
+    `approval`: who approves its charges that need approval (an operator, unless the client is trusted)."""
     check_tenant_id(tenant_id)
     rate = services.settings.rate_limit_per_minute if rate_per_minute is None else rate_per_minute
     _check_key_settings(name, rate, budget_minor, budget_currency)
@@ -72,6 +74,7 @@ async def issue(
             budget_minor=budget_minor,
             budget_currency=currency,
             rate_per_minute=rate,
+            approval=approval,
         )
     return IssuedKey(key, secret, tenant_created)
 
@@ -87,13 +90,20 @@ def _check_key_settings(name: str, rate: int, budget_minor: int | None, budget_c
         raise InvalidRequest("A key budget needs both an amount in minor units and its currency.")
 
 
+def parse_approval(text: str) -> Approver:
+    if text not in APPROVERS:
+        raise InvalidRequest(f"--approval must be client or operator; got {text!r}.")
+    return "client" if text == "client" else "operator"
+
+
 async def issue_first_key(services: Services, *, tenant_id: str) -> IssuedKey | None:
-    """On the very first start, a key with every scope, so the HTTP endpoint can be used at once."""
+    """On the very first start, a key with every scope for local use, so the HTTP endpoint can be used at
+    once; the person at the MCP client approves its charges (client approval), as `paywarden up` says."""
     async with transaction(services.pool) as conn:
         await conn.execute("SELECT pg_advisory_xact_lock($1)", FIRST_KEY_LOCK)
         if await api_keys.any_key(conn):
             return None
-        return await issue(services, tenant_id=tenant_id, name="first key", scopes=list(SCOPES))
+        return await issue(services, tenant_id=tenant_id, name="first key", scopes=list(SCOPES), approval="client")
 
 
 async def listing(services: Services, tenant_id: str | None = None) -> list[ApiKey]:
@@ -140,4 +150,5 @@ def caller_of(key: ApiKey) -> Caller:
         scopes=frozenset(key.scopes),
         budget_minor=key.budget_minor,
         budget_currency=key.budget_currency,
+        approval=parse_approval(key.approval),
     )

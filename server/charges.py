@@ -36,7 +36,7 @@ from server.money import check_amount, format_amount, normalize_currency
 from server.payments import PaymentView
 from server.providers import ChargeRequest, Provider, ProviderPayment, close_at_provider
 from server.services import Services
-from server.spend_limits import approval_reasons, check_key_budget, check_limits
+from server.spend_limits import ApprovalNeed, approval_need, check_held_count, check_key_budget, check_limits
 from server.tenancy import Caller
 
 RESUBMIT_WITHIN_HOURS = 23
@@ -136,17 +136,19 @@ async def charge(
     return ChargeResult.of(payment, replayed=replayed)
 
 
-async def approval_needed(services: Services, request: ChargeInput) -> list[str]:
-    """Why this request would need a person (read-only; `record` decides again under the lock)."""
+async def approval_needed(services: Services, request: ChargeInput) -> ApprovalNeed:
+    """Whether this request would need an approval, and whose (read-only; `record` decides again under
+    the lock). Nothing is needed for a replay, nor for a charge the limits refuse anyway."""
     new = price(request, services.catalog, services.provider)
     async with transaction(services.pool) as conn:
         if await idempotency.get(conn, new.tenant_id, request.customer_id, request.idempotency_key):
-            return []  # a replay: what the key holds was decided when it was first used
+            return ApprovalNeed([])  # a replay: what the key holds was decided when it was first used
         try:
             await _check_limits(conn, services.settings, new, request.caller)
         except SpendLimitExceeded:
-            return []  # refused anyway: asking the person first would be asking for nothing
-        return approval_reasons(new, services.settings, await _earlier_same_charge(conn, new, services.settings))
+            return ApprovalNeed([])  # refused anyway: asking the person first would be asking for nothing
+        earlier = await _earlier_same_charge(conn, new, services.settings)
+    return approval_need(new, services.settings, earlier, request.caller)
 
 
 def approval_question(services: Services, request: ChargeInput, reasons: Sequence[str]) -> str:
@@ -175,13 +177,19 @@ async def record(
         ):
             return await _earlier_payment(conn, request), True
         await _check_limits(conn, services.settings, new, request.caller)
-        reasons = approval_reasons(new, services.settings, await _earlier_same_charge(conn, new, services.settings))
-        go_ahead = not reasons or (answer == "approved" and set(reasons) <= set(approved_for))
+        earlier = await _earlier_same_charge(conn, new, services.settings)
+        need = approval_need(new, services.settings, earlier, request.caller)
+        approved = need.by_client and answer == "approved" and set(need.reasons) <= set(approved_for)
+        go_ahead = not need.reasons or approved
+        if not go_ahead and answer != "declined":
+            check_held_count(
+                new, services.settings, await spend.held_for_customer(conn, new.tenant_id, new.customer_id)
+            )
         lease = services.settings.submit_lease_seconds if go_ahead and answer != "declined" else None
         payment = await payments.insert(conn, payment_id, new, lease_seconds=lease)
         why = f"create_charge (idempotency_key {request.idempotency_key!r})"
-        if reasons and answer == "approved":
-            why += "; approved by the person: " + "; ".join(reasons)
+        if approved:
+            why += "; approved by the person through the MCP client (client approval): " + "; ".join(need.reasons)
         await audit_trail.append(
             conn,
             payment_id,
@@ -196,7 +204,7 @@ async def record(
             declined = "the person declined the charge when asked"
             return await _move(conn, payment, PaymentStatus.CANCELED, "person", declined, key=key), False
         if not go_ahead:
-            return await _hold_for_approval(conn, payment, reasons, key), False
+            return await _hold_for_approval(conn, payment, need, answer, key), False
         return payment, False
 
 
@@ -281,22 +289,50 @@ async def approve(services: Services, payment_id: str, operator: str) -> Payment
             return await resume(services, held)
         await spend.lock_customer(conn, held.tenant_id, held.customer_id)
         locked = await _waiting_for_approval(conn, payment_id)
+        _refuse_if_expired(locked, services.settings)
         last_day = await spend.charges_in_last_day(
             conn, held.tenant_id, held.customer_id, held.currency, leaving_out=held.id
         )
         check_limits(held, services.settings, last_day)
         await _check_key_budget_again(conn, held)
         await payments.mark_charged_now(conn, payment_id)
-        await _move(conn, locked, PaymentStatus.CREATED, "operator", f"approved by {operator}")
+        await _move(conn, locked, PaymentStatus.CREATED, "operator", f"approved by operator {operator}")
         leased = await payments.take_lease(conn, payment_id, services.settings.submit_lease_seconds)
     assert leased is not None  # taken in the transaction that made it `created`
     return await submit(services, leased)
 
 
+async def expire_held(services: Services, limit: int = 100) -> list[str]:
+    """Cancel the charges that waited for an approval longer than PAYWARDEN_APPROVAL_EXPIRY_HOURS, so they
+    stop counting against limits; the ids of those canceled now."""
+    hours = services.settings.approval_expiry_hours
+    async with transaction(services.pool) as conn:
+        stale = await payments.held_longer_than(conn, hours=hours, limit=limit)
+    return [payment_id for payment_id in stale if await _expire(services, payment_id)]
+
+
+async def _expire(services: Services, payment_id: str) -> bool:
+    async with transaction(services.pool) as conn:
+        locked = await _locked(conn, payment_id)
+        if locked.status != PaymentStatus.REQUIRES_APPROVAL:
+            return False  # decided meanwhile
+        why = f"waited over {services.settings.approval_expiry_hours:g} hours for an approval: expired"
+        await _move(conn, locked, PaymentStatus.CANCELED, "reconciler", why)
+        return True
+
+
+def _refuse_if_expired(held: Payment, settings: Settings) -> None:
+    if held.updated_at < datetime.now(UTC) - timedelta(hours=settings.approval_expiry_hours):
+        raise NotAllowedNow(
+            f"Payment {held.id} waited over {settings.approval_expiry_hours:g} hours for approval and has expired "
+            "(the reconciler cancels it); the agent must ask for a new charge."
+        )
+
+
 async def reject(services: Services, payment_id: str, operator: str, reason: str | None) -> Payment:
     async with transaction(services.pool) as conn:
         locked = await _waiting_for_approval(conn, payment_id)
-        why = f"rejected by {operator}" + (f": {reason}" if reason else "")
+        why = f"rejected by operator {operator}" + (f": {reason}" if reason else "")
         return await _move(conn, locked, PaymentStatus.CANCELED, "operator", why, failure_reason=why)
 
 
@@ -349,12 +385,16 @@ async def _earlier_same_charge(conn: asyncpg.Connection, new: NewPayment, settin
 
 
 async def _hold_for_approval(
-    conn: asyncpg.Connection, payment: Payment, reasons: list[str], key: str | None
+    conn: asyncpg.Connection, payment: Payment, need: ApprovalNeed, answer: ApprovalAnswer, key: str | None
 ) -> Payment:
-    why = "needs approval: " + "; ".join(reasons)
+    why = "needs approval: " + "; ".join(need.reasons)
     await payments.set_approval_reason(conn, payment.id, why)
-    held = why + " (the person could not be asked)"
-    return await _move(conn, payment, PaymentStatus.REQUIRES_APPROVAL, "agent", held, key=key)
+    if need.operator_only:
+        waits = f" (an operator must approve it: {need.operator_only}"
+        waits += "; the MCP client's answer does not count)" if answer == "approved" else ")"
+    else:
+        waits = " (the person could not be asked)"
+    return await _move(conn, payment, PaymentStatus.REQUIRES_APPROVAL, "agent", why + waits, key=key)
 
 
 async def _move(

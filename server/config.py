@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     """Comma-separated ISO 4217 codes; unset allows every currency."""
     approval_threshold_minor: int = Field(default=5000, ge=0)
     """Charges above this amount (minor units of their currency) need a person's approval."""
+    operator_approval_above_minor: int | None = Field(default=50_000, ge=0)
+    """Charges above this amount need an operator's approval, whatever the API key's approval level
+    (and for the local stdio caller too); unset (empty) leaves it to each key."""
+    approval_expiry_hours: float = Field(default=24.0, gt=0)
+    """A charge waiting in requires_approval longer than this is canceled (it no longer counts against limits)."""
+    max_held_per_customer: int = Field(default=5, ge=1)
+    """The most charges one customer may have waiting for approval at once; more are refused."""
     duplicate_window_seconds: int = Field(default=600, ge=0)
     """A second identical charge under a different key within this window needs approval."""
     submit_lease_seconds: float = Field(default=90.0, gt=0)

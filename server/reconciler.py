@@ -46,13 +46,15 @@ class ReconcileReport:
     events_retried: int = 0
     events_read: int = 0
     events_applied: int = 0
+    expired: list[str] = field(default_factory=list)
+    """Charges that waited too long for an approval, canceled now."""
 
     def summary(self) -> str:
         return (
             f"resubmitted {len(self.resubmitted)}, updated {len(self.updated)}, unchanged {self.unchanged}, "
             f"needing an operator {len(self.needs_operator)}, provider events read {self.events_read} "
             f"(applied {self.events_applied}), failed webhook events retried {self.events_retried}, "
-            f"errors {len(self.errors)}"
+            f"held charges expired {len(self.expired)}, errors {len(self.errors)}"
         )
 
 
@@ -64,6 +66,7 @@ async def reconcile_once(services: Services) -> ReconcileReport:
     await _refresh_open(services, report)
     await _finish_refunds(services, report)
     await _retry_failed_events(services, report)
+    report.expired = await charges.expire_held(services)
     async with transaction(services.pool) as conn:
         await api_keys.forget_old_usage(conn)  # the rate limit only ever reads the current minute
     for kind, count in (

@@ -6,6 +6,7 @@ asks these whether a new charge may go ahead, needs a person, or is refused.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from db.payments import NewPayment
@@ -13,6 +14,7 @@ from db.spend import EarlierCharge, WindowCharge
 from server.config import Settings
 from server.errors import SpendLimitExceeded
 from server.money import format_amount
+from server.tenancy import Caller
 
 DAY = timedelta(hours=24)
 
@@ -70,8 +72,34 @@ def _frees_at(amount: int, limit: int, last_day: list[WindowCharge]) -> datetime
     raise AssertionError("unreachable: amount <= limit always fits an empty window")
 
 
-def approval_reasons(new: NewPayment, settings: Settings, earlier: EarlierCharge | None) -> list[str]:
+@dataclass(frozen=True)
+class ApprovalNeed:
+    reasons: list[str]
     """Why a person must approve this charge; empty when nobody needs to."""
+    operator_only: str | None = None
+    """Why only an operator may approve it (the MCP client's answer does not count); None: the person may,
+    through the client."""
+
+    @property
+    def by_client(self) -> bool:
+        """Whether asking the person through the MCP client can settle it."""
+        return bool(self.reasons) and self.operator_only is None
+
+
+def approval_need(new: NewPayment, settings: Settings, earlier: EarlierCharge | None, caller: Caller) -> ApprovalNeed:
+    """Whether this charge needs an approval, and whose."""
+    reasons = _approval_reasons(new, settings, earlier)
+    operator_above = settings.operator_approval_above_minor
+    if operator_above is not None and new.amount_minor > operator_above:
+        limit = _money(operator_above, new)
+        only = f"charges above {limit} are approved by an operator only"
+        return ApprovalNeed(reasons or [f"it is above {limit}"], operator_only=only)
+    if reasons and caller.approval == "operator":
+        return ApprovalNeed(reasons, operator_only="this API key's charges are approved by an operator only")
+    return ApprovalNeed(reasons)
+
+
+def _approval_reasons(new: NewPayment, settings: Settings, earlier: EarlierCharge | None) -> list[str]:
     reasons = []
     if new.amount_minor > settings.approval_threshold_minor:
         threshold = _money(settings.approval_threshold_minor, new)
@@ -82,6 +110,16 @@ def approval_reasons(new: NewPayment, settings: Settings, earlier: EarlierCharge
             f"as {earlier.payment_id} ({earlier.status})"
         )
     return reasons
+
+
+def check_held_count(new: NewPayment, settings: Settings, already_held: int) -> None:
+    """A burst of charges waiting for approval for one customer is refused beyond the configured most."""
+    if already_held >= settings.max_held_per_customer:
+        raise SpendLimitExceeded(
+            f"Refused: customer {new.customer_id!r} already has {already_held} charges waiting for approval "
+            f"(PAYWARDEN_MAX_HELD_PER_CUSTOMER is {settings.max_held_per_customer}). Wait until an operator has "
+            "decided them."
+        )
 
 
 def _money(amount: int, new: NewPayment) -> str:

@@ -10,6 +10,9 @@ from server.errors import MissingScope
 DEFAULT_TENANT = "default"
 Scope = Literal["read", "charge", "refund"]
 SCOPES: tuple[Scope, ...] = ("read", "charge", "refund")
+Approver = Literal["client", "operator"]
+"""Who may approve a caller's charges that need approval: the person through the MCP client, or only an operator."""
+APPROVERS: tuple[Approver, ...] = ("client", "operator")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class Caller:
     """The most this key may charge in any rolling 24 hours; None for no key budget."""
     budget_currency: str | None = None
     """The budget's currency: a key with a budget charges only in it."""
+    approval: Approver = "client"
+    """Who may approve this caller's charges that need approval (the local caller is trusted: client)."""
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes:

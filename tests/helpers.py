@@ -31,7 +31,7 @@ import cli
 from server import api_keys
 from server.config import Settings
 from server.services import Services, open_services
-from server.tenancy import DEFAULT_TENANT, SCOPES, Scope, local_caller
+from server.tenancy import DEFAULT_TENANT, SCOPES, Approver, Scope, local_caller
 from tools.server import build_server
 from webapp.app import build_webapp
 
@@ -72,8 +72,10 @@ async def new_key(
     budget_minor: int | None = None,
     budget_currency: str | None = None,
     name: str = "test agent",
+    approval: Approver = "operator",
 ) -> str:
-    """An API key (created with its tenant if new), as `paywarden keys create` makes one."""
+    """An API key (created with its tenant if new), as `paywarden keys create` makes one (by default its
+    charges that need approval wait for an operator)."""
     async with open_services(quiet_settings(database_url)) as services:
         issued = await api_keys.issue(
             services,
@@ -83,6 +85,7 @@ async def new_key(
             rate_per_minute=rate_per_minute,
             budget_minor=budget_minor,
             budget_currency=budget_currency,
+            approval=approval,
         )
     return issued.secret
 

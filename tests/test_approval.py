@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from mcp.types import ElicitResult
 
-from tests.helpers import call, paywarden_command
+from tests.helpers import call, call_error, paywarden_command
 
 BIG = {
     "customer_id": "cus_a",
@@ -98,7 +98,7 @@ async def test_the_operator_rejects(app, mcp) -> None:
         await paywarden(app, "reject", waiting["payment_id"], "--by", "bob", "--reason", "not today")
         rejected = await call(client, "get_payment", payment_id=waiting["payment_id"])
         again = await paywarden(app, "approve", waiting["payment_id"], expect_failure=True)
-    assert rejected["status"] == "canceled" and "rejected by bob: not today" in rejected["failure_reason"]
+    assert rejected["status"] == "canceled" and "rejected by operator bob: not today" in rejected["failure_reason"]
     assert "is canceled, not waiting for approval" in again
 
 
@@ -108,13 +108,75 @@ async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
     return out
 
 
-async def test_approval_over_streamable_http(app, api_key: str, db: asyncpg.Connection) -> None:
-    from tests.helpers import http_client
+async def test_approval_over_streamable_http(app, database_url: str, db: asyncpg.Connection) -> None:
+    from tests.helpers import http_client, new_key
 
+    trusted_client = await new_key(database_url, approval="client")
     callback, asked = answering("accept", {"approve": True})
-    async with http_client(f"{app.base_url}/mcp", api_key, elicitation_callback=callback) as client:
+    async with http_client(f"{app.base_url}/mcp", trusted_client, elicitation_callback=callback) as client:
         charge = await call(client, "create_charge", **{**BIG, "idempotency_key": "http-1"})
     assert charge["status"] == "succeeded" and len(asked) == 1
+    first = await db.fetchval("SELECT reason FROM payment_audit ORDER BY id LIMIT 1")
+    assert "approved by the person through the MCP client (client approval)" in first
+
+
+async def test_a_client_that_says_yes_cannot_approve_for_an_operator_key(app, database_url: str, db) -> None:
+    """The attack: an agent host whose elicitation callback always says yes. With a key whose charges an
+    operator approves (the default), the charge waits for the operator and nobody is even asked."""
+    from tests.helpers import http_client, new_key
+
+    key = await new_key(database_url)
+    callback, asked = answering("accept", {"approve": True})
+    async with http_client(f"{app.base_url}/mcp", key, elicitation_callback=callback) as client:
+        large = await call(client, "create_charge", **BIG)
+        huge = await call(client, "create_charge", **{**BIG, "amount_minor": 99_999_99, "idempotency_key": "x2"})
+    assert (large["status"], huge["status"]) == ("requires_approval", "requires_approval") and asked == []
+    assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 0
+    held = [
+        row["reason"]
+        for row in await db.fetch("SELECT reason FROM payment_audit WHERE to_status = 'requires_approval' ORDER BY id")
+    ]
+    assert "an operator must approve it: this API key's charges are approved by an operator only" in held[0]
+    assert "an operator must approve it: charges above 500.00 USD are approved by an operator only" in held[1]
+
+
+async def test_above_the_operator_threshold_even_a_trusted_client_waits(mcp, db: asyncpg.Connection) -> None:
+    callback, asked = answering("accept", {"approve": True})
+    async with mcp(elicitation_callback=callback) as client:  # the local caller: client approval
+        charge = await call(client, "create_charge", **{**BIG, "amount_minor": 60_000})
+    assert charge["status"] == "requires_approval" and asked == []
+    assert "above the approval threshold of 50.00 USD" in charge["approval_reason"]
+    held = await db.fetchval("SELECT reason FROM payment_audit WHERE to_status = 'requires_approval'")
+    assert "charges above 500.00 USD are approved by an operator only" in held
+
+
+async def test_held_charges_expire_and_stop_counting(app, mcp, db: asyncpg.Connection) -> None:
+    from server.reconciler import reconcile_once
+
+    async with mcp() as client:  # no elicitation: held for an operator
+        held = await call(client, "create_charge", **BIG)
+    await db.execute("UPDATE payments SET updated_at = now() - interval '25 hours'")
+    refused = await paywarden(app, "approve", held["payment_id"], expect_failure=True)
+    assert "has expired" in refused
+    report = await reconcile_once(app.services)
+    assert report.expired == [held["payment_id"]]
+    row = await db.fetchrow("SELECT status, failure_reason FROM payments")
+    assert row["status"] == "canceled" and "expired" in row["failure_reason"]
+    actor = await db.fetchval("SELECT actor FROM payment_audit ORDER BY id DESC LIMIT 1")
+    assert actor == "reconciler"
+
+
+async def test_a_burst_of_held_charges_for_one_customer_is_refused(mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        for n in range(5):
+            assert (await call(client, "create_charge", **{**BIG, "idempotency_key": f"b{n}"}))["status"] == (
+                "requires_approval"
+            )
+        sixth = await call_error(client, "create_charge", **{**BIG, "idempotency_key": "b5"})
+        other = await call(client, "create_charge", **{**BIG, "idempotency_key": "o1", "customer_id": "someone"})
+    assert "already has 5 charges waiting for approval" in sixth
+    assert other["status"] == "requires_approval"
+    assert await db.fetchval("SELECT count(*) FROM payments") == 6
 
 
 async def test_approving_again_finishes_a_payment_whose_provider_call_failed(app, mcp) -> None:

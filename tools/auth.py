@@ -31,6 +31,7 @@ class ApiKeyVerifier:
                 "tenant_id": key.tenant_id,
                 "budget_minor": key.budget_minor,
                 "budget_currency": key.budget_currency,
+                "approval": key.approval,
             },
         )
 

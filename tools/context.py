@@ -46,6 +46,7 @@ def caller(ctx: ToolContext) -> Caller:
             scopes=frozenset(token.scopes),
             budget_minor=claims.get("budget_minor"),
             budget_currency=claims.get("budget_currency"),
+            approval="client" if claims.get("approval") == "client" else "operator",
         )
     local_tenant = ctx.request_context.lifespan_context.local_tenant
     if local_tenant is None:

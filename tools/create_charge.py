@@ -78,17 +78,18 @@ async def charge_request(
 async def ask_for_approval(
     ctx: ToolContext, request: Annotated[ChargeInput, Resolve(charge_request)]
 ) -> NoQuestion | Elicit[ChargeApproval]:
-    """Ask the person through the client when the charge needs approval (a large amount, a repeat)."""
+    """Ask the person through the client when the charge needs their approval (a large amount, a repeat);
+    nobody is asked when only an operator may approve it."""
     try:
-        reasons = await charges.approval_needed(services(ctx), request)
+        need = await charges.approval_needed(services(ctx), request)
     except PaywardenError:
         return NoQuestion(answer="not_asked")  # the tool body reports the problem
-    if not reasons:
+    if not need.by_client:
         return NoQuestion(answer="not_asked")
     if not _can_ask(ctx):
         return NoQuestion(answer="unavailable")
-    _reasons_shown.set(reasons)
-    return Elicit(charges.approval_question(services(ctx), request, reasons), ChargeApproval)
+    _reasons_shown.set(need.reasons)
+    return Elicit(charges.approval_question(services(ctx), request, need.reasons), ChargeApproval)
 
 
 async def create_charge(
@@ -110,8 +111,9 @@ async def create_charge(
     idempotency_key for each new charge and reuse it when retrying the same charge after a timeout or
     error: you get the original payment back (replayed=true) and nothing is charged twice.
 
-    Large charges and repeats of a recent charge need the person's approval: the client asks them.
-    If it cannot, the payment waits in status 'requires_approval' for the operator.
+    Large charges and repeats of a recent charge need approval: the client asks the person, unless this
+    API key's charges (or a charge this large) are approved by an operator only. If nobody can say yes
+    now, the payment waits in status 'requires_approval' for an operator; check it later with get_payment.
 
     Returns the payment. status 'succeeded' means paid; 'requires_action' means a person must open
     next_action_url to pay; 'failed' means nothing was charged (see failure_reason). Access is never
