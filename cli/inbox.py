@@ -21,8 +21,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     shown = listing.add_mutually_exclusive_group()
     shown.add_argument("--all", action="store_true", help="also events that needed no action (unhandled, ignored, …)")
-    shown.add_argument("--problems", action="store_true", help="only failed, rejected and needs_attention events")
-    shown.add_argument("--failed", action="store_true", help="only events whose handling failed")
+    shown.add_argument(
+        "--problems", action="store_true", help="only failed, parked, rejected and needs_attention events"
+    )
+    shown.add_argument("--failed", action="store_true", help="only events whose handling failed (or was parked)")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(command=run_list)
     replay = actions.add_parser("replay", help="apply a stored event again (only failed ones change)")
@@ -52,7 +54,8 @@ def _line(entry: InboxEntry) -> str:
 
 
 def run_replay(settings: Settings, args: argparse.Namespace) -> int:
-    result = with_services(settings, lambda services: inbox.retry(services, args.event_id))
-    logger.info("replay of %s: %s", args.event_id, result.outcome, extra={"event_id": args.event_id})
-    print(f"{args.event_id}: {result.outcome}" + (f" ({result.note})" if result.note else ""))
-    return 1 if result.outcome in ("failed", "unknown") else 0
+    results = with_services(settings, lambda services: inbox.replay(services, args.event_id))
+    for result in results:
+        logger.info("replay of %s: %s", args.event_id, result.outcome, extra={"event_id": args.event_id})
+        print(f"{args.event_id}: {result.outcome}" + (f" ({result.note})" if result.note else ""))
+    return 1 if any(result.outcome in ("failed", "parked", "unknown") for result in results) else 0

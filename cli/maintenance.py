@@ -29,9 +29,13 @@ def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     check_provider_config(settings, receives_webhooks=False)
     report = with_services(settings, reconcile_once)
+    for step, how in report.steps.items():
+        print(f"{step}: {how}")
     print(report.summary())
     for problem in report.errors:
         print(f"  error: {problem}")
+    for note in report.attention:
+        print(f"  needs an operator: {note}")
     for payment_id in report.needs_operator:
         print(f"  {payment_id}: recorded over 23 hours ago and never confirmed by the provider; check it there")
     return 1 if report.errors else 0

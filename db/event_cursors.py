@@ -1,19 +1,32 @@
-"""The reconciler's place in each provider's event list: the last event it has read."""
+"""The reconciler's place in each provider's event list (the last event it has read), and the lease that
+lets one process at a time read it."""
 
 from __future__ import annotations
 
 import asyncpg
 
-READER_LOCK_KEY = 7_461_226_502  # one event-list reader at a time across every paywarden process
+
+async def take_reader_lease(connection: asyncpg.Connection, provider: str, seconds: float) -> bool:
+    """True when this process may read the list for the next `seconds` (nobody else holds the lease)."""
+    await connection.execute(
+        "INSERT INTO provider_event_cursors (provider) VALUES ($1) ON CONFLICT (provider) DO NOTHING", provider
+    )
+    taken = await connection.fetchval(
+        """
+        UPDATE provider_event_cursors SET reader_lease_until = now() + make_interval(secs => $2)
+         WHERE provider = $1 AND (reader_lease_until IS NULL OR reader_lease_until < now())
+        RETURNING true
+        """,
+        provider,
+        seconds,
+    )
+    return bool(taken)
 
 
-async def try_lock_reader(connection: asyncpg.Connection) -> bool:
-    """A session lock, released by unlock_reader: another process reading the list skips its turn."""
-    return await connection.fetchval("SELECT pg_try_advisory_lock($1)", READER_LOCK_KEY)
-
-
-async def unlock_reader(connection: asyncpg.Connection) -> None:
-    await connection.execute("SELECT pg_advisory_unlock($1)", READER_LOCK_KEY)
+async def release_reader_lease(connection: asyncpg.Connection, provider: str) -> None:
+    await connection.execute(
+        "UPDATE provider_event_cursors SET reader_lease_until = NULL WHERE provider = $1", provider
+    )
 
 
 async def last_event(connection: asyncpg.Connection, provider: str) -> str | None:
@@ -21,9 +34,6 @@ async def last_event(connection: asyncpg.Connection, provider: str) -> str | Non
 
 
 async def save(connection: asyncpg.Connection, provider: str, event_id: str | None) -> None:
-    if event_id is None:
-        await connection.execute("DELETE FROM provider_event_cursors WHERE provider = $1", provider)
-        return
     await connection.execute(
         """
         INSERT INTO provider_event_cursors (provider, last_event_id) VALUES ($1, $2)

@@ -59,6 +59,10 @@ class Payment(NewPayment):
     approval_reason: str | None
     refunded_minor: int
     charged_at: datetime
+    verified_at: datetime | None = None
+    """When the reconciler confirmed a success with the provider's own record."""
+    attention: str | None = None
+    """Set when something about the payment needs an operator (e.g. the provider does not show it paid)."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:
@@ -310,5 +314,36 @@ async def page_for_customer(
         after[1] if after else None,
         limit,
         tenant_id,
+    )
+    return [Payment.from_row(row) for row in rows]
+
+
+async def succeeded_unverified(connection: asyncpg.Connection, *, within_hours: float, limit: int) -> list[Payment]:
+    """Payments that became succeeded in the last `within_hours` and were not checked with the provider since."""
+    rows = await connection.fetch(
+        """
+        SELECT * FROM payments
+         WHERE status = 'succeeded' AND verified_at IS NULL AND provider_payment_id IS NOT NULL
+           AND updated_at > now() - make_interval(secs => $1 * 3600)
+         ORDER BY updated_at LIMIT $2
+        """,
+        within_hours,
+        limit,
+    )
+    return [Payment.from_row(row) for row in rows]
+
+
+async def mark_verified(connection: asyncpg.Connection, payment_id: str) -> None:
+    await connection.execute("UPDATE payments SET verified_at = now() WHERE id = $1", payment_id)
+
+
+async def flag_attention(connection: asyncpg.Connection, payment_id: str, note: str) -> None:
+    """Note for an operator that something about the payment needs checking (it stays as it is)."""
+    await connection.execute("UPDATE payments SET attention = $2, verified_at = now() WHERE id = $1", payment_id, note)
+
+
+async def needing_attention(connection: asyncpg.Connection, *, limit: int) -> list[Payment]:
+    rows = await connection.fetch(
+        "SELECT * FROM payments WHERE attention IS NOT NULL ORDER BY updated_at DESC LIMIT $1", limit
     )
     return [Payment.from_row(row) for row in rows]

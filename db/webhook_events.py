@@ -1,4 +1,4 @@
-"""The webhook inbox: each provider event stored once, unique on (provider, event_id)."""
+"""The webhook inbox: each provider event stored once per (provider, endpoint it came to, event id)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,17 @@ from typing import Any
 
 import asyncpg
 
-OUTCOMES = ("received", "applied", "ignored", "unhandled", "unmatched", "rejected", "needs_attention", "failed")
+OUTCOMES = (
+    "received",
+    "applied",
+    "ignored",
+    "unhandled",
+    "unmatched",
+    "rejected",
+    "needs_attention",
+    "failed",
+    "parked",
+)
 """What became of a stored event (the outcome column's CHECK lists the same)."""
 
 
@@ -14,6 +24,7 @@ async def store(
     connection: asyncpg.Connection,
     *,
     provider: str,
+    endpoint: str,
     event_id: str,
     event_type: str,
     payload: dict[str, Any],
@@ -22,17 +33,19 @@ async def store(
 ) -> tuple[int, str]:
     """The inbox row's id and outcome, locked: `received` when new, else what became of it before.
 
-    `source` says how it arrived: pushed as a `webhook`, or read from the provider's `event_list`.
-    `tenant_id` is set when it arrived at a tenant's own endpoint (otherwise when it matches a payment).
+    `endpoint` is where it came from (`platform`, `tenant:<id>`, `standard`); `source` how it arrived:
+    pushed as a `webhook`, or read from the provider's `event_list`. `tenant_id` is set when it arrived
+    at a tenant's own endpoint (otherwise when it matches a payment).
     """
     inserted = await connection.fetchval(
         """
-        INSERT INTO webhook_events (provider, event_id, event_type, payload, outcome, source, tenant_id)
-        VALUES ($1, $2, $3, $4, 'received', $5, $6)
-        ON CONFLICT (provider, event_id) DO NOTHING
+        INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, source, tenant_id)
+        VALUES ($1, $2, $3, $4, $5, 'received', $6, $7)
+        ON CONFLICT (provider, endpoint, event_id) DO NOTHING
         RETURNING id
         """,
         provider,
+        endpoint,
         event_id,
         event_type,
         payload,
@@ -42,45 +55,73 @@ async def store(
     if inserted is not None:
         return inserted, "received"
     row = await connection.fetchrow(
-        "SELECT id, outcome FROM webhook_events WHERE provider = $1 AND event_id = $2 FOR UPDATE",
+        "SELECT id, outcome FROM webhook_events WHERE provider = $1 AND endpoint = $2 AND event_id = $3 FOR UPDATE",
         provider,
+        endpoint,
         event_id,
     )
     return row["id"], row["outcome"]
 
 
-async def record_failure(connection: asyncpg.Connection, inbox_id: int, error: str) -> None:
-    await connection.execute(
+async def record_failure(
+    connection: asyncpg.Connection, inbox_id: int, error: str, *, retry_in_seconds: float, park_after: int
+) -> str:
+    """Keep the event with its error; it is tried again after `retry_in_seconds`, or parked for an
+    operator once it has failed `park_after` times. Returns the outcome: failed or parked."""
+    return await connection.fetchval(
         """
-        UPDATE webhook_events SET outcome = 'failed', attempts = attempts + 1, last_error = $2,
-               last_attempt_at = now()
+        UPDATE webhook_events
+           SET outcome = CASE WHEN attempts + 1 >= $4 THEN 'parked' ELSE 'failed' END,
+               attempts = attempts + 1, last_error = $2, last_attempt_at = now(),
+               next_attempt_at = now() + make_interval(secs => $3)
          WHERE id = $1
+        RETURNING outcome
         """,
         inbox_id,
         error,
+        retry_in_seconds,
+        park_after,
     )
 
 
-async def get(connection: asyncpg.Connection, provider: str, event_id: str) -> asyncpg.Record | None:
-    return await connection.fetchrow(
-        "SELECT * FROM webhook_events WHERE provider = $1 AND event_id = $2", provider, event_id
-    )
-
-
-async def failed_ids(connection: asyncpg.Connection, provider: str, limit: int) -> list[str]:
-    rows = await connection.fetch(
-        "SELECT event_id FROM webhook_events WHERE provider = $1 AND outcome = 'failed' ORDER BY id LIMIT $2",
+async def copies(connection: asyncpg.Connection, provider: str, event_id: str) -> list[asyncpg.Record]:
+    """Every stored copy of an event id (one per endpoint it came to), the platform's first."""
+    return await connection.fetch(
+        """
+        SELECT * FROM webhook_events WHERE provider = $1 AND event_id = $2
+         ORDER BY endpoint <> 'platform', endpoint
+        """,
         provider,
+        event_id,
+    )
+
+
+async def get(connection: asyncpg.Connection, inbox_id: int) -> asyncpg.Record | None:
+    return await connection.fetchrow("SELECT * FROM webhook_events WHERE id = $1", inbox_id)
+
+
+async def due_failures(connection: asyncpg.Connection, provider: str, *, after_id: int, limit: int) -> list[int]:
+    """Failed events whose next attempt is due, by inbox id after `after_id` (a page of them)."""
+    rows = await connection.fetch(
+        """
+        SELECT id FROM webhook_events
+         WHERE provider = $1 AND outcome = 'failed' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+           AND id > $2
+         ORDER BY id LIMIT $3
+        """,
+        provider,
+        after_id,
         limit,
     )
-    return [row["event_id"] for row in rows]
+    return [row["id"] for row in rows]
 
 
 async def listing(connection: asyncpg.Connection, *, outcomes: list[str] | None, limit: int) -> list[asyncpg.Record]:
     """The newest stored events, of these outcomes only (all outcomes when None)."""
     return await connection.fetch(
         """
-        SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at, tenant_id, source
+        SELECT event_id, event_type, outcome, attempts, last_error, note, payment_id, received_at, tenant_id, source,
+               endpoint
           FROM webhook_events WHERE $1::text[] IS NULL OR outcome = ANY($1::text[])
          ORDER BY id DESC LIMIT $2
         """,
@@ -100,7 +141,7 @@ async def record_outcome(
     await connection.execute(
         """
         UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, attempts = attempts + 1,
-               last_error = NULL, last_attempt_at = now(),
+               last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
                tenant_id = coalesce(tenant_id, (SELECT tenant_id FROM payments WHERE id = $3))
          WHERE id = $1
         """,

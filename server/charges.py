@@ -275,6 +275,36 @@ async def _apply_answer(
         return await payment_machine.apply(conn, await _locked(conn, payment_id), change)
 
 
+async def verify_success(services: Services, payment: Payment) -> str | None:
+    """Check a recorded success against the provider's own record; a success the provider does not show
+    as paid (a forged or mistaken event) is flagged for an operator, with both sides. The note, if any."""
+    assert payment.provider_payment_id is not None  # only successes the provider reported are checked
+    truth = await services.provider.retrieve_payment(payment.provider_payment_id)
+    paid = truth.status == PaymentStatus.SUCCEEDED and (truth.amount_minor, truth.currency) == (
+        payment.amount_minor,
+        payment.currency,
+    )
+    async with transaction(services.pool) as conn:
+        if paid:
+            await payments.mark_verified(conn, payment.id)
+            return None
+        note = (
+            f"paywarden recorded {format_amount(payment.amount_minor, payment.currency)} as succeeded; the "
+            f"provider shows {truth.status} ({_amount_shown(truth)}) for {payment.provider_payment_id}: check it there"
+        )
+        await payments.flag_attention(conn, payment.id, note)
+        await audit_trail.append(
+            conn, payment.id, actor="reconciler", from_status=payment.status, to_status=payment.status, reason=note
+        )
+        return note
+
+
+def _amount_shown(truth: ProviderPayment) -> str:
+    if truth.amount_minor is None or truth.currency is None:
+        return "no amount"
+    return format_amount(truth.amount_minor, truth.currency)
+
+
 async def approve(services: Services, payment_id: str, operator: str) -> Payment:
     """An operator's yes to a payment waiting in requires_approval: it goes to the provider now,
     if the limits still allow it now (the window has moved since the payment was held) — the

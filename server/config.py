@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     """How often `paywarden up` runs the reconciler in the background; 0 turns it off."""
     reconcile_event_lookback_hours: int = Field(default=72, ge=1, le=720)
     """On its first pass the reconciler reads the provider's events this far back (Stripe keeps 30 days)."""
+    max_event_attempts: int = Field(default=10, ge=1)
+    """A stored webhook event whose handling failed this many times is parked for an operator (replay retries it)."""
+    webhook_confirm_with_provider: bool = False
+    """Fetch the provider's own record before applying a webhook that says money arrived."""
     request_state_key: SecretStr | None = Field(default=None, min_length=32)
     """Seals MCP multi-round state (approval answers). Set the same value on every process behind one
     address; unset, each process makes its own, which is right for one process."""

@@ -1,15 +1,16 @@
 """The webhook inbox: each verified provider event stored once and applied, in one transaction.
 
-Used by the webhook endpoint, by `paywarden webhooks replay` and by the reconciler. If applying an
+Used by the webhook endpoints, by `paywarden webhooks replay` and by the reconciler. If applying an
 event fails, the event stays stored with its error and attempt count (outcome `failed`) and is
-tried again when the provider redelivers it, when the reconciler runs, or on replay — never dropped.
+tried again when the provider redelivers it, when the reconciler runs (with backoff), or on replay —
+never dropped; after PAYWARDEN_MAX_EVENT_ATTEMPTS it is parked for an operator.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
@@ -19,6 +20,7 @@ from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from server import metrics
+from server.errors import ProviderError
 from server.ledger import payment_machine, refund_outcomes
 from server.providers import ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
@@ -27,12 +29,34 @@ from server.services import Services
 logger = logging.getLogger(__name__)
 
 
-PROBLEMS = ("failed", "rejected", "needs_attention")
-"""Outcomes an operator must look at: handling failed, a signed body that was no event (or described
-another amount), money taken for a payment paywarden had already closed."""
+PROBLEMS = ("failed", "parked", "rejected", "needs_attention")
+"""Outcomes an operator must look at: handling failed (and, after PAYWARDEN_MAX_EVENT_ATTEMPTS, was parked),
+a signed body that was no event (or described another amount), money taken for a payment paywarden had
+already closed."""
 NO_ACTION = ("unhandled", "ignored", "unmatched")
 """Normal traffic that changed nothing: types paywarden does not act on, events already covered
 (duplicates of a state, out of order), events about payments that are not ours."""
+RETRYABLE_OUTCOMES = ("received", "failed", "parked")
+"""A delivery of an event stored with one of these is tried again (a provider's redelivery, a replay)."""
+PLATFORM = "platform"
+"""The endpoint of the provider account paywarden itself holds: /webhooks/stripe and the event list."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arrival:
+    """Where and how an event came in: its identity in the inbox is (provider, endpoint, event id), so an
+    id one endpoint received never makes another endpoint's event of that id a duplicate."""
+
+    endpoint: str = PLATFORM
+    """platform, tenant:<id> (a tenant's own endpoint) or standard (Standard Webhooks)."""
+    source: str = "webhook"
+    """webhook (pushed to us) or event_list (read from the provider by the reconciler)."""
+    tenant_id: str | None = None
+    """Set for a tenant's own endpoint: its events may only touch that tenant's payments and refunds."""
+
+    @classmethod
+    def tenant(cls, tenant_id: str) -> Arrival:
+        return cls(endpoint=f"tenant:{tenant_id}", tenant_id=tenant_id)
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class InboxEntry:
     received_at: datetime
     tenant_id: str | None
     source: str
+    endpoint: str
 
     @property
     def is_problem(self) -> bool:
@@ -60,46 +85,64 @@ class InboxEntry:
 @dataclass(frozen=True)
 class Ingested:
     outcome: str
-    """applied, ignored, unhandled, unmatched, rejected, needs_attention, failed — or duplicate, or
-    not_for_tenant (at a tenant's own endpoint: another tenant's event, not stored)."""
+    """applied, ignored, unhandled, unmatched, rejected, needs_attention, failed, parked — or duplicate,
+    or not_for_tenant (at a tenant's own endpoint: another tenant's event, not stored)."""
     payment_id: str | None = None
     note: str | None = None
     close_at_provider: str | None = None
     """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
 
 
-async def ingest(
-    services: Services, event: WebhookEvent, *, source: str = "webhook", tenant_id: str | None = None
-) -> Ingested:
-    """Store the event (once) and apply it; a duplicate of an applied event changes nothing, a
-    duplicate of a failed one is the retry. `source` is `event_list` when the reconciler read it from
-    the provider's event list rather than receiving it; its changes are then audited as the reconciler's.
-
-    `tenant_id`: the event came to that tenant's own endpoint, signed with its secret, so it may only
-    touch that tenant's payments and refunds; another tenant's are `unmatched`. Without it (the
-    platform endpoint) the event goes to whichever tenant's payment it names."""
-    result = await _ingest(services.pool, services.provider.name, event, source, tenant_id)
+async def ingest(services: Services, event: WebhookEvent, arrival: Arrival | None = None) -> Ingested:
+    """Store the event (once per endpoint) and apply it; a duplicate of an applied event changes nothing,
+    a duplicate of a failed one is the retry. Read from the provider's event list (`source` event_list),
+    its changes are audited as the reconciler's. With PAYWARDEN_WEBHOOK_CONFIRM_WITH_PROVIDER, a payment
+    event that would grant something is first checked against the provider's own record."""
+    arrival = arrival or Arrival()
+    try:
+        event = await _confirmed(services, event)
+    except ProviderError as error:
+        result = await _store_unconfirmed(services, event, arrival, error)
+    else:
+        result = await _ingest(services, event, arrival)
     metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
         await close_at_provider(services.provider, result.close_at_provider)
     return result
 
 
-async def store_rejected(services: Services, raw: str, reason: str) -> str:
-    """Keep a correctly signed body that is not an event, under an id derived from its bytes."""
-    event_id = "malformed_" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+async def _confirmed(services: Services, event: WebhookEvent) -> WebhookEvent:
+    """The event, its payment replaced by the provider's own record when the operator asked for that and
+    the event says the money arrived (Stripe's advice for critical events)."""
+    reported = event.payment
+    confirming = services.settings.webhook_confirm_with_provider
+    if not (confirming and reported and reported.status == "succeeded" and reported.provider_payment_id):
+        return event
+    truth = await services.provider.retrieve_payment(reported.provider_payment_id)
+    return replace(event, payment=replace(truth, payment_id=truth.payment_id or reported.payment_id))
+
+
+async def store_rejected(services: Services, raw: str, reason: str, endpoint: str = PLATFORM) -> str:
+    """Keep a correctly signed body that is not an event we can handle, under an id derived from its bytes."""
+    event_id = "malformed_" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     metrics.WEBHOOK_EVENTS.labels("rejected").inc()
     async with transaction(services.pool) as conn:
         inbox_id, outcome = await webhook_events.store(
             conn,
             provider=services.provider.name,
+            endpoint=endpoint,
             event_id=event_id,
             event_type="malformed",
-            payload={"raw": raw[:65536]},
+            payload={"raw": storable_text(raw[:65536])},
         )
         if outcome == "received":
             await webhook_events.record_outcome(conn, inbox_id, outcome="rejected", payment_id=None, note=reason)
     return event_id
+
+
+def storable_text(text: str) -> str:
+    """Text PostgreSQL's jsonb can hold: NUL characters and lone surrogates written out as escapes."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def listing(services: Services, *, which: str = "default", limit: int = 50) -> list[InboxEntry]:
@@ -108,7 +151,7 @@ async def listing(services: Services, *, which: str = "default", limit: int = 50
     outcomes = {
         "all": None,
         "problems": list(PROBLEMS),
-        "failed": ["failed"],
+        "failed": ["failed", "parked"],
         "default": [outcome for outcome in webhook_events.OUTCOMES if outcome not in NO_ACTION],
     }[which]
     async with connection(services.pool) as conn:
@@ -116,72 +159,119 @@ async def listing(services: Services, *, which: str = "default", limit: int = 50
     return [InboxEntry(**dict(row)) for row in rows]
 
 
-async def retry(services: Services, event_id: str) -> Ingested:
-    """Apply a stored event again (what `paywarden webhooks replay` does); only failed ones change."""
-    async with transaction(services.pool) as conn:
-        stored = await webhook_events.get(conn, services.provider.name, event_id)
-    if stored is None:
-        return Ingested("unknown", note=f"no stored event {event_id!r}")
-    return await ingest(services, event_from_payload(stored["payload"]), tenant_id=stored["tenant_id"])
+async def replay(services: Services, event_id: str) -> list[Ingested]:
+    """Apply every stored copy of an event again (what `paywarden webhooks replay` does); only failed and
+    parked ones change."""
+    async with connection(services.pool) as conn:
+        stored = await webhook_events.copies(conn, services.provider.name, event_id)
+    if not stored:
+        return [Ingested("unknown", note=f"no stored event {event_id!r}")]
+    return [await _again(services, row) for row in stored]
 
 
-async def retry_failed(services: Services, limit: int = 100) -> list[Ingested]:
-    async with transaction(services.pool) as conn:
-        failed = await webhook_events.failed_ids(conn, services.provider.name, limit)
-    return [await retry(services, event_id) for event_id in failed]
+async def retry_failed(services: Services, page: int = 100) -> list[Ingested]:
+    """Retry every failed event whose next attempt is due, page by page (each failure pushes its own next
+    attempt back, and parks the event for an operator after PAYWARDEN_MAX_EVENT_ATTEMPTS)."""
+    results, after = [], 0
+    while True:
+        async with connection(services.pool) as conn:
+            due = await webhook_events.due_failures(conn, services.provider.name, after_id=after, limit=page)
+        for inbox_id in due:
+            async with connection(services.pool) as conn:
+                row = await webhook_events.get(conn, inbox_id)
+            results.append(await _again(services, row))
+        if len(due) < page:
+            return results
+        after = due[-1]
+
+
+async def _again(services: Services, row: asyncpg.Record) -> Ingested:
+    arrival = Arrival(endpoint=row["endpoint"], source=row["source"], tenant_id=row["tenant_id"])
+    if row["event_type"] == "malformed":
+        return Ingested(row["outcome"], note="a body that was not an event; nothing to apply")
+    return await ingest(services, event_from_payload(row["payload"]), arrival)
 
 
 class _NotThisTenants(Exception):
     """Raised inside the transaction to undo storing an event a tenant's endpoint has no business with."""
 
 
-async def _ingest(
-    pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str, tenant_id: str | None
-) -> Ingested:
+async def _ingest(services: Services, event: WebhookEvent, arrival: Arrival) -> Ingested:
     """A tenant's endpoint receives every event of the provider account, other tenants' included (one
-    account serves them all): it stores only its own, so the platform endpoint, the reconciler and a
-    replay still see the others as new."""
+    account serves them all): it stores only its own."""
     try:
-        return await _store_and_apply(pool, provider, event, source, tenant_id)
+        return await _store_and_apply(services, event, arrival)
     except _NotThisTenants:
-        return Ingested("not_for_tenant", note=f"not an event of tenant {tenant_id!r}; nothing was stored")
+        return Ingested("not_for_tenant", note=f"not an event of tenant {arrival.tenant_id!r}; nothing was stored")
 
 
 @retry_on_deadlock
-async def _store_and_apply(
-    pool: asyncpg.Pool, provider: str, event: WebhookEvent, source: str, tenant_id: str | None
-) -> Ingested:
-    actor = "reconciler" if source == "event_list" else "webhook"
-    async with transaction(pool) as conn:
-        inbox_id, outcome = await webhook_events.store(
-            conn,
-            provider=provider,
-            event_id=event.event_id,
-            event_type=event.event_type,
-            payload=event.payload,
-            source=source,
-            tenant_id=tenant_id,
-        )
-        if outcome not in ("received", "failed"):
+async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arrival) -> Ingested:
+    provider = services.provider.name
+    actor = "reconciler" if arrival.source == "event_list" else "webhook"
+    async with transaction(services.pool) as conn:
+        inbox_id, outcome = await _store(conn, provider, event, arrival)
+        if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
             async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
-                result = await _apply(conn, provider, event, actor, tenant_id)
+                result = await _apply(conn, provider, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
-            problem = f"{type(error).__name__}: {str(error)[:300]}"
-            logger.exception(
-                "applying webhook %s failed; kept for retry", event.event_id, extra={"event_id": event.event_id}
-            )
-            await webhook_events.record_failure(conn, inbox_id, problem)
-            return Ingested("failed", note="applying the event failed; it is stored and will be retried")
-        if tenant_id is not None and result.outcome in ("unmatched", "unhandled"):
+            logger.exception("applying event %s failed; kept for retry", event.event_id, extra=_ids(event))
+            return await _failed(conn, services, inbox_id, f"{type(error).__name__}: {str(error)[:300]}")
+        if arrival.tenant_id is not None and result.outcome in ("unmatched", "unhandled"):
             raise _NotThisTenants()
         await webhook_events.record_outcome(
             conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
         )
         return result
+
+
+async def _store_unconfirmed(services: Services, event: WebhookEvent, arrival: Arrival, error: Exception) -> Ingested:
+    """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry."""
+    async with transaction(services.pool) as conn:
+        inbox_id, outcome = await _store(conn, services.provider.name, event, arrival)
+        if outcome not in RETRYABLE_OUTCOMES:
+            return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
+        return await _failed(conn, services, inbox_id, f"could not confirm with the provider: {error}")
+
+
+async def _store(conn: asyncpg.Connection, provider: str, event: WebhookEvent, arrival: Arrival) -> tuple[int, str]:
+    return await webhook_events.store(
+        conn,
+        provider=provider,
+        endpoint=arrival.endpoint,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload,
+        source=arrival.source,
+        tenant_id=arrival.tenant_id,
+    )
+
+
+async def _failed(conn: asyncpg.Connection, services: Services, inbox_id: int, problem: str) -> Ingested:
+    attempts_before = (await webhook_events.get(conn, inbox_id))["attempts"]
+    outcome = await webhook_events.record_failure(
+        conn,
+        inbox_id,
+        problem,
+        retry_in_seconds=retry_backoff_seconds(attempts_before),
+        park_after=services.settings.max_event_attempts,
+    )
+    if outcome == "parked":
+        return Ingested("parked", note="applying the event keeps failing; it is parked for an operator")
+    return Ingested("failed", note="applying the event failed; it is stored and will be retried")
+
+
+def retry_backoff_seconds(attempts_so_far: int) -> float:
+    """1 minute after the first failure, doubling, at most an hour apart."""
+    return float(min(60 * 2 ** min(attempts_so_far, 10), 3600))
+
+
+def _ids(event: WebhookEvent) -> dict[str, str]:
+    return {"event_id": event.event_id}
 
 
 async def _apply(

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-
-import asyncpg
 
 from db import api_keys, event_cursors, payments
 from db import refunds as db_refunds
@@ -29,11 +27,15 @@ from db.pool import connection, transaction
 from server import charges, inbox, metrics, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError, for_operator
+from server.providers import UnreadableEvent, WebhookEvent
 from server.services import Services
 
 logger = logging.getLogger(__name__)
 BATCH = 100
 EVENT_PAGES_PER_PASS = 20
+READER_LEASE_SECONDS = 300.0
+"""Longer than a pass's reading of the event list takes; a reader that dies lets it run out."""
+VERIFY_WITHIN_HOURS = 24
 
 
 @dataclass
@@ -46,83 +48,116 @@ class ReconcileReport:
     events_retried: int = 0
     events_read: int = 0
     events_applied: int = 0
+    events_unreadable: int = 0
     expired: list[str] = field(default_factory=list)
     """Charges that waited too long for an approval, canceled now."""
+    verified: int = 0
+    attention: list[str] = field(default_factory=list)
+    """Successes the provider does not show as paid: flagged for an operator, with both sides."""
+    steps: dict[str, str] = field(default_factory=dict)
+    """Each step's name and how it went (`ok`, or what stopped it); the other steps ran regardless."""
 
     def summary(self) -> str:
         return (
             f"resubmitted {len(self.resubmitted)}, updated {len(self.updated)}, unchanged {self.unchanged}, "
             f"needing an operator {len(self.needs_operator)}, provider events read {self.events_read} "
-            f"(applied {self.events_applied}), failed webhook events retried {self.events_retried}, "
+            f"(applied {self.events_applied}, unreadable {self.events_unreadable}), failed webhook events "
+            f"retried {self.events_retried}, successes checked {self.verified} (flagged {len(self.attention)}), "
             f"held charges expired {len(self.expired)}, errors {len(self.errors)}"
         )
 
 
 async def reconcile_once(services: Services) -> ReconcileReport:
+    """One pass: every step runs on its own, so one that fails (a provider that does not answer, an event
+    nobody can read) stops neither the others nor the next pass."""
     report = ReconcileReport()
     metrics.RECONCILER_RUNS.inc()
-    await _read_event_list(services, report)
-    await _resubmit_unfinished(services, report)
-    await _refresh_open(services, report)
-    await _finish_refunds(services, report)
-    await _retry_failed_events(services, report)
-    report.expired = await charges.expire_held(services)
-    async with transaction(services.pool) as conn:
-        await api_keys.forget_old_usage(conn)  # the rate limit only ever reads the current minute
+    for name, step in STEPS:
+        try:
+            await step(services, report)
+            report.steps[name] = "ok"
+        except Exception as error:  # one broken step must not keep the others from running
+            said = for_operator(error) if isinstance(error, PaywardenError) else type(error).__name__
+            report.steps[name] = f"failed: {said}"
+            report.errors.append(f"{name}: {said}")
+            logger.warning("reconciler step %r failed: %s", name, said, exc_info=not isinstance(error, PaywardenError))
+    _count_fixes(report)
+    return report
+
+
+def _count_fixes(report: ReconcileReport) -> None:
     for kind, count in (
         ("resubmitted", len(report.resubmitted)),
         ("updated", len(report.updated)),
         ("events_retried", report.events_retried),
         ("events_applied", report.events_applied),
+        ("expired", len(report.expired)),
     ):
         if count:
             metrics.RECONCILER_FIXES.labels(kind).inc(count)
-    return report
 
 
 async def _read_event_list(services: Services, report: ReconcileReport) -> None:
     """Every event since the last one read, through the inbox: what was delivered is a duplicate
-    and changes nothing; what was lost is applied now. One process reads at a time."""
-    async with connection(services.pool) as conn:
-        if not await event_cursors.try_lock_reader(conn):
+    and changes nothing; what was lost is applied now. One process reads at a time (a lease)."""
+    provider = services.provider.name
+    async with transaction(services.pool) as conn:
+        if not await event_cursors.take_reader_lease(conn, provider, READER_LEASE_SECONDS):
+            report.steps["provider event list"] = "skipped: another process is reading it"
             return
-        try:
-            await _read_events_holding_lock(services, conn, report)
-        except PaywardenError as error:
-            report.errors.append(f"reading the provider's event list: {for_operator(error)}")
-        finally:
-            await event_cursors.unlock_reader(conn)
+    try:
+        await _read_events_holding_lease(services, report)
+    finally:
+        async with transaction(services.pool) as conn:
+            await event_cursors.release_reader_lease(conn, provider)
 
 
-async def _read_events_holding_lock(services: Services, conn: asyncpg.Connection, report: ReconcileReport) -> None:
+async def _read_events_holding_lease(services: Services, report: ReconcileReport) -> None:
     provider = services.provider
-    cursor = await event_cursors.last_event(conn, provider.name)
+    async with connection(services.pool) as conn:
+        cursor = await event_cursors.last_event(conn, provider.name)
     since = int(time.time()) - services.settings.reconcile_event_lookback_hours * 3600
     for _ in range(EVENT_PAGES_PER_PASS):
         page = await provider.events_after(cursor, created_since=since, limit=BATCH)
         if page is None:  # the provider forgot our last event: start again from the lookback window
             logger.warning("the provider no longer knows event %s; reading from the lookback window", cursor)
-            cursor = None
-            await event_cursors.save(conn, provider.name, None)
+            cursor = await _move_cursor(services, None)
             continue
         for event in page.events:
-            result = await inbox.ingest(services, event, source="event_list")
-            report.events_read += 1
-            if result.outcome == "applied":
-                report.events_applied += 1
-                logger.info("applied a missed event %s", event.event_id, extra={"event_id": event.event_id})
-            elif result.outcome == "failed":
-                report.errors.append(f"event {event.event_id}: {result.note}")
+            await _take_listed_event(services, event, report)
         if page.events:
-            cursor = page.events[-1].event_id
-            await event_cursors.save(conn, provider.name, cursor)
+            cursor = await _move_cursor(services, page.events[-1].event_id)
         if not page.has_more:
             return
 
 
+async def _take_listed_event(
+    services: Services, event: WebhookEvent | UnreadableEvent, report: ReconcileReport
+) -> None:
+    """Through the inbox, like a webhook; one that cannot be read is kept as rejected and passed over."""
+    report.events_read += 1
+    if isinstance(event, UnreadableEvent):
+        report.events_unreadable += 1
+        stored_as = await inbox.store_rejected(services, event.raw, event.reason)
+        report.errors.append(f"event {event.event_id} cannot be read ({event.reason}); kept as {stored_as}")
+        return
+    result = await inbox.ingest(services, event, inbox.Arrival(source="event_list"))
+    if result.outcome == "applied":
+        report.events_applied += 1
+        logger.info("applied a missed event %s", event.event_id, extra={"event_id": event.event_id})
+    elif result.outcome in ("failed", "parked"):
+        report.errors.append(f"event {event.event_id}: {result.note}")
+
+
+async def _move_cursor(services: Services, event_id: str | None) -> str | None:
+    async with transaction(services.pool) as conn:
+        await event_cursors.save(conn, services.provider.name, event_id)
+    return event_id
+
+
 async def _retry_failed_events(services: Services, report: ReconcileReport) -> None:
     for result in await inbox.retry_failed(services):
-        if result.outcome == "failed":
+        if result.outcome in ("failed", "parked"):
             report.errors.append(f"webhook event still failing: {result.note}")
         else:
             report.events_retried += 1
@@ -187,6 +222,43 @@ async def _apply_provider_record(services: Services, payment: payments.Payment) 
             "reconciled %s: %s -> %s", payment.id, payment.status, truth.status, extra={"payment_id": payment.id}
         )
     return result.applied
+
+
+async def _verify_recent_successes(services: Services, report: ReconcileReport) -> None:
+    """A forged or mistaken success does not go unnoticed: each one of the last day is checked once."""
+    async with transaction(services.pool) as conn:
+        recent = await payments.succeeded_unverified(conn, within_hours=VERIFY_WITHIN_HOURS, limit=BATCH)
+    for payment in recent:
+        try:
+            note = await charges.verify_success(services, payment)
+        except PaywardenError as error:
+            report.errors.append(f"{payment.id}: {for_operator(error)}")
+            continue
+        report.verified += 1
+        if note:
+            logger.error("%s needs an operator: %s", payment.id, note, extra={"payment_id": payment.id})
+            report.attention.append(f"{payment.id}: {note}")
+
+
+async def _expire_held(services: Services, report: ReconcileReport) -> None:
+    report.expired = await charges.expire_held(services)
+
+
+async def _forget_old_usage(services: Services, report: ReconcileReport) -> None:
+    async with transaction(services.pool) as conn:
+        await api_keys.forget_old_usage(conn)  # the rate limit only ever reads the current minute
+
+
+STEPS: tuple[tuple[str, Callable[[Services, ReconcileReport], Awaitable[None]]], ...] = (
+    ("provider event list", _read_event_list),
+    ("unfinished payments", _resubmit_unfinished),
+    ("quiet open payments", _refresh_open),
+    ("refunds", _finish_refunds),
+    ("failed webhook events", _retry_failed_events),
+    ("recent successes", _verify_recent_successes),
+    ("held charges", _expire_held),
+    ("rate-limit counts", _forget_old_usage),
+)
 
 
 async def reconcile_forever(services: Services, interval_seconds: float) -> None:

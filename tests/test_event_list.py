@@ -4,6 +4,7 @@ provider never delivered is applied anyway: once, through the inbox, audited as 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import asyncpg
@@ -108,3 +109,31 @@ async def _awaiting_the_customer(services, customer_id: str):
     payment = await charges.charge(services, request)
     assert payment.status == "requires_action" and payment.next_action_url
     return payment
+
+
+async def test_an_event_nobody_can_read_is_kept_and_passed_over(settings, listening_socket, db) -> None:
+    """An event in the provider's list whose metadata is a list (not an object): it is kept as rejected,
+    the cursor moves past it, and the events after it are applied in the same pass."""
+    quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
+    async with running_app(quiet, listening_socket) as services:
+        payment = await _awaiting_the_customer(services, "cus_unreadable")
+        await reconcile_once(services)
+        intent = {"id": payment.provider_payment_id, "object": "payment_intent", "amount": 300, "currency": "usd",
+                  "status": "succeeded", "metadata": ["payment_id", payment.payment_id]}  # fmt: skip
+        unreadable = {"id": "evt_unreadable", "object": "event", "type": "payment_intent.succeeded",
+                      "created": int(time.time()), "data": {"object": intent}}  # fmt: skip
+        await db.execute(
+            "INSERT INTO sandbox.events (id, type, payload) VALUES ($1, $2, $3)",
+            unreadable["id"],
+            unreadable["type"],
+            json.dumps(unreadable),
+        )
+        await click(payment.next_action_url, "Pay")  # a readable event after the unreadable one
+        report = await reconcile_once(services)
+        again = await reconcile_once(services)
+    assert report.steps["provider event list"] == "ok"
+    assert report.events_unreadable == 1 and report.events_applied == 1
+    assert await db.fetchval("SELECT status FROM payments") == "succeeded"
+    kept = await db.fetchrow("SELECT outcome, note FROM webhook_events WHERE event_type = 'malformed'")
+    assert kept["outcome"] == "rejected" and "not of the types Stripe sends" in kept["note"]
+    assert again.events_read == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 
@@ -67,6 +69,46 @@ async def test_the_reconciler_retries_failed_events(app, db, two_payments, proce
     body = intent_event("payment_intent.processing", two_payments[0], event_id="evt_f3")
     assert (await post(app, body, signed(body))).status_code == 500
     processing_handler_breaks.undo()
+    assert (await reconcile_once(app.services)).events_retried == 0  # its next attempt is a minute away
+    await db.execute("UPDATE webhook_events SET next_attempt_at = now() WHERE event_id = 'evt_f3'")  # time passes
     report = await reconcile_once(app.services)
     assert report.events_retried == 1
     assert await db.fetchval("SELECT outcome FROM webhook_events WHERE event_id = 'evt_f3'") == "applied"
+
+
+async def test_a_permanently_failing_event_is_parked_for_an_operator(
+    app, db, two_payments, processing_handler_breaks, database_url: str
+) -> None:
+    from server.reconciler import reconcile_once
+    from server.services import open_services
+
+    body = intent_event("payment_intent.processing", two_payments[0], event_id="evt_f4")
+    assert (await post(app, body, signed(body))).json()["outcome"] == "failed"
+    async with open_services(app.settings.model_copy(update={"max_event_attempts": 3})) as services:
+        outcomes = []
+        for _ in range(2):
+            await db.execute("UPDATE webhook_events SET next_attempt_at = now() WHERE event_id = 'evt_f4'")
+            outcomes += [result.outcome for result in await inbox.retry_failed(services)]
+        assert outcomes == ["failed", "parked"]
+        await db.execute("UPDATE webhook_events SET next_attempt_at = now() WHERE event_id = 'evt_f4'")
+        assert (await reconcile_once(services)).events_retried == 0  # parked: no more automatic attempts
+    code, listing = await paywarden_command(database_url, "webhooks", "list", "--problems")
+    assert "PROBLEM" in listing and "evt_f4 payment_intent.processing parked attempts=3" in listing
+    processing_handler_breaks.undo()
+    code, replayed = await paywarden_command(database_url, "webhooks", "replay", "evt_f4", port=str(app.settings.port))
+    assert code == 0 and "evt_f4: applied" in replayed
+
+
+async def test_retrying_failed_events_pages_through_all_of_them(app, db) -> None:
+    """More failed events than one page: every one due is retried, not only the oldest page."""
+    for n in range(130):
+        body = {"id": f"evt_page_{n}", "type": "customer.created", "data": {"object": {}}}
+        await db.execute(
+            "INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, attempts)"
+            " VALUES ('sandbox', 'platform', $1, 'customer.created', $2, 'failed', 1)",
+            body["id"],
+            json.dumps(body),
+        )
+    results = await inbox.retry_failed(app.services, page=50)
+    assert len(results) == 130 and {result.outcome for result in results} == {"unhandled"}
+    assert await db.fetchval("SELECT count(*) FROM webhook_events WHERE outcome = 'failed'") == 0

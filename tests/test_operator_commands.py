@@ -34,9 +34,7 @@ async def test_operator_commands_speak_to_an_operator(app, mcp, database_url: st
     code, approving = await paywarden_command(database_url, "approve", held["payment_id"], **nobody)
     code_reconcile, reconciling = await paywarden_command(database_url, "reconcile", **nobody)
     assert code == 1 and "The payment provider did not answer" in approving and "is it running?" in approving
-    assert (
-        code_reconcile == 1 and "reading the provider's event list: the payment provider did not answer" in reconciling
-    )
+    assert code_reconcile == 1 and "provider event list: the payment provider did not answer" in reconciling
     for said in (approving, reconciling):
         assert "idempotency_key" not in said and "Traceback" not in said
 

@@ -19,6 +19,8 @@ from server.tenancy import DEFAULT_TENANT
 from tests.helpers import LOCAL, call, eventually, intent_event, signed
 from tests.helpers import post_webhook as post
 
+PAID_NOW = {"product_id": "day_pass", "payment_method": "pm_card_visa"}
+
 
 def request(key: str, customer: str = "cus_race") -> ChargeInput:
     return ChargeInput(
@@ -195,3 +197,53 @@ async def test_paywarden_up_reconciles_in_the_background(settings, listening_soc
 
 async def _status_is(db: asyncpg.Connection, payment_id: str, status: str) -> bool:
     return await db.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == status
+
+
+async def test_a_success_the_provider_does_not_show_is_flagged_by_the_reconciler(app, mcp, db) -> None:
+    """A correctly signed but mistaken (or forged, with a leaked secret) success: the next pass checks it
+    against the provider's own record and flags it for an operator, with both sides."""
+    async with mcp() as client:
+        waiting = await call(client, "create_charge", customer_id="cus_v", idempotency_key="v", product_id="day_pass")
+    forged = intent_event("payment_intent.succeeded", waiting, event_id="evt_forged")
+    assert (await post(app, forged, signed(forged))).json()["outcome"] == "applied"
+    report = await reconcile_once(app.services)
+    again = await reconcile_once(app.services)
+    assert len(report.attention) == 1 and again.attention == [] and again.verified == 0
+    note = await db.fetchval("SELECT attention FROM payments")
+    assert "recorded 3.00 USD as succeeded; the provider shows requires_action" in note
+    assert await db.fetchval("SELECT actor FROM payment_audit ORDER BY id DESC LIMIT 1") == "reconciler"
+
+
+async def test_a_paid_success_is_confirmed_once(app, mcp, db) -> None:
+    async with mcp() as client:
+        await call(client, "create_charge", customer_id="cus_ok", idempotency_key="ok", **PAID_NOW)
+    report = await reconcile_once(app.services)
+    assert report.verified == 1 and report.attention == []
+    assert await db.fetchval("SELECT verified_at IS NOT NULL AND attention IS NULL FROM payments")
+    assert (await reconcile_once(app.services)).verified == 0
+
+
+async def test_with_confirmation_on_a_success_is_applied_only_if_the_provider_shows_it(app, mcp, db) -> None:
+    from server import inbox
+    from server.providers.stripe import event_from_payload
+
+    async with mcp() as client:
+        waiting = await call(client, "create_charge", customer_id="cus_c", idempotency_key="c", product_id="day_pass")
+    forged = event_from_payload(json.loads(intent_event("payment_intent.succeeded", waiting, event_id="evt_c1")))
+    careful = app.settings.model_copy(update={"webhook_confirm_with_provider": True})
+    async with open_services(careful) as services:
+        result = await inbox.ingest(services, forged)
+    assert result.outcome == "ignored" and await db.fetchval("SELECT status FROM payments") == "requires_action"
+
+
+async def test_one_failing_step_does_not_stop_the_others(app, db) -> None:
+    away = app.settings.model_copy(update={"stripe_api_base": "http://127.0.0.1:1/sandbox", "approval_expiry_hours": 1})
+    await db.execute(
+        "INSERT INTO payments (id, tenant_id, customer_id, amount_minor, currency, provider, status, updated_at)"
+        " VALUES ('pay_0000000000000000000000aa', 'default', 'c', 100, 'USD', 'sandbox', 'requires_approval',"
+        " now() - interval '2 hours')"
+    )
+    async with open_services(away) as services:
+        report = await reconcile_once(services)
+    assert report.steps["provider event list"].startswith("failed: the payment provider did not answer")
+    assert report.steps["held charges"] == "ok" and report.expired == ["pay_0000000000000000000000aa"]

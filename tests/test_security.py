@@ -293,6 +293,30 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
     assert stored == {"evt_a": "tenant-a", "evt_b": "tenant-b"}  # the event tenant A's endpoint refused is B's
 
 
+async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app, database_url: str, db) -> None:
+    """Tenant A, holding its own endpoint's secret, posts an event id first (about its own payment); the
+    platform's real event of that id, about tenant B's payment, is still applied: ids are per endpoint."""
+    keys = {tenant: await new_key(database_url, tenant_id=tenant) for tenant in ("tenant-a", "tenant-b")}
+    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", "whsec_tenant_a")
+    assert code == 0, out
+    waiting = {}
+    for tenant, key in keys.items():
+        async with http_client(f"{app.base_url}/mcp", key) as client:
+            waiting[tenant] = await call(client, "create_charge", customer_id="c", idempotency_key="w", **PAID_LATER)
+    processing = intent_event("payment_intent.processing", waiting["tenant-a"], event_id="evt_shared")
+    real = intent_event("payment_intent.succeeded", waiting["tenant-b"], event_id="evt_shared")
+    async with httpx.AsyncClient(base_url=app.base_url) as http:
+        first = await http.post(
+            "/webhooks/stripe/tenant-a", content=processing, headers=signed(processing, "whsec_tenant_a")
+        )
+        platform = await http.post("/webhooks/stripe", content=real, headers=signed(real, WEBHOOK_SECRET))
+    assert first.json()["outcome"] == "applied" and platform.json()["outcome"] == "applied"
+    assert dict(await db.fetch("SELECT tenant_id, status FROM payments")) == {
+        "tenant-a": "processing",
+        "tenant-b": "succeeded",
+    }
+
+
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [

@@ -79,6 +79,15 @@ async def test_bad_standard_signatures_store_nothing(standard_app, db, make_head
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
 
 
+async def test_an_id_too_long_to_store_is_refused_not_truncated(standard_app, db) -> None:
+    """Truncating would let two ids that share their first 255 characters collide: one a duplicate."""
+    body = json.dumps({"type": "customer.created", "data": {}})
+    async with httpx.AsyncClient(base_url=standard_app.base_url) as http:
+        response = await http.post("/webhooks/standard", content=body, headers=signed(body, msg_id="m" * 300))
+    assert response.status_code == 400 and "longer than 255 characters" in response.json()["error"]["message"]
+    assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
+
+
 async def test_a_rotated_out_secret_still_verifies_while_listed(standard_app, db) -> None:
     body = json.dumps({"type": "customer.created", "data": {}})
     async with httpx.AsyncClient(base_url=standard_app.base_url) as http:

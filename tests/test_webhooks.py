@@ -122,6 +122,32 @@ async def test_a_signed_but_malformed_body_is_refused_and_kept_as_rejected(app, 
     assert json.loads(row["payload"]) == {"raw": body}
 
 
+DEEP = '{"id": "evt_deep", "type": "x", "data": ' + "[" * 2000 + "]" * 2000 + "}"
+WRONG_TYPES = json.dumps(
+    {
+        "id": "evt_types",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": "pi_1", "amount": 300, "currency": "usd", "metadata": ["payment_id", "pay_1"]}},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (DEEP, "nested too deeply"),
+        ('{"id": "evt_nul", "type": "customer.created", "data": {"object": {"name": "a\\u0000b"}}}', "NUL"),
+        ('{"id": "evt_surrogate", "type": "customer.created", "data": {"object": {"name": "\\ud800"}}}', "surrogate"),
+        (WRONG_TYPES, "not of the types Stripe sends"),
+    ],
+)
+async def test_a_signed_body_that_cannot_be_handled_gets_400_and_is_kept(app, db, body: str, expected: str) -> None:
+    response = await post(app, body, signed(body))
+    assert response.status_code == 400 and expected in response.json()["error"]["message"]
+    row = await db.fetchrow("SELECT event_type, outcome, note FROM webhook_events")
+    assert (row["event_type"], row["outcome"]) == ("malformed", "rejected") and expected in row["note"]
+
+
 async def test_an_unsigned_malformed_body_is_not_kept(app, db) -> None:
     response = await post(app, "{not json", signed("{not json", secret="whsec_forged"))
     assert response.status_code == 400

@@ -3,6 +3,7 @@ signature on the raw body, then hand the event to the inbox."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Annotated
@@ -53,12 +54,14 @@ async def verified_event(
     return await _verified(services, lambda: services.provider.verify_webhook(body, signature))
 
 
-async def _verified(services: Services, verify: Callable[[], WebhookEvent]) -> WebhookEvent:
+async def _verified(
+    services: Services, verify: Callable[[], WebhookEvent], endpoint: str = inbox.PLATFORM
+) -> WebhookEvent:
     """The verified event; a refusal is counted, and a signed body that is not an event is kept."""
     try:
         return verify()
     except MalformedEvent as error:  # signed by the provider, so kept: someone should look at it
-        stored_as = await inbox.store_rejected(services, error.raw or "", error.message)
+        stored_as = await inbox.store_rejected(services, error.raw or "", error.message, endpoint)
         raise MalformedEvent(f"{error.message} It was stored as rejected ({stored_as}).") from None
     except WebhookRejected:
         metrics.WEBHOOK_EVENTS.labels("rejected").inc()
@@ -82,12 +85,14 @@ async def receive_tenant_stripe_event(
     if not secrets:
         raise NotFound("No webhook endpoint for this tenant; nothing was stored.")
     signature = request.headers.get("stripe-signature")
-    event = await _verified(services, lambda: services.provider.verify_webhook(body, signature, secrets))
-    return await _ingested(services, event, tenant_id)
+    arrival = inbox.Arrival.tenant(tenant_id)
+    verify = functools.partial(services.provider.verify_webhook, body, signature, secrets)
+    event = await _verified(services, verify, arrival.endpoint)
+    return await _ingested(services, event, arrival)
 
 
-async def _ingested(services: Services, event: WebhookEvent, tenant_id: str | None = None) -> JSONResponse:
-    result = await inbox.ingest(services, event, tenant_id=tenant_id)
+async def _ingested(services: Services, event: WebhookEvent, arrival: inbox.Arrival | None = None) -> JSONResponse:
+    result = await inbox.ingest(services, event, arrival)
     logger.info(
         "webhook %s %s: %s %s",
         event.event_id,
@@ -98,7 +103,7 @@ async def _ingested(services: Services, event: WebhookEvent, tenant_id: str | No
     )
     body = {"received": True, "event_id": event.event_id, "outcome": result.outcome, "note": result.note}
     # A stored event whose handling failed: a 5xx makes the provider deliver it again, and then it is retried.
-    return JSONResponse(body, 500 if result.outcome == "failed" else 200)
+    return JSONResponse(body, 500 if result.outcome in ("failed", "parked") else 200)
 
 
 async def verified_standard_event(
@@ -107,12 +112,16 @@ async def verified_standard_event(
     verifier = services.standard_webhooks
     if verifier is None:
         raise NotConfigured("Standard Webhooks are not configured here (set PAYWARDEN_STANDARD_WEBHOOK_SECRET).")
-    return await _verified(services, lambda: verifier.verify(body, request.headers))
+    return await _verified(services, lambda: verifier.verify(body, request.headers), STANDARD.endpoint)
+
+
+STANDARD = inbox.Arrival(endpoint="standard")
 
 
 @router.post("/webhooks/standard")
 async def receive_standard_event(
     services: ServicesDep, event: Annotated[WebhookEvent, Depends(verified_standard_event)]
 ) -> JSONResponse:
-    """The same inbox as /webhooks/stripe, for a provider that signs with Standard Webhooks."""
-    return await _ingested(services, event)
+    """The same inbox as /webhooks/stripe, for a provider that signs with Standard Webhooks (its event ids
+    are scoped to this endpoint)."""
+    return await _ingested(services, event, STANDARD)

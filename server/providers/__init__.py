@@ -17,6 +17,7 @@ from server.providers.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    UnreadableEvent,
     WebhookEvent,
 )
 from server.providers.sandbox import store as sandbox_store
@@ -32,6 +33,7 @@ __all__ = [
     "ProviderRefund",
     "RefundRequest",
     "StandardWebhookVerifier",
+    "UnreadableEvent",
     "WebhookEvent",
     "check_provider_config",
     "close_at_provider",

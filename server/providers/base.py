@@ -67,8 +67,17 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True)
+class UnreadableEvent:
+    """An event in the provider's list that paywarden cannot handle: kept as rejected, then passed over."""
+
+    event_id: str
+    raw: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class EventPage:
-    events: list[WebhookEvent]
+    events: list[WebhookEvent | UnreadableEvent]
     """Oldest first."""
     has_more: bool
 

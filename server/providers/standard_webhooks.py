@@ -20,6 +20,10 @@ from server.errors import ConfigurationError, MalformedEvent, WebhookRejected
 from server.providers.base import WebhookEvent
 from server.providers.stripe import event_from_payload
 
+MAX_ID_LENGTH = 255
+"""The inbox's event ids are at most this long, as Stripe's; longer ones are refused, never truncated (two
+ids sharing a prefix must not collide)."""
+
 
 class StandardWebhookVerifier:
     def __init__(self, secrets: str) -> None:
@@ -40,6 +44,8 @@ class StandardWebhookVerifier:
                 "Invalid or stale Standard Webhooks signature (none matches this body within 5 minutes); "
                 "nothing was stored."
             )
+        if len(wanted["webhook-id"]) > MAX_ID_LENGTH:
+            raise WebhookRejected(f"The webhook-id is longer than {MAX_ID_LENGTH} characters; nothing was stored.")
         return event_from_payload(_as_event(wanted["webhook-id"], _json(text)), raw=text)
 
     @staticmethod
@@ -57,7 +63,7 @@ def _as_event(event_id: str, payload: Any) -> Any:
     data = payload.get("data")
     wrapped = isinstance(data, dict) and isinstance(data.get("object"), dict)  # {"object": {…}} or the object itself
     obj = data["object"] if wrapped else data
-    return {"id": event_id[:255], "type": payload.get("type"), "data": {"object": obj}}
+    return {"id": event_id, "type": payload.get("type"), "data": {"object": obj}}
 
 
 def _text(payload: bytes) -> str:
@@ -70,5 +76,5 @@ def _text(payload: bytes) -> str:
 def _json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
-        raise MalformedEvent("The body is not valid JSON.", text) from None
+    except (json.JSONDecodeError, RecursionError):
+        raise MalformedEvent("The body is not valid JSON (or is nested too deeply).", text) from None

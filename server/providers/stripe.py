@@ -23,10 +23,13 @@ from server.providers.base import (
     ProviderPayment,
     ProviderRefund,
     RefundRequest,
+    UnreadableEvent,
     WebhookEvent,
 )
 from server.providers.stripe_amounts import check_chargeable, from_stripe, to_stripe
 
+MAX_NESTING = 64
+"""Stripe's objects are a few levels deep; far deeper bodies are refused rather than walked."""
 EVENT_STATUS = {
     "payment_intent.succeeded": "succeeded",
     "payment_intent.payment_failed": "failed",
@@ -265,6 +268,19 @@ def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
 
 
 def event_from_payload(payload: Any, raw: str | None = None) -> WebhookEvent:
+    """The event in paywarden's words; MalformedEvent (with the body, to keep it as rejected) when it is not
+    a Stripe event paywarden can store and handle."""
+    try:
+        _require_storable(payload)
+        return _event_from_payload(payload, raw)
+    except MalformedEvent:
+        raise
+    except (TypeError, AttributeError, ValueError, KeyError) as error:
+        problem = f"The event's fields are not of the types Stripe sends ({type(error).__name__})."
+        raise MalformedEvent(problem, raw if raw is not None else _as_text(payload)) from None
+
+
+def _event_from_payload(payload: Any, raw: str | None) -> WebhookEvent:
     if (
         not isinstance(payload, dict)
         or not isinstance(payload.get("id"), str)
@@ -296,15 +312,52 @@ def _split_secrets(secrets: str) -> list[str]:
     return [secret.strip() for secret in secrets.split(",") if secret.strip()]
 
 
-def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent]:
-    return [event_from_payload(event.to_dict()) for event in reversed(newest_first)]
+def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent | UnreadableEvent]:
+    return [_listed_event(event) for event in reversed(newest_first)]
+
+
+def _listed_event(event: Any) -> WebhookEvent | UnreadableEvent:
+    """One event of the provider's list; one paywarden cannot read does not stop the others."""
+    payload = event.to_dict()
+    try:
+        return event_from_payload(payload)
+    except MalformedEvent as error:
+        return UnreadableEvent(event_id=str(event.id), raw=error.raw or _as_text(payload), reason=error.message)
 
 
 def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
-        raise MalformedEvent("The body is not valid JSON.", text) from None
+    except (json.JSONDecodeError, RecursionError):
+        raise MalformedEvent("The body is not valid JSON (or is nested too deeply).", text) from None
+
+
+def _require_storable(payload: Any) -> None:
+    """Refuse what PostgreSQL's jsonb cannot hold (NUL characters, lone surrogates) and nesting past reason."""
+    stack = [(payload, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise MalformedEvent(f"The event is nested more than {MAX_NESTING} levels deep.")
+        if isinstance(value, str):
+            _require_storable_text(value)
+        elif isinstance(value, dict):
+            stack += [(key, depth + 1) for key in value] + [(item, depth + 1) for item in value.values()]
+        elif isinstance(value, list):
+            stack += [(item, depth + 1) for item in value]
+
+
+def _require_storable_text(text: str) -> None:
+    if "\x00" in text:
+        raise MalformedEvent("The event contains a NUL character (\\u0000), which no Stripe event does.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedEvent("The event contains a lone surrogate (an invalid \\ud8xx escape).") from None
+
+
+def _as_text(payload: Any) -> str:
+    return json.dumps(payload, default=str, ensure_ascii=False)[:65536]
 
 
 def _declined(error: stripe.CardError) -> ProviderPayment:
