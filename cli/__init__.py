@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from cli import inbox, keys, maintenance, payments, running, tenants
 from cli.common import Command, database_problem, operator_message, settings_from
 from server import logs
+from server.database import DATABASE_CONNECTION_ERRORS
 from server.errors import ConfigurationError, PaywardenError
-from server.services import DATABASE_CONNECTION_ERRORS
 
 logger = logging.getLogger("paywarden")
 GROUPS = (running, maintenance, keys, tenants, payments, inbox)

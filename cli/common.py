@@ -12,10 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from server import database
 from server.config import Settings
-from server.embedded import resolve_database_url
-from server.errors import ConfigurationError, PaywardenError, ProviderUnavailable, for_operator
-from server.services import Services, migrate, open_services
+from server.errors import PaywardenError, ProviderUnavailable, for_operator
+from server.services import Services, open_services
 
 Command = Callable[[Settings, argparse.Namespace], int]
 T = TypeVar("T")
@@ -29,21 +29,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(_env_file=env_file, **{name: value for name, value in given.items() if value is not None})
 
 
-def with_database(settings: Settings) -> Settings:
-    """The settings with a database URL: DATABASE_URL, or the embedded PostgreSQL started now."""
-    if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
-        raise ConfigurationError("DATABASE_URL must be a postgresql:// URL.")
-    url = resolve_database_url(settings.database_url, settings.embedded_pgdata)
-    return settings.model_copy(update={"database_url": url})
-
-
 def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
-    """Migrate, open the services, run `action` on them, close them: one command's whole life."""
-    settings = with_database(settings)
+    """Prepare the database, open the services, run `action` on them, close them: one command's whole life."""
 
     async def run() -> T:
-        await migrate(settings)
-        async with open_services(settings) as services:
+        async with open_services(await database.prepare(settings)) as services:
             return await action(services)
 
     return asyncio.run(run())

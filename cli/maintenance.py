@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from cli.common import with_database, with_services
+from cli.common import with_services
+from server import database
 from server.config import Settings
 from server.providers import check_provider_config
 from server.reconciler import reconcile_once
-from server.services import migrate
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,8 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    settings = with_database(settings)
-    applied = asyncio.run(migrate(settings))
+    applied = asyncio.run(_migrate(settings))
     print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.version:04d}_{m.name}" for m in applied))
     return 0
 
@@ -39,3 +38,11 @@ def run_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     for payment_id in report.needs_operator:
         print(f"  {payment_id}: recorded over 23 hours ago and never confirmed by the provider; check it there")
     return 1 if report.errors else 0
+
+
+async def _migrate(settings: Settings) -> list:
+    """The embedded database is migrated as it is prepared; an external one by its owner role."""
+    if settings.database_url is None:
+        await database.prepare(settings)
+        return []
+    return await database.migrate(settings)

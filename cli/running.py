@@ -14,13 +14,12 @@ from types import FrameType
 import uvicorn
 import uvicorn.server as uvicorn_server
 
-from cli.common import with_database
-from server import api_keys, tenants
+from server import api_keys, database, tenants
 from server.config import Settings
 from server.errors import ConfigurationError
 from server.providers import check_provider_config, is_live
 from server.reconciler import running_in_background
-from server.services import migrate, open_services
+from server.services import open_services
 from server.tenancy import DEFAULT_TENANT
 from tools.server import build_server
 from webapp.app import build_webapp
@@ -37,13 +36,19 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_mcp(settings: Settings, args: argparse.Namespace) -> int:
     check_provider_config(settings, receives_webhooks=False)
-    settings = with_database(settings)
     asyncio.run(_serve_stdio(settings))
     return 0
 
 
+async def _prepared(settings: Settings) -> Settings:
+    """The database ready (embedded, migrated) and a server role that owns nothing, or a refusal."""
+    settings = await database.prepare(settings)
+    await database.refuse_owner_role(settings)
+    return settings
+
+
 async def _serve_stdio(settings: Settings) -> None:
-    await migrate(settings)
+    settings = await _prepared(settings)
     async with open_services(settings) as services:
         if not await tenants.exists(services, settings.stdio_tenant):
             raise ConfigurationError(
@@ -64,7 +69,7 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = with_database(settings)
+    settings = asyncio.run(_prepared(settings))
     # uvicorn handles Ctrl-C and SIGTERM itself (a clean shutdown of the app and its lifespan), then
     # re-raises the signal to whatever handler was there before. A quiet one lets this function return,
     # so the embedded PostgreSQL is stopped at exit instead of the process dying mid-cleanup.
@@ -76,7 +81,6 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _serve_http(settings: Settings, sock: socket.socket) -> None:
     """One set of services for the whole process: the MCP server and the HTTP app are built over it."""
-    await migrate(settings)
     async with open_services(settings, serve_sandbox=True) as services:
         first_key = await api_keys.issue_first_key(services, tenant_id=DEFAULT_TENANT)
         app = build_webapp(services, mcp=build_server(services))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import asyncpg
 
+from server.errors import ConfigurationError
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 7_461_226_501  # any constant shared by every paywarden process
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -40,6 +42,12 @@ async def migrate(connection: asyncpg.Connection) -> list[Migration]:
         for migration in pending:
             await _apply(connection, migration)
         return pending
+    except asyncpg.InsufficientPrivilegeError:
+        role = await connection.fetchval("SELECT current_user")
+        raise ConfigurationError(
+            f"The database role {role!r} may not change the schema, and migrations are pending. Set "
+            "PAYWARDEN_MIGRATION_DATABASE_URL to the role that owns paywarden's tables (it runs the migrations)."
+        ) from None
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
 
@@ -53,6 +61,8 @@ async def migrate_url(database_url: str) -> list[Migration]:
 
 
 async def _ensure_history_table(connection: asyncpg.Connection) -> None:
+    if await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        return  # (a server role that owns nothing may not even say CREATE ... IF NOT EXISTS)
     await connection.execute(
         """
         CREATE TABLE IF NOT EXISTS schema_migrations (

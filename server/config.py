@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "PAYWARDEN_DATABASE_URL")
     )
+    migration_database_url: str | None = None
+    """The role that owns paywarden's tables and runs the migrations; unset, DATABASE_URL's role does (with
+    the embedded PostgreSQL: its superuser migrates, and the server runs as paywarden_server)."""
+    allow_owner_role: bool = False
+    """Let the server run as a superuser or as the tables' owner (not recommended: append-only would then
+    hold only against paywarden's own code)."""
     data_dir: Path = Path(user_data_dir("paywarden"))
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

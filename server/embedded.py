@@ -33,10 +33,6 @@ def embedded_database_url(pgdata: Path) -> str:
     return _servers[pgdata].get_uri()  # type: ignore[attr-defined]
 
 
-def resolve_database_url(database_url: str | None, pgdata: Path) -> str:
-    return database_url or embedded_database_url(pgdata)
-
-
 def _running(pgdata: Path) -> bool:
     """Whether a server already runs on this data folder (another paywarden process started it)."""
     try:

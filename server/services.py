@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from db.migrate import Migration, migrate_url
-from db.pool import CONNECTION_ERRORS, connection, create_pool
+from db.pool import connection, create_pool
 from server.catalog import Catalog, load_catalog
 from server.config import Settings
 from server.errors import ConfigurationError
@@ -34,23 +33,12 @@ class Services:
             await conn.fetchval("SELECT 1")
 
 
-DATABASE_CONNECTION_ERRORS = CONNECTION_ERRORS
-"""What the driver raises when the database is not there (before any service could say so itself)."""
-
-
-async def migrate(settings: Settings) -> list[Migration]:
-    """Apply the migrations not applied yet (several processes at once are safe: an advisory lock)."""
-    if settings.database_url is None:
-        raise ConfigurationError("migrate needs settings.database_url (the CLI resolves it)")
-    return await migrate_url(settings.database_url)
-
-
 @asynccontextmanager
 async def open_services(settings: Settings, *, serve_sandbox: bool = False) -> AsyncIterator[Services]:
     """Open everything once. `serve_sandbox` (what `paywarden up` asks for) also runs the sandbox provider
     when it is the configured one: its API and pages, and its webhook delivery."""
     if settings.database_url is None:
-        raise ConfigurationError("open_services needs settings.database_url (the CLI resolves it)")
+        raise ConfigurationError("open_services needs settings.database_url (server.database.prepare resolves it)")
     catalog = load_catalog(settings.catalog_path)
     standard = settings.standard_webhook_secret
     verifier = StandardWebhookVerifier(standard.get_secret_value()) if standard else None

@@ -21,8 +21,11 @@ import asyncpg
 import pytest
 from mcp import Client
 
+from db import roles
 from db.migrate import migrate_url
 from server.config import Settings
+from server.database import EMBEDDED_SERVER_ROLE as SERVER_ROLE
+from server.database import as_role
 from server.embedded import embedded_database_url
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT
@@ -56,7 +59,8 @@ async def template_database(server_url: str) -> AsyncIterator[str]:
         if not (os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")):
             await _without_durability(admin)  # our own embedded cluster only, never a server we were given
         await admin.execute(f'CREATE DATABASE "{name}"')
-        await migrate_url(with_database(server_url, name))
+        await migrate_url(with_database(server_url, name))  # as the owner, like `paywarden migrate`
+        await roles.ensure_login_member(admin, SERVER_ROLE)  # the role the server runs as: it owns nothing
         yield name
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -70,7 +74,8 @@ async def _without_durability(admin: asyncpg.Connection) -> None:
 
 
 @pytest.fixture
-async def database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+async def owner_database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A migrated database of this test's own, as the role that owns its tables (a superuser here)."""
     name = f"paywarden_test_{secrets.token_hex(6)}"
     admin = await _admin(server_url)
     try:
@@ -84,9 +89,16 @@ async def database_url(server_url: str, template_database: str) -> AsyncIterator
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A direct connection to the test database, for looking at what was written."""
-    connection = await asyncpg.connect(database_url)
+def database_url(owner_database_url: str) -> str:
+    """The test's database as paywarden's server reaches it: as a role that owns nothing (paywarden_app's
+    privileges), exactly as in production."""
+    return as_role(owner_database_url, SERVER_ROLE)
+
+
+@pytest.fixture
+async def db(owner_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test database as its owner, for looking at (and arranging) what was written."""
+    connection = await asyncpg.connect(owner_database_url)
     yield connection
     await connection.close()
 

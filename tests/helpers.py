@@ -189,10 +189,10 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) 
 
 
 @asynccontextmanager
-async def database_refusing_connections(database_url: str) -> AsyncIterator[None]:
+async def database_refusing_connections(owner_database_url: str) -> AsyncIterator[None]:
     """While the block runs, the test database refuses new connections and has dropped the open ones."""
-    name = urlsplit(database_url).path.lstrip("/")
-    admin = await asyncpg.connect(with_database(database_url, "postgres"))
+    name = urlsplit(owner_database_url).path.lstrip("/")
+    admin = await asyncpg.connect(with_database(owner_database_url, "postgres"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)

@@ -85,3 +85,89 @@ async def test_amounts_are_whole_minor_units_in_the_database(db: asyncpg.Connect
         "SELECT column_name, data_type FROM information_schema.columns WHERE column_name LIKE '%amount%'"
     )
     assert types and all(row["data_type"] == "bigint" for row in types)
+
+
+async def test_the_database_knows_the_state_machine_the_code_has(db: asyncpg.Connection) -> None:
+    from server.ledger.payment_machine import ALLOWED
+
+    listed = {(row["from_status"], row["to_status"]) for row in await db.fetch("SELECT * FROM payment_status_moves")}
+    assert listed == {(before.value, after.value) for before, nexts in ALLOWED.items() for after in nexts}
+
+
+async def test_a_hand_written_update_cannot_move_a_payment_backwards(mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        paid = await call(
+            client,
+            "create_charge",
+            customer_id="c",
+            idempotency_key="k",
+            product_id="day_pass",
+            payment_method="pm_card_visa",
+        )
+        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="r")
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"
+    with pytest.raises(asyncpg.CheckViolationError, match="cannot move from refunded to succeeded"):
+        await db.execute("UPDATE payments SET status = 'succeeded'")
+    assert await db.fetchval("SELECT status FROM payments") == "refunded"
+
+
+async def test_credits_cannot_appear_without_their_ledger_entry(mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        await call(
+            client,
+            "create_charge",
+            customer_id="c",
+            idempotency_key="k",
+            product_id="credits_100k",
+            payment_method="pm_card_visa",
+        )
+    with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="changed without its ledger entry"):
+        await db.execute("UPDATE credit_accounts SET granted = granted + 1000000")
+    assert await db.fetchval("SELECT granted FROM credit_accounts") == 100_000
+    latest = await db.fetchrow("SELECT granted_after, used_after, reserved_after FROM credit_ledger ORDER BY id DESC")
+    assert tuple(latest) == (100_000, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("SET session_replication_role = replica", "permission denied to set parameter"),
+        ("ALTER TABLE payment_audit DISABLE TRIGGER USER", "must be owner"),
+        ("ALTER TABLE credit_ledger DISABLE TRIGGER USER", "must be owner"),
+        ("UPDATE payment_audit SET reason = 'rewritten'", "permission denied"),
+        ("DELETE FROM credit_ledger", "permission denied"),
+        ("TRUNCATE payment_audit", "permission denied"),
+        ("CREATE TABLE mine (id int)", "permission denied"),
+        ("INSERT INTO payment_status_moves VALUES ('refunded', 'succeeded')", "permission denied"),
+    ],
+)
+async def test_the_server_role_owns_nothing(database_url: str, statement: str, refusal: str) -> None:
+    """What the server connects as may read and write rows, and only append to the audit trail and the
+    credit ledger: nothing it runs can switch their guards off."""
+    server = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.PostgresError, match=refusal):
+            await server.execute(statement)
+        assert await server.fetchval("SELECT current_user") == "paywarden_server"
+    finally:
+        await server.close()
+
+
+async def test_paywarden_refuses_to_serve_as_the_owner(owner_database_url: str) -> None:
+    from tests.helpers import free_port, paywarden_command
+
+    for command in ("up", "mcp"):
+        code, out = await asyncio.wait_for(paywarden_command(owner_database_url, command, port=str(free_port())), 30)
+        assert code == 2 and "a superuser" in out and "PAYWARDEN_ALLOW_OWNER_ROLE" in out, out
+
+
+async def test_a_server_role_cannot_migrate_and_says_how(empty_database: str) -> None:
+    from server.database import EMBEDDED_SERVER_ROLE, as_role
+    from tests.helpers import paywarden_command
+
+    code, out = await paywarden_command(as_role(empty_database, EMBEDDED_SERVER_ROLE), "migrate")
+    assert code == 2 and "may not change the schema" in out and "PAYWARDEN_MIGRATION_DATABASE_URL" in out
+    code, out = await paywarden_command(
+        as_role(empty_database, EMBEDDED_SERVER_ROLE), "migrate", migration_database_url=empty_database
+    )
+    assert code == 0 and "applied" in out

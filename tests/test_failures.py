@@ -18,10 +18,10 @@ CHARGE = {
 }
 
 
-async def test_a_dead_database_fails_closed_with_a_clear_message(services, database_url: str) -> None:
+async def test_a_dead_database_fails_closed_with_a_clear_message(services, owner_database_url: str) -> None:
     async with (
         Client(build_server(services, local_tenant=DEFAULT_TENANT)) as client,
-        database_refusing_connections(database_url),
+        database_refusing_connections(owner_database_url),
     ):
         entitlement = await call_error(client, "check_entitlement", customer_id="cus_f", feature="pro")
         charge = await call_error(client, "create_charge", **CHARGE)

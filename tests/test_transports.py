@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.helpers import (
@@ -65,11 +71,24 @@ async def test_every_tool_has_an_output_schema_and_truthful_annotations(app, api
     assert (charge.read_only_hint, charge.idempotent_hint, charge.open_world_hint) == (False, True, True)
 
 
-async def test_paywarden_up_serves_everything_and_stops_cleanly_on_ctrl_c(database_url: str, tmp_path) -> None:
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data folder for `paywarden up`'s own embedded PostgreSQL (readable by the system user it runs as)."""
+    folder = Path(tempfile.mkdtemp(prefix="paywarden-up-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+async def test_paywarden_up_with_no_settings_serves_everything_and_stops_cleanly(embedded_data_dir: Path) -> None:
+    """The README's first command: no DATABASE_URL, so an embedded PostgreSQL of its own, migrated by its
+    superuser and used by a server role that owns nothing."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    env = process_environment(database_url, data_dir=str(tmp_path))
+    unset = ("DATABASE_URL", "TEST_DATABASE_URL", "PAYWARDEN_DATABASE_URL", "PAYWARDEN_MIGRATION_DATABASE_URL")
+    env = {name: value for name, value in os.environ.items() if name not in unset}
+    env.update({"PAYWARDEN_DATA_DIR": str(embedded_data_dir), "PAYWARDEN_ENV_FILE": ""})
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

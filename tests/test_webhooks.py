@@ -184,9 +184,11 @@ async def test_a_body_that_is_not_json_by_its_content_type_is_refused(app, db) -
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
 
 
-async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(app, db, database_url) -> None:
+async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(
+    app, db, database_url, owner_database_url
+) -> None:
     body = json.dumps({"id": "evt_t11", "type": "customer.created", "data": {"object": {}}})
-    async with database_refusing_connections(database_url), httpx.AsyncClient(base_url=app.base_url) as http:
+    async with database_refusing_connections(owner_database_url), httpx.AsyncClient(base_url=app.base_url) as http:
         ready = await http.get("/readyz")
         alive = await http.get("/healthz")
         hook = await http.post("/webhooks/stripe", content=body, headers=signed(body))
