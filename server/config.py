@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=600, ge=1)
     """Default HTTP requests per minute for a new API key (`keys create --rate-per-minute` overrides it).
     An MCP client makes several per tool call (initialize, notifications, the call itself)."""
+    metrics_token: SecretStr | None = None
+    """When set, /metrics answers only `Authorization: Bearer <token>` (keep /metrics internal anyway)."""
     log_format: Literal["text", "json"] = "text"
     """`json` writes JSON lines with payment_id / event_id fields, for log pipelines."""
     test_crash_at: str | None = None

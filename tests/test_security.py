@@ -10,6 +10,7 @@ import json
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from server.config import Settings
 from tests.helpers import (
@@ -175,6 +176,47 @@ async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
     assert (await post_mcp(app, api_key, Host=f"evil.example:{app.settings.port}")).status_code == 421
     assert (await post_mcp(app, api_key, Origin="http://evil.example")).status_code == 403
     assert (await post_mcp(app, api_key, Host=f"localhost:{app.settings.port}")).status_code == 200
+    port = app.settings.port
+    for smuggled in (f"127.0.0.1:{port}.evil.com", f"127.0.0.1:{port + 1}", f"localhost:{port}x"):
+        assert (await post_mcp(app, api_key, Host=smuggled)).status_code in (400, 421), smuggled
+    another_local_app = f"http://localhost:{port + 1}"  # a web page served by something else on this machine
+    assert (await post_mcp(app, api_key, Origin=another_local_app)).status_code == 403
+    assert (await post_mcp(app, api_key, Origin=f"http://localhost:{port}")).status_code == 200
+
+
+async def test_no_key_can_hold_a_get_stream_open(app, api_key: str) -> None:
+    """Stateless /mcp offers no standalone GET stream (the spec allows 405): nothing to hold open."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        answer = await http.get(
+            f"{app.base_url}/mcp", headers={"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"}
+        )
+    assert answer.status_code == 405 and "POST" in answer.headers["Allow"]
+
+
+async def test_an_address_sending_wrong_keys_is_paused(app, api_key: str) -> None:
+    answers = [(await post_mcp(app, f"pwk_wrong_{n}")).status_code for n in range(12)]
+    assert answers[:10] == [401] * 10 and answers[10:] == [429, 429]
+    assert (await post_mcp(app, api_key)).status_code == 429  # from that address, for a minute
+
+
+async def test_metrics_can_require_a_token(settings, listening_socket) -> None:
+    guarded = settings.model_copy(update={"metrics_token": SecretStr("scrape-me-please")})
+    async with running_app(guarded, listening_socket), httpx.AsyncClient(base_url=guarded.base_url) as http:
+        refused = await http.get("/metrics")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        scraped = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"})
+    assert (refused.status_code, wrong.status_code, scraped.status_code) == (401, 401, 200)
+    assert "paywarden_tool_calls_total" in scraped.text
+
+
+async def test_the_sandbox_trusts_no_forwarded_request(app) -> None:
+    """A proxy on this machine would make every caller look local: a forwarded request is refused, key or not."""
+    right = {"Authorization": f"Bearer {app.services.sandbox.api_key}"}
+    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+            forwarded = await http.get("/v1/events", headers={**right, header: "203.0.113.9"})
+            assert forwarded.status_code == 403, header
+        assert (await http.get("/v1/events", headers=right)).status_code == 200
 
 
 async def test_allowed_hosts_are_configurable(settings: Settings, listening_socket, api_key: str) -> None:

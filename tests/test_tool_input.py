@@ -29,6 +29,9 @@ BASE = {"customer_id": "cus_x", "idempotency_key": "bad-1"}
         ({"product_id": "pro_monthly", "idempotency_key": "k" * 300}, "at most 255 characters"),
         ({"product_id": "p" * 65}, "at most 64 characters"),
         ({"product_id": "pro_monthly", "customer_id": ""}, "at least 1 character"),
+        ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: String should match"),
+        ({"product_id": "pro_monthly", "idempotency_key": "k\u200b1"}, "idempotency_key: String should match"),
+        ({"product_id": "pro_monthly", "description": "refund \u2066me\u2069"}, "description: String should match"),
     ],
 )
 async def test_create_charge_rejects(mcp, db: asyncpg.Connection, arguments: dict, expected: str) -> None:

@@ -8,9 +8,10 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, ValidationError
 
 from server.money import MAX_AMOUNT_MINOR
+from server.text import IDENTIFIER_PATTERN, TEXT_PATTERN
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
-_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # free text: tabs and line breaks allowed
+_NO_CONTROL = IDENTIFIER_PATTERN
+_TEXT = TEXT_PATTERN  # free text: tabs and line breaks allowed
 _Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL)
 
 CustomerId = Annotated[
@@ -81,7 +82,8 @@ HINTS = {
     "amount_minor": "an integer in the currency's minor units, e.g. 1999 for 19.99 USD or 500 for 500 JPY",
     "currency": "a three-letter ISO 4217 code such as USD, EUR or JPY",
     "payment_id": "the pay_… id that create_charge returned",
-    "customer_id": "your own id for the customer, 1 to 255 characters with no control characters",
+    "customer_id": "your own id for the customer, 1 to 255 visible characters (no control or invisible "
+    "formatting characters)",
     "idempotency_key": "a key you choose per charge (e.g. a UUID), 1 to 255 characters",
     "product_id": "a product id from the catalog, e.g. pro_monthly",
     "feature": "a feature name such as pro",

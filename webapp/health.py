@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from server import metrics
@@ -25,10 +28,22 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def prometheus_metrics() -> Response:
-    """Prometheus text format."""
+async def prometheus_metrics(services: ServicesDep, authorization: Annotated[str | None, Header()] = None) -> Response:
+    """Prometheus text format: in-process counters only. With PAYWARDEN_METRICS_TOKEN, only for its bearer."""
+    token = services.settings.metrics_token
+    if token is not None and not _is_bearer(authorization, token.get_secret_value()):
+        return JSONResponse(
+            {"error": "metrics need Authorization: Bearer <PAYWARDEN_METRICS_TOKEN>"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)
+
+
+def _is_bearer(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @router.get("/payments/complete", response_class=HTMLResponse)

@@ -1,8 +1,11 @@
-"""How /mcp is guarded beyond the SDK's own key check: allowed Host/Origin values, a clear 401 for a
-wrong or revoked key, and a per-key rate limit."""
+"""How /mcp is guarded beyond the SDK's own key check: allowed Host/Origin values (exact, port included),
+no standalone GET stream, a clear 401 for a wrong or revoked key (and a pause for an address that keeps
+sending wrong keys), and a per-key rate limit."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +26,13 @@ INVALID_KEY = (
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS rebinding protection: Host must be localhost, the public URL's host, or one of
-    PAYWARDEN_ALLOWED_HOSTS (421 otherwise); a browser's Origin must be one of those too (403)."""
-    hosts = [*LOCAL_HOSTS, *(f"{host}:*" for host in LOCAL_HOSTS)]
+    """DNS rebinding protection: Host must be a local name with this server's port, the public URL's
+    host, or one of PAYWARDEN_ALLOWED_HOSTS (421 otherwise); a browser's Origin must be one of those
+    too (403). Every value is compared whole: no wildcard ports (another local web app is another
+    origin), and nothing can be smuggled after a port (`127.0.0.1:8000@evil.com`, `127.0.0.1:8000.evil.com`)."""
+    hosts = [f"{host}:{settings.port}" for host in LOCAL_HOSTS]
+    if settings.port == 80:
+        hosts += list(LOCAL_HOSTS)
     if settings.public_url:
         hosts.append(urlsplit(settings.public_url).netloc)
     hosts += [host.strip() for host in settings.allowed_hosts.split(",") if host.strip()]
@@ -41,21 +48,29 @@ class McpGuard:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self._app = app
         self._services = services
+        self._wrong_keys = WrongKeyWindow()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope).rstrip("/") == "/mcp":
-            refusal = await self._refusal(_bearer(scope))
+            refusal = await self._refusal(scope)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
-    async def _refusal(self, secret: str | None) -> JSONResponse | None:
+    async def _refusal(self, scope: Scope) -> JSONResponse | None:
+        if scope["method"] == "GET":
+            return NO_GET_STREAM
+        address = (scope.get("client") or ("",))[0]
+        if self._wrong_keys.paused(address):
+            return _too_many_wrong_keys()
+        secret = _bearer(scope)
         if secret is None:
             return None
         try:
             key = await api_keys.find_active(self._services, secret)
             if key is None:
+                self._wrong_keys.note(address)
                 return self._invalid_key()
             await api_keys.count_request(self._services, key)
         except DatabaseUnavailable as error:
@@ -73,6 +88,45 @@ class McpGuard:
         challenge = f'Bearer error="invalid_token", error_description="{INVALID_KEY}", resource_metadata="{metadata}"'
         body = {"error": "invalid_token", "error_description": INVALID_KEY}
         return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+NO_GET_STREAM = JSONResponse(
+    {"error": "This MCP endpoint is stateless: it offers no standalone GET stream. POST requests to /mcp."},
+    status_code=405,
+    headers={"Allow": "POST, DELETE"},
+)
+"""The streamable HTTP spec lets a server answer GET with 405. Stateless, nothing could ever be sent on such
+a stream; refusing it means no key can hold connections open."""
+
+
+class WrongKeyWindow:
+    """Addresses that sent wrong keys lately, in memory (per process: cheap, and a wrong key never reaches
+    the database more than WRONG_KEYS_PER_MINUTE times a minute from one address)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+
+    def note(self, address: str) -> None:
+        times = self._seen.setdefault(address, deque(maxlen=WRONG_KEYS_PER_MINUTE))
+        times.append(time.monotonic())
+        if len(self._seen) > MAX_ADDRESSES_REMEMBERED:
+            self._seen.pop(next(iter(self._seen)))
+
+    def paused(self, address: str) -> bool:
+        times = self._seen.get(address)
+        return times is not None and len(times) == WRONG_KEYS_PER_MINUTE and time.monotonic() - times[0] < 60
+
+
+WRONG_KEYS_PER_MINUTE = 10
+MAX_ADDRESSES_REMEMBERED = 10_000
+
+
+def _too_many_wrong_keys() -> JSONResponse:
+    return JSONResponse(
+        {"error": "Too many requests with wrong API keys from this address; wait a minute."},
+        status_code=429,
+        headers={"Retry-After": "60"},
+    )
 
 
 def _route_path(scope: dict[str, Any]) -> str:

@@ -276,7 +276,7 @@ def _authenticate(request: Request) -> str:
     """The sandbox's API holds every tenant's payments, so it answers only paywarden itself: callers on
     this machine, addressing it by a local name (no DNS rebinding), with the sandbox's key. The hosted
     payment page stays open to anyone holding an intent's unguessable link, as a checkout page is."""
-    if not _is_loopback(request.client.host if request.client else None):
+    if not _is_loopback(request.client.host if request.client else None) or _came_through_a_proxy(request):
         raise SandboxError(403, "The sandbox API answers only callers on this machine.")
     if urlsplit(f"//{request.headers.get('host', '')}").hostname not in _local_names(request):
         raise SandboxError(403, "The sandbox API answers only requests addressed to this machine.")
@@ -285,6 +285,15 @@ def _authenticate(request: Request) -> str:
     if scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), expected.encode()):
         raise SandboxError(401, "Invalid API key for the sandbox.", type_="invalid_request_error")
     return key
+
+
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+
+
+def _came_through_a_proxy(request: Request) -> bool:
+    """A proxy on this machine makes every caller look local: a request it forwarded is not trusted as local
+    (and the sandbox's secret key is needed anyway)."""
+    return any(name in request.headers for name in FORWARDING_HEADERS)
 
 
 def _is_loopback(address: str | None) -> bool:
