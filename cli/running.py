@@ -86,7 +86,7 @@ async def _serve_http(settings: Settings, sock: socket.socket) -> None:
         app = build_webapp(services, mcp=build_server(services))
         print(banner(settings, first_key.secret if first_key else None), file=sys.stderr, flush=True)
         server = PatientServer(uvicorn.Config(app, log_level="info", lifespan="on"))
-        async with running_in_background(services):
+        async with running_in_background(services), api_keys.cached_while_listening(services):
             await server.serve(sockets=[sock])
 
 

@@ -94,30 +94,43 @@ async def listing(connection: asyncpg.Connection, tenant_id: str | None) -> list
     return [ApiKey.from_row(row) for row in rows]
 
 
+REVOCATIONS = "paywarden_api_key_revoked"
+"""The NOTIFY channel a revocation is announced on (at commit), so every process drops the key it cached."""
+
+
 async def revoke(connection: asyncpg.Connection, key_id: str) -> ApiKey | None:
+    """Revoke the key and announce it on REVOCATIONS; both take effect when the transaction commits."""
     row = await connection.fetchrow(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *", key_id
     )
+    if row is not None:
+        await connection.execute("SELECT pg_notify($1, $2)", REVOCATIONS, key_id)
     return ApiKey.from_row(row) if row else None
+
+
+async def is_active(connection: asyncpg.Connection, key_id: str) -> bool:
+    return await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)", key_id
+    )
 
 
 async def any_key(connection: asyncpg.Connection) -> bool:
     return await connection.fetchval("SELECT EXISTS (SELECT 1 FROM api_keys)")
 
 
-async def count_call(connection: asyncpg.Connection, key_id: str) -> tuple[int, float]:
-    """This call's number within the key's current minute, and the seconds until that minute ends.
-
-    One upsert: concurrent calls, in any number of processes, each get their own number."""
-    row = await connection.fetchrow(
+async def add_calls(connection: asyncpg.Connection, key_id: str, minute: int, calls: int) -> int:
+    """Add `calls` to the key's count for `minute` (Unix minutes) and return the count every process has
+    added so far. One upsert: concurrent adders, in any number of processes, never lose a call."""
+    return await connection.fetchval(
         """
-        INSERT INTO api_key_usage (api_key_id, minute, calls) VALUES ($1, date_trunc('minute', now()), 1)
-        ON CONFLICT (api_key_id, minute) DO UPDATE SET calls = api_key_usage.calls + 1
-        RETURNING calls, extract(epoch FROM minute + interval '1 minute' - now())::float8 AS left_seconds
+        INSERT INTO api_key_usage (api_key_id, minute, calls) VALUES ($1, to_timestamp($2 * 60), $3)
+        ON CONFLICT (api_key_id, minute) DO UPDATE SET calls = api_key_usage.calls + excluded.calls
+        RETURNING calls
         """,
         key_id,
+        minute,
+        calls,
     )
-    return row["calls"], row["left_seconds"]
 
 
 async def forget_old_usage(connection: asyncpg.Connection) -> None:

@@ -35,7 +35,22 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+class SessionFreeConnection(asyncpg.Connection):
+    """A pooled connection that is not reset on release. paywarden never leaves session state on a pooled
+    connection (no session advisory locks, SET, LISTEN or cursors outside a transaction: a test checks the
+    code for them), so the reset query asyncpg sends on every release (`RESET ALL`, `UNLISTEN *`,
+    `pg_advisory_unlock_all()` …) would be a wasted round trip per request. An open transaction is still
+    rolled back on release, whatever this says."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+async def create_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 10, pooler: str = "none"
+) -> asyncpg.Pool:
+    """`pooler="transaction"`: through a transaction-pooling PgBouncer, where a prepared statement may not
+    outlive its transaction (asyncpg's statement cache is off)."""
     return await asyncpg.create_pool(
         database_url,
         min_size=min_size,
@@ -43,6 +58,8 @@ async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 1
         init=_init_connection,
         command_timeout=30,
         timeout=10,
+        connection_class=SessionFreeConnection,
+        statement_cache_size=0 if pooler == "transaction" else 100,
     )
 
 

@@ -3,15 +3,19 @@ per minute for the rate limit. The MCP adapter's token verifier and the CLI's `k
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import math
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+import asyncpg
 
 from db import api_keys
 from db.api_keys import ApiKey
 from db.pool import connection, transaction
-from server.errors import InvalidRequest, PaywardenError, RateLimited
+from server import key_cache
+from server.errors import InvalidKey, InvalidRequest, PaywardenError
 from server.money import format_amount, normalize_currency
 from server.services import Services
 from server.tenancy import APPROVERS, SCOPES, Approver, Caller, Scope
@@ -127,20 +131,33 @@ def describe_budget(key: ApiKey) -> str | None:
 
 
 async def find_active(services: Services, secret: str) -> ApiKey | None:
-    """The key this secret is, if it is one and not revoked."""
+    """The key this secret is, if it is one and not revoked: from this process's cache while it hears
+    every revocation (server/key_cache.py), else from the database."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > MAX_KEY_LENGTH:
         return None
+    digest = secret_hash(secret)
+    cached = services.keys.get(digest)
+    if cached is not None:
+        return cached
+    generation = services.keys.generation
     async with connection(services.pool) as conn:
-        return await api_keys.active_by_secret(conn, secret_hash(secret))
+        key = await api_keys.active_by_secret(conn, digest)
+    if key is not None:
+        services.keys.put(digest, key, generation)
+    return key
 
 
 async def count_request(services: Services, key: ApiKey) -> None:
-    """Count one HTTP request against the key's per-minute rate (in the database, so it holds across
-    processes); RateLimited, with when to retry, once the minute's allowance is used up."""
-    async with connection(services.pool) as conn:
-        calls, seconds_left = await api_keys.count_call(conn, key.id)
-    if calls > key.rate_per_minute:
-        raise RateLimited(max(1, math.ceil(seconds_left)))
+    """Count one HTTP request against the key's per-minute rate (shared across processes through the
+    database, within server/rate_limits.py's tolerance); RateLimited, with when to retry, beyond it."""
+    await services.requests.admit(services.pool, key)
+
+
+async def require_active(conn: asyncpg.Connection, caller: Caller) -> None:
+    """In a deciding transaction: the caller's key must still be valid now (a cache may lag a revocation
+    by the moment its notification takes; money never does)."""
+    if caller.key_id is not None and not await api_keys.is_active(conn, caller.key_id):
+        raise InvalidKey()
 
 
 def caller_of(key: ApiKey) -> Caller:
@@ -152,3 +169,15 @@ def caller_of(key: ApiKey) -> Caller:
         budget_currency=key.budget_currency,
         approval=parse_approval(key.approval),
     )
+
+
+@contextlib.asynccontextmanager
+async def cached_while_listening(services: Services) -> AsyncIterator[None]:
+    """While the block runs (a serving process), cache keys, hearing every revocation on a connection of
+    its own (PAYWARDEN_LISTEN_DATABASE_URL, else DATABASE_URL; none behind a transaction pooler)."""
+    url = services.settings.listen_url
+    if url is None:
+        yield
+        return
+    async with key_cache.listening(services.keys, url):
+        yield

@@ -14,10 +14,12 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import Field
 
-from db import api_keys, idempotency, payments, spend
+from db import api_keys as stored_keys
 from db import audit as audit_trail
+from db import idempotency, payments, spend
 from db.payments import NewPayment, Payment, PaymentStatus
 from db.pool import retry_on_deadlock, transaction
+from server import api_keys
 from server.catalog import Catalog
 from server.config import Settings
 from server.errors import (
@@ -171,6 +173,7 @@ async def record(
     """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
     payment_id = payments.new_payment_id()
     async with transaction(services.pool) as conn:
+        await api_keys.require_active(conn, request.caller)
         await spend.lock_customer(conn, new.tenant_id, request.customer_id)
         if not await idempotency.claim(
             conn, new.tenant_id, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
@@ -379,7 +382,7 @@ async def _check_key_budget_again(conn: asyncpg.Connection, held: Payment) -> No
     """At approval time, as at charge time: the key must still be valid and its budget must still hold."""
     if held.api_key_id is None:
         return
-    key = await api_keys.get(conn, held.api_key_id)
+    key = await stored_keys.get(conn, held.api_key_id)
     assert key is not None  # a foreign key keeps it
     if key.revoked_at is not None:
         raise NotAllowedNow(

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "PAYWARDEN_DATABASE_URL")
     )
+    db_pooler: Literal["none", "transaction"] = "none"
+    """`transaction` when DATABASE_URL goes through a transaction-pooling PgBouncer: no prepared statements
+    are kept across transactions (asyncpg's statement cache is off)."""
+    listen_database_url: str | None = None
+    """A direct connection (not through a pooler) on which this process hears API key revocations, so it can
+    cache keys; unset, DATABASE_URL — or, with PAYWARDEN_DB_POOLER=transaction, no cache at all."""
     migration_database_url: str | None = None
     """The role that owns paywarden's tables and runs the migrations; unset, DATABASE_URL's role does (with
     the embedded PostgreSQL: its superuser migrates, and the server runs as paywarden_server)."""
@@ -123,6 +129,13 @@ class Settings(BaseSettings):
         if not self.allowed_currencies:
             return None
         return frozenset(code.strip().upper() for code in self.allowed_currencies.split(",") if code.strip())
+
+    @property
+    def listen_url(self) -> str | None:
+        """Where to LISTEN for revocations; None when there is no direct connection to do it on."""
+        if self.listen_database_url:
+            return self.listen_database_url
+        return None if self.db_pooler == "transaction" else self.database_url
 
     @property
     def base_url(self) -> str:

@@ -9,6 +9,7 @@
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
     │   └── NotAllowedNow          (409) the payment is not in a state that allows this
     ├── MissingScope               (403) the API key may not call this tool
+    ├── InvalidKey                 (401) the API key is wrong or revoked
     ├── RateLimited                (429) too many calls with one API key
     ├── ChargeInProgress           (409) the first request with this key is still running
     ├── NotFound                   (404)
@@ -87,6 +88,12 @@ class MissingScope(PaywardenError):
             f"--scopes including {scope}."
         )
         self.scope = scope
+
+
+class InvalidKey(PaywardenError):
+    """The API key is not valid: it is wrong, or it has been revoked. Nothing was done."""
+
+    status = 401
 
 
 class RateLimited(PaywardenError):

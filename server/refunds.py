@@ -17,6 +17,7 @@ from db import audit, payments, refunds
 from db.payments import Payment
 from db.pool import retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
+from server import api_keys
 from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow, PaymentNotFound, ProviderError
 from server.ledger import refund_outcomes
 from server.ledger.payment_machine import PAID
@@ -83,6 +84,7 @@ async def refund(services: Services, request: RefundInput) -> RefundResult:
 
 async def record(services: Services, request: RefundInput) -> tuple[Refund, bool]:
     async with transaction(services.pool) as conn:
+        await api_keys.require_active(conn, request.caller)
         payment = await payments.lock(conn, request.payment_id, tenant_id=request.caller.tenant_id)
         if payment is None:
             raise PaymentNotFound(f"No payment with payment_id {request.payment_id!r}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -13,7 +13,9 @@ from db.pool import connection, create_pool
 from server.catalog import Catalog, load_catalog
 from server.config import Settings
 from server.errors import ConfigurationError
+from server.key_cache import KeyCache
 from server.providers import Provider, StandardWebhookVerifier, credentials, open_provider, sandbox
+from server.rate_limits import RequestCounter
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Services:
     """The sandbox provider this process serves (at /sandbox), when it serves one."""
     standard_webhooks: StandardWebhookVerifier | None = None
     """Verifies /webhooks/standard, when PAYWARDEN_STANDARD_WEBHOOK_SECRET is set."""
+    keys: KeyCache = field(default_factory=KeyCache)
+    """Active API keys this process has seen; used only while it hears revocations (key_cache.listening)."""
+    requests: RequestCounter = field(default_factory=RequestCounter)
+    """Requests per key per minute, for the rate limit."""
 
     async def ping_database(self) -> None:
         """Return when the database answers; DatabaseUnavailable when it does not."""
@@ -44,7 +50,7 @@ async def open_services(settings: Settings, *, serve_sandbox: bool = False) -> A
     verifier = StandardWebhookVerifier(standard.get_secret_value()) if standard else None
     async with AsyncExitStack() as stack:
         # min_size=0: a running server answers "database unavailable" while PostgreSQL is down.
-        pool = await create_pool(settings.database_url, min_size=0)
+        pool = await create_pool(settings.database_url, min_size=0, pooler=settings.db_pooler)
         stack.push_async_callback(pool.close)
         secrets = await credentials(settings, pool)
         provider = open_provider(settings, secrets)

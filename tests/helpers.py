@@ -136,7 +136,7 @@ async def local_mcp(settings: Settings, **options: Any) -> AsyncIterator[Client]
 async def running_app(settings: Settings, sock: socket.socket) -> AsyncIterator[Services]:
     """What `paywarden up` runs, in this process on the given socket: its services, the HTTP app over
     them with the MCP server at /mcp (keys required) and the sandbox provider."""
-    async with open_services(settings, serve_sandbox=True) as services:
+    async with open_services(settings, serve_sandbox=True) as services, api_keys.cached_while_listening(services):
         async with serving(build_webapp(services, mcp=build_server(services)), sock):
             yield services
 

@@ -17,6 +17,7 @@ from tests.helpers import (
     WEBHOOK_SECRET,
     call,
     call_error,
+    eventually,
     http_client,
     intent_event,
     new_key,
@@ -410,3 +411,46 @@ async def test_the_reconciler_forgets_old_rate_limit_counts(app, database_url: s
     )
     await reconcile_once(app.services)
     assert await db.fetchval("SELECT count(*) FROM api_key_usage") == 1
+
+
+async def test_a_revocation_reaches_a_process_that_caches_keys(app, database_url: str, db) -> None:
+    """Keys are cached while the process hears revocations; a revocation made elsewhere (here: another
+    connection, as `paywarden keys revoke` in another process would) drops it at once."""
+    key = await new_key(database_url)
+    assert (await post_mcp(app, key)).status_code == 200  # now cached
+    assert app.services.keys.enabled
+    await db.execute("BEGIN; UPDATE api_keys SET revoked_at = now(); SELECT pg_notify('paywarden_api_key_revoked', "
+                     "(SELECT id FROM api_keys LIMIT 1)); COMMIT;")  # fmt: skip
+    await eventually(lambda: _status_is(app, key, 401), within=2)
+
+
+async def test_a_cache_that_stops_hearing_revocations_is_not_used(app, database_url: str, db) -> None:
+    key = await new_key(database_url)
+    assert (await post_mcp(app, key)).status_code == 200
+    await db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+    )
+    await eventually(lambda: _false(app.services.keys.enabled), within=5)
+    await db.execute("UPDATE api_keys SET revoked_at = now()")  # no notification at all
+    assert (await post_mcp(app, key)).status_code == 401
+
+
+async def test_money_never_moves_on_a_key_revoked_a_moment_ago(app, database_url: str, db) -> None:
+    """Even while a cached key still opens /mcp (its revocation's notification not yet heard), the charge's
+    own transaction finds the key revoked and refuses: money decisions come from the database."""
+    key = await new_key(database_url)
+    async with http_client(f"{app.base_url}/mcp", key) as client:
+        await call(client, "check_entitlement", customer_id="c", feature="pro")  # cached now
+        await db.execute("UPDATE api_keys SET revoked_at = now()")  # revoked without a notification
+        refused = await call_error(client, "create_charge", customer_id="c", idempotency_key="k", **PAID)
+    assert "The API key is not valid" in refused
+    assert await db.fetchval("SELECT count(*) FROM payments") == 0
+
+
+async def _status_is(app, key: str, status: int) -> bool:
+    return (await post_mcp(app, key)).status_code == status
+
+
+async def _false(value: bool) -> bool:
+    return not value
