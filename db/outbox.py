@@ -367,3 +367,12 @@ async def redeliver(conn: asyncpg.Connection, event_id: str, retry_for_seconds: 
         retry_for_seconds,
     )
     return int(result.split()[-1])
+
+
+async def mark_failing(conn: asyncpg.Connection, endpoint_id: str) -> bool:
+    """Enabled → failing (an operator's `disabled` stays); True when it changed now."""
+    changed = await conn.fetchval(
+        "UPDATE webhook_endpoints SET status = 'failing' WHERE id = $1 AND status = 'enabled' RETURNING true",
+        endpoint_id,
+    )
+    return bool(changed)

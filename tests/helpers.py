@@ -28,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
 
 import cli
-from server import api_keys
+from server import api_keys, webhook_delivery
 from server.config import Settings
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT, SCOPES, Approver, Scope, local_caller
@@ -135,9 +135,12 @@ async def local_mcp(settings: Settings, **options: Any) -> AsyncIterator[Client]
 @asynccontextmanager
 async def running_app(settings: Settings, sock: socket.socket) -> AsyncIterator[Services]:
     """What `paywarden up` runs, in this process on the given socket: its services, the HTTP app over
-    them with the MCP server at /mcp (keys required) and the sandbox provider."""
+    them with the MCP server at /mcp (keys required), the sandbox provider and the webhook delivery."""
     async with open_services(settings, serve_sandbox=True) as services:
-        async with serving(build_webapp(services, mcp=build_server(services)), sock):
+        async with (
+            serving(build_webapp(services, mcp=build_server(services)), sock),
+            webhook_delivery.running_in_background(services),
+        ):
             yield services
 
 
