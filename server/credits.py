@@ -216,7 +216,9 @@ def require_metered(services: Services, feature: str) -> None:
     if not services.catalog.is_metered(feature):
         metered = sorted({g.feature for p in services.catalog for g in p.grants if g.metered}) or ["none"]
         shown = feature if len(feature) <= 64 else feature[:64] + "…"
-        raise InvalidRequest(f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.")
+        raise InvalidRequest(
+            f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.", param="feature"
+        )
 
 
 async def _open(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> tuple[Account, Account]:

@@ -8,11 +8,15 @@
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
     │   ├── NotAllowedNow          (409) the payment is not in a state that allows this
-    │   └── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
+    │   ├── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
+    │   ├── MalformedJson          the body is not JSON
+    │   ├── InvalidParameter       (422) a parameter or body field does not match the schema
+    │   └── UnknownParameter       (422) a parameter or body field the operation does not take
     ├── Unauthenticated            (401) no API key, or not an active one
     ├── MissingScope               (403) the API key may not call this tool
     ├── RateLimited                (429) too many calls with one API key
     ├── ChargeInProgress           (409) the first request with this key is still running
+    ├── MethodNotAllowed           (405) the path exists, not with this HTTP method
     ├── NotFound                   (404)
     │   ├── NotConfigured          an endpoint this deployment does not serve
     │   ├── PaymentNotFound
@@ -114,6 +118,26 @@ class UnsafeWebhookUrl(InvalidRequest):
     param = "url"
 
 
+class MalformedJson(InvalidRequest):
+    """The request body is not valid JSON."""
+
+    code = "malformed_json"
+
+
+class InvalidParameter(InvalidRequest):
+    """A parameter does not have the shape this operation takes."""
+
+    code = "invalid_parameter"
+    status = 422
+
+
+class UnknownParameter(InvalidRequest):
+    """The request has a parameter this operation does not take."""
+
+    code = "unknown_parameter"
+    status = 422
+
+
 class Unauthenticated(PaywardenError):
     """This call needs an API key: send `Authorization: Bearer pwk_…` with an active key."""
 
@@ -151,6 +175,13 @@ class ChargeInProgress(PaywardenError):
 
     code = "request_in_progress"
     status = 409
+
+
+class MethodNotAllowed(PaywardenError):
+    """This path does not take this HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
 
 
 class NotFound(PaywardenError):

@@ -26,6 +26,9 @@ import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.testing import MockRequest, MockResponse
 
 import cli
 from server import api_keys, webhook_delivery
@@ -378,3 +381,65 @@ async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
             return (await http.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- The HTTP API (/v1) ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def api_client(base_url: str, key: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of /v1 that sends `Authorization: Bearer <key>` and checks every /v1 response it gets
+    against the server's own /openapi.json (status, headers, body schema), so no test can see an answer
+    the document does not describe."""
+    async with httpx.AsyncClient(base_url=base_url) as plain:
+        problems_are_json = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+        spec = OpenAPI.from_dict((await plain.get("/openapi.json")).json(), config=problems_are_json)
+
+    async def documented(response: httpx.Response) -> None:
+        await response.aread()
+        if response.request.url.path.startswith("/v1/"):
+            assert_documented(spec, response)
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=30, event_hooks={"response": [documented]}
+    ) as http:
+        yield http
+
+
+def assert_documented(spec: OpenAPI, response: httpx.Response) -> None:
+    """The response is one the OpenAPI document declares for its operation, or a problem+json 404/405 for a
+    path or method the document does not have."""
+    request = response.request
+    checked = MockRequest(
+        host_url=f"{request.url.scheme}://{request.url.netloc.decode()}",
+        method=request.method,
+        path=request.url.path,
+        args=dict(request.url.params),
+        headers=dict(request.headers),
+        data=request.content,
+        content_type=request.headers.get("content-type", ""),
+    )
+    answer = MockResponse(
+        response.content,
+        response.status_code,
+        headers=dict(response.headers),
+        content_type=response.headers.get("content-type", ""),
+    )
+    try:
+        spec.validate_response(checked, answer)
+    except (PathNotFound, OperationNotFound):
+        assert response.status_code in (404, 405), response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str, param: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 problem with this status and code (and param); its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["code"] == code, problem
+    assert problem["type"] == f"urn:paywarden:problem:{code}" and problem["title"] and problem["detail"]
+    if param is not None:
+        assert problem["param"] == param, problem
+    return problem
