@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +31,7 @@ from mcp.types import ElicitRequestParams, ElicitResult
 from openapi_core import Config, OpenAPI
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from openapi_core.testing import MockRequest, MockResponse
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import cli
 from server import api_keys, webhook_delivery
@@ -182,11 +185,14 @@ async def serving(asgi_app: Any, sock: socket.socket) -> AsyncIterator[uvicorn.S
         await asyncio.wait_for(task, 10)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll until `check` returns something truthy (e.g. a webhook has arrived)."""
+async def eventually(check: Callable[[], Awaitable[Any] | Any], within: float = 10.0) -> Any:
+    """Poll until `check` (a function, or a coroutine function) returns something truthy (e.g. a webhook has
+    arrived)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
@@ -443,3 +449,63 @@ def assert_problem(response: httpx.Response, status: int, code: str, param: str 
     if param is not None:
         assert problem["param"] == param, problem
     return problem
+
+
+# --- A merchant's webhook receiver -----------------------------------------------------------------
+
+
+class Receiver:
+    """A merchant's endpoint for paywarden's webhooks: checks each one with the standardwebhooks library
+    against every secret it knows (a delivery must verify with each), answers 503 while `up` is False,
+    and keeps what arrived."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+        self.up = True
+        self.url = ""
+        self.events: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.refused = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        status = 503 if not self.up else self._take(body, headers)
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"down for maintenance"})
+
+    def _take(self, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            events = [Webhook(secret).verify(body, headers) for secret in self.secrets]
+        except WebhookVerificationError:
+            self.refused += 1
+            return 400
+        self.events.append(events[0])
+        self.headers.append(headers)
+        return 200
+
+    def ids(self) -> Counter[str]:
+        return Counter(event["id"] for event in self.events)
+
+
+@asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[Receiver]:
+    """A Receiver listening on 127.0.0.1 (at `receiver.url`) until the block ends."""
+    receiver = Receiver()
+    sock = free_socket()
+    receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
+    try:
+        async with serving(receiver, sock):
+            yield receiver
+    finally:
+        sock.close()
