@@ -133,8 +133,8 @@ def banner(settings: Settings, first_key: str | None = None) -> str:
     snippet = {"mcpServers": {"paywarden-http": entry}}
     key_lines = (
         [
-            "First start: an API key for tenant 'default' (scopes read, charge, refund, webhooks) was created for local",
-            "use.",
+            "First start: an API key for tenant 'default' (scopes read, charge, refund, webhooks) was created",
+            "for local use.",
             "It is shown only now; paywarden keeps a hash. Create more with `paywarden keys create`.",
             "Its charges that need approval are approved by the person through your MCP client (client",
             "approval); keys you create are approved by an operator unless you pass --approval client.",

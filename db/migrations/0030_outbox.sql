@@ -66,3 +66,6 @@ CREATE INDEX webhook_delivery_attempts_delivery ON webhook_delivery_attempts (de
 ALTER TABLE api_keys DROP CONSTRAINT api_keys_scopes_check;
 ALTER TABLE api_keys ADD CONSTRAINT api_keys_scopes_check
     CHECK (cardinality(scopes) > 0 AND scopes <@ ARRAY['read', 'charge', 'refund', 'webhooks']);
+
+-- Events and attempts are a record: the server appends to them, never rewrites them.
+REVOKE UPDATE, DELETE, TRUNCATE ON outbox_events, webhook_delivery_attempts FROM paywarden_app;
