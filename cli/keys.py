@@ -15,7 +15,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="create a key (and its tenant, if new); printed once")
     create.add_argument("--tenant", required=True, help="the tenant (merchant account) whose customers it serves")
     create.add_argument("--name", required=True, help="what the key is for, e.g. the agent's name")
-    create.add_argument("--scopes", default="read,charge", help="comma-separated: read, charge, refund")
+    create.add_argument("--scopes", default="read,charge", help="comma-separated: read, charge, refund, webhooks")
     create.add_argument("--budget-minor", type=int, help="most it may charge per rolling 24 hours, in minor units")
     create.add_argument("--budget-currency", help="the budget's currency (ISO 4217); the key charges only in it")
     create.add_argument(

@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 import uvicorn.server as uvicorn_server
 
-from server import api_keys, database, tenants
+from server import api_keys, database, tenants, webhook_delivery
 from server.config import Settings
 from server.errors import ConfigurationError
 from server.providers import check_provider_config, is_live
@@ -80,13 +80,18 @@ def run_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _serve_http(settings: Settings, sock: socket.socket) -> None:
-    """One set of services for the whole process: the MCP server and the HTTP app are built over it."""
+    """One set of services for the whole process: the MCP server and the HTTP app are built over it; the
+    reconciler and the webhook delivery run beside them."""
     async with open_services(settings, serve_sandbox=True) as services:
         first_key = await api_keys.issue_first_key(services, tenant_id=DEFAULT_TENANT)
         app = build_webapp(services, mcp=build_server(services))
         print(banner(settings, first_key.secret if first_key else None), file=sys.stderr, flush=True)
         server = PatientServer(uvicorn.Config(app, log_level="info", lifespan="on"))
-        async with running_in_background(services), api_keys.cached_while_listening(services):
+        async with (
+            running_in_background(services),
+            webhook_delivery.running_in_background(services),
+            api_keys.cached_while_listening(services),
+        ):
             await server.serve(sockets=[sock])
 
 
@@ -132,7 +137,8 @@ def banner(settings: Settings, first_key: str | None = None) -> str:
     snippet = {"mcpServers": {"paywarden-http": entry}}
     key_lines = (
         [
-            "First start: an API key for tenant 'default' (scopes read, charge, refund) was created for local use.",
+            "First start: an API key for tenant 'default' (scopes read, charge, refund, webhooks) was created",
+            "for local use.",
             "It is shown only now; paywarden keeps a hash. Create more with `paywarden keys create`.",
             "Its charges that need approval are approved by the person through your MCP client (client",
             "approval); keys you create are approved by an operator unless you pass --approval client.",

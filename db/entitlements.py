@@ -101,3 +101,20 @@ async def state(connection: asyncpg.Connection, tenant_id: str, customer_id: str
     )
     active_until = row["latest_end"] if row["active_now"] is not None else None
     return EntitlementState(active_until=active_until, last_expired_at=row["last_expired_at"])
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    feature: str
+    starts_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+async def of_payment(connection: asyncpg.Connection, payment_id: str) -> list[Entitlement]:
+    """The time-boxed entitlements a payment granted, as they stand."""
+    rows = await connection.fetch(
+        "SELECT feature, starts_at, expires_at, revoked_at FROM entitlements WHERE payment_id = $1 ORDER BY feature",
+        payment_id,
+    )
+    return [Entitlement(**dict(row)) for row in rows]

@@ -147,6 +147,18 @@ async def find_active(services: Services, secret: str) -> ApiKey | None:
     return key
 
 
+async def authenticate(services: Services, secret: str | None, address: str) -> ApiKey:
+    """The active key of an HTTP request, counted against its rate: InvalidKey for a wrong or revoked one
+    (the address is paused after too many), TooManyWrongKeys while paused, RateLimited beyond the rate."""
+    services.wrong_keys.refuse_if_paused(address)
+    key = await find_active(services, secret) if secret else None
+    if key is None:
+        services.wrong_keys.note(address)
+        raise InvalidKey()
+    await count_request(services, key)
+    return key
+
+
 async def count_request(services: Services, key: ApiKey) -> None:
     """Count one HTTP request against the key's per-minute rate (shared across processes through the
     database, within server/rate_limits.py's tolerance); RateLimited, with when to retry, beyond it."""

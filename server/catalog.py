@@ -13,16 +13,20 @@ from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
 
 class Grant(BaseModel):
     """A feature a product unlocks for a number of days, or credits of a metered feature
-    (`credits`, optionally expiring after `days`)."""
+    (`credits`, optionally expiring after `days`; `low_balance_threshold`: the merchant hears
+    `credits.low_balance` when a customer's balance of the feature falls below it)."""
 
     feature: str = Field(min_length=1, max_length=64)
     days: int | None = Field(default=None, gt=0, le=3660)
     credits: int | None = Field(default=None, strict=True, gt=0, le=10**12)
+    low_balance_threshold: int | None = Field(default=None, strict=True, gt=0, le=10**12)
 
     @model_validator(mode="after")
     def _time_or_credits(self) -> Grant:
         if self.credits is None and self.days is None:
             raise ValueError(f"grant of {self.feature!r} needs days (time-boxed) or credits (metered)")
+        if self.low_balance_threshold is not None and self.credits is None:
+            raise ValueError(f"low_balance_threshold of {self.feature!r} needs credits: only credits have a balance")
         return self
 
     @property
@@ -67,6 +71,7 @@ class Catalog:
         if len(self._products) != len(products):
             raise CatalogError("catalog has two products with the same id")
         self._one_kind_per_feature()
+        self._thresholds = self._low_balance_thresholds()
 
     def get(self, product_id: str) -> Product:
         try:
@@ -81,6 +86,17 @@ class Catalog:
         timed = {g.feature for p in self for g in p.grants if not g.metered}
         if metered & timed:
             raise CatalogError(f"features both metered and time-boxed: {', '.join(sorted(metered & timed))}")
+
+    def _low_balance_thresholds(self) -> dict[str, int]:
+        thresholds: dict[str, int] = {}
+        for grant in (g for p in self for g in p.grants if g.low_balance_threshold is not None):
+            if thresholds.setdefault(grant.feature, grant.low_balance_threshold) != grant.low_balance_threshold:
+                raise CatalogError(f"products give {grant.feature!r} different low_balance_threshold values")
+        return thresholds
+
+    def low_balance_threshold(self, feature: str) -> int | None:
+        """Below how many remaining credits of the feature the merchant is told (None: never)."""
+        return self._thresholds.get(feature)
 
     def granting(self, feature: str) -> list[Product]:
         return [product for product in self._products.values() if product.grants_feature(feature)]

@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     test_crash_at: str | None = None
     """Test-only fault hook: SIGKILL this process at the named point of a charge."""
 
+    allow_private_webhook_urls: bool = False
+    """Let webhook endpoints be on loopback or private addresses (tests and local development only)."""
+    webhook_delivery_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often `paywarden up` looks for webhook deliveries that are due."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long a merchant's endpoint has to answer one delivery."""
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    """The first retry's delay; each next one doubles (with jitter) up to webhook_retry_max_seconds."""
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_failing_after_seconds: float = Field(default=86_400.0, ge=0)
+    """An endpoint whose every attempt has failed for this long (and at least webhook_failing_after_attempts
+    times in a row) is marked failing: nothing more is sent until an operator enables it again."""
+    webhook_failing_after_attempts: int = Field(default=5, ge=1)
+
     catalog_path: Path = DEFAULT_CATALOG
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
     provider_timeout_seconds: float = Field(default=20.0, gt=0)

@@ -9,6 +9,7 @@ cannot see.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from pydantic import BaseModel, Field
 from db import credits
 from db.credits import Account, Reservation
 from db.pool import retry_on_deadlock, transaction
+from server import outbox
+from server.catalog import Catalog
 from server.errors import IdempotencyKeyReused, InsufficientCredits, InvalidRequest, NotAllowedNow, ReservationNotFound
 from server.ledger import credit_moves
 from server.services import Services
@@ -74,6 +77,15 @@ class ConsumeResult(BaseModel):
     )
 
 
+class LowBalance(BaseModel):
+    """A customer's balance of a metered feature has fallen below the catalog's threshold for it."""
+
+    customer_id: str
+    feature: str
+    low_balance_threshold: int = Field(description="The catalog's threshold the balance fell below.")
+    balance: CreditBalance
+
+
 class CreditsView(BaseModel):
     """A metered feature as check_entitlement sees it."""
 
@@ -86,7 +98,8 @@ async def view(services: Services, tenant_id: str, customer_id: str, feature: st
     async with transaction(services.pool) as conn:
         if await credits.get_account(conn, tenant_id, customer_id, feature) is None:
             return CreditsView(balance=CreditBalance(granted=0, used=0, reserved=0, remaining=0), next_expiry=None)
-        account = await _open(conn, tenant_id, customer_id, feature)
+        before, account = await _open(conn, tenant_id, customer_id, feature)
+        await _tell_if_low(conn, services.catalog, before, account)
         return CreditsView(balance=CreditBalance.of(account), next_expiry=await credits.earliest_expiry(conn, account))
 
 
@@ -97,7 +110,7 @@ async def reserve(
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity, "ttl_seconds": ttl_seconds}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, caller.tenant_id, customer_id, feature)
+        before, account = await _open(conn, caller.tenant_id, customer_id, feature)
         earlier = await _claim_or_replay(conn, caller.tenant_id, customer_id, key, "reserve", request)
         if earlier is not None:
             now = await credits.get_reservation(conn, caller.tenant_id, earlier["reservation_id"])
@@ -113,6 +126,7 @@ async def reserve(
         )
         result = ReservationResult.of(reservation, account)
         await credits.save_operation_result(conn, caller.tenant_id, customer_id, key, result.model_dump(mode="json"))
+        await _tell_if_low(conn, services.catalog, before, account)
         return result
 
 
@@ -121,10 +135,13 @@ async def settle(services: Services, caller: Caller, reservation_id: str, used: 
     """Charge what the call used; the rest of the hold goes back. Using more than was reserved
     draws the difference from the balance, and is refused if the balance cannot cover it."""
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
+        reservation, before, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
         if reservation.status == "expired":
-            return await _settle_late(conn, reservation, account, used, caller.key_id)
+            late = await _settle_late(conn, reservation, account, used, caller.key_id)
+            await _tell_if_low(conn, services.catalog, before, late.account)
+            return late.result
         if reservation.status != "held":
+            await _tell_if_low(conn, services.catalog, before, account)
             return _resolved_again(reservation, account, "settled", used)
         usable = await credit_moves.usable_hold(conn, reservation)  # holds on refunded lots cannot be used
         extra = max(used - usable, 0)
@@ -134,12 +151,19 @@ async def settle(services: Services, caller: Caller, reservation_id: str, used: 
         settled, account = await credit_moves.close(
             conn, account, reservation, "settled", used=used, from_hold=min(used, usable), api_key_id=caller.key_id
         )
+        await _tell_if_low(conn, services.catalog, before, account)
         return ReservationResult.of(settled, account)
+
+
+@dataclass(frozen=True)
+class _LateSettle:
+    result: ReservationResult
+    account: Account
 
 
 async def _settle_late(
     conn: asyncpg.Connection, reservation: Reservation, account: Account, used: int, api_key_id: str | None
-) -> ReservationResult:
+) -> _LateSettle:
     """The call outlived its reservation: what it used is still charged, from the balance, as far as
     the balance goes (never below zero); the shortfall is reported, not hidden."""
     charged = min(used, account.remaining)
@@ -151,13 +175,14 @@ async def _settle_late(
         conn, account, "settle", used=charged, reservation_id=reservation.id, note=note, api_key_id=api_key_id
     )
     shortfall = "" if charged == used else f"; {used - charged} could not be charged (no balance left)"
-    return ReservationResult.of(settled, account, note=note + shortfall)
+    return _LateSettle(ReservationResult.of(settled, account, note=note + shortfall), account)
 
 
 @retry_on_deadlock
 async def release(services: Services, caller: Caller, reservation_id: str) -> ReservationResult:
     async with transaction(services.pool) as conn:
-        reservation, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
+        reservation, before, account = await _locked_reservation(conn, caller.tenant_id, reservation_id)
+        await _tell_if_low(conn, services.catalog, before, account)  # expiry may have acted
         if reservation.status != "held":
             return _resolved_again(reservation, account, "released", None)
         released, account = await credit_moves.close(conn, account, reservation, "released", api_key_id=caller.key_id)
@@ -171,7 +196,7 @@ async def consume(
     require_metered(services, feature)
     request = {"feature": feature, "quantity": quantity}
     async with transaction(services.pool) as conn:
-        account = await _open(conn, caller.tenant_id, customer_id, feature)
+        before, account = await _open(conn, caller.tenant_id, customer_id, feature)
         earlier = await _claim_or_replay(conn, caller.tenant_id, customer_id, key, "consume", request)
         if earlier is not None:
             return ConsumeResult.model_validate({**earlier, "replayed": True})
@@ -183,6 +208,7 @@ async def consume(
             customer_id=customer_id, feature=feature, consumed=quantity, balance=CreditBalance.of(account)
         )
         await credits.save_operation_result(conn, caller.tenant_id, customer_id, key, result.model_dump(mode="json"))
+        await _tell_if_low(conn, services.catalog, before, account)
         return result
 
 
@@ -190,11 +216,30 @@ def require_metered(services: Services, feature: str) -> None:
     if not services.catalog.is_metered(feature):
         metered = sorted({g.feature for p in services.catalog for g in p.grants if g.metered}) or ["none"]
         shown = feature if len(feature) <= 64 else feature[:64] + "…"
-        raise InvalidRequest(f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.")
+        raise InvalidRequest(
+            f"{shown!r} is not sold as credits here; metered features: {', '.join(metered)}.", param="feature"
+        )
 
 
-async def _open(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> Account:
-    return await credit_moves.expire_due(conn, await credits.lock_account(conn, tenant_id, customer_id, feature))
+async def _open(conn: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> tuple[Account, Account]:
+    """The account locked, as it was and after time has acted on it (expiry)."""
+    locked = await credits.lock_account(conn, tenant_id, customer_id, feature)
+    return locked, await credit_moves.expire_due(conn, locked)
+
+
+async def _tell_if_low(conn: asyncpg.Connection, catalog: Catalog, before: Account, after: Account) -> None:
+    """credits.low_balance to the merchant when this transaction took the balance from at or above the
+    feature's threshold to below it: once per crossing, quiet until a top-up lifts it again."""
+    threshold = catalog.low_balance_threshold(after.feature)
+    if threshold is None or not before.remaining >= threshold > after.remaining:
+        return
+    low = LowBalance(
+        customer_id=after.customer_id,
+        feature=after.feature,
+        low_balance_threshold=threshold,
+        balance=CreditBalance.of(after),
+    )
+    await outbox.record(conn, after.tenant_id, "credits.low_balance", low)
 
 
 async def _claim_or_replay(
@@ -214,7 +259,7 @@ async def _claim_or_replay(
 
 async def _locked_reservation(
     conn: asyncpg.Connection, tenant_id: str, reservation_id: str
-) -> tuple[Reservation, Account]:
+) -> tuple[Reservation, Account, Account]:
     """Account first, then the reservation: the lock order every credit operation uses. Another
     tenant's reservation is not found, with the same message as an id that never existed."""
     found = await credits.get_reservation(conn, tenant_id, reservation_id)
@@ -222,10 +267,10 @@ async def _locked_reservation(
         raise ReservationNotFound(
             f"No reservation {reservation_id!r}. Use the reservation_id reserve_credits returned."
         )
-    account = await _open(conn, tenant_id, found.customer_id, found.feature)
+    before, account = await _open(conn, tenant_id, found.customer_id, found.feature)
     reservation = await credits.get_reservation(conn, tenant_id, reservation_id, lock=True)
     assert reservation is not None
-    return reservation, account
+    return reservation, before, account
 
 
 def _require(account: Account, quantity: int, doing: str | None = None) -> None:

@@ -4,18 +4,26 @@
     ├── InvalidRequest             (400) the call's arguments are wrong
     │   ├── UnknownCurrency
     │   ├── UnknownProduct
-    │   ├── IdempotencyKeyReused
+    │   ├── IdempotencyKeyReused   (409) the key was used for a different request
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
-    │   └── NotAllowedNow          (409) the payment is not in a state that allows this
+    │   ├── NotAllowedNow          (409) the payment is not in a state that allows this
+    │   ├── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
+    │   ├── MalformedJson          the body is not JSON
+    │   ├── InvalidParameter       (422) a parameter or body field does not match the schema
+    │   └── UnknownParameter       (422) a parameter or body field the operation does not take
+    ├── Unauthenticated            (401) no API key, or not an active one
     ├── MissingScope               (403) the API key may not call this tool
     ├── InvalidKey                 (401) the API key is wrong or revoked
     ├── RateLimited                (429) too many calls with one API key
     ├── ChargeInProgress           (409) the first request with this key is still running
+    ├── MethodNotAllowed           (405) the path exists, not with this HTTP method
     ├── NotFound                   (404)
     │   ├── NotConfigured          an endpoint this deployment does not serve
     │   ├── PaymentNotFound
-    │   └── ReservationNotFound
+    │   ├── ReservationNotFound
+    │   ├── WebhookEndpointNotFound
+    │   └── EventNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
     │   ├── MalformedEvent         signed, but not an event (stored as rejected)
     │   ├── PayloadTooLarge        (413)
@@ -27,7 +35,8 @@
         └── CatalogError           the product catalog cannot be used
 
 Messages are written for the caller (an agent, an operator or a provider): what was wrong and how
-to fix it. They never carry SQL, stack traces or secrets.
+to fix it. They never carry SQL, stack traces or secrets. Each class has a stable, machine-readable
+`code` (the HTTP API's problem `code`), and `param` names the argument at fault where one is.
 """
 
 from __future__ import annotations
@@ -36,50 +45,111 @@ from __future__ import annotations
 class PaywardenError(Exception):
     """Something went wrong inside paywarden."""
 
+    code = "internal_error"
     status: int = 500
+    param: str | None = None
+    """The argument at fault, where the class or the raiser knows it."""
 
-    def __init__(self, message: str | None = None) -> None:
-        self.message = message or " ".join((self.__doc__ or "").split())
+    def __init__(self, message: str | None = None, *, param: str | None = None) -> None:
+        self.message = message or self.title()
+        if param is not None:
+            self.param = param
         super().__init__(self.message)
+
+    @classmethod
+    def title(cls) -> str:
+        """The class's default message: the same for every occurrence of this kind of problem."""
+        return " ".join((cls.__doc__ or "").split())
 
 
 class InvalidRequest(PaywardenError):
     """The request is not valid."""
 
+    code = "invalid_request"
     status = 400
 
 
 class UnknownCurrency(InvalidRequest):
     """Unknown currency: use an ISO 4217 code such as USD, EUR or JPY."""
 
+    code = "unknown_currency"
+    param = "currency"
+
 
 class UnknownProduct(InvalidRequest):
     """Unknown product: use a product_id from the catalog."""
+
+    code = "unknown_product"
+    param = "product_id"
 
 
 class IdempotencyKeyReused(InvalidRequest):
     """This idempotency_key was already used for a different request; use a new key for a new charge."""
 
+    code = "idempotency_key_reused"
+    status = 409
+    param = "idempotency_key"
+
 
 class SpendLimitExceeded(InvalidRequest):
     """The charge exceeds a spend limit set by the operator."""
 
+    code = "spend_limit_exceeded"
     status = 403
 
 
 class InsufficientCredits(InvalidRequest):
     """Not enough credits."""
 
+    code = "insufficient_credits"
     status = 402
 
 
 class NotAllowedNow(InvalidRequest):
     """The payment is not in a state that allows this."""
 
+    code = "not_allowed_now"
     status = 409
 
 
+class UnsafeWebhookUrl(InvalidRequest):
+    """paywarden does not send webhooks to this URL."""
+
+    code = "unsafe_webhook_url"
+    param = "url"
+
+
+class MalformedJson(InvalidRequest):
+    """The request body is not valid JSON."""
+
+    code = "malformed_json"
+
+
+class InvalidParameter(InvalidRequest):
+    """A parameter does not have the shape this operation takes."""
+
+    code = "invalid_parameter"
+    status = 422
+
+
+class UnknownParameter(InvalidRequest):
+    """The request has a parameter this operation does not take."""
+
+    code = "unknown_parameter"
+    status = 422
+
+
+class Unauthenticated(PaywardenError):
+    """This call needs an API key: send `Authorization: Bearer pwk_…` with an active key."""
+
+    code = "unauthenticated"
+    status = 401
+
+
 class MissingScope(PaywardenError):
+    """This API key lacks the scope this call needs."""
+
+    code = "missing_scope"
     status = 403
 
     def __init__(self, scope: str) -> None:
@@ -90,13 +160,24 @@ class MissingScope(PaywardenError):
         self.scope = scope
 
 
-class InvalidKey(PaywardenError):
-    """The API key is not valid: it is wrong, or it has been revoked. Nothing was done."""
+class InvalidKey(Unauthenticated):
+    """The API key is not valid: it is wrong, or it has been revoked. Check the key you send, or ask the
+    operator for a new one (paywarden keys create). Nothing was done."""
 
-    status = 401
+    code = "invalid_key"
+
+
+class TooManyWrongKeys(PaywardenError):
+    """Too many requests with wrong API keys from this address; wait a minute."""
+
+    code = "too_many_wrong_keys"
+    status = 429
 
 
 class RateLimited(PaywardenError):
+    """Too many calls with this API key."""
+
+    code = "rate_limited"
     status = 429
 
     def __init__(self, retry_after_seconds: int) -> None:
@@ -107,41 +188,72 @@ class RateLimited(PaywardenError):
 class ChargeInProgress(PaywardenError):
     """The first request with this idempotency_key is still in progress; retry shortly with the same key."""
 
+    code = "request_in_progress"
     status = 409
+
+
+class MethodNotAllowed(PaywardenError):
+    """This path does not take this HTTP method."""
+
+    code = "method_not_allowed"
+    status = 405
 
 
 class NotFound(PaywardenError):
     """Not found."""
 
+    code = "not_found"
     status = 404
 
 
 class NotConfigured(NotFound):
     """This endpoint is not configured here."""
 
+    code = "not_configured"
+
 
 class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
+
+    code = "payment_not_found"
 
 
 class ReservationNotFound(NotFound):
     """No reservation with that reservation_id."""
 
+    code = "reservation_not_found"
+
+
+class WebhookEndpointNotFound(NotFound):
+    """No webhook endpoint with that id."""
+
+    code = "webhook_endpoint_not_found"
+
+
+class EventNotFound(NotFound):
+    """No event with that id."""
+
+    code = "event_not_found"
+
 
 class WebhookRejected(PaywardenError):
     """The webhook was rejected."""
 
+    code = "webhook_rejected"
     status = 400
 
 
 class PayloadTooLarge(WebhookRejected):
     """The request body is too large."""
 
+    code = "payload_too_large"
     status = 413
 
 
 class MalformedEvent(WebhookRejected):
     """The body is correctly signed but is not an event this endpoint understands."""
+
+    code = "malformed_event"
 
     def __init__(self, message: str | None = None, raw: str | None = None) -> None:
         super().__init__(message)
@@ -152,12 +264,14 @@ class MalformedEvent(WebhookRejected):
 class UnsupportedMediaType(WebhookRejected):
     """The request body is not of a type this endpoint takes."""
 
+    code = "unsupported_media_type"
     status = 415
 
 
 class ProviderError(PaywardenError):
     """The payment provider refused the request."""
 
+    code = "provider_error"
     status = 502
 
 
@@ -165,6 +279,7 @@ class ProviderUnavailable(ProviderError):
     """The payment provider gave no definite answer, so the charge may or may not have gone through.
     Retry with the SAME idempotency_key (never a new one): the retry finds out, and never charges twice."""
 
+    code = "provider_unavailable"
     status = 503
 
 
@@ -172,15 +287,20 @@ class DatabaseUnavailable(PaywardenError):
     """The payments database is not answering. Retry shortly; a retry with the same idempotency_key
     never charges twice."""
 
+    code = "database_unavailable"
     status = 503
 
 
 class ConfigurationError(PaywardenError):
     """paywarden's settings cannot work; the message says which setting to fix."""
 
+    code = "configuration_error"
+
 
 class CatalogError(ConfigurationError):
     """The catalog file cannot be used."""
+
+    code = "catalog_error"
 
 
 def for_operator(error: PaywardenError) -> str:

@@ -27,6 +27,12 @@ PAYMENT_TRANSITIONS = Counter(
     "Payment status changes applied by this process, by the status moved to.",
     ["to_status"],
 )
+WEBHOOK_DELIVERIES = Counter(
+    "paywarden_webhook_deliveries_total",
+    "Attempts at delivering events to the merchants' webhook endpoints, by result "
+    "(delivered, failed, refused by the address guard, gave_up).",
+    ["result"],
+)
 
 
 @contextmanager

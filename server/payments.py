@@ -148,4 +148,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at, payment_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), str(payment_id)
     except (ValueError, TypeError, binascii.Error):
-        raise InvalidRequest("cursor is not one this tool returned; pass next_cursor exactly, or omit it.") from None
+        raise InvalidRequest(
+            "cursor is not one this tool returned; pass next_cursor exactly, or omit it.", param="cursor"
+        ) from None

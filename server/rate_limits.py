@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import asyncpg
@@ -18,7 +19,7 @@ import asyncpg
 from db import api_keys as stored_keys
 from db.api_keys import ApiKey
 from db.pool import connection
-from server.errors import RateLimited
+from server.errors import RateLimited, TooManyWrongKeys
 
 FLUSH_EVERY = 10
 FLUSH_SECONDS = 1.0
@@ -65,3 +66,26 @@ class RequestCounter:
             window.unflushed += calls  # not added: counted again with the next flush
             raise
         window.shared = max(window.shared, shared)
+
+
+WRONG_KEYS_PER_MINUTE = 10
+MAX_ADDRESSES_REMEMBERED = 10_000
+
+
+class WrongKeys:
+    """Addresses that sent wrong API keys lately, in memory (per process: cheap — a guessing address never
+    reaches the database more than WRONG_KEYS_PER_MINUTE times a minute), for /mcp and /v1 alike."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, deque[float]] = {}
+
+    def note(self, address: str) -> None:
+        times = self._seen.setdefault(address, deque(maxlen=WRONG_KEYS_PER_MINUTE))
+        times.append(time.monotonic())
+        if len(self._seen) > MAX_ADDRESSES_REMEMBERED:
+            self._seen.pop(next(iter(self._seen)))
+
+    def refuse_if_paused(self, address: str) -> None:
+        times = self._seen.get(address)
+        if times is not None and len(times) == WRONG_KEYS_PER_MINUTE and time.monotonic() - times[0] < 60:
+            raise TooManyWrongKeys()

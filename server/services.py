@@ -15,7 +15,7 @@ from server.config import Settings
 from server.errors import ConfigurationError
 from server.key_cache import KeyCache
 from server.providers import Provider, StandardWebhookVerifier, credentials, open_provider, sandbox
-from server.rate_limits import RequestCounter
+from server.rate_limits import RequestCounter, WrongKeys
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Services:
     """Active API keys this process has seen; used only while it hears revocations (key_cache.listening)."""
     requests: RequestCounter = field(default_factory=RequestCounter)
     """Requests per key per minute, for the rate limit."""
+    wrong_keys: WrongKeys = field(default_factory=WrongKeys)
+    """Addresses that keep sending wrong keys, paused for a minute."""
 
     async def ping_database(self) -> None:
         """Return when the database answers; DatabaseUnavailable when it does not."""

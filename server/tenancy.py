@@ -8,8 +8,10 @@ from typing import Literal
 from server.errors import MissingScope
 
 DEFAULT_TENANT = "default"
-Scope = Literal["read", "charge", "refund"]
-SCOPES: tuple[Scope, ...] = ("read", "charge", "refund")
+Scope = Literal["read", "charge", "refund", "webhooks"]
+SCOPES: tuple[Scope, ...] = ("read", "charge", "refund", "webhooks")
+"""read: look up; charge: create charges and use credits; refund: refund; webhooks: manage the tenant's
+webhook endpoints (where its events are sent)."""
 Approver = Literal["client", "operator"]
 """Who may approve a caller's charges that need approval: the person through the MCP client, or only an operator."""
 APPROVERS: tuple[Approver, ...] = ("client", "operator")

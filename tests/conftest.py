@@ -128,6 +128,10 @@ def settings(database_url: str, listening_socket: socket.socket, tmp_path: Path)
         provider="sandbox",
         stripe_webhook_secret="whsec_test_secret",
         sandbox_delivery_interval_seconds=0.2,
+        allow_private_webhook_urls=True,  # the tests' receivers listen on 127.0.0.1
+        webhook_delivery_interval_seconds=0.05,
+        webhook_retry_base_seconds=0.1,
+        webhook_retry_max_seconds=0.5,
     )
 
 

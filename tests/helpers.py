@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import json
 import logging
@@ -14,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,9 +28,13 @@ import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import ElicitRequestParams, ElicitResult
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.testing import MockRequest, MockResponse
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import cli
-from server import api_keys
+from server import api_keys, webhook_delivery
 from server.config import Settings
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT, SCOPES, Approver, Scope, local_caller
@@ -135,9 +141,12 @@ async def local_mcp(settings: Settings, **options: Any) -> AsyncIterator[Client]
 @asynccontextmanager
 async def running_app(settings: Settings, sock: socket.socket) -> AsyncIterator[Services]:
     """What `paywarden up` runs, in this process on the given socket: its services, the HTTP app over
-    them with the MCP server at /mcp (keys required) and the sandbox provider."""
+    them with the MCP server at /mcp (keys required), the sandbox provider and the webhook delivery."""
     async with open_services(settings, serve_sandbox=True) as services, api_keys.cached_while_listening(services):
-        async with serving(build_webapp(services, mcp=build_server(services)), sock):
+        async with (
+            serving(build_webapp(services, mcp=build_server(services)), sock),
+            webhook_delivery.running_in_background(services),
+        ):
             yield services
 
 
@@ -176,11 +185,14 @@ async def serving(asgi_app: Any, sock: socket.socket) -> AsyncIterator[uvicorn.S
         await asyncio.wait_for(task, 10)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0) -> Any:
-    """Poll until `check` returns something truthy (e.g. a webhook has arrived)."""
+async def eventually(check: Callable[[], Awaitable[Any] | Any], within: float = 10.0) -> Any:
+    """Poll until `check` (a function, or a coroutine function) returns something truthy (e.g. a webhook has
+    arrived)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
@@ -375,3 +387,125 @@ async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
             return (await http.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# --- The HTTP API (/v1) ---------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def api_client(base_url: str, key: str | None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of /v1 that sends `Authorization: Bearer <key>` and checks every /v1 response it gets
+    against the server's own /openapi.json (status, headers, body schema), so no test can see an answer
+    the document does not describe."""
+    async with httpx.AsyncClient(base_url=base_url) as plain:
+        problems_are_json = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+        spec = OpenAPI.from_dict((await plain.get("/openapi.json")).json(), config=problems_are_json)
+
+    async def documented(response: httpx.Response) -> None:
+        await response.aread()
+        if response.request.url.path.startswith("/v1/"):
+            assert_documented(spec, response)
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=30, event_hooks={"response": [documented]}
+    ) as http:
+        yield http
+
+
+def assert_documented(spec: OpenAPI, response: httpx.Response) -> None:
+    """The response is one the OpenAPI document declares for its operation, or a problem+json 404/405 for a
+    path or method the document does not have."""
+    request = response.request
+    checked = MockRequest(
+        host_url=f"{request.url.scheme}://{request.url.netloc.decode()}",
+        method=request.method,
+        path=request.url.path,
+        args=dict(request.url.params),
+        headers=dict(request.headers),
+        data=request.content,
+        content_type=request.headers.get("content-type", ""),
+    )
+    answer = MockResponse(
+        response.content,
+        response.status_code,
+        headers=dict(response.headers),
+        content_type=response.headers.get("content-type", ""),
+    )
+    try:
+        spec.validate_response(checked, answer)
+    except (PathNotFound, OperationNotFound):
+        assert response.status_code in (404, 405), response.text
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, code: str, param: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 problem with this status and code (and param); its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["code"] == code, problem
+    assert problem["type"] == f"urn:paywarden:problem:{code}" and problem["title"] and problem["detail"]
+    if param is not None:
+        assert problem["param"] == param, problem
+    return problem
+
+
+# --- A merchant's webhook receiver -----------------------------------------------------------------
+
+
+class Receiver:
+    """A merchant's endpoint for paywarden's webhooks: checks each one with the standardwebhooks library
+    against every secret it knows (a delivery must verify with each), answers 503 while `up` is False,
+    and keeps what arrived."""
+
+    def __init__(self) -> None:
+        self.secrets: list[str] = []
+        self.up = True
+        self.url = ""
+        self.events: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.refused = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        status = 503 if not self.up else self._take(body, headers)
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"down for maintenance"})
+
+    def _take(self, body: bytes, headers: dict[str, str]) -> int:
+        try:
+            events = [Webhook(secret).verify(body, headers) for secret in self.secrets]
+        except WebhookVerificationError:
+            self.refused += 1
+            return 400
+        self.events.append(events[0])
+        self.headers.append(headers)
+        return 200
+
+    def ids(self) -> Counter[str]:
+        return Counter(event["id"] for event in self.events)
+
+
+@asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[Receiver]:
+    """A Receiver listening on 127.0.0.1 (at `receiver.url`) until the block ends."""
+    receiver = Receiver()
+    sock = free_socket()
+    receiver.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
+    try:
+        async with serving(receiver, sock):
+            yield receiver
+    finally:
+        sock.close()

@@ -299,7 +299,7 @@ async def test_keys_are_shown_once_and_stored_as_a_hash(app, database_url: str, 
 async def test_keys_create_refuses_unknown_scopes(database_url: str, scopes: str) -> None:
     creating = ("keys", "create", "--tenant", "t", "--name", "n", "--scopes", scopes)
     code, out = await paywarden_command(database_url, *creating)
-    assert code != 0 and "Scopes must be a comma-separated choice of read, charge, refund" in out
+    assert code != 0 and "Scopes must be a comma-separated choice of read, charge, refund, webhooks" in out
 
 
 async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: asyncpg.Connection) -> None:

@@ -1,98 +1,40 @@
-"""Argument types shared by the tools (their constraints become the tools' input schemas), and how an
-argument-schema failure is said to an agent (not pydantic's dump)."""
+"""Argument types shared by the tools (their constraints, in server/fields.py, become the tools' input
+schemas), and how an argument-schema failure is said to an agent (not pydantic's dump)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import ValidationError
 
-from pydantic import Field, StringConstraints, ValidationError
+from server.fields import (
+    HINTS,
+    AmountMinor,
+    Currency,
+    CustomerId,
+    Description,
+    Feature,
+    IdempotencyKey,
+    PaymentId,
+    PaymentMethod,
+    ProductId,
+    Quantity,
+    ReservationId,
+)
 
-from server.money import MAX_AMOUNT_MINOR
-from server.text import IDENTIFIER_PATTERN, TEXT_PATTERN
-
-_NO_CONTROL = IDENTIFIER_PATTERN
-_TEXT = TEXT_PATTERN  # free text: tabs and line breaks allowed
-_Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL)
-
-CustomerId = Annotated[
-    str, _Identifier, Field(description="Your own stable id for the customer being charged (e.g. 'user_42').")
+__all__ = [
+    "HINTS",
+    "AmountMinor",
+    "Currency",
+    "CustomerId",
+    "Description",
+    "Feature",
+    "IdempotencyKey",
+    "PaymentId",
+    "PaymentMethod",
+    "ProductId",
+    "Quantity",
+    "ReservationId",
+    "describe_argument_errors",
 ]
-IdempotencyKey = Annotated[
-    str,
-    _Identifier,
-    Field(
-        description="A key you choose for this one operation (e.g. a UUID). Reuse it when retrying the same "
-        "operation: the original result comes back and nothing happens twice."
-    ),
-]
-ProductId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_NO_CONTROL),
-    Field(description="A catalog product id, e.g. 'pro_monthly'. The price comes from the catalog."),
-]
-Feature = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_NO_CONTROL),
-    Field(description="The feature to check, e.g. 'pro'."),
-]
-AmountMinor = Annotated[
-    int,
-    Field(
-        strict=True,
-        gt=0,
-        le=MAX_AMOUNT_MINOR,
-        description="Ad-hoc amount in minor units: 2000 = 20.00 USD, 500 = 500 JPY. Integers only.",
-    ),
-]
-Currency = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=3, pattern=r"^[A-Za-z]{3}$"),
-    Field(description="ISO 4217 currency code for an ad-hoc amount, e.g. 'USD', 'EUR', 'JPY'."),
-]
-Description = Annotated[
-    str,
-    StringConstraints(max_length=1000, pattern=_TEXT),
-    Field(description="What the charge is for, shown to the payer."),
-]
-PaymentMethod = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL),
-    Field(
-        description="A saved payment method id (with the sandbox: pm_card_visa succeeds, pm_card_chargeDeclined "
-        "fails, pm_card_authenticationRequired needs the person). Omit it to get a payment page link "
-        "(next_action_url) for the person."
-    ),
-]
-PaymentId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^pay_[A-Za-z0-9]+$"),
-    Field(description="paywarden's payment id, as create_charge returned it (pay_…)."),
-]
-
-Quantity = Annotated[
-    int, Field(strict=True, gt=0, le=10**12, description="How many credits, e.g. 3000 tokens. Integers only.")
-]
-ReservationId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^rsv_[A-Za-z0-9]+$"),
-    Field(description="The reservation_id reserve_credits returned (rsv_…)."),
-]
-
-HINTS = {
-    "amount_minor": "an integer in the currency's minor units, e.g. 1999 for 19.99 USD or 500 for 500 JPY",
-    "currency": "a three-letter ISO 4217 code such as USD, EUR or JPY",
-    "payment_id": "the pay_… id that create_charge returned",
-    "customer_id": "your own id for the customer, 1 to 255 visible characters (no control or invisible "
-    "formatting characters)",
-    "idempotency_key": "a key you choose per charge (e.g. a UUID), 1 to 255 characters",
-    "product_id": "a product id from the catalog, e.g. pro_monthly",
-    "feature": "a feature name such as pro",
-    "description": "text of at most 1000 characters",
-    "payment_method": "a payment method id such as pm_card_visa",
-    "quantity": "a positive whole number of credits",
-    "used_quantity": "a whole number of credits, 0 or more",
-    "reservation_id": "the rsv_… id that reserve_credits returned",
-}
 
 
 def describe_argument_errors(tool: str, error: ValidationError) -> str:

@@ -1,5 +1,6 @@
-"""The HTTP side of `paywarden up`: webhooks in, health and metrics, the sandbox provider's pages and API
-(when this process serves it) and, when given, the MCP server at /mcp — all over one set of services."""
+"""The HTTP side of `paywarden up`: the merchant's API at /v1 (OpenAPI at /openapi.json, docs at /docs),
+webhooks in, health and metrics, the sandbox provider's pages and API (when this process serves it)
+and, when given, the MCP server at /mcp — all over one set of services."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from mcp.server import MCPServer
 from starlette.routing import Mount
 
 from server.services import Services
-from webapp import health, webhooks
+from webapp import api, health, webhooks
 from webapp.errors import install_error_handlers
 from webapp.mcp_endpoint import McpGuard, transport_security
 
@@ -35,11 +37,21 @@ def build_webapp(services: Services, mcp: MCPServer | None = None) -> FastAPI:
         async with mcp.session_manager.run():
             yield
 
-    app = FastAPI(title="paywarden", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # Swagger UI served from the package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
+        title="paywarden",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        static_url="/docs/static",
+    )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(webhooks.router)
+    api.install(app)
+    app.include_router(health.router, include_in_schema=False)
+    app.include_router(webhooks.router, include_in_schema=False)
     if services.sandbox is not None:
         app.mount("/sandbox", services.sandbox.app)
     if mcp_http is not None:

@@ -4,8 +4,6 @@ sending wrong keys), and a per-key rate limit."""
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,14 +13,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server import api_keys
 from server.config import Settings
-from server.errors import DatabaseUnavailable, RateLimited
+from server.errors import DatabaseUnavailable, InvalidKey, PaywardenError, RateLimited, TooManyWrongKeys
 from server.services import Services
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-INVALID_KEY = (
-    "The API key is not valid: it is wrong, or it has been revoked. Check the key you send, or ask the "
-    "operator for a new one (paywarden keys create)."
-)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -42,13 +36,13 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 class McpGuard:
     """ASGI middleware in front of /mcp. A request with a key that is not an active key gets a 401 that
-    says so; each active key gets its rate_per_minute requests per minute (429 with Retry-After after
-    that). Requests without a key pass through to the SDK, which answers them 401."""
+    says so (and an address that keeps sending them a 429 for a minute); each active key gets its
+    rate_per_minute requests per minute (429 with Retry-After after that). Requests without a key pass
+    through to the SDK, which answers them 401."""
 
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self._app = app
         self._services = services
-        self._wrong_keys = WrongKeyWindow()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope).rstrip("/") == "/mcp":
@@ -61,33 +55,32 @@ class McpGuard:
     async def _refusal(self, scope: Scope) -> JSONResponse | None:
         if scope["method"] == "GET":
             return NO_GET_STREAM
-        address = (scope.get("client") or ("",))[0]
-        if self._wrong_keys.paused(address):
-            return _too_many_wrong_keys()
         secret = _bearer(scope)
+        address = (scope.get("client") or ("",))[0]
         if secret is None:
             return None
         try:
-            key = await api_keys.find_active(self._services, secret)
-            if key is None:
-                self._wrong_keys.note(address)
-                return self._invalid_key()
-            await api_keys.count_request(self._services, key)
-        except DatabaseUnavailable as error:
-            return JSONResponse({"error": error.message}, status_code=503, headers={"Retry-After": "5"})
-        except RateLimited as limited:
-            return JSONResponse(
-                {"error": limited.message, "retry_after_seconds": limited.retry_after_seconds},
-                status_code=429,
-                headers={"Retry-After": str(limited.retry_after_seconds)},
-            )
+            await api_keys.authenticate(self._services, secret, address)
+        except InvalidKey as invalid:
+            return self._invalid_key(invalid.message)
+        except (DatabaseUnavailable, RateLimited, TooManyWrongKeys) as refused:
+            return _refused(refused)
         return None
 
-    def _invalid_key(self) -> JSONResponse:
+    def _invalid_key(self, message: str) -> JSONResponse:
         metadata = f"{self._services.settings.base_url}/.well-known/oauth-protected-resource/mcp"
-        challenge = f'Bearer error="invalid_token", error_description="{INVALID_KEY}", resource_metadata="{metadata}"'
-        body = {"error": "invalid_token", "error_description": INVALID_KEY}
+        challenge = f'Bearer error="invalid_token", error_description="{message}", resource_metadata="{metadata}"'
+        body = {"error": "invalid_token", "error_description": message}
         return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def _refused(error: PaywardenError) -> JSONResponse:
+    retry_after = getattr(error, "retry_after_seconds", 5 if error.status == 503 else 60)
+    return JSONResponse(
+        {"error": error.message, "retry_after_seconds": retry_after},
+        status_code=error.status,
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 NO_GET_STREAM = JSONResponse(
@@ -97,36 +90,6 @@ NO_GET_STREAM = JSONResponse(
 )
 """The streamable HTTP spec lets a server answer GET with 405. Stateless, nothing could ever be sent on such
 a stream; refusing it means no key can hold connections open."""
-
-
-class WrongKeyWindow:
-    """Addresses that sent wrong keys lately, in memory (per process: cheap, and a wrong key never reaches
-    the database more than WRONG_KEYS_PER_MINUTE times a minute from one address)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, deque[float]] = {}
-
-    def note(self, address: str) -> None:
-        times = self._seen.setdefault(address, deque(maxlen=WRONG_KEYS_PER_MINUTE))
-        times.append(time.monotonic())
-        if len(self._seen) > MAX_ADDRESSES_REMEMBERED:
-            self._seen.pop(next(iter(self._seen)))
-
-    def paused(self, address: str) -> bool:
-        times = self._seen.get(address)
-        return times is not None and len(times) == WRONG_KEYS_PER_MINUTE and time.monotonic() - times[0] < 60
-
-
-WRONG_KEYS_PER_MINUTE = 10
-MAX_ADDRESSES_REMEMBERED = 10_000
-
-
-def _too_many_wrong_keys() -> JSONResponse:
-    return JSONResponse(
-        {"error": "Too many requests with wrong API keys from this address; wait a minute."},
-        status_code=429,
-        headers={"Retry-After": "60"},
-    )
 
 
 def _route_path(scope: dict[str, Any]) -> str:

@@ -6,7 +6,8 @@
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
-audited, and the change to `succeeded` grants the payment's entitlements — all inside the
+audited, the change to `succeeded` grants the payment's entitlements, and the merchant's outbox
+gets the events these changes make (payment.*, approval.requested, entitlement.*) — all inside the
 caller's transaction, on a payment row the caller has locked.
 """
 
@@ -18,7 +19,7 @@ import asyncpg
 
 from db import audit, entitlements, payments
 from db.payments import Payment, PaymentStatus
-from server import metrics
+from server import metrics, outbox
 from server.ledger import credit_moves
 
 Status = PaymentStatus
@@ -88,6 +89,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         api_key_id=change.api_key_id,
     )
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
+    await outbox.payment_moved(connection, updated)
     await _grant_or_revoke(connection, updated)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
@@ -102,6 +104,8 @@ async def _grant_or_revoke(connection: asyncpg.Connection, payment: Payment) -> 
     if payment.status == Status.SUCCEEDED:
         await entitlements.grant_for_payment(connection, payment)
         await credit_moves.grant_for_payment(connection, payment)
+        await outbox.entitlements_changed(connection, payment, "entitlement.granted")
     if payment.status == Status.REFUNDED:
         await entitlements.revoke_for_payment(connection, payment)
         await credit_moves.revoke_for_payment(connection, payment)
+        await outbox.entitlements_changed(connection, payment, "entitlement.revoked")

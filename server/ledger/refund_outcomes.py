@@ -12,6 +12,7 @@ import asyncpg
 from db import audit, payments, refunds
 from db.payments import Payment, PaymentStatus
 from db.refunds import Refund, RefundStatus
+from server import outbox
 from server.errors import PaymentNotFound
 from server.ledger import credit_moves, payment_machine
 from server.money import format_amount
@@ -53,3 +54,5 @@ async def _count_refunded(conn: asyncpg.Connection, payment: Payment, refunded: 
     result = await payment_machine.apply(conn, after, change)
     if not result.applied:  # partially refunded again: no status change, but the trail shows the money
         await audit.append(conn, payment.id, actor=actor, from_status=after.status, to_status=after.status, reason=why)
+        if after.status in payment_machine.PAID:  # else its success, when it comes, reports the refund
+            await outbox.payment_refunded(conn, after)

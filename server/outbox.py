@@ -1,0 +1,122 @@
+"""The transactional outbox: every change a merchant's backend hears about is written as an event in
+the same transaction as the change itself, so an event is never lost and never sent for a change that
+rolled back. server/webhook_delivery.py sends them.
+
+Each event is `{id, type, created_at, tenant, data}`; `data` has the shape of the HTTP API's resource
+(a payment as GET /v1/charges/{id} shows it, without its timeline; a credit balance as the credit
+endpoints show it). server/webhook_endpoints.py describes the whole event as a model (OutboundEvent).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+import asyncpg
+from pydantic import BaseModel, Field
+
+from db import credits as credit_rows
+from db import entitlements, outbox
+from db.payments import Payment, PaymentStatus
+from server.payments import PaymentView
+
+EventType = Literal[
+    "payment.succeeded",
+    "payment.failed",
+    "payment.requires_action",
+    "payment.canceled",
+    "payment.refunded",
+    "approval.requested",
+    "entitlement.granted",
+    "entitlement.revoked",
+    "credits.low_balance",
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+RETRY_FOR_SECONDS = 3 * 24 * 3600
+"""How long a delivery is retried before it gives up (Stripe's window)."""
+
+PAYMENT_EVENTS: dict[PaymentStatus, EventType] = {
+    PaymentStatus.SUCCEEDED: "payment.succeeded",
+    PaymentStatus.FAILED: "payment.failed",
+    PaymentStatus.REQUIRES_ACTION: "payment.requires_action",
+    PaymentStatus.CANCELED: "payment.canceled",
+    PaymentStatus.PARTIALLY_REFUNDED: "payment.refunded",
+    PaymentStatus.REFUNDED: "payment.refunded",
+    PaymentStatus.REQUIRES_APPROVAL: "approval.requested",
+}
+"""The event a payment's move to each status is reported as."""
+
+
+class EntitlementGrant(BaseModel):
+    """What one payment granted of one feature: a period of time, or a lot of credits."""
+
+    customer_id: str
+    feature: str
+    payment_id: str
+    product_id: str | None
+    starts_at: datetime | None = Field(description="When the period starts (null for credits).")
+    expires_at: datetime | None = Field(description="When the period (or the credits) expire.")
+    credits: int | None = Field(description="For a metered feature: how many credits the payment granted.")
+    revoked_at: datetime | None
+
+
+async def record(conn: asyncpg.Connection, tenant_id: str, event_type: EventType, data: BaseModel) -> str:
+    """Write the event, and a delivery for each of the tenant's endpoints that wants it, in `conn`'s
+    transaction; its id."""
+    event_id = "evt_" + secrets.token_hex(12)
+    payload = {
+        "id": event_id,
+        "type": event_type,
+        "created_at": datetime.now(UTC).isoformat(),
+        "tenant": tenant_id,
+        "data": data.model_dump(mode="json"),
+    }
+    await outbox.insert_event(
+        conn,
+        event_id=event_id,
+        tenant_id=tenant_id,
+        event_type=event_type,
+        payload=payload,
+        retry_for_seconds=RETRY_FOR_SECONDS,
+    )
+    return event_id
+
+
+async def payment_moved(conn: asyncpg.Connection, payment: Payment) -> None:
+    """The payment has just moved to its status: report it, when that status is one merchants hear of."""
+    event_type = PAYMENT_EVENTS.get(payment.status)
+    if event_type is not None:
+        await record(conn, payment.tenant_id, event_type, PaymentView.of(payment))
+
+
+async def payment_refunded(conn: asyncpg.Connection, payment: Payment) -> None:
+    """A refund succeeded without moving the payment's status (a second partial refund)."""
+    await record(conn, payment.tenant_id, "payment.refunded", PaymentView.of(payment))
+
+
+async def entitlements_changed(conn: asyncpg.Connection, payment: Payment, change: EventType) -> None:
+    """entitlement.granted or entitlement.revoked, one event per feature the payment granted."""
+    for grant in await grants_of(conn, payment):
+        await record(conn, payment.tenant_id, change, grant)
+
+
+async def grants_of(conn: asyncpg.Connection, payment: Payment) -> list[EntitlementGrant]:
+    """What the payment granted, feature by feature: its periods and its credit lots, as they stand."""
+    common = {"customer_id": payment.customer_id, "payment_id": payment.id, "product_id": payment.product_id}
+    periods = [
+        EntitlementGrant(**common, **vars(period), credits=None)
+        for period in await entitlements.of_payment(conn, payment.id)
+    ]
+    lots = [
+        EntitlementGrant(
+            **common,
+            feature=lot.feature,
+            starts_at=None,
+            expires_at=lot.expires_at,
+            credits=lot.quantity,
+            revoked_at=lot.revoked_at,
+        )
+        for lot in await credit_rows.lots_of_payment(conn, payment.id)
+    ]
+    return sorted(periods + lots, key=lambda grant: grant.feature)
