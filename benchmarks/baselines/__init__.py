@@ -1,0 +1,1 @@
+"""The baselines, each as plain as the operation allows, served the libraries' default way."""
