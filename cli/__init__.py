@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+import asyncpg
 from pydantic import ValidationError
 
 from cli import endpoints, inbox, keys, maintenance, payments, running, tenants
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return command(settings, args)
     except DATABASE_CONNECTION_ERRORS as error:
         print(f"paywarden: {database_problem(error, settings)}", file=sys.stderr)
+    except asyncpg.PostgresError as error:
+        print(f"paywarden: the database refused: {error.__class__.__name__}: {error}", file=sys.stderr)
     except (ConfigurationError, ValidationError) as error:
         shown = error.message if isinstance(error, PaywardenError) else error
         print(f"paywarden: configuration problem: {shown}", file=sys.stderr)

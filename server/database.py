@@ -49,7 +49,7 @@ async def refuse_owner_role(settings: Settings) -> None:
     off. PAYWARDEN_ALLOW_OWNER_ROLE=true runs anyway."""
     if settings.allow_owner_role or settings.database_url is None:
         return
-    connection = await asyncpg.connect(settings.database_url)
+    connection = await asyncpg.connect(settings.database_url, statement_cache_size=0)  # a pooler may stand between
     try:
         role = await roles.connected(connection)
     finally:

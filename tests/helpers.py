@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -362,26 +363,32 @@ async def paywarden_up(database_url: str, **settings: str) -> AsyncIterator[str]
     """`paywarden up` as its own process on a free port; yields its base URL, stops it afterwards."""
     port = free_port()
     env = process_environment(database_url, port=str(port), **settings)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "up", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await eventually(lambda: _healthy(base, process), within=30)
-        yield base
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    with tempfile.TemporaryFile() as said:  # what it printed, to say why if it never becomes ready
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "up", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=said
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await eventually(lambda: _healthy(base, process, said), within=30)
+            yield base
+        finally:
+            await _stop(process)
 
 
-async def _healthy(base: str, process: asyncio.subprocess.Process) -> bool:
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def _healthy(base: str, process: asyncio.subprocess.Process, said: Any) -> bool:
     if process.returncode is not None:
-        raise AssertionError(f"paywarden up exited with {process.returncode}")
+        said.seek(0)
+        raise AssertionError(f"paywarden up exited with {process.returncode}:\n{said.read().decode()[-3000:]}")
     try:
         async with httpx.AsyncClient() as http:
             return (await http.get(f"{base}/readyz")).status_code == 200
