@@ -383,3 +383,66 @@ async def save_operation_result(
         key,
         result,
     )
+
+
+async def draw(conn: asyncpg.Connection, account: Account, quantity: int, *, hold: bool) -> list[tuple[int, int]]:
+    """(lot id, quantity) taken from the open lots that expire first, used or held (draw_credits in
+    0014); fewer than asked when the lots hold less. The caller holds the account's lock."""
+    rows = await conn.fetch(
+        "SELECT lot_id, taken FROM draw_credits($1, $2, $3, $4, $5)",
+        account.tenant_id,
+        account.customer_id,
+        account.feature,
+        quantity,
+        hold,
+    )
+    return [(row["lot_id"], row["taken"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """What consume_credits (0014) did: outcome consumed, replay, insufficient or time_to_act."""
+
+    outcome: str
+    account: Account | None
+    """The account after a consume, as it is otherwise; for a replay the balance after the first consume."""
+    earlier_kind: str | None
+    earlier_request: dict[str, Any] | None
+    earlier_result: dict[str, Any] | None
+
+
+async def consume(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    tenant_id: str,
+    customer_id: str,
+    feature: str,
+    quantity: int,
+    key: str,
+    *,
+    request: dict[str, Any],
+    note: str,
+    api_key_id: str | None,
+    low_balance: tuple[int, dict[str, Any]] | None,
+    retry_for_seconds: float,
+) -> Consumed:
+    """One statement, so on a pool its own transaction: the account stays locked only while PostgreSQL
+    works. `low_balance`: (threshold, the credits.low_balance event to record on crossing it)."""
+    threshold, event = low_balance if low_balance else (None, None)
+    row = await conn.fetchrow(
+        "SELECT * FROM consume_credits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        tenant_id,
+        customer_id,
+        feature,
+        quantity,
+        key,
+        request,
+        note,
+        api_key_id,
+        threshold,
+        event,
+        retry_for_seconds,
+    )
+    account = None
+    if row["granted"] is not None:
+        account = Account(tenant_id, customer_id, feature, row["granted"], row["used"], row["reserved"])
+    return Consumed(row["outcome"], account, row["earlier_kind"], row["earlier_request"], row["earlier_result"])

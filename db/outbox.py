@@ -89,28 +89,8 @@ async def insert_event(
 ) -> int:
     """Store the event and one delivery for each of the tenant's endpoints that wants it, in the caller's
     transaction; returns how many deliveries were queued."""
-    await conn.execute(
-        "INSERT INTO outbox_events (id, tenant_id, type, payload) VALUES ($1, $2, $3, $4)",
-        event_id,
-        tenant_id,
-        event_type,
-        payload,
-    )
     queued = await conn.fetchval(
-        """
-        WITH queued AS (
-            INSERT INTO webhook_deliveries (event_id, endpoint_id, tenant_id, give_up_after)
-            SELECT $1, e.id, e.tenant_id, now() + make_interval(secs => $4) FROM webhook_endpoints e
-             WHERE e.tenant_id = $2 AND e.removed_at IS NULL
-               AND (cardinality(e.event_types) = 0 OR $3 = ANY (e.event_types))
-            RETURNING 1
-        )
-        SELECT count(*) FROM queued
-        """,
-        event_id,
-        tenant_id,
-        event_type,
-        retry_for_seconds,
+        "SELECT record_outbox_event($1, $2, $3, $4, $5)", event_id, tenant_id, event_type, payload, retry_for_seconds
     )
     return int(queued)
 

@@ -9,6 +9,7 @@ cannot see.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from db import credits
 from db.credits import Account, Reservation
-from db.pool import retry_on_deadlock, transaction
+from db.pool import connection, retry_on_deadlock, transaction
 from server import outbox
 from server.catalog import Catalog
 from server.errors import IdempotencyKeyReused, InsufficientCredits, InvalidRequest, NotAllowedNow, ReservationNotFound
@@ -193,23 +194,52 @@ async def release(services: Services, caller: Caller, reservation_id: str) -> Re
 async def consume(
     services: Services, caller: Caller, customer_id: str, feature: str, quantity: int, key: str
 ) -> ConsumeResult:
+    """In one statement (consume_credits, migration 0014) unless a reservation or lot is due to expire:
+    then time acts first, here, and the same statement runs in that transaction."""
     require_metered(services, feature)
-    request = {"feature": feature, "quantity": quantity}
-    async with transaction(services.pool) as conn:
-        before, account = await _open(conn, caller.tenant_id, customer_id, feature)
-        earlier = await _claim_or_replay(conn, caller.tenant_id, customer_id, key, "consume", request)
-        if earlier is not None:
-            return ConsumeResult.model_validate({**earlier, "replayed": True})
-        _require(account, quantity)
-        await credit_moves.use(conn, account, quantity)
-        note = f"idempotency_key {key!r}"
-        account = await credits.post(conn, account, "consume", used=quantity, note=note, api_key_id=caller.key_id)
-        result = ConsumeResult(
-            customer_id=customer_id, feature=feature, consumed=quantity, balance=CreditBalance.of(account)
-        )
-        await credits.save_operation_result(conn, caller.tenant_id, customer_id, key, result.model_dump(mode="json"))
-        await _tell_if_low(conn, services.catalog, before, account)
-        return result
+    consume_once = _consume_statement(services.catalog, caller, customer_id, feature, quantity, key)
+    async with connection(services.pool) as conn:
+        done = await consume_once(conn)
+    if done.outcome == "time_to_act":
+        async with transaction(services.pool) as conn:
+            before, account = await _open(conn, caller.tenant_id, customer_id, feature)
+            await _tell_if_low(conn, services.catalog, before, account)
+            done = await consume_once(conn)
+    return _consumed(done, customer_id, feature, quantity, key)
+
+
+def _consume_statement(
+    catalog: Catalog, caller: Caller, customer_id: str, feature: str, quantity: int, key: str
+) -> Callable[[asyncpg.Connection], Awaitable[credits.Consumed]]:
+    threshold = catalog.low_balance_threshold(feature)
+    low_balance = None
+    if threshold is not None:
+        empty = CreditBalance(granted=0, used=0, reserved=0, remaining=0)  # filled in by the database
+        data = LowBalance(customer_id=customer_id, feature=feature, low_balance_threshold=threshold, balance=empty)
+        low_balance = (threshold, outbox.event(caller.tenant_id, "credits.low_balance", data))
+
+    def consume_once(conn: asyncpg.Connection) -> Awaitable[credits.Consumed]:
+        return credits.consume(
+            conn, caller.tenant_id, customer_id, feature, quantity, key,
+            request=_consume_request(feature, quantity), note=f"idempotency_key {key!r}",
+            api_key_id=caller.key_id, low_balance=low_balance, retry_for_seconds=outbox.RETRY_FOR_SECONDS,
+        )  # fmt: skip
+
+    return consume_once
+
+
+def _consumed(done: credits.Consumed, customer_id: str, feature: str, quantity: int, key: str) -> ConsumeResult:
+    assert done.outcome != "time_to_act", "time acted in this transaction already"
+    if done.outcome == "consumed" and done.account is not None:
+        balance = CreditBalance.of(done.account)
+        return ConsumeResult(customer_id=customer_id, feature=feature, consumed=quantity, balance=balance)
+    if done.outcome == "insufficient" and done.account is not None:
+        _require(done.account, quantity)
+    _refuse_reuse(key, done.earlier_kind, done.earlier_request, "consume", _consume_request(feature, quantity))
+    if done.account is None:  # consumed before its result was kept as a ledger entry (migration 0014)
+        return ConsumeResult.model_validate({**done.earlier_result, "replayed": True})
+    balance = CreditBalance.of(done.account)
+    return ConsumeResult(customer_id=customer_id, feature=feature, consumed=quantity, balance=balance, replayed=True)
 
 
 def require_metered(services: Services, feature: str) -> None:
@@ -249,12 +279,21 @@ async def _claim_or_replay(
     earlier = await credits.claim_operation(conn, tenant_id, customer_id, key, kind, request)
     if earlier is None:
         return None
-    if earlier["kind"] != kind or earlier["request"] != request:
+    _refuse_reuse(key, earlier["kind"], earlier["request"], kind, request)
+    return earlier["result"]
+
+
+def _refuse_reuse(key: str, earlier_kind: str | None, earlier_request: Any, kind: str, request: dict[str, Any]) -> None:
+    if earlier_kind != kind or earlier_request != request:
         raise IdempotencyKeyReused(
             f"idempotency_key {key!r} was already used for a different credit operation "
-            f"({earlier['kind']} {earlier['request']}). Use a new key for a new operation."
+            f"({earlier_kind} {earlier_request}). Use a new key for a new operation."
         )
-    return earlier["result"]
+
+
+def _consume_request(feature: str, quantity: int) -> dict[str, Any]:
+    """What a consume's idempotency key is bound to."""
+    return {"feature": feature, "quantity": quantity}
 
 
 async def _locked_reservation(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import asyncpg
 from pydantic import BaseModel, Field
@@ -61,17 +61,22 @@ class EntitlementGrant(BaseModel):
     revoked_at: datetime | None
 
 
-async def record(conn: asyncpg.Connection, tenant_id: str, event_type: EventType, data: BaseModel) -> str:
-    """Write the event, and a delivery for each of the tenant's endpoints that wants it, in `conn`'s
-    transaction; its id."""
-    event_id = "evt_" + secrets.token_hex(12)
-    payload = {
-        "id": event_id,
+def event(tenant_id: str, event_type: EventType, data: BaseModel) -> dict[str, Any]:
+    """The event as it is stored and sent: {id, type, created_at, tenant, data}."""
+    return {
+        "id": "evt_" + secrets.token_hex(12),
         "type": event_type,
         "created_at": datetime.now(UTC).isoformat(),
         "tenant": tenant_id,
         "data": data.model_dump(mode="json"),
     }
+
+
+async def record(conn: asyncpg.Connection, tenant_id: str, event_type: EventType, data: BaseModel) -> str:
+    """Write the event, and a delivery for each of the tenant's endpoints that wants it, in `conn`'s
+    transaction; its id."""
+    payload = event(tenant_id, event_type, data)
+    event_id = payload["id"]
     await outbox.insert_event(
         conn,
         event_id=event_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from pathlib import Path
 
@@ -162,6 +163,54 @@ async def test_every_write_is_idempotent_and_a_reservation_resolves_once(credit_
             await credits.release(services, LOCAL, held.reservation_id)
     assert await db.fetchval("SELECT used FROM credit_accounts WHERE customer_id = 'idem'") == 9
     await assert_ledger_matches(db, "idem", "units")
+
+
+async def test_one_key_raced_for_two_features_consumes_once(credit_settings, db) -> None:
+    """Two accounts' locks do not serialize a customer's key: the database's unique key does, and the
+    loser is told the key was used for a different operation."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "two", "credits_50", "p1")
+        await buy(services, "two", "credits_100k", "p2")
+        for n in range(10):
+            outcomes = await asyncio.gather(
+                credits.consume(services, LOCAL, "two", "units", 1, f"same{n}"),
+                credits.consume(services, LOCAL, "two", "llm_tokens", 1, f"same{n}"),
+                return_exceptions=True,
+            )
+            assert sorted(type(o).__name__ for o in outcomes) == ["ConsumeResult", "IdempotencyKeyReused"]
+    used = await db.fetchval("SELECT sum(used) FROM credit_accounts WHERE customer_id = 'two'")
+    assert used == 10
+    await assert_ledger_matches(db, "two", "units")
+    await assert_ledger_matches(db, "two", "llm_tokens")
+
+
+async def test_a_consume_lets_time_act_first(credit_settings, db) -> None:
+    async with open_services(credit_settings) as services:
+        await buy(services, "due", "credits_50", "p")
+        await credits.reserve(services, LOCAL, "due", "units", 30, "h", 60)
+        await db.execute("UPDATE credit_reservations SET expires_at = now() - interval '1 second'")
+        consumed = await credits.consume(services, LOCAL, "due", "units", 40, "c")  # needs the expired hold back
+        assert consumed.balance.model_dump() == {"granted": 50, "used": 40, "reserved": 0, "remaining": 10}
+        again = await credits.consume(services, LOCAL, "due", "units", 40, "c")
+    assert again.replayed and again.balance == consumed.balance
+    kinds = await db.fetch("SELECT kind FROM credit_ledger WHERE customer_id = 'due' ORDER BY id")
+    assert [k["kind"] for k in kinds] == ["grant", "reserve", "expire", "consume"]
+    await assert_ledger_matches(db, "due", "units")
+
+
+async def test_a_consume_kept_before_results_were_ledger_entries_replays(credit_settings, db) -> None:
+    kept = {"customer_id": "old", "feature": "units", "consumed": 3,
+            "balance": {"granted": 50, "used": 3, "reserved": 0, "remaining": 47}}  # fmt: skip
+    async with open_services(credit_settings) as services:
+        await buy(services, "old", "credits_50", "p")
+        await db.execute(
+            "INSERT INTO credit_operations (tenant_id, customer_id, idempotency_key, kind, request, result)"
+            " VALUES ('default', 'old', 'k', 'consume', $1::text::jsonb, $2::text::jsonb)",
+            json.dumps({"feature": "units", "quantity": 3}),
+            json.dumps(kept),
+        )
+        replayed = await credits.consume(services, LOCAL, "old", "units", 3, "k")
+    assert replayed.replayed and replayed.model_dump(exclude={"replayed"}) == kept
 
 
 async def test_settling_more_than_reserved_needs_the_balance(credit_settings, db) -> None:

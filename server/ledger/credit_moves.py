@@ -1,7 +1,8 @@
 """How credits move between lots, holds and the account, always under the account's lock.
 
 grant     a succeeded payment's lot: granted +q
-use/hold  take q from the lots that expire first, spent or held for a reservation
+use/hold  take q from the lots that expire first, spent or held for a reservation (consume does both
+          in one statement in the database: consume_credits, migration 0014)
 close     a reservation settles, is released or expires: its holds become used, or go back
           (written off if their lot has closed)
 expire    time: due reservations are closed, due lots lose what is still free
@@ -69,27 +70,22 @@ async def _lock_account_of(conn: asyncpg.Connection, lot: Lot) -> Account:
 
 async def use(conn: asyncpg.Connection, account: Account, quantity: int) -> None:
     """Spend `quantity` from the lots that expire first (the account is posted by the caller)."""
-    for lot_id, take in await _draw(conn, account, quantity):
-        await credits.change_lot(conn, lot_id, used=take)
+    await _draw(conn, account, quantity, hold=False)
 
 
 async def hold(conn: asyncpg.Connection, account: Account, reservation_id: str, quantity: int) -> None:
     """Hold `quantity` for a reservation, from the lots that expire first."""
-    for lot_id, take in await _draw(conn, account, quantity):
-        await credits.change_lot(conn, lot_id, held=take)
+    for lot_id, take in await _draw(conn, account, quantity, hold=True):
         await credits.add_hold(conn, reservation_id, lot_id, take)
 
 
-async def _draw(conn: asyncpg.Connection, account: Account, quantity: int) -> list[tuple[int, int]]:
-    """(lot id, quantity) covering `quantity`, from the lots that expire first."""
-    taken, left = [], quantity
-    for lot in await credits.drawable_lots(conn, account):
-        take = min(lot.free, left)
-        taken.append((lot.id, take))
-        left -= take
-        if left == 0:
-            return taken
-    raise InsufficientCredits(f"The lots of {account.feature} hold fewer than {quantity} free credits.")
+async def _draw(conn: asyncpg.Connection, account: Account, quantity: int, *, hold: bool) -> list[tuple[int, int]]:
+    """(lot id, quantity) covering `quantity`, from the lots that expire first (draw_credits in the
+    database, which consume_credits uses too)."""
+    taken = await credits.draw(conn, account, quantity, hold=hold)
+    if sum(take for _, take in taken) < quantity:
+        raise InsufficientCredits(f"The lots of {account.feature} hold fewer than {quantity} free credits.")
+    return taken
 
 
 async def usable_hold(conn: asyncpg.Connection, reservation: Reservation) -> int:
