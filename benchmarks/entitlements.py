@@ -1,7 +1,8 @@
 """The entitlement check, paywarden's hot path, against the cost of the transport alone:
 
 - over MCP streamable HTTP with an API key, against a no-op tool of the same signature on a bare MCPServer
-  served the SDK's default way (benchmarks/baselines/bare_mcp.py);
+  served the SDK's default way (benchmarks/baselines/bare_mcp.py), and, for what paywarden itself adds,
+  on a bare MCPServer served as paywarden serves /mcp (stateless, JSON answers);
 - over the HTTP API (GET /v1/customers/{id}/entitlements/{feature}), against a bare FastAPI route doing one
   indexed SELECT behind a static bearer-token compare (benchmarks/baselines/bare_api.py).
 
@@ -41,10 +42,23 @@ async def seed_entitlement(owner_url: str) -> None:
 async def over_mcp(
     database: ScratchDatabase, rounds: int, operations: int, concurrency: int
 ) -> tuple[Measurement, Measurement]:
+    return await _over_mcp(database, rounds, operations, concurrency, [])
+
+
+async def over_mcp_same_transport(
+    database: ScratchDatabase, rounds: int, operations: int, concurrency: int
+) -> tuple[Measurement, Measurement]:
+    """Against a bare server on paywarden's own transport settings: what paywarden adds to the transport."""
+    return await _over_mcp(database, rounds, operations, concurrency, ["--like-paywarden"])
+
+
+async def _over_mcp(
+    database: ScratchDatabase, rounds: int, operations: int, concurrency: int, bare_options: list[str]
+) -> tuple[Measurement, Measurement]:
     key = await new_key(database)
     bare_port = free_port()
-    bare = ["-m", "benchmarks.baselines.bare_mcp", str(bare_port)]
-    async with paywarden_up(database) as base, server_process(bare, {}, f"http://127.0.0.1:{bare_port}/mcp"):
+    bare = ["-m", "benchmarks.baselines.bare_mcp", str(bare_port), *bare_options]
+    async with paywarden_up(database) as base, server_process(bare, {}, f"http://127.0.0.1:{bare_port}/"):
         ours = [await McpCaller(f"{base}/mcp", {"Authorization": f"Bearer {key}"}).open() for _ in range(concurrency)]
         theirs = [await McpCaller(f"http://127.0.0.1:{bare_port}/mcp").open() for _ in range(concurrency)]
         try:

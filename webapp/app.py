@@ -23,8 +23,13 @@ def build_webapp(services: Services, mcp: MCPServer | None = None) -> FastAPI:
     API keys (tools.server.build_server without a local tenant)."""
     if mcp is not None and mcp.settings.auth is None:
         raise ValueError("/mcp needs an MCP server that requires API keys: build_server(services) with no local_tenant")
+    # Stateless, so any replica answers any request; JSON answers, because over stateless HTTP a tool call
+    # has nothing to stream (no request can reach the client mid-call: tools/elicitation.py) and one JSON
+    # body costs half of what an event stream does.
     mcp_http = (
-        mcp.streamable_http_app(stateless_http=True, transport_security=transport_security(services.settings))
+        mcp.streamable_http_app(
+            stateless_http=True, json_response=True, transport_security=transport_security(services.settings)
+        )
         if mcp
         else None
     )

@@ -1,7 +1,9 @@
-"""Baseline: a bare MCPServer with a no-op tool of check_entitlement's signature, served the SDK's default
-way (streamable HTTP, stateful sessions).
+"""Baseline: a bare MCPServer with a no-op tool of check_entitlement's signature.
 
-    python -m benchmarks.baselines.bare_mcp PORT
+python -m benchmarks.baselines.bare_mcp PORT            # the SDK's default way: server.run("streamable-http")
+                                                        # (stateful sessions, event-stream answers, INFO logs)
+python -m benchmarks.baselines.bare_mcp PORT --like-paywarden   # stateless with JSON answers, as paywarden
+                                                                # serves /mcp: what the transport alone costs
 """
 
 from __future__ import annotations
@@ -21,4 +23,9 @@ async def check_entitlement(customer_id: str, feature: str, quantity: int = 1) -
 
 
 if __name__ == "__main__":
-    uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    port = int(sys.argv[1])
+    if "--like-paywarden" in sys.argv:
+        app = server.streamable_http_app(stateless_http=True, json_response=True)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
+    else:
+        server.run("streamable-http", port=port)
