@@ -1,0 +1,58 @@
+"""The approval queue: payments held for an operator (`requires_approval`), oldest first, each with why it
+was held and the earlier payment it repeats, if that is why. Deciding goes through `charges.approve` and
+`charges.reject`, from the console and the CLI alike."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from db import reports
+from db.pool import connection
+from server.payment_search import PaymentSummary
+from server.services import Services
+
+PAYMENT_ID = re.compile(r"\bpay_[0-9a-f]{24}\b")
+QUEUE_LIMIT = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaitingPayment:
+    payment: PaymentSummary
+    reasons: list[str]
+    """Why it was held, one reason each (above the threshold, a repeat of an earlier payment, …)."""
+    earlier_payment_ids: list[str]
+    """The earlier payment(s) this one repeats, when that is a reason."""
+
+    @property
+    def waiting_since(self) -> datetime:
+        return self.payment.created_at
+
+
+def reasons_of(approval_reason: str | None) -> list[str]:
+    """`needs approval: a; b` → `[a, b]`."""
+    if not approval_reason:
+        return []
+    return [part.strip() for part in approval_reason.removeprefix("needs approval:").split(";") if part.strip()]
+
+
+async def queue(services: Services, tenant_id: str | None, limit: int = QUEUE_LIMIT) -> list[WaitingPayment]:
+    """What waits for an operator, oldest first: one tenant's, or every tenant's (None)."""
+    async with connection(services.pool) as conn:
+        held = await reports.waiting_for_approval(conn, tenant_id, limit)
+    return [
+        WaitingPayment(
+            payment=PaymentSummary.of_payment(payment),
+            reasons=reasons_of(payment.approval_reason),
+            earlier_payment_ids=PAYMENT_ID.findall(payment.approval_reason or ""),
+        )
+        for payment in held
+    ]
+
+
+async def waiting(services: Services, tenant_id: str | None) -> int:
+    """How many payments wait for an operator: one tenant's, or every tenant's (None)."""
+    async with connection(services.pool) as conn:
+        count, _ = await reports.approvals_waiting(conn, tenant_id)
+    return count
