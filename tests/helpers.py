@@ -601,8 +601,8 @@ async def sign_in(page: Any, base_url: str, name: str, password: str, choose: st
     await page.get_by_label("Name").fill(name)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_load_state()
-    if choose and page.url.endswith("/console/password"):
+    await page.wait_for_url(lambda url: "/console/sign-in" not in url)
+    if choose and "/console/password" in page.url:
         await page.get_by_label("Current password").fill(password)
         await page.get_by_label("New password", exact=True).fill(choose)
         await page.get_by_label("New password again").fill(choose)

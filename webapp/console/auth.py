@@ -45,7 +45,9 @@ async def sign_in(
         started = await operator_sessions.sign_in(services, name, password, address)
     except (SignInRefused, SignInThrottled) as refused:
         return await _sign_in_form(request, next, refused.message, refused.status)
-    to = session.PASSWORD_PAGE if started.signed_in.must_choose_password else rendering.local_path(next)
+    to = rendering.local_path(next)
+    if started.signed_in.must_choose_password:
+        to = session.PASSWORD_PAGE + rendering.query(next=to)
     response = await rendering.redirect(request, services, to)
     await session.start(request, response, services, started.token)
     session.clear_cookie(response, services, session.SIGNIN_COOKIE)
@@ -61,22 +63,25 @@ async def sign_out(request: Request, services: ServicesDep, operator: ActingAnyD
 
 
 @router.get("/password")
-async def password_page(request: Request, services: ServicesDep, operator: session.AnyOperatorDep) -> Response:
-    return await rendering.page(request, services, "password.html")
+async def password_page(
+    request: Request, services: ServicesDep, operator: session.AnyOperatorDep, next: str = ""
+) -> Response:
+    return await rendering.page(request, services, "password.html", next=rendering.local_path(next))
 
 
 @router.post("/password")
 async def choose_password(
     request: Request, services: ServicesDep, operator: ActingAnyDep, current: Field = "", new: Field = "",
-    repeat: Field = "",
+    repeat: Field = "", next: Field = "",
 ) -> Response:  # fmt: skip
     try:
         if new != repeat:
             raise InvalidRequest("The two new passwords differ; type the same one twice.")
         await operator_sessions.choose_password(services, request.state.session_token, operator, current, new)
     except PaywardenError as refused:
-        return await rendering.page(request, services, "password.html", refused.status, error=refused.message)
-    return await rendering.redirect(request, services, "/console", "Your password is set.")
+        page = "password.html"
+        return await rendering.page(request, services, page, refused.status, error=refused.message, next=next)
+    return await rendering.redirect(request, services, rendering.local_path(next), "Your password is set.")
 
 
 @router.post("/tenant")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
 from server import approvals, tenants
@@ -67,7 +67,11 @@ def query(**params: Any) -> str:
 
 
 ENVIRONMENT = Environment(
-    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,  # a name a template uses but nobody passed is an error, never a silent blank
 )
 ENVIRONMENT.filters.update(when=when, link_payments=link_payments, pretty_json=pretty_json)
 ENVIRONMENT.globals.update(
@@ -86,16 +90,16 @@ async def page(
         "request": request,
         "operator": signed_in,
         "flash": await session.take_flash(request, services),
+        "csrf": signed_in.csrf_token if signed_in else "",
+        "waiting": 0,
+        "tenant_choices": [],
+        "error": None,
     }
     if signed_in is not None and not signed_in.must_choose_password:
-        common["csrf"] = signed_in.csrf_token
         common["waiting"] = await approvals.waiting(services, signed_in.scope)
-        common["tenant_choices"] = (
-            [tenant.id for tenant in await tenants.listing(services)] if signed_in.is_platform else []
-        )
-    elif signed_in is not None:
-        common["csrf"] = signed_in.csrf_token
-    html = ENVIRONMENT.get_template(template).render(**common, **context)
+        if signed_in.is_platform:
+            common["tenant_choices"] = [tenant.id for tenant in await tenants.listing(services)]
+    html = ENVIRONMENT.get_template(template).render({**common, **context})
     response = HTMLResponse(html, status_code=status_code, headers=NO_STORE)
     if common["flash"] is not None:
         session.clear_cookie(response, services, session.FLASH_COOKIE)
