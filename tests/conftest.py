@@ -40,7 +40,6 @@ FAST_AND_UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
 
 # Operator passwords are argon2id-hashed with argon2-cffi's defaults (~0.2 s of CPU each, on purpose). The tests
 # sign in hundreds of times, so they hash with the cheapest parameters; test_operators.py checks the defaults.
-DEFAULT_PASSWORD_HASHER = operators.HASHER
 operators.HASHER = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
 
 
