@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import html
 import io
 import json
 import logging
@@ -608,3 +609,8 @@ async def sign_in(page: Any, base_url: str, name: str, password: str, choose: st
         await page.get_by_label("New password again").fill(choose)
         await page.get_by_role("button", name="Set password").click()
         await page.wait_for_url(f"{base_url}/console")
+
+
+def visible_text(page: str) -> str:
+    """What a person reads on an HTML page: no tags, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
