@@ -24,7 +24,7 @@ NEXT_STEP: dict[PaymentStatus, str] = {
     PaymentStatus.CREATED: "Recorded, but the provider has not answered yet. Call create_charge again with the same "
     "idempotency_key to finish it; that never charges twice.",
     PaymentStatus.REQUIRES_APPROVAL: "Waiting for a person's approval (see approval_reason); nothing is charged until "
-    "an operator runs `paywarden approve PAYMENT_ID`. Check again later with get_payment.",
+    "an operator approves it (in the console, or `paywarden approve PAYMENT_ID`). Check again later with get_payment.",
     PaymentStatus.PENDING: "The provider is working on it. Check again later with get_payment; grant nothing until "
     "it succeeds.",
     PaymentStatus.REQUIRES_ACTION: "A person must open next_action_url to complete the payment. Share the link, "
