@@ -38,6 +38,9 @@ def run_approvals(settings: Settings, args: argparse.Namespace) -> int:
         )
         for reason in waiting.reasons:
             print(f"    because {reason}")
+        if waiting.operator_only:
+            print(f"    only an operator may approve it: {waiting.operator_only}")
+        print(f"    expires {waiting.expires_at:%Y-%m-%d %H:%M:%S} UTC unless decided")
     print(f"{len(held)} payment(s) waiting; decide with `paywarden approve ID` or `paywarden reject ID`")
     return 0
 

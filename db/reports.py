@@ -115,17 +115,38 @@ def payments_export(connection: asyncpg.Connection, query: PaymentQuery) -> Curs
     )
 
 
-async def waiting_for_approval(connection: asyncpg.Connection, tenant_id: str | None, limit: int) -> list[Payment]:
-    """Payments held for an operator, oldest first."""
+@dataclass(frozen=True)
+class HeldPayment:
+    payment: Payment
+    hold_note: str | None
+    """The audit reason of the move to requires_approval (why it waits, and who may approve it)."""
+    key_name: str | None
+
+
+async def waiting_for_approval(connection: asyncpg.Connection, tenant_id: str | None, limit: int) -> list[HeldPayment]:
+    """Payments held for an operator, oldest first, with the note of their hold and the name of the key."""
     rows = await connection.fetch(
         """
-        SELECT * FROM payments WHERE status = 'requires_approval' AND ($1::text IS NULL OR tenant_id = $1)
-         ORDER BY created_at, id LIMIT $2
+        SELECT p.*, hold.reason AS hold_note, k.name AS key_name
+          FROM payments p
+          LEFT JOIN api_keys k ON k.id = p.api_key_id
+          LEFT JOIN LATERAL (SELECT reason FROM payment_audit a
+                              WHERE a.payment_id = p.id AND a.to_status = 'requires_approval'
+                              ORDER BY a.id DESC LIMIT 1) hold ON true
+         WHERE p.status = 'requires_approval' AND ($1::text IS NULL OR p.tenant_id = $1)
+         ORDER BY p.created_at, p.id LIMIT $2
         """,
         tenant_id,
         limit,
     )
-    return [Payment.from_row(row) for row in rows]
+    return [
+        HeldPayment(
+            Payment.from_row({k: v for k, v in row.items() if k not in ("hold_note", "key_name")}),
+            row["hold_note"],
+            row["key_name"],
+        )
+        for row in rows
+    ]
 
 
 # --- The overview ---------------------------------------------------------------------------------

@@ -71,10 +71,11 @@ async def refund(
     return result
 
 
-async def replay(services: Services, operator: SignedIn, event_id: str) -> Ingested:
+async def replay(services: Services, operator: SignedIn, inbox_id: int) -> Ingested:
+    """Apply one stored event again (an inbox row: an event id may be stored once per endpoint)."""
     operator.require("replay")
-    stored = await inbox.event(services, event_id, operator.tenant_id)
-    result = await inbox.retry(services, stored.event_id)
+    stored = await inbox.event(services, inbox_id, operator.tenant_id)
+    result = await inbox.replay_one(services, inbox_id)
     await operators.record(
         services, operator.acting, "webhook.replay", stored.event_id, stored.tenant_id, result.outcome
     )

@@ -73,7 +73,7 @@ async def test_approve_and_reject_are_form_posts_without_javascript(app, mcp, db
         rejected = await console.post(f"{back}/reject", {"back": back, "reason": "not today"})
         assert "rejected by sam: now canceled." in visible_text(
             rejected.text
-        ) and "rejected by sam: not today" in visible_text(rejected.text)
+        ) and "rejected by operator sam: not today" in visible_text(rejected.text)
         again = await console.post(f"/console/payments/{second['payment_id']}/approve", {"back": "/console/approvals"})
         assert again.url.path == "/console/approvals" and "is canceled, not waiting for approval" in visible_text(
             again.text
@@ -82,7 +82,7 @@ async def test_approve_and_reject_are_form_posts_without_javascript(app, mcp, db
                                        {"back": "https://evil.example/phish"})  # fmt: skip
         assert elsewhere.url.host == "127.0.0.1"  # only ever back to a console page
     assert await db.fetchval("SELECT failure_reason FROM payments WHERE id = $1", second["payment_id"]) == (
-        "rejected by sam: not today"
+        "rejected by operator sam: not today"
     )
     logged = await db.fetch("SELECT action, subject FROM operator_audit WHERE operator = 'sam' AND via = 'console'")
     assert {(row["action"], row["subject"]) for row in logged} >= {
@@ -156,7 +156,9 @@ async def test_a_tenants_operator_sees_only_that_tenant(app, db: asyncpg.Connect
     theirs, their_held = charged["tenant-b"]
     body = f'{{"id": "evt_b", "type": "customer.created", "data": {{"object": {{"id": "{theirs["payment_id"]}"}}}}}}'
     await post_webhook(app, body, signed(body))
-    await db.execute("UPDATE webhook_events SET tenant_id = 'tenant-b' WHERE event_id = 'evt_b'")
+    event_b = await db.fetchval(
+        "UPDATE webhook_events SET tenant_id = 'tenant-b' WHERE event_id = 'evt_b' RETURNING id"
+    )
     their_key = await new_key(database_url, "tenant-b", name="b's agent")
     key_id = await db.fetchval("SELECT id FROM api_keys WHERE tenant_id = 'tenant-b'")
     password = await new_operator(app.services, "ann", "admin", tenant_id="tenant-a")
@@ -167,11 +169,11 @@ async def test_a_tenants_operator_sees_only_that_tenant(app, db: asyncpg.Connect
             assert page.status_code == 200 and "tenant-b" not in page.text and theirs["payment_id"] not in page.text
         assert "cus_tenant-a" in (await console.get("/console/customers")).text
         for path in [f"/console/payments/{theirs['payment_id']}", "/console/customer?tenant=tenant-b&id=cus_tenant-b",
-                     "/console/inbox/event?id=evt_b"]:  # fmt: skip
+                     f"/console/inbox/{event_b}", "/console/inbox/not-a-number"]:  # fmt: skip
             assert (await console.get(path)).status_code == 404, path
         for path, data in [(f"/console/payments/{their_held['payment_id']}/approve", {}),
                            (f"/console/payments/{theirs['payment_id']}/refund/confirm", {"idempotency_key": "x"}),
-                           ("/console/inbox/replay", {"id": "evt_b"}),
+                           (f"/console/inbox/{event_b}/replay", {}),
                            (f"/console/keys/{key_id}/revoke", {})]:  # fmt: skip
             assert (await console.post(path, data)).status_code == 404, path
         assert (await console.get("/console/tenants")).text.count("<tr>") == 1  # a tenant's admin manages no tenants
@@ -319,5 +321,5 @@ async def test_the_overview_counts_per_day_status_and_currency(app, mcp, db: asy
     assert numbers.paid_per_day == {"EUR": [0, 0, 0, 0, 0, 0, 1500], "USD": [0, 0, 0, 2000, 0, 0, 300]}
     assert numbers.by_status == {"succeeded": 3, "failed": 1}
     assert [(t.currency, t.payments, t.paid_minor) for t in numbers.by_currency] == [("EUR", 1, 1500), ("USD", 3, 2300)]
-    assert numbers.inbox_problems == {"failed": 0, "rejected": 0, "needs_attention": 0}
+    assert numbers.inbox_problems == {"failed": 0, "parked": 0, "rejected": 0, "needs_attention": 0}
     assert LOCAL.tenant_id == "default"

@@ -77,7 +77,7 @@ async def test_a_held_charge_is_approved_in_the_console_and_moves_on(app, mcp, p
         "SELECT actor, reason FROM payment_audit WHERE payment_id = $1 AND from_status = 'requires_approval'",
         held["payment_id"],
     )
-    assert dict(approval) == {"actor": "operator", "reason": "approved by sam"}
+    assert dict(approval) == {"actor": "operator", "reason": "approved by operator sam"}
     await page.reload()
     await expect(page.get_by_text("Nothing waits for approval.")).to_be_visible()
 

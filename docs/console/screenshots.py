@@ -216,7 +216,7 @@ async def screenshots(services: Services, shown: dict[str, str]) -> None:
             ("/console/approvals", "approvals"),
             ("/console/customer?tenant=default&id=cus_alan", "customer"),
             ("/console/inbox", "inbox"),
-            ("/console/inbox/event?id=evt_screens_amount", "event"),
+            (f"/console/inbox/{shown['problem_event']}", "event"),
             ("/console/keys", "keys"),
             ("/console/operators", "operators"),
             ("/console/activity", "activity"),

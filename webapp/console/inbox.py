@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from server import inbox, operator_actions
+from server.errors import NotFound
 from server.inbox import NO_ACTION, PROBLEMS, InboxFilters
 from webapp.console import rendering
 from webapp.console.routing import ConsoleRoute
@@ -31,18 +32,24 @@ async def listing(request: Request, services: ServicesDep, operator: OperatorDep
 
 
 @router.get("/inbox/{inbox_id}")
-async def event(request: Request, services: ServicesDep, operator: OperatorDep, inbox_id: int) -> Response:
-    stored = await inbox.event(services, inbox_id, operator.tenant_id)
+async def event(request: Request, services: ServicesDep, operator: OperatorDep, inbox_id: str) -> Response:
+    stored = await inbox.event(services, _number(inbox_id), operator.tenant_id)
     return await rendering.page(request, services, "event.html", event=stored)
 
 
 @router.post("/inbox/{inbox_id}/replay")
 async def replay(
-    request: Request, services: ServicesDep, operator: ActingDep, inbox_id: int, back: Field = ""
+    request: Request, services: ServicesDep, operator: ActingDep, inbox_id: str, back: Field = ""
 ) -> Response:
-    result = await operator_actions.replay(services, operator, inbox_id)
-    stored = await inbox.event(services, inbox_id, operator.tenant_id)
+    result = await operator_actions.replay(services, operator, _number(inbox_id))
+    stored = await inbox.event(services, _number(inbox_id), operator.tenant_id)
     said = f"Replayed {stored.event_id}: {result.outcome}" + (f" ({result.note})" if result.note else "") + "."
     kind = "error" if result.outcome in ("failed", "parked", "unknown") else "ok"
     to = rendering.local_path(back, f"/console/inbox/{inbox_id}")
     return await rendering.redirect(request, services, to, said, kind)
+
+
+def _number(inbox_id: str) -> int:
+    if not inbox_id.isdigit() or len(inbox_id) > 18:
+        raise NotFound(f"No stored webhook event {inbox_id!r}.")
+    return int(inbox_id)
