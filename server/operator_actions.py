@@ -101,8 +101,11 @@ async def issue_key(
     budget: str = "",
     budget_currency: str = "",
     rate_per_minute: str = "",
+    approval: str = "operator",
 ) -> IssuedKey:
-    """A new API key, shown once; a tenant's admin makes keys for that tenant only (an existing one)."""
+    """A new API key, shown once; a tenant's admin makes keys for that tenant only (an existing one).
+    `approval`: who approves its charges that need approval (`operator`, or `client`: the person, through the
+    agent's MCP client)."""
     operator.require("manage_keys")
     tenant = operator.tenant_id or tenant_id.strip()
     if not await tenants.exists(services, tenant):
@@ -116,8 +119,9 @@ async def issue_key(
         rate_per_minute=_whole_number(rate_per_minute, "requests per minute"),
         budget_minor=budget_minor,
         budget_currency=currency,
+        approval=api_keys.parse_approval(approval),
     )
-    detail = f"{issued.key.name}: scopes {','.join(issued.key.scopes)}"
+    detail = f"{issued.key.name}: scopes {','.join(issued.key.scopes)}, approval by {issued.key.approval}"
     await operators.record(services, operator.acting, "key.create", issued.key.id, tenant, detail)
     return issued
 

@@ -211,7 +211,7 @@ async def test_admins_manage_keys_operators_and_tenants(app, mcp, db: asyncpg.Co
     async with console_client(app, "ada", password) as console:
         created = await console.post("/console/keys", {"tenant": "default", "name": "support bot",
                                                        "scopes": ["read", "charge"], "budget": "100.00",
-                                                       "budget_currency": "usd"})  # fmt: skip
+                                                       "budget_currency": "usd", "approval": "client"})  # fmt: skip
         secret = re.search(r'id="new-key">(pwk_[^<]+)<', created.text).group(1)
         assert "the only time it is shown" in visible_text(created.text)
         stored = await db.fetchrow("SELECT id, budget_minor, budget_currency, scopes FROM api_keys")

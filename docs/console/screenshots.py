@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from db.migrate import migrate_url  # noqa: E402
-from server import operators, reconciler, tenants  # noqa: E402
+from server import api_keys, charges, operators, reconciler, tenants  # noqa: E402
+from server.charges import ChargeInput  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.embedded import embedded_database_url  # noqa: E402
 from server.services import Services, open_services  # noqa: E402
@@ -137,10 +138,30 @@ async def seed(services: Services, database_url: str) -> dict[str, str]:
                amount_minor=5_000, reason="goodwill: outage on the 3rd")  # fmt: skip
     shown["refunded"] = refund_me["payment_id"]
     shown["credits"] = credits["payment_id"]
+    await charges_with_keys(services)
     await spread_over_two_weeks(database_url)
     await webhook_problems(services, refund_me)
     await reconciler.reconcile_once(services)
+    conn = await asyncpg.connect(database_url)
+    shown["problem_event"] = str(
+        await conn.fetchval("SELECT id FROM webhook_events WHERE event_id = 'evt_screens_amount'")
+    )
+    await conn.close()
     return shown
+
+
+async def charges_with_keys(services: Services) -> None:
+    """Two agents' keys: one with a budget whose charges wait for an operator, one whose person approves."""
+    bot = await api_keys.issue(services, tenant_id="default", name="support-bot", scopes=["read", "charge", "refund"],
+                               budget_minor=80_000, budget_currency="USD")  # fmt: skip
+    await api_keys.issue(services, tenant_id="acme", name="acme-agent", scopes=["read", "charge"], approval="client")
+    await api_keys.issue(services, tenant_id="acme", name="old-agent", scopes=["read"])
+    for n, (product, amount) in enumerate([("pro_monthly", None), ("pro_yearly", None), (None, 30_000)]):
+        await charges.charge(services, ChargeInput(
+            customer_id=["cus_linus", "cus_radia", "cus_margaret"][n], idempotency_key=f"bot-{n}", product_id=product,
+            amount_minor=amount, currency="USD" if amount else None, description="Fine-tuning run" if amount else None,
+            payment_method="pm_card_visa", caller=api_keys.caller_of(bot.key),
+        ))  # fmt: skip
 
 
 async def spread_over_two_weeks(database_url: str) -> None:
@@ -181,7 +202,9 @@ async def sign_in(page: Page, base: str, name: str, password: str) -> None:
     await page.get_by_label("Name").fill(name)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(f"{base}/console/password")
+    await page.wait_for_url(lambda url: "/console/password" in url)
+    await page.screenshot(path=str(OUT / "password.png"))
+    print("docs/console/password.png  /console/password")
     await page.get_by_label("Current password").fill(password)
     await page.get_by_label("New password", exact=True).fill(PASSWORD)
     await page.get_by_label("New password again").fill(PASSWORD)
@@ -202,13 +225,15 @@ async def screenshots(services: Services, shown: dict[str, str]) -> None:
     await operators.create(services, name="sam", role="support", tenant_id="acme", by=operators.Acting("maria", "cli"))
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        signin = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+        signin = await (await browser.new_context(viewport={"width": 1280, "height": 720})).new_page()
         await signin.goto(f"{base}/console")
         await signin.screenshot(path=str(OUT / "sign-in.png"))
         print("docs/console/sign-in.png  /console/sign-in")
         context = await browser.new_context(viewport={"width": 1280, "height": 900})
         page = await context.new_page()
+        await page.set_viewport_size({"width": 1280, "height": 720})
         await sign_in(page, base, "maria", admin.password)
+        await page.set_viewport_size({"width": 1280, "height": 900})
         pages = [
             ("/console?days=30", "overview"),
             ("/console/payments", "payments"),

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from server import api_keys, operator_actions, operators, tenants
 from server.operators import ROLES
-from server.tenancy import SCOPES
+from server.tenancy import APPROVERS, SCOPES
 from webapp.console import rendering
 from webapp.console.routing import ConsoleRoute
 from webapp.console.session import ActingDep, OperatorDep
@@ -34,7 +34,7 @@ async def _keys_page(request, services, operator, issued=None) -> Response:
     choices = [operator.tenant_id] if operator.tenant_id else [tenant.id for tenant in await tenants.listing(services)]
     return await rendering.page(
         request, services, "keys.html", keys=listed, spent=spent, scopes=SCOPES, issued=issued,
-        tenant_ids=choices, describe_budget=api_keys.describe_budget,
+        tenant_ids=choices, describe_budget=api_keys.describe_budget, approvers=APPROVERS,
     )  # fmt: skip
 
 
@@ -42,12 +42,12 @@ async def _keys_page(request, services, operator, issued=None) -> Response:
 async def create_key(
     request: Request, services: ServicesDep, operator: ActingDep, tenant: Field = "", name: Field = "",
     scopes: Checked = None, budget: Field = "", budget_currency: Field = "", rate_per_minute: Field = "",
-    back: Field = "",
+    approval: Field = "operator", back: Field = "",
 ) -> Response:  # fmt: skip
     """The key is shown on this answer only (not after a redirect: it is never stored)."""
     issued = await operator_actions.issue_key(
         services, operator, tenant_id=tenant, name=name, scopes=",".join(scopes or []), budget=budget,
-        budget_currency=budget_currency, rate_per_minute=rate_per_minute,
+        budget_currency=budget_currency, rate_per_minute=rate_per_minute, approval=approval,
     )  # fmt: skip
     return await _keys_page(request, services, operator, issued)
 
