@@ -49,6 +49,17 @@ def refund_amount(payment: Payment, amount: str) -> int | None:
     return minor
 
 
+async def preview_refund(
+    services: Services, operator: SignedIn, payment_id: str, amount: str = ""
+) -> tuple[payment_history.PaymentHistory, int]:
+    """The refund's confirm step: the payment and the amount that would go back (nothing is refunded). What
+    the refund itself would refuse (nothing left, too much) is refused here already."""
+    operator.require("refund")
+    history = await payment_history.history(services, payment_id, operator.tenant_id)
+    payment = await payment_history.find(services, payment_id, operator.tenant_id)
+    return history, refunds.amount_to_refund(payment, history.in_flight_minor, refund_amount(payment, amount))
+
+
 async def refund(
     services: Services, operator: SignedIn, payment_id: str, *, idempotency_key: str, amount: str = "", reason: str = ""
 ) -> RefundResult:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from db import api_keys as tenant_rows
 from db import operators
@@ -85,7 +86,7 @@ async def sign_in(services: Services, name: str, password: str, address: str | N
             conn, token_sha256=token_hash(token), operator_id=operator.id, csrf_token=csrf, address=address
         )
         await audit(conn, Acting(operator.name, "console"), "sign_in", operator.name, operator.tenant_id, address)
-    session = Session(operator=operator, csrf_token=csrf, viewing_tenant=None, created_at=operator.created_at)
+    session = Session(operator=operator, csrf_token=csrf, viewing_tenant=None, created_at=datetime.now(UTC))
     return NewSession(token, _signed_in(session))
 
 
@@ -131,15 +132,21 @@ async def sign_out(services: Services, token: str) -> None:
         await operators.end_session(conn, token_hash(token))
 
 
-async def choose_password(services: Services, token: str, signed_in: SignedIn, current: str, new: str) -> None:
-    """Replace the operator's password (the one-time one, or their own); other sessions of theirs end."""
+async def choose_password(
+    services: Services, token: str, signed_in: SignedIn, current: str, new: str, address: str | None
+) -> None:
+    """Replace the operator's password (the one-time one, or their own); other sessions of theirs end. The
+    current password is checked under the sign-in rate limit (a session left open must not let anyone guess it)."""
     check_new_password(new, current)
+    subjects = _subjects(signed_in.name, address)
+    await _count_attempt(services, subjects)
     async with connection(services.pool) as conn:
         operator = await operators.by_name(conn, signed_in.name)
     if operator is None or not await password_matches(operator.password_hash, current):
         raise InvalidRequest("The current password is not right; type the password you signed in with.")
     hashed = await hash_password(new)
     async with transaction(services.pool) as conn:
+        await operators.forgive_failure(conn, subjects)
         await operators.set_password(conn, operator.id, hashed, temporary=False)
         await operators.end_sessions_of(conn, operator.id, keeping=token_hash(token))
         await audit(conn, signed_in.acting, "password.change", operator.name, operator.tenant_id, None)

@@ -33,6 +33,8 @@ class PaymentHistory:
     """The payment in the provider's dashboard, when the provider is a real one."""
     refundable_minor: int
     """What could still be refunded: paid, minus refunded, minus refunds still in flight (0 when unpaid)."""
+    in_flight_minor: int
+    """What refunds not settled yet hold back."""
 
 
 async def find(services: Services, payment_id: str, tenant_id: str | None) -> Payment:
@@ -61,12 +63,13 @@ async def history(services: Services, payment_id: str, tenant_id: str | None) ->
         entitlements=granted,
         credit_lots=lots,
         provider_url=provider_dashboard_url(services, payment),
-        refundable_minor=_refundable(payment, refunds),
+        refundable_minor=refundable(payment, _in_flight(refunds)),
+        in_flight_minor=_in_flight(refunds),
     )
 
 
-def _refundable(payment: Payment, refunds: list[Refund]) -> int:
-    return refundable(payment, sum(refund.amount_minor for refund in refunds if refund.status in refund_rows.OPEN))
+def _in_flight(refunds: list[Refund]) -> int:
+    return sum(refund.amount_minor for refund in refunds if refund.status in refund_rows.OPEN)
 
 
 def provider_dashboard_url(services: Services, payment: Payment) -> str | None:

@@ -163,10 +163,11 @@ def refundable(payment: Payment, in_flight_minor: int) -> int:
     return max(0, payment.amount_minor - payment.refunded_minor - in_flight_minor)
 
 
-async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:
+def amount_to_refund(payment: Payment, in_flight_minor: int, asked: int | None) -> int:
+    """What a refund of `asked` (None: all that is left) gives back; NotAllowedNow, saying why, when it cannot."""
     if payment.status not in PAID:
         raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; only a paid payment can be refunded.")
-    left = refundable(payment, await refunds.in_flight_total(conn, payment.id))
+    left = refundable(payment, in_flight_minor)
     if left <= 0:
         raise NotAllowedNow(f"Payment {payment.id} has nothing left to refund (refunds in progress included).")
     if asked is not None and asked > left:
@@ -175,6 +176,10 @@ async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: i
             f"refunded; {format_amount(asked, payment.currency)} was asked."
         )
     return left if asked is None else asked
+
+
+async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:
+    return amount_to_refund(payment, await refunds.in_flight_total(conn, payment.id), asked)
 
 
 async def resume(services: Services, recorded: Refund) -> Refund:

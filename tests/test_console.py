@@ -44,7 +44,9 @@ async def test_every_page_reads_without_javascript_and_loads_nothing_from_elsewh
                      "/console/customer?tenant=default&id=cus_paid"]:  # fmt: skip
             answer = await console.get(path)
             assert answer.status_code == 200, (path, answer.text[:2000])
-            assert answer.headers["cache-control"] == "no-store"
+            assert answer.headers["cache-control"] == "no-store" and answer.headers["x-frame-options"] == "DENY"
+            assert "script-src 'self';" in answer.headers["content-security-policy"]
+            assert not re.search(r"<script>|\son[a-z]+=", answer.text)  # no inline script: the policy forbids it
             assert EMPTY_TOKEN not in answer.text and "<form" in answer.text  # every form carries the token
             for resource in re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', answer.text):
                 assert resource.startswith("/console/static/"), resource  # no CDN
@@ -107,8 +109,11 @@ async def test_a_refund_that_cannot_be_made_says_why_on_the_payment_page(app, mc
             confirm.text
         )
         held_page = f"/console/payments/{held['payment_id']}"
-        unpaid = await console.post(f"{held_page}/refund/confirm", {"idempotency_key": "x", "back": held_page})
-        assert "is requires_approval; only a paid payment can be refunded" in visible_text(unpaid.text)
+        for step in ("refund", "refund/confirm"):  # the confirm step refuses what the refund would refuse
+            unpaid = await console.post(f"{held_page}/{step}", {"idempotency_key": "x", "back": held_page})
+            assert "is requires_approval; only a paid payment can be refunded" in visible_text(unpaid.text)
+        too_much = await console.post(f"{page}/refund", {"amount": "20.01", "back": page})
+        assert too_much.url.path == page and "At most 20.00 USD of payment" in visible_text(too_much.text)
     assert await db.fetchval("SELECT count(*) FROM refunds") == 0
 
 

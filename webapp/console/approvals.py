@@ -9,6 +9,8 @@ from fastapi.responses import Response
 
 from server import approvals, operator_actions
 from server.errors import PaywardenError, for_operator
+from server.operators import SignedIn
+from server.services import Services
 from webapp.console import rendering
 from webapp.console.routing import ConsoleRoute
 from webapp.console.session import ActingDep, OperatorDep
@@ -38,7 +40,9 @@ async def reject(
     return await _decide(request, services, operator, payment_id, back, "reject", reason)
 
 
-async def _decide(request, services, operator, payment_id: str, back: str, decision: str, reason: str) -> Response:
+async def _decide(
+    request: Request, services: Services, operator: SignedIn, payment_id: str, back: str, decision: str, reason: str
+) -> Response:
     """In place (htmx, from the queue): the row becomes the outcome. Otherwise: back to the page, with it said."""
     in_place = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target", "").endswith(
         f"#row-{payment_id}"

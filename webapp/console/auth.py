@@ -77,7 +77,9 @@ async def choose_password(
     try:
         if new != repeat:
             raise InvalidRequest("The two new passwords differ; type the same one twice.")
-        await operator_sessions.choose_password(services, request.state.session_token, operator, current, new)
+        address = request.client.host if request.client else None
+        token = request.state.session_token
+        await operator_sessions.choose_password(services, token, operator, current, new, address)
     except PaywardenError as refused:
         page = "password.html"
         return await rendering.page(request, services, page, refused.status, error=refused.message, next=next)

@@ -89,14 +89,10 @@ async def confirm_refund(
     reason: Field = "", idempotency_key: Field = "", back: Field = "",
 ) -> Response:  # fmt: skip
     """The confirm step: what would be refunded, and a button that does it (nothing is refunded yet)."""
-    operator.require("refund")
-    payment = await payment_history.find(services, payment_id, operator.tenant_id)
-    minor = operator_actions.refund_amount(payment, amount)
-    history = await payment_history.history(services, payment_id, operator.tenant_id)
+    history, amount_minor = await operator_actions.preview_refund(services, operator, payment_id, amount)
     return await rendering.page(
-        request, services, "refund_confirm.html", payment=history.payment, history=history,
-        amount_minor=history.refundable_minor if minor is None else minor, amount=amount, reason=reason,
-        idempotency_key=idempotency_key or secrets.token_urlsafe(16),
+        request, services, "refund_confirm.html", payment=history.payment, history=history, amount_minor=amount_minor,
+        amount=amount, reason=reason, idempotency_key=idempotency_key or secrets.token_urlsafe(16),
     )  # fmt: skip
 
 

@@ -23,7 +23,17 @@ from webapp.console import charts, session
 TEMPLATES = Path(__file__).with_name("templates")
 HTMX = "htmx-4.0.1.min.js"
 PAYMENT_ID = re.compile(r"\bpay_[0-9a-f]{24}\b")
-NO_STORE = {"Cache-Control": "no-store", "Vary": "HX-Request, Cookie"}
+NO_STORE = {
+    "Cache-Control": "no-store",
+    "Vary": "HX-Request, Cookie",
+    # Scripts only from the console's own files (htmx, console.js): no inline script, no eval, no other site.
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+"""Headers of every console answer: never cached (payments, secrets shown once), never framed."""
 
 
 def when(moment: datetime | None) -> Markup:
