@@ -212,10 +212,10 @@ async def sign_in(page: Page, base: str, name: str, password: str) -> None:
     await page.wait_for_url(f"{base}/console")
 
 
-async def shoot(page: Page, base: str, path: str, name: str) -> None:
+async def shoot(page: Page, base: str, path: str, name: str, full_page: bool = True) -> None:
     await page.goto(base + path)
     await page.wait_for_load_state("networkidle")
-    await page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(OUT / f"{name}.png"), full_page=full_page)
     print(f"docs/console/{name}.png  {path}")
 
 
@@ -247,7 +247,7 @@ async def screenshots(services: Services, shown: dict[str, str]) -> None:
             ("/console/activity", "activity"),
         ]
         for path, name in pages:
-            await shoot(page, base, path, name)
+            await shoot(page, base, path, name, full_page=name != "payments")  # the list: its first screen
         await page.goto(f"{base}/console/payments/{shown['refunded']}")
         await page.get_by_label("Reason").fill("customer asked")
         await page.get_by_role("button", name="Refund…").click()
