@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import html
+import inspect
 import io
 import json
 import logging

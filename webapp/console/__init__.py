@@ -17,7 +17,7 @@ STATIC = Path(__file__).with_name("static")
 def install_console(app: FastAPI) -> None:
     """Mount the console at /console, its static files at /console/static, and send / to it."""
     for pages in (auth, overview, approvals, payments, customers, inbox, admin):
-        app.include_router(pages.router, prefix="/console")
+        app.include_router(pages.router, prefix="/console", include_in_schema=False)  # /openapi.json is the API's
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.get("/", include_in_schema=False)
