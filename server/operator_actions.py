@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from db.api_keys import ApiKey
 from db.payments import Payment
-from server import api_keys, charges, inbox, operators, payment_history, refunds, tenants
+from server import api_keys, charges, inbox, operators, payment_history, refunds, tenants, webhook_endpoints
 from server.api_keys import IssuedKey
 from server.errors import InvalidRequest, NotPermitted
 from server.inbox import Ingested
@@ -19,6 +19,7 @@ from server.operators import IssuedPassword, OperatorView, SignedIn
 from server.reconciler import ReconcileReport, reconcile_once
 from server.refunds import RefundInput, RefundResult
 from server.services import Services
+from server.webhook_endpoints import EndpointWithSecret
 
 MAX_REASON_LENGTH = 500
 
@@ -195,6 +196,52 @@ async def disable_operator(services: Services, operator: SignedIn, name: str) ->
 async def reset_operator(services: Services, operator: SignedIn, name: str) -> IssuedPassword:
     operator.require("manage_operators")
     return await operators.reset(services, name, by=operator.acting, tenant_id=operator.tenant_id)
+
+
+async def add_endpoint(
+    services: Services, operator: SignedIn, *, tenant_id: str, url: str, event_types: list[str]
+) -> EndpointWithSecret:
+    """A tenant's webhook endpoint (its signing secret shown once); a tenant's admin adds them for that tenant."""
+    operator.require("manage_endpoints")
+    tenant = operator.tenant_id or tenant_id.strip()
+    added = await webhook_endpoints.add(services, tenant_id=tenant, url=url, event_types=event_types)
+    await operators.record(services, operator.acting, "endpoint.add", added.endpoint_id, tenant, added.url)
+    return added
+
+
+async def change_endpoint(services: Services, operator: SignedIn, endpoint_id: str, change: str) -> str:
+    """`enable`, `disable` or `remove` an endpoint; what was done, said for a person."""
+    operator.require("manage_endpoints")
+    scope = {"tenant_id": operator.tenant_id}
+    if change == "enable":
+        endpoint, resumed = await webhook_endpoints.enable(services, endpoint_id, **scope)
+        said = f"{endpoint.endpoint_id} is enabled; {resumed} waiting deliveries go out now."
+    elif change == "disable":
+        endpoint = await webhook_endpoints.disable(services, endpoint_id, **scope)
+        said = f"{endpoint.endpoint_id} is disabled: its events queue until it is enabled again."
+    elif change == "remove":
+        endpoint = await webhook_endpoints.remove(services, endpoint_id, **scope)
+        said = f"{endpoint.endpoint_id} ({endpoint.url}) is removed: nothing more is sent to it."
+    else:
+        raise InvalidRequest(f"Endpoints are enabled, disabled or removed; not {change!r}.")
+    await operators.record(services, operator.acting, f"endpoint.{change}", endpoint.endpoint_id, endpoint.tenant, None)
+    return said
+
+
+async def rotate_endpoint_secret(services: Services, operator: SignedIn, endpoint_id: str) -> EndpointWithSecret:
+    """A new signing secret (shown once); the previous one signs beside it for a day."""
+    operator.require("manage_endpoints")
+    rotated = await webhook_endpoints.rotate_secret(services, endpoint_id, tenant_id=operator.tenant_id)
+    await operators.record(services, operator.acting, "endpoint.rotate_secret", endpoint_id, rotated.tenant, None)
+    return rotated
+
+
+async def redeliver(services: Services, operator: SignedIn, event_id: str) -> int:
+    """Send one of paywarden's events to the tenant's app again; to how many endpoints."""
+    operator.require("replay")
+    count = await webhook_endpoints.redeliver(services, event_id.strip(), tenant_id=operator.tenant_id)
+    await operators.record(services, operator.acting, "event.redeliver", event_id.strip(), operator.tenant_id, None)
+    return count
 
 
 def _reason(reason: str) -> str | None:

@@ -2,8 +2,9 @@
 hashes only are stored), listed, disabled, reset; their roles say what they may do, their tenant what they see.
 
     viewer   reads everything of its tenant(s)
-    support  also approves and rejects held charges, refunds, replays webhook events, runs the reconciler
-    admin    also manages API keys, operators and (platform admins) tenants
+    support  also approves and rejects held charges, refunds, replays webhook events (in and out), runs
+             the reconciler
+    admin    also manages API keys, the tenants' webhook endpoints, operators and (platform admins) tenants
 
 An operator with a tenant sees only that tenant; one without is a platform operator and sees every tenant.
 Every change here is written to the operator audit log, naming who made it.
@@ -32,11 +33,14 @@ from server.tenancy import operator_caller
 
 Role = Literal["viewer", "support", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "support", "admin")
-Permission = Literal["read", "decide", "refund", "replay", "reconcile", "manage_keys", "manage_operators"]
+Permission = Literal[
+    "read", "decide", "refund", "replay", "reconcile", "manage_keys", "manage_endpoints", "manage_operators"
+]
+SUPPORT: frozenset[Permission] = frozenset({"read", "decide", "refund", "replay", "reconcile"})
 GRANTS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset({"read"}),
-    "support": frozenset({"read", "decide", "refund", "replay", "reconcile"}),
-    "admin": frozenset({"read", "decide", "refund", "replay", "reconcile", "manage_keys", "manage_operators"}),
+    "support": SUPPORT,
+    "admin": SUPPORT | {"manage_keys", "manage_endpoints", "manage_operators"},
 }
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 FIRST_ADMIN = "admin"

@@ -30,7 +30,7 @@ PAID = {"customer_id": "cus_paid", "idempotency_key": "paid-1", "product_id": "p
         "payment_method": "pm_card_visa"}  # fmt: skip
 PAGES = ["/console", "/console?days=30", "/console?days=90", "/console/payments", "/console/approvals",
          "/console/customers", "/console/inbox", "/console/inbox?outcome=all", "/console/keys", "/console/operators",
-         "/console/tenants", "/console/activity"]  # fmt: skip
+         "/console/tenants", "/console/activity", "/console/endpoints"]  # fmt: skip
 EMPTY_TOKEN = 'name="csrf_token" value=""'
 
 
@@ -169,7 +169,7 @@ async def test_a_tenants_operator_sees_only_that_tenant(app, db: asyncpg.Connect
     password = await new_operator(app.services, "ann", "admin", tenant_id="tenant-a")
     async with console_client(app, "ann", password) as console:
         for path in ["/console/payments", "/console/approvals", "/console/customers", "/console/inbox?outcome=all",
-                     "/console/keys", "/console/operators", "/console/activity"]:  # fmt: skip
+                     "/console/keys", "/console/operators", "/console/activity", "/console/endpoints"]:  # fmt: skip
             page = await console.get(path)
             assert page.status_code == 200 and "tenant-b" not in page.text and theirs["payment_id"] not in page.text
         assert "cus_tenant-a" in (await console.get("/console/customers")).text
@@ -328,3 +328,50 @@ async def test_the_overview_counts_per_day_status_and_currency(app, mcp, db: asy
     assert [(t.currency, t.payments, t.paid_minor) for t in numbers.by_currency] == [("EUR", 1, 1500), ("USD", 3, 2300)]
     assert numbers.inbox_problems == {"failed": 0, "parked": 0, "rejected": 0, "needs_attention": 0}
     assert LOCAL.tenant_id == "default"
+
+
+async def test_the_apps_webhook_endpoints_from_the_console(app, mcp, db: asyncpg.Connection) -> None:
+    from tests.helpers import eventually, webhook_receiver
+
+    password = await new_operator(app.services, "ada", "admin")
+    async with webhook_receiver() as receiver, console_client(app, "ada", password) as console:
+        added = await console.post("/console/endpoints", {"tenant": "default", "url": receiver.url,
+                                                          "event_types": ["payment.succeeded"]})  # fmt: skip
+        receiver.secrets = [re.search(r'id="endpoint-secret">(whsec_[^<]+)<', added.text).group(1)]
+        endpoint_id = await db.fetchval("SELECT id FROM webhook_endpoints")
+        async with mcp() as client:
+            paid = await call(client, "create_charge", **PAID)
+        await eventually(lambda: _arrived(receiver, 1))
+        event_id = receiver.events[0]["id"]
+        assert receiver.events[0]["data"]["payment_id"] == paid["payment_id"]
+
+        deliveries = await console.get(f"/console/endpoints/{endpoint_id}")
+        assert event_id in deliveries.text and "delivered" in visible_text(deliveries.text)
+        back = f"/console/endpoints/{endpoint_id}"
+        again = await console.post("/console/endpoints/redeliver", {"event_id": event_id, "back": back})
+        assert f"Event {event_id} is queued again for 1 endpoint(s)" in visible_text(again.text)
+        await eventually(lambda: _arrived(receiver, 2))
+        assert receiver.ids()[event_id] == 2  # the same webhook-id: the app deduplicates on it
+
+        rotated = await console.post(f"/console/endpoints/{endpoint_id}/rotate")
+        assert re.search(r'id="endpoint-secret">(whsec_[^<]+)<', rotated.text).group(1) not in receiver.secrets
+        disabled = await console.post(f"/console/endpoints/{endpoint_id}/disable")
+        assert "is disabled: its events queue until it is enabled again" in visible_text(disabled.text)
+        enabled = await console.post(f"/console/endpoints/{endpoint_id}/enable")
+        assert "is enabled; 0 waiting deliveries go out now" in visible_text(enabled.text)
+        removed = await console.post(f"/console/endpoints/{endpoint_id}/remove")
+        assert "is removed: nothing more is sent to it" in visible_text(removed.text)
+    actions = await db.fetch(
+        "SELECT action FROM operator_audit WHERE subject IN ($1, $2) ORDER BY id", endpoint_id, event_id
+    )
+    assert [row["action"] for row in actions] == ["endpoint.add", "event.redeliver", "endpoint.rotate_secret",
+                                                  "endpoint.disable", "endpoint.enable", "endpoint.remove"]  # fmt: skip
+
+    password = await new_operator(app.services, "sam", "support")
+    async with console_client(app, "sam", password) as console:
+        refused = await console.post("/console/endpoints", {"tenant": "default", "url": "http://127.0.0.1:9/x"})
+        assert refused.status_code == 403
+
+
+async def _arrived(receiver, count: int) -> bool:
+    return len(receiver.events) >= count

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from db.migrate import migrate_url  # noqa: E402
-from server import api_keys, charges, operators, reconciler, tenants  # noqa: E402
+from server import api_keys, charges, operators, reconciler, tenants, webhook_delivery, webhook_endpoints  # noqa: E402
 from server.charges import ChargeInput  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.embedded import embedded_database_url  # noqa: E402
@@ -139,6 +139,11 @@ async def seed(services: Services, database_url: str) -> dict[str, str]:
     shown["refunded"] = refund_me["payment_id"]
     shown["credits"] = credits["payment_id"]
     await charges_with_keys(services)
+    await webhook_endpoints.add(services, tenant_id="acme", url="http://127.0.0.1:9/hooks/paywarden",
+                                event_types=["payment.succeeded", "payment.refunded"])  # fmt: skip
+    deliverer = webhook_delivery.Deliverer(services)
+    await deliverer.deliver_due()  # a first attempt at the app that is not listening: it failed, it waits to retry
+    await deliverer.close()
     await spread_over_two_weeks(database_url)
     await webhook_problems(services, refund_me)
     await reconciler.reconcile_once(services)
@@ -242,6 +247,7 @@ async def screenshots(services: Services, shown: dict[str, str]) -> None:
             ("/console/customer?tenant=default&id=cus_alan", "customer"),
             ("/console/inbox", "inbox"),
             (f"/console/inbox/{shown['problem_event']}", "event"),
+            ("/console/endpoints", "endpoints"),
             ("/console/keys", "keys"),
             ("/console/operators", "operators"),
             ("/console/activity", "activity"),
@@ -271,6 +277,7 @@ async def main(server: str | None) -> None:
             _env_file=None, database_url=database_url, port=sock.getsockname()[1], provider="sandbox",
             stripe_webhook_secret=WEBHOOK_SECRET, sandbox_delivery_interval_seconds=0.2,
             reconcile_interval_seconds=0, approval_threshold_minor=25_000, duplicate_window_seconds=0,
+            allow_private_webhook_urls=True,
         )  # fmt: skip
         async with open_services(settings, serve_sandbox=True) as services, serving(services, sock):
             shown = await seed(services, database_url)

@@ -9,14 +9,14 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from webapp.console import admin, approvals, auth, customers, inbox, overview, payments
+from webapp.console import admin, approvals, auth, customers, endpoints, inbox, overview, payments
 
 STATIC = Path(__file__).with_name("static")
 
 
 def install_console(app: FastAPI) -> None:
     """Mount the console at /console, its static files at /console/static, and send / to it."""
-    for pages in (auth, overview, approvals, payments, customers, inbox, admin):
+    for pages in (auth, overview, approvals, payments, customers, inbox, endpoints, admin):
         app.include_router(pages.router, prefix="/console", include_in_schema=False)  # /openapi.json is the API's
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
