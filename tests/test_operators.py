@@ -177,3 +177,21 @@ async def test_the_first_start_creates_one_admin(database_url: str) -> None:
         shown = banner(services.settings, "pwk_x", made[0].password)
     assert f"Operator console:      {services.settings.base_url}/console" in shown
     assert made[0].password in shown and "console operator 'admin'" in shown
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE operator_audit SET operator = 'someone else'", "DELETE FROM operator_audit"]
+)
+async def test_the_operator_audit_is_append_only(
+    services, db: asyncpg.Connection, database_url: str, statement
+) -> None:
+    await new_operator(services, "ada", "viewer")
+    server = await asyncpg.connect(database_url)  # the role paywarden serves as
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await server.execute(statement)
+    finally:
+        await server.close()
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+        await db.execute(statement)  # even the owner: the trigger refuses
+    assert await db.fetchval("SELECT operator FROM operator_audit") == "tests"
