@@ -446,6 +446,8 @@ async def consume(
     if row["granted"] is not None:
         account = Account(tenant_id, customer_id, feature, row["granted"], row["used"], row["reserved"])
     return Consumed(row["outcome"], account, row["earlier_kind"], row["earlier_request"], row["earlier_result"])
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     id: int
