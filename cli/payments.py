@@ -1,4 +1,4 @@
-"""`paywarden approve | reject`: an operator decides a payment waiting in requires_approval."""
+"""`paywarden approvals | approve | reject`: what waits for an operator, and their decision."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 
 from cli.common import with_services
-from server import charges
+from server import approvals, charges
 from server.config import Settings
 from server.payments import PaymentStatus
 from server.providers import check_provider_config
@@ -14,6 +14,9 @@ from server.providers import check_provider_config
 
 def register(commands: argparse._SubParsersAction) -> None:
     operator = os.environ.get("USER") or "operator"
+    waiting = commands.add_parser("approvals", help="payments waiting in requires_approval, oldest first")
+    waiting.add_argument("--tenant", help="only this tenant's")
+    waiting.set_defaults(command=run_approvals)
     approve = commands.add_parser("approve", help="approve a payment waiting in requires_approval")
     approve.add_argument("payment_id")
     approve.add_argument("--by", default=operator, help="who decides (audited)")
@@ -23,6 +26,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     reject.add_argument("--by", default=operator, help="who decides (audited)")
     reject.add_argument("--reason", help="why (audited, and shown to the agent)")
     reject.set_defaults(command=run_reject)
+
+
+def run_approvals(settings: Settings, args: argparse.Namespace) -> int:
+    held = with_services(settings, lambda services: approvals.queue(services, args.tenant))
+    for waiting in held:
+        payment = waiting.payment
+        print(
+            f"{payment.payment_id} since {waiting.waiting_since:%Y-%m-%d %H:%M:%S} tenant={payment.tenant_id} "
+            f"customer={payment.customer_id} {payment.amount_display} {payment.description or '(ad hoc)'!r}"
+        )
+        for reason in waiting.reasons:
+            print(f"    because {reason}")
+        if waiting.operator_only:
+            print(f"    only an operator may approve it: {waiting.operator_only}")
+        print(f"    expires {waiting.expires_at:%Y-%m-%d %H:%M:%S} UTC unless decided")
+    print(f"{len(held)} payment(s) waiting; decide with `paywarden approve ID` or `paywarden reject ID`")
+    return 0
 
 
 def run_approve(settings: Settings, args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from types import FrameType
 import uvicorn
 import uvicorn.server as uvicorn_server
 
-from server import api_keys, database, tenants, webhook_delivery
+from server import api_keys, database, operators, tenants, webhook_delivery
 from server.config import Settings
 from server.errors import ConfigurationError
 from server.providers import check_provider_config, is_live
@@ -84,8 +84,10 @@ async def _serve_http(settings: Settings, sock: socket.socket) -> None:
     reconciler and the webhook delivery run beside them."""
     async with open_services(settings, serve_sandbox=True) as services:
         first_key = await api_keys.issue_first_key(services, tenant_id=DEFAULT_TENANT)
+        first_admin = await operators.create_first_admin(services)
         app = build_webapp(services, mcp=build_server(services))
-        print(banner(settings, first_key.secret if first_key else None), file=sys.stderr, flush=True)
+        shown = banner(settings, first_key.secret if first_key else None, first_admin.password if first_admin else None)
+        print(shown, file=sys.stderr, flush=True)
         server = PatientServer(uvicorn.Config(app, log_level="info", lifespan="on"))
         async with (
             running_in_background(services),
@@ -130,7 +132,7 @@ def mode(settings: Settings) -> str:
     return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
 
 
-def banner(settings: Settings, first_key: str | None = None) -> str:
+def banner(settings: Settings, first_key: str | None = None, first_admin_password: str | None = None) -> str:
     base = settings.base_url
     shown = first_key or "<a key from: paywarden keys create --tenant default --name my-agent>"
     entry = {"type": "http", "url": f"{base}/mcp", "headers": {"Authorization": f"Bearer {shown}"}}
@@ -148,10 +150,21 @@ def banner(settings: Settings, first_key: str | None = None) -> str:
         if first_key
         else []
     )
+    admin_lines = (
+        [
+            f"First start: a console operator {operators.FIRST_ADMIN!r} (role admin, every tenant) was created.",
+            "Sign in at the console with this one-time password; it then asks for a password of your own:",
+            f"  {first_admin_password}",
+            "",
+        ]
+        if first_admin_password
+        else []
+    )
     return "\n".join(
         [
             "",
             f"paywarden is up — provider: {settings.provider}, mode: {mode(settings)}",
+            f"  Operator console:      {base}/console",
             f"  MCP (streamable HTTP): {base}/mcp  (Authorization: Bearer <API key>)",
             f"  Stripe webhooks:       {base}/webhooks/stripe  (a tenant's own: {base}/webhooks/stripe/<tenant>)",
             f"  Standard Webhooks:     {base}/webhooks/standard",
@@ -159,6 +172,7 @@ def banner(settings: Settings, first_key: str | None = None) -> str:
             f"  Health:                {base}/healthz  (ready: {base}/readyz, metrics: {base}/metrics)",
             "",
             *key_lines,
+            *admin_lines,
             "Connect an MCP client with this mcp.json entry:",
             json.dumps(snippet, indent=2),
             "",

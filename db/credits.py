@@ -446,3 +446,42 @@ async def consume(
     if row["granted"] is not None:
         account = Account(tenant_id, customer_id, feature, row["granted"], row["used"], row["reserved"])
     return Consumed(row["outcome"], account, row["earlier_kind"], row["earlier_request"], row["earlier_result"])
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    id: int
+    feature: str
+    kind: str
+    granted_delta: int
+    used_delta: int
+    reserved_delta: int
+    payment_id: str | None
+    reservation_id: str | None
+    note: str | None
+    api_key_id: str | None
+    created_at: datetime
+
+
+async def accounts_of(conn: asyncpg.Connection, tenant_id: str, customer_id: str) -> list[Account]:
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM credit_accounts WHERE tenant_id = $1 AND customer_id = $2 ORDER BY feature",
+        tenant_id,
+        customer_id,
+    )
+    return [Account(**dict(row)) for row in rows]
+
+
+async def ledger_of(conn: asyncpg.Connection, tenant_id: str, customer_id: str, limit: int) -> list[LedgerEntry]:
+    """The customer's newest ledger entries, every feature."""
+    rows = await conn.fetch(
+        """
+        SELECT id, feature, kind, granted_delta, used_delta, reserved_delta, payment_id, reservation_id, note,
+               api_key_id, created_at
+          FROM credit_ledger WHERE tenant_id = $1 AND customer_id = $2 ORDER BY id DESC LIMIT $3
+        """,
+        tenant_id,
+        customer_id,
+        limit,
+    )
+    return [LedgerEntry(**dict(row)) for row in rows]

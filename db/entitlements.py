@@ -118,3 +118,26 @@ async def of_payment(connection: asyncpg.Connection, payment_id: str) -> list[En
         payment_id,
     )
     return [Entitlement(**dict(row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class EntitlementRow:
+    feature: str
+    payment_id: str
+    starts_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    customer_id: str
+
+
+async def for_customer(connection: asyncpg.Connection, tenant_id: str, customer_id: str) -> list[EntitlementRow]:
+    """Every period the customer was granted, the latest ending first."""
+    rows = await connection.fetch(
+        """
+        SELECT feature, payment_id, starts_at, expires_at, revoked_at, customer_id FROM entitlements
+         WHERE tenant_id = $1 AND customer_id = $2 ORDER BY expires_at DESC, feature
+        """,
+        tenant_id,
+        customer_id,
+    )
+    return [EntitlementRow(**dict(row)) for row in rows]

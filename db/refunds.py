@@ -210,3 +210,9 @@ async def set_status(
         failure_reason,
     )
     return Refund.from_row(row)
+
+
+async def for_payment(connection: asyncpg.Connection, payment_id: str) -> list[Refund]:
+    """Every refund of the payment, oldest first."""
+    rows = await connection.fetch("SELECT * FROM refunds WHERE payment_id = $1 ORDER BY created_at, id", payment_id)
+    return [Refund.from_row(row) for row in rows]

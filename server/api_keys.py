@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from db import api_keys
+from db import api_keys, reports
 from db.api_keys import ApiKey
 from db.pool import connection, transaction
 from server import key_cache
-from server.errors import InvalidKey, InvalidRequest, PaywardenError
+from server.errors import InvalidKey, InvalidRequest, NotFound, PaywardenError
 from server.money import format_amount, normalize_currency
 from server.services import Services
 from server.tenancy import APPROVERS, SCOPES, Approver, Caller, Scope
@@ -121,6 +121,25 @@ async def revoke(services: Services, key_id: str) -> ApiKey:
     if key is None:
         raise PaywardenError(f"No key {key_id!r}; `paywarden keys list` shows the ids.")
     return key
+
+
+async def find(services: Services, key_id: str, tenant_id: str | None = None) -> ApiKey:
+    """The key, if it belongs to `tenant_id` (None: any tenant); NotFound otherwise."""
+    async with connection(services.pool) as conn:
+        key = await api_keys.get(conn, key_id[:64])
+    if key is None or (tenant_id is not None and key.tenant_id != tenant_id):
+        raise NotFound(f"No key {key_id!r}; the API keys page (or `paywarden keys list`) shows the ids.")
+    return key
+
+
+async def spend_last_day(services: Services, tenant_id: str | None = None) -> dict[str, dict[str, int]]:
+    """What each key charged in the last 24 hours, per currency, counted as its budget counts it."""
+    async with connection(services.pool) as conn:
+        rows = await reports.key_spend_last_day(conn, tenant_id)
+    spent: dict[str, dict[str, int]] = {}
+    for row in rows:
+        spent.setdefault(row.api_key_id, {})[row.currency] = row.charged_minor
+    return spent
 
 
 def describe_budget(key: ApiKey) -> str | None:

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
     An MCP client makes several per tool call (initialize, notifications, the call itself)."""
     metrics_token: SecretStr | None = None
     """When set, /metrics answers only `Authorization: Bearer <token>` (keep /metrics internal anyway)."""
+    secret_key: SecretStr | None = Field(default=None, min_length=32)
+    """Signs the console's cookies. Unset, a key is generated once per database and kept in it, so every
+    process on one database shares it; set it to keep the key out of the database."""
+    session_idle_minutes: int = Field(default=30, ge=1)
+    """A console session unused this long ends (the operator signs in again)."""
+    session_max_hours: int = Field(default=12, ge=1)
+    """A console session ends this long after sign-in, however busy."""
+    signin_failures_per_name: int = Field(default=5, ge=1)
+    """Failed console sign-ins allowed per operator name in any 15 minutes; more are refused (429)."""
+    signin_failures_per_address: int = Field(default=20, ge=1)
+    """Failed console sign-ins allowed per client address in any 15 minutes; more are refused (429)."""
     log_format: Literal["text", "json"] = "text"
     """`json` writes JSON lines with payment_id / event_id fields, for log pipelines."""
     test_crash_at: str | None = None
@@ -154,6 +165,11 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def serves_https(self) -> bool:
+        """People reach paywarden over https (console cookies are then Secure)."""
+        return self.base_url.startswith("https://")
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -15,7 +15,10 @@
     ├── Unauthenticated            (401) no API key, or not an active one
     ├── MissingScope               (403) the API key may not call this tool
     ├── InvalidKey                 (401) the API key is wrong or revoked
+    ├── NotPermitted               (403) the operator's role does not allow this
+    ├── SignInRefused              (401) wrong operator name or password
     ├── RateLimited                (429) too many calls with one API key
+    ├── SignInThrottled            (429) too many failed sign-ins for a name or from an address
     ├── ChargeInProgress           (409) the first request with this key is still running
     ├── MethodNotAllowed           (405) the path exists, not with this HTTP method
     ├── NotFound                   (404)
@@ -182,6 +185,29 @@ class RateLimited(PaywardenError):
 
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__(f"Too many calls with this API key; retry after {retry_after_seconds} seconds.")
+        self.retry_after_seconds = retry_after_seconds
+
+
+class NotPermitted(PaywardenError):
+    """Your role does not allow this; ask an admin."""
+
+    status = 403
+
+
+class SignInRefused(PaywardenError):
+    """Wrong name or password."""
+
+    status = 401
+
+
+class SignInThrottled(PaywardenError):
+    status = 429
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        minutes = max(1, -(-retry_after_seconds // 60))
+        super().__init__(
+            f"Too many failed sign-ins for this name or from this address; try again in {minutes} minute(s)."
+        )
         self.retry_after_seconds = retry_after_seconds
 
 

@@ -12,15 +12,18 @@ import hashlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-from db import payments, refunds, webhook_events
+from db import payments, refunds, reports, webhook_events
 from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
+from db.reports import InboxQuery
 from server import metrics
-from server.errors import ProviderError
+from server.errors import InvalidRequest, NotFound, ProviderError
+from server.filters import day_after, day_start
 from server.ledger import payment_machine, refund_outcomes
 from server.providers import ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
@@ -59,6 +62,15 @@ class Arrival:
         return cls(endpoint=f"tenant:{tenant_id}", tenant_id=tenant_id)
 
 
+FILTERS: dict[str, list[str] | None] = {
+    "": [outcome for outcome in webhook_events.OUTCOMES if outcome not in NO_ACTION],
+    "all": None,
+    "problems": list(PROBLEMS),
+    "no_action": list(NO_ACTION),
+}
+"""Named choices of outcomes: `""` is what did something, and the problems (the default view)."""
+
+
 @dataclass(frozen=True)
 class InboxEntry:
     event_id: str
@@ -72,6 +84,8 @@ class InboxEntry:
     tenant_id: str | None
     source: str
     endpoint: str
+    inbox_id: int | None = None
+    """The inbox row (an event id may be stored once per endpoint)."""
 
     @property
     def is_problem(self) -> bool:
@@ -148,12 +162,7 @@ def storable_text(text: str) -> str:
 async def listing(services: Services, *, which: str = "default", limit: int = 50) -> list[InboxEntry]:
     """The newest stored events. `which`: `default` (what did something, and problems), `problems`,
     `failed`, or `all` (normal traffic that needed no action too)."""
-    outcomes = {
-        "all": None,
-        "problems": list(PROBLEMS),
-        "failed": ["failed", "parked"],
-        "default": [outcome for outcome in webhook_events.OUTCOMES if outcome not in NO_ACTION],
-    }[which]
+    outcomes = {**FILTERS, "default": FILTERS[""], "failed": ["failed", "parked"]}[which]
     async with connection(services.pool) as conn:
         rows = await webhook_events.listing(conn, outcomes=outcomes, limit=limit)
     return [InboxEntry(**dict(row)) for row in rows]
@@ -167,6 +176,79 @@ async def replay(services: Services, event_id: str) -> list[Ingested]:
     if not stored:
         return [Ingested("unknown", note=f"no stored event {event_id!r}")]
     return [await _again(services, row) for row in stored]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent(InboxEntry):
+    """One stored event in full: its body as the provider sent it, and when it was last tried."""
+
+    provider: str
+    payload: dict[str, Any]
+    last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboxFilters:
+    """The inbox as an operator filters it. `outcome`: empty for what did something and the problems (normal
+    traffic that needed no action hidden, as `webhooks list` does), `all`, `problems`, `no_action`, or one
+    outcome. `event_type`: one type. A date range: UTC days, both included."""
+
+    outcome: str = ""
+    event_type: str = ""
+    date_from: str = ""
+    date_to: str = ""
+
+    def query(self, tenant_id: str | None) -> InboxQuery:
+        return InboxQuery(
+            tenant_id=tenant_id,
+            outcomes=_outcomes(self.outcome.strip()),
+            event_type=self.event_type.strip() or None,
+            received_from=day_start(self.date_from),
+            received_before=day_after(self.date_to),
+            problems=list(PROBLEMS),
+        )
+
+
+def _outcomes(outcome: str) -> list[str] | None:
+    if outcome in FILTERS:
+        return FILTERS[outcome]
+    if outcome not in webhook_events.OUTCOMES:
+        choices = ", ".join(["all", "problems", "no_action", *webhook_events.OUTCOMES])
+        raise InvalidRequest(f"Unknown outcome {outcome!r}; one of {choices}.")
+    return [outcome]
+
+
+async def search(
+    services: Services, tenant_id: str | None, filters: InboxFilters, limit: int = 200
+) -> list[InboxEntry]:
+    """Stored events the filters match, problems first, then newest first: one tenant's (events not matched
+    to any tenant are a platform operator's only), or every one (None)."""
+    async with connection(services.pool) as conn:
+        rows = await reports.inbox(conn, filters.query(tenant_id), limit)
+    return [InboxEntry(**dict(row)) for row in rows]
+
+
+async def event(services: Services, inbox_id: int, tenant_id: str | None) -> StoredEvent:
+    """One stored event in full; another tenant's (for a `tenant_id`) is NotFound like one never received."""
+    async with connection(services.pool) as conn:
+        row = await reports.inbox_event(conn, inbox_id, tenant_id)
+    if row is None:
+        raise NotFound(f"No stored webhook event {inbox_id}.")
+    return StoredEvent(**dict(row))
+
+
+async def replay_one(services: Services, inbox_id: int) -> Ingested:
+    """Apply one stored event again (the console's replay); only a failed or parked one changes."""
+    async with connection(services.pool) as conn:
+        row = await webhook_events.get(conn, inbox_id)
+    if row is None:
+        return Ingested("unknown", note=f"no stored event {inbox_id}")
+    return await _again(services, row)
+
+
+async def event_types(services: Services, tenant_id: str | None) -> list[str]:
+    async with connection(services.pool) as conn:
+        return await reports.event_types(conn, tenant_id)
 
 
 async def retry_failed(services: Services, page: int = 100) -> list[Ingested]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
+
 from server.errors import InvalidRequest, UnknownCurrency
 
 # ISO 4217 active codes and their minor-unit exponents; every code not listed here has 2.
@@ -57,3 +59,19 @@ def format_amount(amount_minor: int, currency: str) -> str:
     if exponent == 0:
         return f"{sign}{whole} {currency}"
     return f"{sign}{whole}.{fraction:0{exponent}d} {currency}"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """`"12.5", "USD"` → `1250`: an amount as people write it, in minor units (exactly; no floats)."""
+    code = normalize_currency(currency)
+    cleaned = text.strip().upper().removesuffix(code).strip().replace(",", "")
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        raise InvalidRequest(f"{text!r} is not an amount; write it like 12.50.")
+    minor = amount.scaleb(EXPONENTS[code])
+    if minor != minor.to_integral_value():
+        raise InvalidRequest(f"{text!r} has more decimals than {code} has ({EXPONENTS[code]}).")
+    return int(minor)

@@ -24,7 +24,7 @@ NEXT_STEP: dict[PaymentStatus, str] = {
     PaymentStatus.CREATED: "Recorded, but the provider has not answered yet. Call create_charge again with the same "
     "idempotency_key to finish it; that never charges twice.",
     PaymentStatus.REQUIRES_APPROVAL: "Waiting for a person's approval (see approval_reason); nothing is charged until "
-    "an operator runs `paywarden approve PAYMENT_ID`. Check again later with get_payment.",
+    "an operator approves it (in the console, or `paywarden approve PAYMENT_ID`). Check again later with get_payment.",
     PaymentStatus.PENDING: "The provider is working on it. Check again later with get_payment; grant nothing until "
     "it succeeds.",
     PaymentStatus.REQUIRES_ACTION: "A person must open next_action_url to complete the payment. Share the link, "
@@ -128,22 +128,22 @@ async def page(
     cursor: str | None = None,
 ) -> PaymentPage:
     """A customer's payments, newest first, `limit` at a time; `cursor` continues where a page ended."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     async with connection(services.pool) as conn:
         rows = await payments.page_for_customer(conn, caller.tenant_id, customer_id, status, limit + 1, after)
     shown, more = rows[:limit], len(rows) > limit
     return PaymentPage(
         payments=[PaymentView.of(payment) for payment in shown],
-        next_cursor=_encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
+        next_cursor=encode_cursor(shown[-1].created_at, shown[-1].id) if more else None,
     )
 
 
-def _encode_cursor(created_at: datetime, payment_id: str) -> str:
+def encode_cursor(created_at: datetime, payment_id: str) -> str:
     raw = json.dumps([created_at.isoformat(), payment_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, payment_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return datetime.fromisoformat(created_at), str(payment_id)

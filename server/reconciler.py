@@ -20,11 +20,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from db import api_keys, event_cursors, payments
+from db import api_keys, event_cursors, payments, reconciler_runs
 from db import refunds as db_refunds
 from db.pool import connection, transaction
-from server import charges, inbox, metrics, refunds
+from db.reconciler_runs import ReconcilerRun
+from server import charges, inbox, metrics, operator_sessions, refunds
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError, for_operator
 from server.providers import UnreadableEvent, WebhookEvent
@@ -36,6 +38,7 @@ EVENT_PAGES_PER_PASS = 20
 READER_LEASE_SECONDS = 300.0
 """Longer than a pass's reading of the event list takes; a reader that dies lets it run out."""
 VERIFY_WITHIN_HOURS = 24
+KEEP_RUNS_DAYS = 7
 
 
 @dataclass
@@ -71,6 +74,7 @@ async def reconcile_once(services: Services) -> ReconcileReport:
     """One pass: every step runs on its own, so one that fails (a provider that does not answer, an event
     nobody can read) stops neither the others nor the next pass."""
     report = ReconcileReport()
+    started_at = datetime.now(UTC)
     metrics.RECONCILER_RUNS.inc()
     for name, step in STEPS:
         try:
@@ -82,7 +86,18 @@ async def reconcile_once(services: Services) -> ReconcileReport:
             report.errors.append(f"{name}: {said}")
             logger.warning("reconciler step %r failed: %s", name, said, exc_info=not isinstance(error, PaywardenError))
     _count_fixes(report)
+    await _record(services, report, started_at)
     return report
+
+
+async def _record(services: Services, report: ReconcileReport, started_at: datetime) -> None:
+    """Keep what the pass did for the console (the last run, and the last one that fixed something)."""
+    try:
+        async with transaction(services.pool) as conn:
+            await reconciler_runs.record(conn, _run(report, started_at))
+            await reconciler_runs.forget_old(conn, KEEP_RUNS_DAYS)
+    except PaywardenError as error:  # the database went away meanwhile: the pass itself is done
+        logger.warning("could not record the reconciler's pass: %s", for_operator(error))
 
 
 def _count_fixes(report: ReconcileReport) -> None:
@@ -95,6 +110,29 @@ def _count_fixes(report: ReconcileReport) -> None:
     ):
         if count:
             metrics.RECONCILER_FIXES.labels(kind).inc(count)
+
+
+def _run(report: ReconcileReport, started_at: datetime) -> ReconcilerRun:
+    return ReconcilerRun(
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        resubmitted=report.resubmitted,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        needs_operator=report.needs_operator,
+        errors=report.errors,
+        events_read=report.events_read,
+        events_applied=report.events_applied,
+        events_retried=report.events_retried,
+        expired=report.expired,
+        attention=report.attention,
+    )
+
+
+async def last_runs(services: Services) -> tuple[ReconcilerRun | None, ReconcilerRun | None]:
+    """The reconciler's last pass, and the last one that fixed something (the same one, or an earlier one)."""
+    async with connection(services.pool) as conn:
+        return await reconciler_runs.last(conn), await reconciler_runs.last_with_fixes(conn)
 
 
 async def _read_event_list(services: Services, report: ReconcileReport) -> None:
@@ -249,6 +287,10 @@ async def _forget_old_usage(services: Services, report: ReconcileReport) -> None
         await api_keys.forget_old_usage(conn)  # the rate limit only ever reads the current minute
 
 
+async def _forget_ended_sessions(services: Services, report: ReconcileReport) -> None:
+    await operator_sessions.forget_expired(services)
+
+
 STEPS: tuple[tuple[str, Callable[[Services, ReconcileReport], Awaitable[None]]], ...] = (
     ("provider event list", _read_event_list),
     ("unfinished payments", _resubmit_unfinished),
@@ -258,6 +300,7 @@ STEPS: tuple[tuple[str, Callable[[Services, ReconcileReport], Awaitable[None]]],
     ("recent successes", _verify_recent_successes),
     ("held charges", _expire_held),
     ("rate-limit counts", _forget_old_usage),
+    ("ended console sessions", _forget_ended_sessions),
 )
 
 

@@ -106,13 +106,14 @@ async def record(services: Services, request: RefundInput) -> tuple[Refund, bool
             reason=request.reason,
             lease_seconds=services.settings.submit_lease_seconds,
         )
-        why = f"refund {recorded.id} of {format_amount(amount, payment.currency)} requested" + (
+        by = f" by operator {request.caller.operator}" if request.caller.operator else ""
+        why = f"refund {recorded.id} of {format_amount(amount, payment.currency)} requested{by}" + (
             f": {request.reason}" if request.reason else ""
         )
         await audit.append(
             conn,
             payment.id,
-            actor="agent",
+            actor=request.caller.actor,
             from_status=payment.status,
             to_status=payment.status,
             reason=why,
@@ -155,18 +156,30 @@ async def _apply_answer(services: Services, refund_id: str, answer: ProviderRefu
         )
 
 
-async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:
+def refundable(payment: Payment, in_flight_minor: int) -> int:
+    """What can still be refunded: what was paid, less what was refunded and what refunds in flight hold."""
+    if payment.status not in PAID:
+        return 0
+    return max(0, payment.amount_minor - payment.refunded_minor - in_flight_minor)
+
+
+def amount_to_refund(payment: Payment, in_flight_minor: int, asked: int | None) -> int:
+    """What a refund of `asked` (None: all that is left) gives back; NotAllowedNow, saying why, when it cannot."""
     if payment.status not in PAID:
         raise NotAllowedNow(f"Payment {payment.id} is {payment.status}; only a paid payment can be refunded.")
-    refundable = payment.amount_minor - payment.refunded_minor - await refunds.in_flight_total(conn, payment.id)
-    if refundable <= 0:
+    left = refundable(payment, in_flight_minor)
+    if left <= 0:
         raise NotAllowedNow(f"Payment {payment.id} has nothing left to refund (refunds in progress included).")
-    if asked is not None and asked > refundable:
+    if asked is not None and asked > left:
         raise NotAllowedNow(
-            f"At most {format_amount(refundable, payment.currency)} of payment {payment.id} can still be "
+            f"At most {format_amount(left, payment.currency)} of payment {payment.id} can still be "
             f"refunded; {format_amount(asked, payment.currency)} was asked."
         )
-    return refundable if asked is None else asked
+    return left if asked is None else asked
+
+
+async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:
+    return amount_to_refund(payment, await refunds.in_flight_total(conn, payment.id), asked)
 
 
 async def resume(services: Services, recorded: Refund) -> Refund:

@@ -29,10 +29,22 @@ class Caller:
     """The budget's currency: a key with a budget charges only in it."""
     approval: Approver = "client"
     """Who may approve this caller's charges that need approval (the local caller is trusted: client)."""
+    operator: str | None = None
+    """The operator (signed in to the console) acting, by name; None when an agent's key or the local caller acts."""
+
+    @property
+    def actor(self) -> str:
+        """Who the audit trail names: `operator` when a person at the console acts, else `agent`."""
+        return "operator" if self.operator else "agent"
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes:
             raise MissingScope(scope)
+
+
+def operator_caller(tenant_id: str, operator: str, scopes: frozenset[str]) -> Caller:
+    """An operator acting on a tenant's payments from the console: no API key, the operator's name in the audit."""
+    return Caller(tenant_id=tenant_id, key_id=None, scopes=scopes, operator=operator)
 
 
 def local_caller(tenant_id: str) -> Caller:

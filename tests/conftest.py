@@ -17,23 +17,30 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import argon2
 import asyncpg
 import pytest
 from mcp import Client
+from playwright.async_api import Browser, Page, async_playwright
 
 from db import roles
 from db.migrate import migrate_url
+from server import operators
 from server.config import Settings
 from server.database import EMBEDDED_SERVER_ROLE as SERVER_ROLE
 from server.database import as_role
 from server.embedded import embedded_database_url
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT
-from tests.helpers import free_socket, new_key, running_app, with_database
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, free_socket, new_key, running_app, with_database
 from tools.server import build_server
 
 FAST_AND_UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
 """Durability settings a throwaway test cluster can do without (a crash loses nothing anyone needs)."""
+
+# Operator passwords are argon2id-hashed with argon2-cffi's defaults (~0.2 s of CPU each, on purpose). The tests
+# sign in hundreds of times, so they hash with the cheapest parameters; test_operators.py checks the defaults.
+operators.HASHER = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
 
 
 @pytest.fixture(scope="session")
@@ -171,3 +178,28 @@ def mcp(app: RunningApp) -> Callable[..., Client]:
     entered and left in the same task.
     """
     return lambda **options: Client(build_server(app.services, local_tenant=DEFAULT_TENANT), **options)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (Debian's `chromium` package; never a downloaded one) driven by Playwright, once per
+    session. Missing, it skips the browser tests locally and fails them in CI (where .ci/run installs it)."""
+    if not HAVE_CHROMIUM:
+        message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in a fresh browser context (its own cookies), 1280 px wide; every wait gives up after 10 s."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    opened = await context.new_page()
+    yield opened
+    await context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import inspect
 import io
 import json
@@ -516,3 +517,101 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
             yield receiver
     finally:
         sock.close()
+
+
+# --- The operator console -------------------------------------------------------------------------
+
+OWN_PASSWORD = "correct horse battery staple"
+"""The password test operators choose at their first sign-in."""
+CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
+SIGNIN_INPUT = re.compile(r'name="signin_token" value="([^"]+)"')
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or "/usr/bin/chromium"
+HAVE_CHROMIUM = os.path.exists(CHROMIUM)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    # Chromium resolves Google's hosts at start despite the flags above; this stops every DNS lookup of its own
+    # (IP literals are mapped too, hence the EXCLUDEs: tests use 127.0.0.1).
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+]
+
+
+async def new_operator(services: Services, name: str, role: str = "support", tenant_id: str | None = None) -> str:
+    """An operator, as `paywarden operators create` makes one; their one-time password."""
+    from server import operators
+
+    issued = await operators.create(
+        services, name=name, role=role, tenant_id=tenant_id, by=operators.Acting("tests", "cli")
+    )
+    return issued.password
+
+
+class ConsoleClient:
+    """A browser-like HTTP client of the console, signed in (cookies kept), that knows its CSRF token."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.csrf = ""
+
+    async def get(self, path: str, **options: Any) -> httpx.Response:
+        answer = await self.http.get(path, **options)
+        found = CSRF_INPUT.search(answer.text)
+        self.csrf = found.group(1) if found else self.csrf
+        return answer
+
+    async def post(self, path: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **options: Any):
+        fields = {**({"csrf_token": self.csrf} if csrf else {}), **(data or {})}
+        answer = await self.http.post(path, data=fields, **options)
+        found = CSRF_INPUT.search(answer.text)
+        self.csrf = found.group(1) if found else self.csrf
+        return answer
+
+
+@asynccontextmanager
+async def console_client(
+    app: Any, name: str, password: str, *, choose: str | None = OWN_PASSWORD
+) -> AsyncIterator[ConsoleClient]:
+    """Signed in to the console as `name` (choosing `choose` as their own password when they sign in with a
+    one-time one), following redirects as a browser does."""
+    async with httpx.AsyncClient(base_url=app.base_url, follow_redirects=True) as http:
+        client = ConsoleClient(http)
+        answer = await sign_in_over_http(client, name, password)
+        if answer.url.path == "/console/password" and choose:
+            answer = await client.post("/console/password", {"current": password, "new": choose, "repeat": choose})
+        assert answer.status_code == 200 and answer.url.path == "/console", (answer.url, answer.text[:500])
+        yield client
+
+
+async def sign_in_over_http(client: ConsoleClient, name: str, password: str) -> httpx.Response:
+    form = await client.http.get("/console/sign-in")
+    token = SIGNIN_INPUT.search(form.text)
+    assert token is not None, form.text[:500]
+    fields = {"name": name, "password": password, "signin_token": token.group(1)}
+    return await client.post("/console/sign-in", fields, csrf=False)
+
+
+async def sign_in(page: Any, base_url: str, name: str, password: str, choose: str | None = OWN_PASSWORD) -> None:
+    """Sign the page's browser in to the console (through the sign-in and password forms, as plain form posts with
+    the browser's own cookies: test_sign_in clicks through them), then open the overview."""
+    form = await page.request.get(f"{base_url}/console/sign-in")
+    token = SIGNIN_INPUT.search(await form.text())
+    assert token is not None
+    fields = {"name": name, "password": password, "signin_token": token.group(1)}
+    answer = await page.request.post(f"{base_url}/console/sign-in", form=fields)
+    if choose and "/console/password" in answer.url:
+        csrf = CSRF_INPUT.search(await answer.text())
+        assert csrf is not None
+        chosen = {"csrf_token": csrf.group(1), "current": password, "new": choose, "repeat": choose}
+        answer = await page.request.post(f"{base_url}/console/password", form=chosen)
+    assert answer.url == f"{base_url}/console", answer.url
+    await page.goto(f"{base_url}/console")
+
+
+def visible_text(page: str) -> str:
+    """What a person reads on an HTML page: no tags, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())

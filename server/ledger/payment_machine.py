@@ -41,6 +41,8 @@ OPEN_AT_PROVIDER = frozenset({Status.PENDING, Status.REQUIRES_ACTION, Status.PRO
 """The provider holds the payment and has not settled it: worth asking again when it stays quiet."""
 PAID = frozenset({Status.SUCCEEDED, Status.PARTIALLY_REFUNDED})
 """Money was taken and (some of it) kept: what can be refunded."""
+CHARGED = PAID | {Status.REFUNDED}
+"""Money was taken, whether given back since or not."""
 
 
 @dataclass(frozen=True, kw_only=True)
