@@ -3,8 +3,12 @@
 -- the speed of a plain guarded UPDATE. server/credits.py is the only caller; the triggers of 0012
 -- (running totals, account equals ledger at commit) and the CHECKs still judge every write.
 
--- A consume's result is its ledger entry: the balance after it is the entry's running totals.
-ALTER TABLE credit_operations ADD COLUMN ledger_id bigint REFERENCES credit_ledger (id);
+-- A consume's result is its ledger entry: the balance after it is the entry's running totals. An operation
+-- is written only beside the ledger entry or reservation it records, in the same statement, and those
+-- carry the foreign keys: checking the tenant again here would lock the tenant's row for every credit
+-- operation of every customer.
+ALTER TABLE credit_operations ADD COLUMN ledger_id bigint;
+ALTER TABLE credit_operations DROP CONSTRAINT credit_operations_tenant_id_fkey;
 
 -- A ledger entry belongs to its account (which names the tenant): one foreign key checked against the
 -- row every credit operation already holds locked, in place of one to the tenant (a shared row every
@@ -64,8 +68,8 @@ $$;
 
 -- Consume `quantity` credits once per idempotency key. The outcome says what happened:
 --   consumed     done; granted/used/reserved are the account after it
---   replay       the key was used before: its kind, request and result (a consume's result is its ledger
---                entry, whose running totals are returned as granted/used/reserved)
+--   replay       the key was used before (for any operation): its kind, request and result (a consume's
+--                result is its ledger entry, whose running totals are returned as granted/used/reserved)
 --   insufficient nothing done; the account as it is
 --   time_to_act  nothing done: a reservation or lot is due to expire, which the caller lets happen first
 --                (server/ledger/credit_moves.py) in a transaction that then calls this again
@@ -84,6 +88,15 @@ DECLARE
     drawn bigint;
     entry bigint;
 BEGIN
+    -- A key used before is answered without waiting for the account; one taken while this waits is
+    -- caught by the insert at the end.
+    RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
+                   FROM credit_operations o LEFT JOIN credit_ledger e ON e.id = o.ledger_id
+                  WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
     SELECT * INTO account FROM credit_accounts a
      WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature FOR UPDATE;
     IF NOT FOUND THEN
@@ -104,12 +117,6 @@ BEGIN
         RETURN;
     END IF;
 
-    RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
-                   FROM credit_operations o LEFT JOIN credit_ledger e ON e.id = o.ledger_id
-                  WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
-    IF FOUND THEN
-        RETURN;
-    END IF;
     before := account.granted - account.used - account.reserved;
     IF before < p_quantity THEN
         RETURN QUERY SELECT 'insufficient', account.granted, account.used, account.reserved,
