@@ -31,6 +31,7 @@ from benchmarks.entitlements import seed_entitlement
 from benchmarks.harness import Measurement, ScratchDatabase, alternate, scratch_database
 from server import credits, entitlements, payments
 from server.config import Settings
+from server.errors import ConfigurationError
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT, local_caller
 
@@ -109,7 +110,7 @@ async def generate(owner_url: str, customers: int, *, say: Callable[[str], None]
     conn = await asyncpg.connect(owner_url, command_timeout=None)
     try:
         if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
-            raise SystemExit("The generator writes with triggers off, which needs a superuser's URL.")
+            raise ConfigurationError("The generator writes with triggers off, which needs a superuser's URL.")
         await conn.execute("SET session_replication_role = replica")
         steps: list[tuple[str, str, tuple[object, ...]]] = [
             ("payments", _PAYMENTS, (customers,)),

@@ -299,12 +299,13 @@ async def page_for_customer(
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> list[Payment]:
-    """Newest first, keyset-paginated on (created_at, id): stable however many payments arrive meanwhile."""
+    """Newest first, keyset-paginated on (created_at, id): stable however many payments arrive meanwhile, and
+    an index range however deep the page (no cursor: before (infinity, ''), which is everything)."""
     rows = await connection.fetch(
         """
         SELECT * FROM payments
          WHERE tenant_id = $6 AND customer_id = $1 AND ($2::text IS NULL OR status = $2)
-           AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+           AND (created_at, id) < (coalesce($3::timestamptz, 'infinity'), coalesce($4::text, ''))
          ORDER BY created_at DESC, id DESC
          LIMIT $5
         """,

@@ -47,15 +47,22 @@ class SessionFreeConnection(asyncpg.Connection):
 
 
 async def create_pool(
-    database_url: str, *, min_size: int = 1, max_size: int = 10, pooler: str = "none"
+    database_url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    pooler: str = "none",
+    setup: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
     """`pooler="transaction"`: through a transaction-pooling PgBouncer, where a prepared statement may not
-    outlive its transaction (asyncpg's statement cache is off)."""
+    outlive its transaction (asyncpg's statement cache is off). `setup` runs each time a connection is
+    taken from the pool (the query-plan test has PostgreSQL report every plan to it)."""
     return await asyncpg.create_pool(
         database_url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        setup=setup,
         command_timeout=30,
         timeout=10,
         connection_class=SessionFreeConnection,
