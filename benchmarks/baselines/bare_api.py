@@ -66,4 +66,4 @@ async def hook(request: Request, stripe_signature: str = Header("")) -> dict:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=PORT, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=PORT)  # uvicorn's defaults, access log included, as paywarden logs
