@@ -160,7 +160,8 @@ async def insert_lot(
     return await conn.fetchval(
         """
         INSERT INTO credit_lots (tenant_id, customer_id, feature, payment_id, quantity, expires_at)
-        VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6)) ON CONFLICT (payment_id, feature) DO NOTHING
+        VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
+        ON CONFLICT (tenant_id, payment_id, feature) DO NOTHING
         RETURNING id
         """,
         account.tenant_id,
@@ -323,12 +324,13 @@ async def resolve_reservation(
     return Reservation(**dict(row))
 
 
-async def add_hold(conn: asyncpg.Connection, reservation_id: str, lot_id: int, quantity: int) -> None:
+async def add_hold(conn: asyncpg.Connection, account: Account, reservation_id: str, lot_id: int, quantity: int) -> None:
     await conn.execute(
-        "INSERT INTO credit_holds (reservation_id, lot_id, quantity) VALUES ($1, $2, $3)",
+        "INSERT INTO credit_holds (tenant_id, reservation_id, lot_id, quantity) VALUES ($4, $1, $2, $3)",
         reservation_id,
         lot_id,
         quantity,
+        account.tenant_id,
     )
 
 

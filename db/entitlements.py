@@ -38,7 +38,7 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
             )
             INSERT INTO entitlements (tenant_id, customer_id, feature, payment_id, starts_at, expires_at)
             SELECT $5, $1, $2, $3, start.at, start.at + make_interval(days => $4) FROM start
-            ON CONFLICT (payment_id, feature) DO NOTHING
+            ON CONFLICT (tenant_id, payment_id, feature) DO NOTHING
             """,
             payment.customer_id,
             grant["feature"],

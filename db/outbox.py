@@ -243,8 +243,8 @@ async def record_attempt(
 ) -> None:
     await conn.execute(
         """
-        INSERT INTO webhook_delivery_attempts (delivery_id, status_code, latency_ms, error, response_prefix)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO webhook_delivery_attempts (tenant_id, delivery_id, status_code, latency_ms, error, response_prefix)
+        SELECT tenant_id, $1, $2, $3, $4, $5 FROM webhook_deliveries WHERE id = $1
         """,
         delivery_id,
         status_code,

@@ -91,7 +91,8 @@ BEGIN
     -- A key used before is answered without waiting for the account; one taken while this waits is
     -- caught by the insert at the end.
     RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
-                   FROM credit_operations o LEFT JOIN credit_ledger e ON e.id = o.ledger_id
+                   FROM credit_operations o
+                   LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
                   WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
     IF FOUND THEN
         RETURN;

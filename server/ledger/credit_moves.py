@@ -76,7 +76,7 @@ async def use(conn: asyncpg.Connection, account: Account, quantity: int) -> None
 async def hold(conn: asyncpg.Connection, account: Account, reservation_id: str, quantity: int) -> None:
     """Hold `quantity` for a reservation, from the lots that expire first."""
     for lot_id, take in await _draw(conn, account, quantity, hold=True):
-        await credits.add_hold(conn, reservation_id, lot_id, take)
+        await credits.add_hold(conn, account, reservation_id, lot_id, take)
 
 
 async def _draw(conn: asyncpg.Connection, account: Account, quantity: int, *, hold: bool) -> list[tuple[int, int]]:
