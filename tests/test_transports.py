@@ -32,6 +32,8 @@ TOOLS = {
     "check_entitlement",
     "get_payment",
     "list_payments",
+    "get_customer",
+    "setup_payment_method",
     "refund_payment",
     "reserve_credits",
     "settle_reservation",

@@ -111,6 +111,9 @@ async def create_charge(
     idempotency_key for each new charge and reuse it when retrying the same charge after a timeout or
     error: you get the original payment back (replayed=true) and nothing is charged twice.
 
+    To charge a card the person saved earlier (setup_payment_method) without them, pass
+    payment_method='saved'; without a payment_method the person pays on a page (next_action_url).
+
     Large charges and repeats of a recent charge need approval: the client asks the person, unless this
     API key's charges (or a charge this large) are approved by an operator only. If nobody can say yes
     now, the payment waits in status 'requires_approval' for an operator; check it later with get_payment.
