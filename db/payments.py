@@ -364,7 +364,8 @@ async def succeeded_unverified(connection: asyncpg.Connection, *, within_hours: 
     rows = await connection.fetch(
         """
         SELECT * FROM payments
-         WHERE status = 'succeeded' AND verified_at IS NULL AND provider_payment_id IS NOT NULL
+         WHERE status = 'succeeded' AND verified_at IS NULL
+           AND (provider_payment_id IS NOT NULL OR provider_checkout_id IS NOT NULL)
            AND updated_at > now() - make_interval(secs => $1 * 3600)
          ORDER BY updated_at LIMIT $2
         """,

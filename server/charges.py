@@ -317,8 +317,7 @@ async def _apply_answer(
 async def verify_success(services: Services, payment: Payment) -> str | None:
     """Check a recorded success against the provider's own record; a success the provider does not show
     as paid (a forged or mistaken event) is flagged for an operator, with both sides. The note, if any."""
-    assert payment.provider_payment_id is not None  # only successes the provider reported are checked
-    truth = await services.provider.retrieve_payment(payment.provider_payment_id)
+    truth = await provider_record(services, payment)
     paid = truth.status == PaymentStatus.SUCCEEDED and (truth.amount_minor, truth.currency) == (
         payment.amount_minor,
         payment.currency,
@@ -329,13 +328,23 @@ async def verify_success(services: Services, payment: Payment) -> str | None:
             return None
         note = (
             f"paywarden recorded {format_amount(payment.amount_minor, payment.currency)} as succeeded; the "
-            f"provider shows {truth.status} ({_amount_shown(truth)}) for {payment.provider_payment_id}: check it there"
+            f"provider shows {truth.status} ({_amount_shown(truth)}) for "
+            f"{payment.provider_checkout_id or payment.provider_payment_id}: check it there"
         )
         await payments.flag_attention(conn, payment.id, note)
         await audit_trail.append(
             conn, payment.id, actor="reconciler", from_status=payment.status, to_status=payment.status, reason=note
         )
         return note
+
+
+async def provider_record(services: Services, payment: Payment) -> ProviderPayment:
+    """The provider's own record of the payment: its payment page's when it was paid on one (a declined card
+    there fails one attempt, not the payment), else its payment intent's."""
+    if payment.provider_checkout_id:
+        return await services.provider.retrieve_payment_page(payment.provider_checkout_id)
+    assert payment.provider_payment_id is not None  # only payments the provider answered are asked about
+    return await services.provider.retrieve_payment(payment.provider_payment_id)
 
 
 def _amount_shown(truth: ProviderPayment) -> str:

@@ -142,13 +142,24 @@ async def _confirmed(services: Services, event: WebhookEvent) -> WebhookEvent:
     reported = event.payment
     if not (services.settings.webhook_confirm_with_provider and reported and reported.status == "succeeded"):
         return event
-    if reported.from_payment_page and reported.checkout_id:  # the page's record: paid there, or not
-        truth = await services.provider.retrieve_payment_page(reported.checkout_id)
-    elif reported.provider_payment_id:
-        truth = await services.provider.retrieve_payment(reported.provider_payment_id)
-    else:
-        return event
+    truth = await _providers_record(services, reported)
     return replace(event, payment=replace(truth, payment_id=truth.payment_id or reported.payment_id))
+
+
+async def _providers_record(services: Services, reported: ProviderPayment) -> ProviderPayment:
+    """What the provider shows for the payment the event names: by the event's own ids, else by the ids
+    paywarden recorded for that payment; ProviderError when there is nothing to ask by (kept, tried again)."""
+    page, intent = (reported.checkout_id if reported.from_payment_page else None), reported.provider_payment_id
+    if not (page or intent) and reported.payment_id:
+        async with connection(services.pool) as conn:
+            recorded = await payments.get(conn, reported.payment_id[:64], tenant_id=None)
+        if recorded is not None:
+            page, intent = recorded.provider_checkout_id, recorded.provider_payment_id
+    if page:
+        return await services.provider.retrieve_payment_page(page)
+    if intent:
+        return await services.provider.retrieve_payment(intent)
+    raise ProviderError("The event names no payment the provider could confirm; it is kept and tried again.")
 
 
 async def _with_saved_card(services: Services, event: WebhookEvent) -> WebhookEvent:
