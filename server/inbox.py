@@ -413,8 +413,8 @@ async def _apply(
     mismatch = _mismatch(payment, reported)
     if mismatch:
         return Ingested("rejected", payment.id, mismatch)
-    if _another_try_on_the_page(payment, reported):
-        note = "a card was declined on the payment page; the person may try another, and the page's outcome decides"
+    if _the_page_decides(payment, reported):
+        note = f"the payment page decides this payment, not its intent's {reported.status} (the person may try again)"
         return Ingested("ignored", payment.id, note)
     change = payment_machine.Transition(
         to_status=PaymentStatus(reported.status),
@@ -465,10 +465,12 @@ async def _apply_refund(
     return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
 
 
-def _another_try_on_the_page(payment: Payment, reported: ProviderPayment) -> bool:
+def _the_page_decides(payment: Payment, reported: ProviderPayment) -> bool:
     """On a payment page (Checkout) a declined card fails one attempt, not the payment: the person may try
-    another card until the page completes or expires."""
-    return bool(payment.provider_checkout_id) and not reported.from_payment_page and reported.status == "failed"
+    another card until the page completes or expires, and its intent is canceled only because the page
+    expired. So the intent's events count only when money moved; the page's own events decide the rest."""
+    paying = ("succeeded", "processing")
+    return bool(payment.provider_checkout_id) and not reported.from_payment_page and reported.status not in paying
 
 
 async def _apply_setup(

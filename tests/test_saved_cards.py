@@ -85,8 +85,9 @@ async def test_saving_a_card_asks_the_provider_once_per_key_with_stripes_paramet
         "allowed_payment_method_types": {"0": "card"}, "client_reference_id": first["setup_id"],
         "metadata": metadata, "setup_intent_data": {"metadata": metadata},
     }  # fmt: skip
-    created = await db.fetchval("SELECT floor(extract(epoch FROM created_at))::bigint FROM payment_setups WHERE id = $1",
-                                first["setup_id"])  # fmt: skip
+    created = await db.fetchval(
+        "SELECT floor(extract(epoch FROM created_at))::bigint FROM payment_setups WHERE id = $1", first["setup_id"]
+    )
     assert expires_at == created + 24 * 3600  # PAYWARDEN_PAYMENT_PAGE_HOURS, from when it was recorded
 
 
