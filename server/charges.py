@@ -36,7 +36,7 @@ from server.faults import crash_if_asked
 from server.ledger import payment_machine
 from server.ledger.payment_machine import Transition, TransitionResult
 from server.money import check_amount, format_amount, normalize_currency
-from server.payments import PaymentView
+from server.payments import PAGE_SHOWN, PageShown, PaymentView, page_left_open
 from server.providers import ChargeRequest, Provider, ProviderPayment, close_at_provider
 from server.services import Services
 from server.spend_limits import ApprovalNeed, approval_need, check_held_count, check_key_budget, check_limits
@@ -82,6 +82,13 @@ class ChargeResult(PaymentView):
         description="True when this idempotency_key was used before for the same request: this is the "
         "original payment and nothing was charged again."
     )
+    payment_page: PageShown = Field(default="not_sent", description=PAGE_SHOWN)
+
+    def after_page(self, shown: PageShown) -> ChargeResult:
+        """The result once next_action_url was sent to the person: a page turned down leaves the payment open."""
+        left_open = page_left_open(shown, "next_action_url")
+        step = f"{left_open} {self.next_step}" if left_open else self.next_step
+        return self.model_copy(update={"payment_page": shown, "next_step": step})
 
 
 def price(request: ChargeInput, catalog: Catalog, provider: Provider) -> NewPayment:

@@ -15,6 +15,7 @@ from server import customers as customer_service
 from server.errors import ChargeInProgress, ProviderError
 from server.ledger import setup_outcomes
 from server.ledger.setup_outcomes import SetupChange
+from server.payments import PAGE_SHOWN, PageShown, page_left_open
 from server.providers import ProviderSetup, SetupRequest
 from server.services import Services
 from server.tenancy import Caller
@@ -43,7 +44,14 @@ class SetupResult(BaseModel):
     replayed: bool = Field(
         description="True when this idempotency_key was used before for this customer: this is that setup."
     )
+    setup_page: PageShown = Field(default="not_sent", description=PAGE_SHOWN)
     next_step: str
+
+    def after_page(self, shown: PageShown) -> SetupResult:
+        """The result once setup_url was sent to the person: a page turned down leaves the setup open."""
+        left_open = page_left_open(shown, "setup_url")
+        step = f"{left_open} {self.next_step}" if left_open else self.next_step
+        return self.model_copy(update={"setup_page": shown, "next_step": step})
 
     @classmethod
     def of(cls, setup: Setup, *, replayed: bool) -> SetupResult:
