@@ -208,6 +208,14 @@ class LinkResult(BaseModel):
     cards_imported: int
 
 
+@dataclass(frozen=True)
+class _Link:
+    tenant_id: str
+    provider: str
+    customer_id: str
+    provider_customer_id: str
+
+
 async def link(
     services: Services, tenant_id: str, customer_id: str, provider_customer_id: str, *, force: bool, operator: str
 ) -> LinkResult:
@@ -220,69 +228,66 @@ async def link(
             f"The provider has no customer {provider_customer_id!r} (or it was deleted); check the id."
         )
     cards = await services.provider.list_cards(provider_customer_id)
-    provider = services.provider.name
+    wanted = _Link(tenant_id, services.provider.name, customer_id, provider_customer_id)
     async with transaction(services.pool) as conn:
-        await customers.lock_customer(conn, tenant_id, provider, customer_id)
-        before = await customers.get(conn, tenant_id, provider, customer_id)
-        previous = before.provider_customer_id if before else None
-        if previous not in (None, provider_customer_id) and not force:
-            raise NotAllowedNow(
-                f"Customer {customer_id!r} is already linked to {previous}; pass --force to relink it to "
-                f"{provider_customer_id} (its saved cards from {previous} are then forgotten)."
-            )
-        await _check_not_linked_elsewhere(conn, provider, provider_customer_id, tenant_id, customer_id)
-        forgotten = await customers.forget_methods(conn, tenant_id, provider, customer_id) if previous else 0
-        await customers.link(conn, tenant_id, provider, customer_id, provider_customer_id)
-        imported = await _import_cards(conn, tenant_id, provider, customer_id, cards, found.default_payment_method)
-        why = f"linked to {provider_customer_id} by {operator}"
-        if previous not in (None, provider_customer_id):
-            why += f" (was {previous}; its {forgotten} saved card(s) forgotten)"
-        await customers.append_audit(conn, tenant_id, customer_id, actor="operator", action="linked", detail=why)
+        previous = await _relink(conn, wanted, force=force, operator=operator)
+        imported = await _import_cards(conn, wanted, cards, found.default_payment_method)
     view = await details(services, local_caller(tenant_id), customer_id)
     return LinkResult(customer=view, previous_provider_customer_id=previous, cards_imported=imported)
 
 
-async def _check_not_linked_elsewhere(
-    conn: asyncpg.Connection, provider: str, provider_customer_id: str, tenant_id: str, customer_id: str
-) -> None:
-    other = await customers.by_provider_id(conn, provider, provider_customer_id)
-    if other is not None and (other.tenant_id, other.customer_id) != (tenant_id, customer_id):
+async def _relink(conn: asyncpg.Connection, wanted: _Link, *, force: bool, operator: str) -> str | None:
+    """Under the customer's lock: refuse what must not be, forget the old provider customer's cards, link,
+    audit. The provider customer it was linked to before, if any."""
+    tenant, provider, customer = wanted.tenant_id, wanted.provider, wanted.customer_id
+    await customers.lock_customer(conn, tenant, provider, customer)
+    before = await customers.get(conn, tenant, provider, customer)
+    previous = before.provider_customer_id if before else None
+    moving = previous not in (None, wanted.provider_customer_id)
+    if moving and not force:
         raise NotAllowedNow(
-            f"Provider customer {provider_customer_id} is already linked to customer {other.customer_id!r} of "
-            f"tenant {other.tenant_id!r}; one provider customer belongs to one customer."
+            f"Customer {customer!r} is already linked to {previous}; pass --force to relink it to "
+            f"{wanted.provider_customer_id} (its saved cards from {previous} are then forgotten)."
+        )
+    await _check_not_linked_elsewhere(conn, wanted)
+    forgotten = await customers.forget_methods(conn, tenant, provider, customer) if previous else 0
+    await customers.link(conn, tenant, provider, customer, wanted.provider_customer_id)
+    why = f"linked to {wanted.provider_customer_id} by {operator}"
+    if moving:
+        why += f" (was {previous}; its {forgotten} saved card(s) forgotten)"
+    await customers.append_audit(conn, tenant, customer, actor="operator", action="linked", detail=why)
+    return previous
+
+
+async def _check_not_linked_elsewhere(conn: asyncpg.Connection, wanted: _Link) -> None:
+    other = await customers.by_provider_id(conn, wanted.provider, wanted.provider_customer_id)
+    if other is not None and (other.tenant_id, other.customer_id) != (wanted.tenant_id, wanted.customer_id):
+        raise NotAllowedNow(
+            f"Provider customer {wanted.provider_customer_id} is already linked to customer {other.customer_id!r} "
+            f"of tenant {other.tenant_id!r}; one provider customer belongs to one customer."
         )
 
 
-async def _import_cards(
-    conn: asyncpg.Connection,
-    tenant_id: str,
-    provider: str,
-    customer_id: str,
-    cards: list[ProviderCard],
-    default: str | None,
-) -> int:
+async def _import_cards(conn: asyncpg.Connection, wanted: _Link, cards: list[ProviderCard], default: str | None) -> int:
     """The provider customer's cards, newest first; its default (else the newest) becomes ours."""
     chosen = default if any(card.provider_payment_method_id == default for card in cards) else None
     chosen = chosen or (cards[0].provider_payment_method_id if cards else None)
     for card in cards:
-        await customers.save_method(
-            conn,
-            SavedMethod(
-                provider=provider,
-                provider_payment_method_id=card.provider_payment_method_id,
-                tenant_id=tenant_id,
-                customer_id=customer_id,
-                brand=card.brand,
-                last4=card.last4,
-                exp_month=card.exp_month,
-                exp_year=card.exp_year,
-                is_default=card.provider_payment_method_id == chosen,
-                saved_at=datetime.now(UTC),  # not stored: the row takes now()
-            ),
+        method = SavedMethod(
+            provider=wanted.provider,
+            provider_payment_method_id=card.provider_payment_method_id,
+            tenant_id=wanted.tenant_id,
+            customer_id=wanted.customer_id,
+            brand=card.brand,
+            last4=card.last4,
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+            is_default=card.provider_payment_method_id == chosen,
+            saved_at=datetime.now(UTC),  # not stored: the row takes now()
         )
-        await customers.append_audit(
-            conn, tenant_id, customer_id, actor="operator", action="card_imported", detail=describe(card)
-        )
+        await customers.save_method(conn, method)
+        audit = {"actor": "operator", "action": "card_imported", "detail": describe(card)}
+        await customers.append_audit(conn, wanted.tenant_id, wanted.customer_id, **audit)
     return len(cards)
 
 

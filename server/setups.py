@@ -71,6 +71,14 @@ async def setup_payment_method(
     services: Services, caller: Caller, customer_id: str, idempotency_key: str
 ) -> SetupResult:
     """The setup for this key (replayed=True when it was used before); the provider is asked at most once per key."""
+    setup, new = await _claim(services, caller, customer_id, idempotency_key)
+    if not new:
+        return SetupResult.of(await _resume(services, caller, setup), replayed=True)
+    return SetupResult.of(await _submit(services, caller, setup), replayed=False)
+
+
+async def _claim(services: Services, caller: Caller, customer_id: str, idempotency_key: str) -> tuple[Setup, bool]:
+    """The new setup (recorded, its lease ours, audited) and True; or the one this key made before and False."""
     setup_id = setups.new_setup_id()
     async with transaction(services.pool) as conn:
         claimed = await setups.claim(
@@ -84,20 +92,11 @@ async def setup_payment_method(
             lease_seconds=services.settings.submit_lease_seconds,
         )
         if claimed is None:
-            earlier = await setups.by_key(conn, caller.tenant_id, customer_id, idempotency_key)
-        else:
-            await customers.append_audit(
-                conn,
-                caller.tenant_id,
-                customer_id,
-                actor="agent",
-                action="setup_requested",
-                detail=f"setup {setup_id} (idempotency_key {idempotency_key!r})",
-                api_key_id=caller.key_id,
-            )
-    if claimed is None:
-        return SetupResult.of(await _resume(services, caller, earlier), replayed=True)
-    return SetupResult.of(await _submit(services, caller, claimed), replayed=False)
+            return await setups.by_key(conn, caller.tenant_id, customer_id, idempotency_key), False
+        detail = f"setup {setup_id} (idempotency_key {idempotency_key!r})"
+        audit = {"actor": "agent", "action": "setup_requested", "detail": detail, "api_key_id": caller.key_id}
+        await customers.append_audit(conn, caller.tenant_id, customer_id, **audit)
+    return claimed, True
 
 
 async def _resume(services: Services, caller: Caller, setup: Setup) -> Setup:

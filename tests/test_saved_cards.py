@@ -3,12 +3,15 @@ within every guard — through the real Stripe adapter, against the sandbox."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 from mcp import Client
 
-from tests.helpers import call, call_error, click, eventually, sandbox_client, sent_to_sandbox
+from server import setups
+from server.errors import ChargeInProgress
+from tests.helpers import LOCAL, call, call_error, click, eventually, sandbox_client, sent_to_sandbox
 
 
 async def save_card(client: Client, customer_id: str, card: str = "pm_card_visa", key: str = "setup-1") -> dict:
@@ -168,3 +171,19 @@ async def _cards_left(client: Client, customer_id: str, count: int) -> tuple[lis
 async def _status(client: Client, payment_id: str, wanted: str) -> dict | None:
     payment = await call(client, "get_payment", payment_id=payment_id)
     return payment if payment["status"] == wanted else None
+
+
+async def test_concurrent_setups_make_one_setup_per_key_and_one_provider_customer(app, db: asyncpg.Connection) -> None:
+    async def attempt(key: str) -> Any:
+        try:
+            return await setups.setup_payment_method(app.services, LOCAL, "hana", key)
+        except ChargeInProgress:  # a repeat while the first still talks to the provider: retry shortly
+            return None
+
+    results = await asyncio.gather(*[attempt(f"k{n % 3}") for n in range(12)])
+    done = [result for result in results if result is not None]
+    assert len({result.setup_id for result in done}) == 3 and sum(not r.replayed for r in done) == 3
+    assert await db.fetchval("SELECT count(*) FROM payment_setups") == 3
+    assert await db.fetchval("SELECT count(*) FROM customers") == 1
+    assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'customer'") == 1
+    assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'checkout.session'") == 3
