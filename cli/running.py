@@ -15,8 +15,9 @@ import uvicorn
 import uvicorn.server as uvicorn_server
 
 from server import api_keys, database, operators, tenants, webhook_delivery
-from server.config import Settings
+from server.config import DEFAULT_MAX_CHARGE_MINOR, Settings
 from server.errors import ConfigurationError
+from server.money import format_amount
 from server.providers import check_provider_config, is_live
 from server.reconciler import running_in_background
 from server.services import open_services
@@ -132,6 +133,18 @@ def mode(settings: Settings) -> str:
     return "LIVE — real money moves" if is_live(settings) else "test (Stripe test key)"
 
 
+def cap_line(settings: Settings) -> str:
+    """What one call may move at most: the safe default a fresh install ships, or what the operator set."""
+    cap = settings.max_charge_minor
+    if cap is None:
+        return "Largest single charge: no cap (PAYWARDEN_MAX_CHARGE_MINOR is off; set a number to cap charges)."
+    default = " (the default)" if cap == DEFAULT_MAX_CHARGE_MINOR else ""
+    return (
+        f"Largest single charge: {cap} minor units{default}, e.g. {format_amount(cap, 'USD')} or "
+        f"{format_amount(cap, 'JPY')}; PAYWARDEN_MAX_CHARGE_MINOR changes it, 0 or none turns it off."
+    )
+
+
 def banner(settings: Settings, first_key: str | None = None, first_admin_password: str | None = None) -> str:
     base = settings.base_url
     shown = first_key or "<a key from: paywarden keys create --tenant default --name my-agent>"
@@ -170,6 +183,8 @@ def banner(settings: Settings, first_key: str | None = None, first_admin_passwor
             f"  Standard Webhooks:     {base}/webhooks/standard",
             *([f"  Sandbox provider:      {base}/sandbox"] if settings.provider == "sandbox" else []),
             f"  Health:                {base}/healthz  (ready: {base}/readyz, metrics: {base}/metrics)",
+            "",
+            cap_line(settings),
             "",
             *key_lines,
             *admin_lines,

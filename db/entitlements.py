@@ -141,3 +141,29 @@ async def for_customer(connection: asyncpg.Connection, tenant_id: str, customer_
         customer_id,
     )
     return [EntitlementRow(**dict(row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class Granted:
+    """One period of a feature, and the payment (and product) that bought it."""
+
+    feature: str
+    starts_at: datetime
+    expires_at: datetime
+    payment_id: str
+    product_id: str | None
+
+
+async def current_for_customer(connection: asyncpg.Connection, tenant_id: str, customer_id: str) -> list[Granted]:
+    """Every period not yet over (running now or stacked after), by feature then start."""
+    rows = await connection.fetch(
+        """
+        SELECT e.feature, e.starts_at, e.expires_at, e.payment_id, p.product_id
+          FROM entitlements e JOIN payments p ON p.id = e.payment_id
+         WHERE e.tenant_id = $1 AND e.customer_id = $2 AND e.revoked_at IS NULL AND e.expires_at > now()
+         ORDER BY e.feature, e.starts_at
+        """,
+        tenant_id,
+        customer_id,
+    )
+    return [Granted(**dict(row)) for row in rows]

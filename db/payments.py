@@ -42,6 +42,9 @@ class NewPayment:
     payment_method: str | None
     grants: list[dict[str, Any]]
     provider: str
+    provider_customer_id: str | None = None
+    off_session: bool = False
+    """Charged to the customer's saved `payment_method` while the person is away."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +66,8 @@ class Payment(NewPayment):
     """When the reconciler confirmed a success with the provider's own record."""
     attention: str | None = None
     """Set when something about the payment needs an operator (e.g. the provider does not show it paid)."""
+    provider_checkout_id: str | None = None
+    """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:
@@ -81,8 +86,9 @@ async def insert(
     row = await connection.fetchrow(
         """
         INSERT INTO payments (id, customer_id, product_id, amount_minor, currency, description,
-                              payment_method, grants, provider, submit_lease_until, tenant_id, api_key_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, $12)
+                              payment_method, grants, provider, submit_lease_until, tenant_id, api_key_id,
+                              provider_customer_id, off_session)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10), $11, $12, $13, $14)
         RETURNING *
         """,
         payment_id,
@@ -97,6 +103,8 @@ async def insert(
         lease_seconds,
         new.tenant_id,
         new.api_key_id,
+        new.provider_customer_id,
+        new.off_session,
     )
     return Payment.from_row(row)
 
@@ -167,6 +175,22 @@ async def lock_by_provider_id(
     return Payment.from_row(row) if row else None
 
 
+async def lock_by_checkout_id(
+    connection: asyncpg.Connection, provider: str, checkout_id: str, *, tenant_id: str | None
+) -> Payment | None:
+    row = await connection.fetchrow(
+        """
+        SELECT * FROM payments WHERE provider = $1 AND provider_checkout_id = $2
+           AND ($3::text IS NULL OR tenant_id = $3)
+           FOR UPDATE
+        """,
+        provider,
+        checkout_id,
+        tenant_id,
+    )
+    return Payment.from_row(row) if row else None
+
+
 async def update_status(
     connection: asyncpg.Connection,
     payment_id: str,
@@ -203,6 +227,21 @@ async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, pr
         payment_id,
         provider_payment_id,
     )
+
+
+async def attach_checkout_id(connection: asyncpg.Connection, payment_id: str, checkout_id: str) -> None:
+    await connection.execute(
+        "UPDATE payments SET provider_checkout_id = $2 WHERE id = $1 AND provider_checkout_id IS NULL",
+        payment_id,
+        checkout_id,
+    )
+
+
+async def set_next_action_url(connection: asyncpg.Connection, payment_id: str, url: str) -> Payment:
+    row = await connection.fetchrow(
+        "UPDATE payments SET next_action_url = $2, updated_at = now() WHERE id = $1 RETURNING *", payment_id, url
+    )
+    return Payment.from_row(row)
 
 
 async def has_open_payment_for(
@@ -269,7 +308,8 @@ async def awaiting_provider(connection: asyncpg.Connection, *, quiet_for_seconds
     rows = await connection.fetch(
         """
         SELECT * FROM payments
-         WHERE status IN ('pending', 'requires_action', 'processing') AND provider_payment_id IS NOT NULL
+         WHERE status IN ('pending', 'requires_action', 'processing')
+           AND (provider_payment_id IS NOT NULL OR provider_checkout_id IS NOT NULL)
            AND updated_at < now() - make_interval(secs => $1)
          ORDER BY updated_at LIMIT $2
         """,
@@ -324,7 +364,8 @@ async def succeeded_unverified(connection: asyncpg.Connection, *, within_hours: 
     rows = await connection.fetch(
         """
         SELECT * FROM payments
-         WHERE status = 'succeeded' AND verified_at IS NULL AND provider_payment_id IS NOT NULL
+         WHERE status = 'succeeded' AND verified_at IS NULL
+           AND (provider_payment_id IS NOT NULL OR provider_checkout_id IS NOT NULL)
            AND updated_at > now() - make_interval(secs => $1 * 3600)
          ORDER BY updated_at LIMIT $2
         """,

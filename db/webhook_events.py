@@ -137,16 +137,23 @@ async def record_outcome(
     outcome: str,
     payment_id: str | None,
     note: str | None,
+    setup_id: str | None = None,
+    tenant_id: str | None = None,
 ) -> None:
+    """What became of the event, and the payment or setup it was about (whose tenant it belongs to, unless
+    `tenant_id` says)."""
     await connection.execute(
         """
-        UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, attempts = attempts + 1,
+        UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, setup_id = $5, attempts = attempts + 1,
                last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
-               tenant_id = coalesce(tenant_id, (SELECT tenant_id FROM payments WHERE id = $3))
+               tenant_id = coalesce(tenant_id, $6, (SELECT tenant_id FROM payments WHERE id = $3),
+                                    (SELECT tenant_id FROM payment_setups WHERE id = $5))
          WHERE id = $1
         """,
         inbox_id,
         outcome,
         payment_id,
         note,
+        setup_id,
+        tenant_id,
     )

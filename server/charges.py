@@ -7,7 +7,7 @@ path applies the same rules in the same transactions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from pydantic import Field
 
 from db import api_keys as stored_keys
 from db import audit as audit_trail
-from db import idempotency, payments, spend
+from db import customers, idempotency, payments, spend
 from db.payments import NewPayment, Payment, PaymentStatus
 from db.pool import retry_on_deadlock, transaction
 from server import api_keys
@@ -26,6 +26,7 @@ from server.errors import (
     ChargeInProgress,
     IdempotencyKeyReused,
     InvalidRequest,
+    NoSavedPaymentMethod,
     NotAllowedNow,
     PaymentNotFound,
     ProviderError,
@@ -35,7 +36,7 @@ from server.faults import crash_if_asked
 from server.ledger import payment_machine
 from server.ledger.payment_machine import Transition, TransitionResult
 from server.money import check_amount, format_amount, normalize_currency
-from server.payments import PaymentView
+from server.payments import PAGE_SHOWN, PageShown, PaymentView, page_left_open
 from server.providers import ChargeRequest, Provider, ProviderPayment, close_at_provider
 from server.services import Services
 from server.spend_limits import ApprovalNeed, approval_need, check_held_count, check_key_budget, check_limits
@@ -43,6 +44,8 @@ from server.tenancy import Caller
 
 RESUBMIT_WITHIN_HOURS = 23
 """Stripe keeps idempotency keys for 24 hours; past that a resubmission could create a second charge."""
+SAVED = "saved"
+"""The payment_method that charges the customer's default saved card, off-session."""
 ApprovalAnswer = Literal["not_asked", "approved", "declined", "unavailable"]
 """What the person said when asked: nothing (nobody asked), yes, no, or they could not be asked."""
 
@@ -79,6 +82,13 @@ class ChargeResult(PaymentView):
         description="True when this idempotency_key was used before for the same request: this is the "
         "original payment and nothing was charged again."
     )
+    payment_page: PageShown = Field(default="not_sent", description=PAGE_SHOWN)
+
+    def after_page(self, shown: PageShown) -> ChargeResult:
+        """The result once next_action_url was sent to the person: a page turned down leaves the payment open."""
+        left_open = page_left_open(shown, "next_action_url")
+        step = f"{left_open} {self.next_step}" if left_open else self.next_step
+        return self.model_copy(update={"payment_page": shown, "next_step": step})
 
 
 def price(request: ChargeInput, catalog: Catalog, provider: Provider) -> NewPayment:
@@ -179,6 +189,7 @@ async def record(
             conn, new.tenant_id, request.customer_id, request.idempotency_key, request.fingerprint(), payment_id
         ):
             return await _earlier_payment(conn, request), True
+        new = await _with_saved_card(conn, new)
         await _check_limits(conn, services.settings, new, request.caller)
         earlier = await _earlier_same_charge(conn, new, services.settings)
         need = approval_need(new, services.settings, earlier, request.caller)
@@ -231,17 +242,8 @@ async def submit(services: Services, payment: Payment) -> Payment:
     """Ask the provider for the money and record its answer. Safe to repeat: our payment id is its idempotency key."""
     crash_if_asked("before_provider", services.settings.test_crash_at)
     try:
-        answer = await services.provider.create_payment(
-            ChargeRequest(
-                payment_id=payment.id,
-                customer_id=payment.customer_id,
-                amount_minor=payment.amount_minor,
-                currency=payment.currency,
-                description=payment.description,
-                payment_method=payment.payment_method,
-                product_id=payment.product_id,
-            )
-        )
+        answer = await services.provider.create_payment(_charge_request(payment, services.settings))
+
     except ProviderError:
         async with transaction(services.pool) as conn:
             await payments.release_lease(conn, payment.id, payment.submit_lease_until)  # a retry may go at once
@@ -251,13 +253,53 @@ async def submit(services: Services, payment: Payment) -> Payment:
     return (await apply_provider_answer(services, payment.id, answer, actor="provider", reason=reason)).payment
 
 
+def _charge_request(payment: Payment, settings: Settings) -> ChargeRequest:
+    """What the provider is asked, the same on every attempt (the provider compares repeated requests)."""
+    page_closes = payment.charged_at + timedelta(hours=settings.payment_page_hours)
+    return ChargeRequest(
+        payment_id=payment.id,
+        customer_id=payment.customer_id,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        description=payment.description,
+        payment_method=payment.payment_method,
+        product_id=payment.product_id,
+        provider_customer_id=payment.provider_customer_id,
+        off_session=payment.off_session,
+        page_expires_at=int(page_closes.timestamp()) if payment.payment_method is None else None,
+    )
+
+
+async def _with_saved_card(conn: asyncpg.Connection, new: NewPayment) -> NewPayment:
+    """payment_method='saved': the customer's default saved card, charged off-session (the caller holds the
+    customer's lock, so the card is the one at the moment the payment is recorded)."""
+    if new.payment_method != SAVED:
+        return new
+    card = await customers.card_to_charge(conn, new.tenant_id, new.provider, new.customer_id)
+    if card is None:
+        raise NoSavedPaymentMethod(
+            f"Customer {new.customer_id!r} has no saved payment method. Call setup_payment_method("
+            f"customer_id={new.customer_id!r}, idempotency_key=…) and have the person save a card on its "
+            "setup_url; then charge again with payment_method='saved'. Nothing was charged."
+        )
+    return replace(
+        new,
+        payment_method=card.provider_payment_method_id,
+        provider_customer_id=card.provider_customer_id,
+        off_session=True,
+    )
+
+
 async def apply_provider_answer(
     services: Services, payment_id: str, answer: ProviderPayment, *, actor: str, reason: str
 ) -> TransitionResult:
     """Move the payment to what the provider says (if the state machine allows it); a failed payment is
-    also closed at the provider, so nobody can pay it later."""
+    also closed at the provider, so nobody can pay it later (a payment page closes by itself)."""
     result = await _apply_answer(services, payment_id, answer, actor, reason)
-    if result.applied and result.payment.status == PaymentStatus.FAILED and answer.provider_payment_id:
+    closes = (
+        result.applied and result.payment.status == PaymentStatus.FAILED and not result.payment.provider_checkout_id
+    )
+    if closes and answer.provider_payment_id:
         await close_at_provider(services.provider, answer.provider_payment_id)
     return result
 
@@ -271,6 +313,7 @@ async def _apply_answer(
         actor=actor,
         reason=reason,
         provider_payment_id=answer.provider_payment_id,
+        provider_checkout_id=answer.checkout_id,
         next_action_url=answer.next_action_url,
         failure_reason=answer.failure_reason,
     )
@@ -281,8 +324,7 @@ async def _apply_answer(
 async def verify_success(services: Services, payment: Payment) -> str | None:
     """Check a recorded success against the provider's own record; a success the provider does not show
     as paid (a forged or mistaken event) is flagged for an operator, with both sides. The note, if any."""
-    assert payment.provider_payment_id is not None  # only successes the provider reported are checked
-    truth = await services.provider.retrieve_payment(payment.provider_payment_id)
+    truth = await provider_record(services, payment)
     paid = truth.status == PaymentStatus.SUCCEEDED and (truth.amount_minor, truth.currency) == (
         payment.amount_minor,
         payment.currency,
@@ -293,13 +335,23 @@ async def verify_success(services: Services, payment: Payment) -> str | None:
             return None
         note = (
             f"paywarden recorded {format_amount(payment.amount_minor, payment.currency)} as succeeded; the "
-            f"provider shows {truth.status} ({_amount_shown(truth)}) for {payment.provider_payment_id}: check it there"
+            f"provider shows {truth.status} ({_amount_shown(truth)}) for "
+            f"{payment.provider_checkout_id or payment.provider_payment_id}: check it there"
         )
         await payments.flag_attention(conn, payment.id, note)
         await audit_trail.append(
             conn, payment.id, actor="reconciler", from_status=payment.status, to_status=payment.status, reason=note
         )
         return note
+
+
+async def provider_record(services: Services, payment: Payment) -> ProviderPayment:
+    """The provider's own record of the payment: its payment page's when it was paid on one (a declined card
+    there fails one attempt, not the payment), else its payment intent's."""
+    if payment.provider_checkout_id:
+        return await services.provider.retrieve_payment_page(payment.provider_checkout_id)
+    assert payment.provider_payment_id is not None  # only payments the provider answered are asked about
+    return await services.provider.retrieve_payment(payment.provider_payment_id)
 
 
 def _amount_shown(truth: ProviderPayment) -> str:

@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
 PROVIDER_ATTEMPTS = 3
 """One provider call plus the SDK's two network retries."""
+DEFAULT_MAX_CHARGE_MINOR = 100_000
+"""A fresh install never lets one call move more than this (1,000.00 in a two-decimal currency)."""
 
 
 class Settings(BaseSettings):
@@ -56,8 +58,8 @@ class Settings(BaseSettings):
     allow_live: bool = False
     """A live Stripe key (sk_live_…) is refused unless this is true."""
 
-    max_charge_minor: int | None = Field(default=None, gt=0)
-    """The largest single charge, in the minor units of its currency."""
+    max_charge_minor: int | None = Field(default=DEFAULT_MAX_CHARGE_MINOR, gt=0)
+    """The largest single charge, in the minor units of its currency; `0` or `none` turns the cap off."""
     daily_limit_minor: int | None = Field(default=None, gt=0)
     """The most one customer may be charged in any rolling 24 hours, per currency, in minor units."""
     allowed_currencies: str | None = None
@@ -73,6 +75,8 @@ class Settings(BaseSettings):
     """The most charges one customer may have waiting for approval at once; more are refused."""
     duplicate_window_seconds: int = Field(default=600, ge=0)
     """A second identical charge under a different key within this window needs approval."""
+    payment_page_hours: int = Field(default=24, ge=1, le=24)
+    """How long a payment page (Checkout) or a page for saving a card stays open (Stripe allows 0.5 to 24 hours)."""
     submit_lease_seconds: float = Field(default=90.0, gt=0)
     """How long one process may talk to the provider about a payment before another may take over.
     Must outlast the slowest provider call (three attempts of provider_timeout_seconds)."""
@@ -137,6 +141,14 @@ class Settings(BaseSettings):
     """False keeps the sandbox's events undelivered (to show the reconciler working alone)."""
     sandbox_webhook_url: str | None = None
     """Where the sandbox delivers its events; unset, to this process's own /webhooks/stripe."""
+
+    @field_validator("max_charge_minor", mode="before")
+    @classmethod
+    def _no_cap_when_told(cls, value: object) -> object:
+        """`0` or `none` turns the per-charge cap off explicitly (unset keeps the safe default)."""
+        if isinstance(value, str) and value.strip().lower() in ("0", "none"):
+            return None
+        return None if value == 0 else value
 
     @model_validator(mode="after")
     def _lease_outlasts_provider_calls(self) -> Settings:

@@ -8,6 +8,7 @@
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
     │   ├── NotAllowedNow          (409) the payment is not in a state that allows this
+    │   │   └── NoSavedPaymentMethod   the customer has no saved card to charge
     │   ├── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
     │   ├── MalformedJson          the body is not JSON
     │   ├── InvalidParameter       (422) a parameter or body field does not match the schema
@@ -26,7 +27,8 @@
     │   ├── PaymentNotFound
     │   ├── ReservationNotFound
     │   ├── WebhookEndpointNotFound
-    │   └── EventNotFound
+    │   ├── EventNotFound
+    │   └── CustomerNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
     │   ├── MalformedEvent         signed, but not an event (stored as rejected)
     │   ├── PayloadTooLarge        (413)
@@ -113,6 +115,14 @@ class NotAllowedNow(InvalidRequest):
 
     code = "not_allowed_now"
     status = 409
+
+
+class NoSavedPaymentMethod(NotAllowedNow):
+    """This customer has no saved payment method. Call setup_payment_method for the customer and have the
+    person save a card on its setup_url, then charge with payment_method='saved'."""
+
+    code = "no_saved_payment_method"
+    param = "payment_method"
 
 
 class UnsafeWebhookUrl(InvalidRequest):
@@ -242,6 +252,13 @@ class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
 
     code = "payment_not_found"
+
+
+class CustomerNotFound(NotFound):
+    """No customer with that customer_id."""
+
+    code = "customer_not_found"
+    param = "customer_id"
 
 
 class ReservationNotFound(NotFound):

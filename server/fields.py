@@ -63,9 +63,10 @@ PaymentMethod = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL),
     Field(
-        description="A saved payment method id (with the sandbox: pm_card_visa succeeds, pm_card_chargeDeclined "
-        "fails, pm_card_authenticationRequired needs the person). Omit it to get a payment page link "
-        "(next_action_url) for the person."
+        description="'saved' charges the customer's default saved card while the person is away (they save one "
+        "with setup_payment_method first). Or a payment method id (with the sandbox: pm_card_visa succeeds, "
+        "pm_card_chargeDeclined fails, pm_card_authenticationRequired needs the person). Omit it to get a "
+        "payment page link (next_action_url) for the person."
     ),
 ]
 PaymentId = Annotated[
@@ -93,7 +94,7 @@ HINTS = {
     "product_id": "a product id from the catalog, e.g. pro_monthly",
     "feature": "a feature name such as pro",
     "description": "text of at most 1000 characters",
-    "payment_method": "a payment method id such as pm_card_visa",
+    "payment_method": "'saved', or a payment method id such as pm_card_visa",
     "quantity": "a positive whole number of credits",
     "used_quantity": "a whole number of credits, 0 or more",
     "reservation_id": "the rsv_… id that reserve_credits returned",

@@ -4,6 +4,9 @@ Used by the webhook endpoints, by `paywarden webhooks replay` and by the reconci
 event fails, the event stays stored with its error and attempt count (outcome `failed`) and is
 tried again when the provider redelivers it, when the reconciler runs (with backoff), or on replay —
 never dropped; after PAYWARDEN_MAX_EVENT_ATTEMPTS it is parked for an operator.
+
+Events move payments (payment intents, and the payment pages they are paid on), refunds, and card
+setups (a card saved becomes the customer's default; a card detached at the provider is forgotten).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from db import payments, refunds, reports, webhook_events
+from db import customers, payments, refunds, reports, setups, webhook_events
 from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
@@ -24,8 +27,9 @@ from db.reports import InboxQuery
 from server import metrics
 from server.errors import InvalidRequest, NotFound, ProviderError
 from server.filters import day_after, day_start
-from server.ledger import payment_machine, refund_outcomes
-from server.providers import ProviderPayment, ProviderRefund, WebhookEvent, close_at_provider
+from server.ledger import payment_machine, refund_outcomes, setup_outcomes
+from server.ledger.setup_outcomes import describe
+from server.providers import ProviderPayment, ProviderRefund, ProviderSetup, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
 from server.services import Services
 
@@ -105,16 +109,23 @@ class Ingested:
     note: str | None = None
     close_at_provider: str | None = None
     """A provider payment to cancel once this is committed (it failed, so nobody may pay it later)."""
+    setup_id: str | None = None
+    tenant_id: str | None = None
+    """The tenant of what the event touched, when it is neither a payment nor a setup (a saved card)."""
 
 
 async def ingest(services: Services, event: WebhookEvent, arrival: Arrival | None = None) -> Ingested:
     """Store the event (once per endpoint) and apply it; a duplicate of an applied event changes nothing,
     a duplicate of a failed one is the retry. Read from the provider's event list (`source` event_list),
     its changes are audited as the reconciler's. With PAYWARDEN_WEBHOOK_CONFIRM_WITH_PROVIDER, a payment
-    event that would grant something is first checked against the provider's own record."""
+    event that would grant something is first checked against the provider's own record.
+
+    A card saved at the provider is described by its event only by its id: its look (brand, last4, expiry)
+    is fetched from the provider first; if the provider does not answer, the event is kept as failed and
+    completed on a retry, as an unconfirmed one is."""
     arrival = arrival or Arrival()
     try:
-        event = await _confirmed(services, event)
+        event = await _with_saved_card(services, await _confirmed(services, event))
     except ProviderError as error:
         result = await _store_unconfirmed(services, event, arrival, error)
     else:
@@ -129,11 +140,32 @@ async def _confirmed(services: Services, event: WebhookEvent) -> WebhookEvent:
     """The event, its payment replaced by the provider's own record when the operator asked for that and
     the event says the money arrived (Stripe's advice for critical events)."""
     reported = event.payment
-    confirming = services.settings.webhook_confirm_with_provider
-    if not (confirming and reported and reported.status == "succeeded" and reported.provider_payment_id):
+    if not (services.settings.webhook_confirm_with_provider and reported and reported.status == "succeeded"):
         return event
-    truth = await services.provider.retrieve_payment(reported.provider_payment_id)
+    truth = await _providers_record(services, reported)
     return replace(event, payment=replace(truth, payment_id=truth.payment_id or reported.payment_id))
+
+
+async def _providers_record(services: Services, reported: ProviderPayment) -> ProviderPayment:
+    """What the provider shows for the payment the event names: by the event's own ids, else by the ids
+    paywarden recorded for that payment; ProviderError when there is nothing to ask by (kept, tried again)."""
+    page, intent = (reported.checkout_id if reported.from_payment_page else None), reported.provider_payment_id
+    if not (page or intent) and reported.payment_id:
+        async with connection(services.pool) as conn:
+            recorded = await payments.get(conn, reported.payment_id[:64], tenant_id=None)
+        if recorded is not None:
+            page, intent = recorded.provider_checkout_id, recorded.provider_payment_id
+    if page:
+        return await services.provider.retrieve_payment_page(page)
+    if intent:
+        return await services.provider.retrieve_payment(intent)
+    raise ProviderError("The event names no payment the provider could confirm; it is kept and tried again.")
+
+
+async def _with_saved_card(services: Services, event: WebhookEvent) -> WebhookEvent:
+    if event.setup is None or event.setup.status != "succeeded" or event.setup.card is not None:
+        return event
+    return replace(event, setup=await services.provider.saved_card(event.setup))
 
 
 async def store_rejected(services: Services, raw: str, reason: str, endpoint: str = PLATFORM) -> str:
@@ -306,7 +338,13 @@ async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arr
         if arrival.tenant_id is not None and result.outcome in ("unmatched", "unhandled"):
             raise _NotThisTenants()
         await webhook_events.record_outcome(
-            conn, inbox_id, outcome=result.outcome, payment_id=result.payment_id, note=result.note
+            conn,
+            inbox_id,
+            outcome=result.outcome,
+            payment_id=result.payment_id,
+            note=result.note,
+            setup_id=result.setup_id,
+            tenant_id=result.tenant_id,
         )
         return result
 
@@ -359,8 +397,13 @@ def _ids(event: WebhookEvent) -> dict[str, str]:
 async def _apply(
     conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str, tenant_id: str | None
 ) -> Ingested:
+    why = f"{event.event_type} ({event.event_id})"
     if event.refund is not None:
         return await _apply_refund(conn, provider, event.refund, actor, tenant_id)
+    if event.setup is not None:
+        return await _apply_setup(conn, provider, event.setup, actor, tenant_id, why)
+    if event.detached_payment_method is not None:
+        return await _forget_card(conn, provider, event.detached_payment_method, actor, tenant_id, why)
     reported = event.payment
     if reported is None:
         return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
@@ -370,18 +413,23 @@ async def _apply(
     mismatch = _mismatch(payment, reported)
     if mismatch:
         return Ingested("rejected", payment.id, mismatch)
+    if _the_page_decides(payment, reported):
+        note = f"the payment page decides this payment, not its intent's {reported.status} (the person may try again)"
+        return Ingested("ignored", payment.id, note)
     change = payment_machine.Transition(
         to_status=PaymentStatus(reported.status),
         actor=actor,
-        reason=f"{event.event_type} ({event.event_id})",
+        reason=why,
         provider_payment_id=reported.provider_payment_id,
+        provider_checkout_id=reported.checkout_id,
         next_action_url=reported.next_action_url,
         failure_reason=reported.failure_reason,
     )
     result = await payment_machine.apply(conn, payment, change)
     if result.applied:
-        closing = reported.provider_payment_id if reported.status == "failed" else None
-        return Ingested("applied", payment.id, None, closing)
+        # A failed intent is closed so nobody pays it later; a payment page's intent closes with its page.
+        closing = reported.status == "failed" and not payment.provider_checkout_id
+        return Ingested("applied", payment.id, None, reported.provider_payment_id if closing else None)
     if reported.status == "succeeded" and payment.status in ("failed", "canceled"):
         logger.error("money taken for %s after it was recorded %s: refund it", payment.id, payment.status)
         note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
@@ -415,6 +463,60 @@ async def _apply_refund(
     if after.status == before:
         return Ingested("ignored", refund.payment_id, f"refund {refund.id} is already {before}")
     return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
+
+
+def _the_page_decides(payment: Payment, reported: ProviderPayment) -> bool:
+    """On a payment page (Checkout) a declined card fails one attempt, not the payment: the person may try
+    another card until the page completes or expires, and its intent is canceled only because the page
+    expired. So the intent's events count only when money moved; the page's own events decide the rest."""
+    paying = ("succeeded", "processing")
+    return bool(payment.provider_checkout_id) and not reported.from_payment_page and reported.status not in paying
+
+
+async def _apply_setup(
+    conn: asyncpg.Connection, provider: str, reported: ProviderSetup, actor: str, tenant_id: str | None, why: str
+) -> Ingested:
+    setup = await _find_setup(conn, provider, reported, tenant_id)
+    if setup is None:
+        return Ingested("unmatched", note="no card setup of ours matches this event")
+    change = await setup_outcomes.apply(conn, setup, reported, actor=actor, reason=why)
+    if change.applied:
+        return Ingested("applied", note=f"setup {setup.id}: {setup.status} -> {change.setup.status}", setup_id=setup.id)
+    return Ingested("ignored", note=change.note, setup_id=setup.id)
+
+
+async def _find_setup(
+    conn: asyncpg.Connection, provider: str, reported: ProviderSetup, tenant_id: str | None
+) -> setups.Setup | None:
+    if reported.setup_id:
+        found = await setups.lock(conn, reported.setup_id[:64], tenant_id=tenant_id)
+        if found is not None and found.provider == provider:
+            return found
+    if reported.provider_setup_id:
+        return await setups.lock_by_provider_id(conn, provider, reported.provider_setup_id, tenant_id=tenant_id)
+    return None
+
+
+async def _forget_card(
+    conn: asyncpg.Connection, provider: str, payment_method_id: str, actor: str, tenant_id: str | None, why: str
+) -> Ingested:
+    """A card detached at the provider can no longer be charged: forgotten (the newest other card, if
+    any, becomes the default)."""
+    method = await customers.lock_method(conn, provider, payment_method_id, tenant_id=tenant_id)
+    if method is None:
+        return Ingested("unmatched", note="no saved card of ours matches this event")
+    await customers.remove_method(conn, method)
+    await customers.append_audit(
+        conn,
+        method.tenant_id,
+        method.customer_id,
+        actor=actor,
+        action="card_removed",
+        detail=f"{describe(method)}: {why}",
+    )
+    return Ingested(
+        "applied", note=f"saved card {payment_method_id} of {method.customer_id} removed", tenant_id=method.tenant_id
+    )
 
 
 async def _find_refund(conn: asyncpg.Connection, reported: ProviderRefund, tenant_id: str | None) -> Refund | None:
@@ -460,7 +562,11 @@ async def _find_payment(
         if payment is not None:
             return payment
     if reported.provider_payment_id:
-        return await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id, tenant_id=tenant_id)
+        found = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id, tenant_id=tenant_id)
+        if found is not None:
+            return found
+    if reported.checkout_id:
+        return await payments.lock_by_checkout_id(conn, provider, reported.checkout_id, tenant_id=tenant_id)
     return None
 
 
@@ -468,6 +574,8 @@ def _mismatch(payment: Payment, reported: ProviderPayment) -> str | None:
     """An event must describe the payment we recorded, to the cent; otherwise it grants nothing."""
     if payment.provider_payment_id and reported.provider_payment_id not in (None, payment.provider_payment_id):
         return "provider payment id differs from the one recorded"
+    if payment.provider_checkout_id and reported.checkout_id not in (None, payment.provider_checkout_id):
+        return "provider payment page differs from the one recorded"
     if (reported.amount_minor, reported.currency) != (payment.amount_minor, payment.currency):
         return (
             f"amount differs: event says {reported.amount_minor} {reported.currency}, "

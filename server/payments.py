@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,7 +19,37 @@ from server.money import format_amount
 from server.services import Services
 from server.tenancy import Caller
 
-__all__ = ["PaymentDetails", "PaymentPage", "PaymentStatus", "PaymentView", "details", "page"]
+__all__ = [
+    "PAGE_SHOWN",
+    "PageShown",
+    "PaymentDetails",
+    "PaymentPage",
+    "PaymentStatus",
+    "PaymentView",
+    "details",
+    "page",
+    "page_left_open",
+]
+
+PageShown = Literal["accepted", "declined", "cancelled", "not_sent"]
+"""What became of a page (to pay, authenticate, or save a card) sent to the person through their MCP client
+as a URL elicitation: `accepted` means they chose to open it — not that they paid."""
+PAGE_SHOWN = (
+    "What became of the page sent to the person through their MCP client (URL elicitation): accepted (they "
+    "chose to open it; that is not paying), declined or cancelled (it stays open: they may still use the link "
+    "until it expires), or not_sent (this client cannot show pages: share the link with the person yourself)."
+)
+
+
+def page_left_open(shown: PageShown, link_field: str) -> str | None:
+    """What to tell the agent when the person turned the page down for now, else None."""
+    if shown not in ("declined", "cancelled"):
+        return None
+    return (
+        f"The person {shown} the page for now. Nothing happened; it stays open, and they may still use "
+        f"{link_field} until it expires. Check again later."
+    )
+
 
 NEXT_STEP: dict[PaymentStatus, str] = {
     PaymentStatus.CREATED: "Recorded, but the provider has not answered yet. Call create_charge again with the same "

@@ -251,8 +251,7 @@ async def _refresh_open(services: Services, report: ReconcileReport) -> None:
 
 
 async def _apply_provider_record(services: Services, payment: payments.Payment) -> bool:
-    assert payment.provider_payment_id is not None  # only payments the provider answered are open there
-    truth = await services.provider.retrieve_payment(payment.provider_payment_id)
+    truth = await charges.provider_record(services, payment)
     reason = "the provider's record, fetched by the reconciler"
     result = await charges.apply_provider_answer(services, payment.id, truth, actor="reconciler", reason=reason)
     if result.applied:

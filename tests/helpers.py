@@ -257,6 +257,28 @@ async def click(page_url: str, button: str) -> str:
         return result.text
 
 
+def sandbox_client(app: Any) -> stripe.StripeClient:
+    """The official Stripe SDK pointed at the running app's sandbox, with its key: the provider's side, as a
+    merchant's dashboard or script would act on it."""
+    return stripe.StripeClient(
+        app.services.sandbox.api_key,
+        base_addresses={"api": f"{app.base_url}/sandbox"},
+        http_client=stripe.HTTPXClient(),
+    )
+
+
+async def sent_to_sandbox(db: asyncpg.Connection, method: str, path_prefix: str) -> list[dict[str, Any]]:
+    """The API requests the sandbox answered (its request log), oldest first: what a client really sent,
+    with Stripe's form encoding unfolded (`metadata[k]=v` → {"metadata": {"k": "v"}}, lists by index)."""
+    rows = await db.fetch(
+        "SELECT path, params, idempotency_key, status_code FROM sandbox.requests"
+        " WHERE method = $1 AND path LIKE $2 || '%' ORDER BY id",
+        method,
+        path_prefix,
+    )
+    return [{**dict(row), "params": json.loads(row["params"])} for row in rows]
+
+
 # --- Credits --------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from tests.helpers import api_client, assert_problem, call, new_key
+from tests.helpers import api_client, assert_problem, call, click, eventually, new_key
 
 VISA = "pm_card_visa"
 
@@ -39,6 +39,26 @@ async def test_a_charge_and_its_lookups_answer_as_the_tools_do(app, mcp, api_key
         assert answer["allowed"] is True
         nobody = (await http.get("/v1/customers/bob/entitlements/pro", params={"quantity": 1})).json()
         assert nobody["allowed"] is False and nobody["offers"]
+
+
+async def test_saving_a_card_and_the_customer_over_http(app, mcp, api_key):
+    async with api_client(app.base_url, api_key) as http, mcp() as client:
+        unknown = await http.get("/v1/customers/carol")
+        assert unknown.status_code == 404 and unknown.json()["code"] == "customer_not_found"
+        setup = await http.post("/v1/customers/carol/payment_method_setups", headers={"Idempotency-Key": "s1"})
+        again = await http.post("/v1/customers/carol/payment_method_setups", headers={"Idempotency-Key": "s1"})
+        assert setup.status_code == 201 and setup.json()["status"] == "requires_action"
+        assert again.headers["Idempotent-Replayed"] == "true" and again.json()["setup_id"] == setup.json()["setup_id"]
+        await click(setup.json()["setup_url"], "Save pm_card_visa")
+        shown = await eventually(lambda: _with_a_card(http, "carol"))
+        assert shown == await call(client, "get_customer", customer_id="carol")
+        paid = await charge(http, "k-1", customer_id="carol", product_id="day_pass", payment_method="saved")
+        assert paid.status_code == 201 and paid.json()["status"] == "succeeded"
+
+
+async def _with_a_card(http: httpx.AsyncClient, customer_id: str) -> dict | None:
+    view = (await http.get(f"/v1/customers/{customer_id}")).json()
+    return view if view["payment_methods"] else None
 
 
 async def test_idempotency_key_replays_refuses_a_different_body_and_a_missing_key(app, api_key):
@@ -196,6 +216,8 @@ async def test_the_openapi_document_describes_the_api(app):
         "/v1/charges/{payment_id}",
         "/v1/charges/{payment_id}/refunds",
         "/v1/customers/{customer_id}/entitlements/{feature}",
+        "/v1/customers/{customer_id}",
+        "/v1/customers/{customer_id}/payment_method_setups",
         "/v1/credits/reservations",
         "/v1/credits/reservations/{reservation_id}/settle",
         "/v1/credits/reservations/{reservation_id}/release",

@@ -24,7 +24,7 @@ async def test_approve_prints_the_page_the_person_must_now_pay_on(app, mcp) -> N
         app.settings.database_url, "approve", held["payment_id"], port=str(app.settings.port)
     )
     assert code == 0, out
-    assert "now requires_action" in out and f"{app.base_url}/sandbox/pay/pi_" in out
+    assert "now requires_action" in out and f"{app.base_url}/sandbox/checkout/cs_test_" in out
 
 
 async def test_operator_commands_speak_to_an_operator(app, mcp, database_url: str) -> None:

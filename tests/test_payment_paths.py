@@ -76,23 +76,27 @@ async def test_authentication_required_is_completed_on_the_hosted_page(mcp, db: 
         assert allowed["allowed"] is True
 
 
-async def test_no_payment_method_gets_a_payment_page_and_decline_fails_it(mcp) -> None:
+async def test_no_payment_method_gets_a_payment_page_where_a_declined_card_may_be_followed_by_another(
+    mcp, db: asyncpg.Connection
+) -> None:
     async with mcp() as client:
-        charge = await call(
-            client,
-            "create_charge",
-            customer_id="cus_4",
-            idempotency_key="p1",
-            product_id="day_pass",
-        )
-        assert charge["status"] == "requires_action" and charge["next_action_url"]
+        charge = await call(client, "create_charge", customer_id="cus_4", idempotency_key="p1", product_id="day_pass")
+        assert charge["status"] == "requires_action" and "/sandbox/checkout/cs_test_" in charge["next_action_url"]
 
-        await click(charge["next_action_url"], "Decline")
-        failed = await eventually(lambda: status_becomes(client, charge["payment_id"], "failed"))
-        assert "declined" in failed["failure_reason"]
+        await click(charge["next_action_url"], "Use a declined card")
+        await eventually(lambda: _event_stored(db, "payment_intent.payment_failed"))
+        still_open = await call(client, "get_payment", payment_id=charge["payment_id"])
+        assert still_open["status"] == "requires_action"  # one card declined; the page is still open
 
+        await click(charge["next_action_url"], "Pay")
+        paid = await eventually(lambda: status_becomes(client, charge["payment_id"], "succeeded"))
+        assert paid["provider_payment_id"].startswith("pi_")
         answer = await call(client, "check_entitlement", customer_id="cus_4", feature="pro")
-        assert answer["allowed"] is False and answer["reason"] == "no_entitlement"
+        assert answer["allowed"] is True
+
+
+async def _event_stored(db: asyncpg.Connection, event_type: str) -> str | None:
+    return await db.fetchval("SELECT outcome FROM webhook_events WHERE event_type = $1", event_type)
 
 
 async def click(page_url: str, button: str) -> str:

@@ -26,7 +26,8 @@ def test_amounts_stripe_cannot_represent_exactly_are_refused(amount_minor: int, 
 
 
 def stripe_settings(key: str, **extra) -> Settings:
-    return Settings(_env_file=None, provider="stripe", stripe_api_key=key, stripe_webhook_secret="whsec_x", **extra)
+    fields = {"stripe_api_key": key, "stripe_webhook_secret": "whsec_x", "public_url": "https://pay.example.com"}
+    return Settings(_env_file=None, provider="stripe", **{**fields, **extra})
 
 
 def test_a_live_key_is_refused_unless_the_operator_allows_it() -> None:
@@ -45,3 +46,5 @@ def test_the_stripe_provider_needs_its_keys() -> None:
         check_provider_config(
             Settings(_env_file=None, provider="stripe", stripe_api_key="sk_test_1"), receives_webhooks=True
         )
+    with pytest.raises(ConfigurationError, match="PAYWARDEN_PUBLIC_URL"):  # people come back to its pages
+        check_provider_config(stripe_settings("sk_test_1", public_url=None), receives_webhooks=False)

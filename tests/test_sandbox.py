@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from db.pool import create_pool
-from server.providers.sandbox import intents, store
+from server.providers.sandbox import events, store
 from server.providers.sandbox.delivery import WebhookDeliverer, backoff_seconds
 from tests.helpers import free_socket, serving
 
@@ -42,9 +42,14 @@ async def test_same_idempotency_key_returns_the_same_intent(stripe_client) -> No
 
 async def test_retrieve_confirm_and_cancel(stripe_client) -> None:
     created = await stripe_client.v1.payment_intents.create_async({"amount": 300, "currency": "usd"})
-    assert created.status == "requires_action"
+    assert created.status == "requires_payment_method" and created.next_action is None  # as Stripe's
+    needs_person = await stripe_client.v1.payment_intents.confirm_async(
+        created.id, {"payment_method": "pm_card_authenticationRequired", "return_url": "https://shop.example/back"}
+    )
+    assert needs_person.status == "requires_action"
     fetched = await stripe_client.v1.payment_intents.retrieve_async(created.id)
     assert fetched.next_action.redirect_to_url.url.endswith(f"/sandbox/pay/{created.id}")
+    assert fetched.next_action.redirect_to_url.return_url == "https://shop.example/back"
     with pytest.raises(stripe.CardError) as declined:
         await stripe_client.v1.payment_intents.confirm_async(created.id, {"payment_method": "pm_card_chargeDeclined"})
     assert declined.value.code == "card_declined"
@@ -81,7 +86,7 @@ async def test_webhooks_are_retried_until_acknowledged(database_url: str) -> Non
     sock = free_socket()
     receiver = Starlette(routes=[Route("/hook", flaky, methods=["POST"])])
     async with serving(receiver, sock), _pool(database_url) as pool:
-        event = intents.event("payment_intent.succeeded", {"id": "pi_1"}, None)
+        event = events.event("payment_intent.succeeded", {"id": "pi_1"}, None)
         async with pool.acquire() as conn:
             await store.insert_event(conn, event)
         deliverer = WebhookDeliverer(pool, f"http://127.0.0.1:{sock.getsockname()[1]}/hook", secret)

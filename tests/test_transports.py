@@ -32,6 +32,8 @@ TOOLS = {
     "check_entitlement",
     "get_payment",
     "list_payments",
+    "get_customer",
+    "setup_payment_method",
     "refund_payment",
     "reserve_credits",
     "settle_reservation",
@@ -122,6 +124,7 @@ async def test_paywarden_up_with_no_settings_serves_everything_and_stops_cleanly
         assert "Application shutdown complete" in banner and "Traceback" not in banner
         assert f"{base}/mcp" in banner and '"mcpServers"' in banner
         assert "mode: sandbox (local, no real money)" in banner
+        assert "Largest single charge: 100000 minor units (the default), e.g. 1000.00 USD" in banner
     finally:
         if process.returncode is None:
             process.kill()

@@ -30,12 +30,14 @@ from tools import (
     check_entitlement,
     consume_credits,
     create_charge,
+    get_customer,
     get_payment,
     list_payments,
     refund_payment,
     release_reservation,
     reserve_credits,
     settle_reservation,
+    setup_payment_method,
 )
 from tools.arguments import describe_argument_errors
 from tools.auth import ApiKeyVerifier, api_key_auth
@@ -49,6 +51,8 @@ paywarden takes payments for this service safely.
 - To charge, call create_charge with a catalog product_id and a fresh idempotency_key; reuse the key
   when retrying, so nothing is ever charged twice.
 - If the payment needs a person, share next_action_url; follow up with get_payment or check_entitlement.
+- For repeat charges without a page each time: setup_payment_method once (the person saves a card at
+  setup_url), then create_charge(..., payment_method="saved"); get_customer shows the saved card.
 - Access is granted only when the provider confirms the money: trust check_entitlement, not create_charge.
 """
 
@@ -57,6 +61,8 @@ TOOL_MODULES: tuple[ModuleType, ...] = (
     check_entitlement,
     get_payment,
     list_payments,
+    get_customer,
+    setup_payment_method,
     refund_payment,
     reserve_credits,
     settle_reservation,
@@ -83,6 +89,7 @@ class PaywardenServer(MCPServer[ToolState]):
             try:
                 if context is not None and name in TOOL_SCOPES:
                     caller(context).require(TOOL_SCOPES[name])
+                _refuse_unknown_arguments(name, arguments)
                 return await super().call_tool(name, arguments, context)
             except PaywardenError as error:
                 raise _for_the_agent(name, error) from None
@@ -93,6 +100,18 @@ class PaywardenServer(MCPServer[ToolState]):
                 if isinstance(cause, ValidationError):
                     raise ToolError(describe_argument_errors(name, cause)) from None
                 raise
+
+
+def _refuse_unknown_arguments(tool: str, arguments: dict[str, Any]) -> None:
+    """An argument the tool does not take would be dropped silently by the SDK; an agent that writes
+    amount_minor=5 beside a product_id must learn it was not used."""
+    accepted = ACCEPTED_ARGUMENTS.get(tool)
+    unknown = sorted(set(arguments) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise ToolError(
+            f"Unknown argument{'s' if len(unknown) > 1 else ''} for {tool}: {', '.join(unknown)}. "
+            f"Accepted arguments: {', '.join(accepted) or '(none)'}. Nothing was done."
+        )
 
 
 def _for_the_agent(tool: str, error: PaywardenError) -> ToolError:
@@ -134,5 +153,12 @@ def _tools() -> tuple[Tool, ...]:
 
 
 def _tool(module: ModuleType) -> Tool:
+    """The tool, its input schema closed to arguments it does not declare (`additionalProperties: false`)."""
     function = getattr(module, module.__name__.rsplit(".", 1)[1])
-    return Tool.from_function(function, description=inspect.getdoc(function), annotations=module.ANNOTATIONS)
+    tool = Tool.from_function(function, description=inspect.getdoc(function), annotations=module.ANNOTATIONS)
+    tool.parameters["additionalProperties"] = False
+    return tool
+
+
+ACCEPTED_ARGUMENTS: dict[str, list[str]] = {tool.name: list(tool.parameters.get("properties", {})) for tool in _tools()}
+"""The arguments each tool takes, as its input schema names them."""

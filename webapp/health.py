@@ -1,4 +1,5 @@
-"""/healthz, /readyz, /metrics, and the page the provider sends a person back to after paying."""
+"""/healthz, /readyz, /metrics, and the pages the provider sends a person back to (after paying, after
+leaving a payment page, after saving a card or not)."""
 
 from __future__ import annotations
 
@@ -51,5 +52,31 @@ async def payment_complete() -> HTMLResponse:
     """Where the provider sends the person back after paying (Stripe's return_url)."""
     return HTMLResponse(
         "<!doctype html><title>Payment submitted</title><p>Payment submitted. "
+        "You can close this window and return to the conversation.</p>"
+    )
+
+
+@router.get("/payments/canceled", response_class=HTMLResponse)
+async def payment_not_completed() -> HTMLResponse:
+    """Where the provider's payment page sends a person who left it without paying (Checkout's cancel_url)."""
+    return _back_page(
+        "Payment not completed",
+        "Nothing was charged. The payment page stays open until it expires, if you change your mind.",
+    )
+
+
+@router.get("/cards/saved", response_class=HTMLResponse)
+async def card_saved() -> HTMLResponse:
+    return _back_page("Card saved", "Your card is saved for later payments.")
+
+
+@router.get("/cards/not-saved", response_class=HTMLResponse)
+async def card_not_saved() -> HTMLResponse:
+    return _back_page("Card not saved", "No card was saved.")
+
+
+def _back_page(title: str, detail: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><title>{title}</title><p>{detail} "
         "You can close this window and return to the conversation.</p>"
     )

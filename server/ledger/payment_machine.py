@@ -52,6 +52,7 @@ class Transition:
     """agent, provider, webhook, reconciler, operator or person (see docs/architecture.md)."""
     reason: str | None = None
     provider_payment_id: str | None = None
+    provider_checkout_id: str | None = None
     next_action_url: str | None = None
     failure_reason: str | None = None
     api_key_id: str | None = None
@@ -68,7 +69,13 @@ class TransitionResult:
 async def apply(connection: asyncpg.Connection, locked: Payment, change: Transition) -> TransitionResult:
     if change.provider_payment_id and not locked.provider_payment_id:
         await payments.attach_provider_id(connection, locked.id, change.provider_payment_id)
+    if change.provider_checkout_id and not locked.provider_checkout_id:
+        await payments.attach_checkout_id(connection, locked.id, change.provider_checkout_id)
     if locked.status == change.to_status:
+        if _brings_the_missing_page(locked, change):
+            assert change.next_action_url is not None
+            found = await payments.set_next_action_url(connection, locked.id, change.next_action_url)
+            return TransitionResult(False, found, "payment is already requires_action; its page is now known")
         return TransitionResult(False, locked, f"payment is already {locked.status}")
     if change.to_status not in ALLOWED[locked.status]:
         note = f"out of order: payment is {locked.status} and cannot move to {change.to_status}"
@@ -99,6 +106,12 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         reason = "refunds recorded before the payment's success"
         return await apply(connection, updated, Transition(to_status=to, actor=change.actor, reason=reason))
     return TransitionResult(True, updated)
+
+
+def _brings_the_missing_page(locked: Payment, change: Transition) -> bool:
+    """A payment may wait for the person before its page is known (a saved card declined off-session for
+    want of the person, reported before the provider's answer with the page): the page, when it comes."""
+    return locked.status == Status.REQUIRES_ACTION and not locked.next_action_url and bool(change.next_action_url)
 
 
 async def _grant_or_revoke(connection: asyncpg.Connection, payment: Payment) -> None:

@@ -12,11 +12,16 @@ from server.errors import ConfigurationError, ProviderError
 from server.providers import sandbox
 from server.providers.base import (
     ChargeRequest,
+    CustomerRequest,
     EventPage,
     Provider,
+    ProviderCard,
+    ProviderCustomer,
     ProviderPayment,
     ProviderRefund,
+    ProviderSetup,
     RefundRequest,
+    SetupRequest,
     UnreadableEvent,
     WebhookEvent,
 )
@@ -27,11 +32,16 @@ from server.providers.stripe import StripeProvider
 __all__ = [
     "ChargeRequest",
     "Credentials",
+    "CustomerRequest",
     "EventPage",
     "Provider",
+    "ProviderCard",
+    "ProviderCustomer",
     "ProviderPayment",
     "ProviderRefund",
+    "ProviderSetup",
     "RefundRequest",
+    "SetupRequest",
     "StandardWebhookVerifier",
     "UnreadableEvent",
     "WebhookEvent",
@@ -73,6 +83,11 @@ def check_provider_config(settings: Settings, *, receives_webhooks: bool) -> Non
         )
     if receives_webhooks and settings.stripe_webhook_secret is None:
         raise ConfigurationError("PAYWARDEN_PROVIDER=stripe needs STRIPE_WEBHOOK_SECRET to verify webhooks.")
+    if settings.public_url is None:
+        raise ConfigurationError(
+            "PAYWARDEN_PROVIDER=stripe needs PAYWARDEN_PUBLIC_URL (e.g. https://pay.example.com): Stripe sends "
+            "people back to its pages after they pay, authenticate or save a card."
+        )
 
 
 @dataclass(frozen=True)
@@ -96,7 +111,11 @@ async def credentials(settings: Settings, pool: asyncpg.Pool) -> Credentials:
 
 
 def open_provider(settings: Settings, credentials: Credentials) -> Provider:
-    """The configured provider, speaking Stripe's API: to Stripe, or to the sandbox `paywarden up` serves."""
+    """The configured provider, speaking Stripe's API: to Stripe, or to the sandbox `paywarden up` serves.
+
+    The pages people come back to are on PAYWARDEN_PUBLIC_URL, only when it is set explicitly: every
+    process must send identical parameters under one idempotency key, and a host:port default differs
+    between processes."""
     if settings.provider == "stripe":
         return _stripe(settings, credentials)
     return StripeProvider(
@@ -104,7 +123,7 @@ def open_provider(settings: Settings, credentials: Credentials) -> Provider:
         api_key=credentials.api_key,
         api_base=settings.stripe_api_base or f"{settings.base_url}/sandbox",
         webhook_secret=credentials.webhook_secret,
-        return_url=_return_url(settings),
+        public_url=settings.public_url,
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
         unreachable_hint=(
@@ -114,19 +133,13 @@ def open_provider(settings: Settings, credentials: Credentials) -> Provider:
     )
 
 
-def _return_url(settings: Settings) -> str | None:
-    """Where Stripe sends a person back after 3-D Secure. Only an explicit PAYWARDEN_PUBLIC_URL: every
-    process must send identical parameters under one idempotency key, and host:port differs between them."""
-    return f"{settings.public_url.rstrip('/')}/payments/complete" if settings.public_url else None
-
-
 def _stripe(settings: Settings, credentials: Credentials) -> StripeProvider:
     return StripeProvider(
         name="stripe",
         api_key=credentials.api_key,
         api_base=settings.stripe_api_base,
         webhook_secret=credentials.webhook_secret,
-        return_url=_return_url(settings),
+        public_url=settings.public_url,
         timeout_seconds=settings.provider_timeout_seconds,
         webhook_tolerance_seconds=settings.webhook_tolerance_seconds,
     )

@@ -15,7 +15,13 @@ class ChargeRequest:
     currency: str
     description: str | None
     payment_method: str | None
+    """A payment method to charge now; None: the person pays on the provider's payment page (Checkout)."""
     product_id: str | None
+    provider_customer_id: str | None = None
+    off_session: bool = False
+    """Charge the customer's saved `payment_method` while the person is away (it must be theirs)."""
+    page_expires_at: int | None = None
+    """When the payment page closes (Unix seconds), for a charge without a payment method."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,61 @@ class ProviderPayment:
     currency: str | None = None
     payment_id: str | None = None
     next_action_url: str | None = None
+    failure_reason: str | None = None
+    checkout_id: str | None = None
+    """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
+    from_payment_page: bool = False
+    """The event is about the payment page itself (a Checkout Session), not its payment intent."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerRequest:
+    tenant_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class ProviderCustomer:
+    provider_customer_id: str
+    default_payment_method: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCard:
+    """A saved card as the provider describes it (never its number)."""
+
+    provider_payment_method_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    provider_customer_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetupRequest:
+    setup_id: str
+    """Our setup id: the provider-side idempotency key, and in the provider's metadata."""
+    tenant_id: str
+    customer_id: str
+    provider_customer_id: str
+    page_expires_at: int
+    """When the page for saving a card closes (Unix seconds)."""
+
+
+@dataclass(frozen=True)
+class ProviderSetup:
+    """The provider's view of one card being saved: its page, and once saved, the card."""
+
+    provider_setup_id: str | None
+    """The provider's page for it (a Checkout Session in setup mode)."""
+    status: str
+    """requires_action (the person must save a card at setup_url), succeeded, canceled or failed."""
+    setup_id: str | None = None
+    setup_url: str | None = None
+    setup_intent_id: str | None = None
+    payment_method_id: str | None = None
+    card: ProviderCard | None = None
     failure_reason: str | None = None
 
 
@@ -57,13 +118,16 @@ class ProviderRefund:
 
 @dataclass(frozen=True)
 class WebhookEvent:
-    """A verified provider event. `payment` or `refund` is set for the events that move one."""
+    """A verified provider event. `payment`, `refund` or `setup` is set for the events that move one;
+    `detached_payment_method` for a saved card removed at the provider."""
 
     event_id: str
     event_type: str
     payload: dict[str, Any]
     payment: ProviderPayment | None = field(default=None)
     refund: ProviderRefund | None = field(default=None)
+    setup: ProviderSetup | None = field(default=None)
+    detached_payment_method: str | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -95,6 +159,33 @@ class Provider(Protocol):
         ...
 
     async def retrieve_payment(self, provider_payment_id: str) -> ProviderPayment: ...
+
+    async def retrieve_payment_page(self, checkout_id: str) -> ProviderPayment:
+        """A payment paid on the provider's page, as that page (a Checkout Session) knows it: open, paid,
+        or expired. Raises ProviderUnavailable."""
+        ...
+
+    async def create_customer(self, request: CustomerRequest) -> ProviderCustomer:
+        """The provider's customer for ours; safe to repeat (an idempotency key derived from our ids)."""
+        ...
+
+    async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
+        """None when the provider has no such customer (or it was deleted)."""
+        ...
+
+    async def list_cards(self, provider_customer_id: str) -> list[ProviderCard]:
+        """The cards saved to the provider's customer, newest first."""
+        ...
+
+    async def create_setup(self, request: SetupRequest) -> ProviderSetup:
+        """A page where the person saves a card to the customer. Safe to repeat for the same `setup_id`.
+        A definite refusal comes back `failed`; an unknown outcome raises ProviderUnavailable."""
+        ...
+
+    async def saved_card(self, setup: ProviderSetup) -> ProviderSetup:
+        """A succeeded setup with the card it saved (brand, last4, expiry), fetched from the provider when
+        the event did not carry it. Raises ProviderUnavailable."""
+        ...
 
     async def create_refund(self, request: RefundRequest) -> ProviderRefund:
         """Refund (part of) a paid payment. Safe to repeat for the same `refund_id`.

@@ -1,11 +1,15 @@
-"""The Stripe adapter: PaymentIntents through the official SDK, Stripe's own signature checks.
+"""The Stripe adapter, on the official SDK: payment intents (a saved card charged off-session, with the person
+brought back when the card needs them), Checkout Sessions (a page where the person pays, or saves a card),
+customers, refunds, the event list, and Stripe's own signature checks.
 
-The sandbox provider speaks the same HTTP API, so this adapter serves both; only the base
-address and the keys differ.
+It sends only parameters of Stripe's API, each call with an idempotency key derived from our own ids,
+so a retry never does anything twice. The sandbox provider speaks the same HTTP API, so this adapter
+serves both; only the base address and the keys differ.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -16,37 +20,36 @@ import stripe
 
 from server.config import PROVIDER_ATTEMPTS
 from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, WebhookRejected
-from server.money import EXPONENTS
 from server.providers.base import (
     ChargeRequest,
+    CustomerRequest,
     EventPage,
+    ProviderCard,
+    ProviderCustomer,
     ProviderPayment,
     ProviderRefund,
+    ProviderSetup,
     RefundRequest,
+    SetupRequest,
     UnreadableEvent,
     WebhookEvent,
 )
-from server.providers.stripe_amounts import check_chargeable, from_stripe, to_stripe
+from server.providers.stripe_amounts import check_chargeable, to_stripe
+from server.providers.stripe_objects import (
+    NEEDS_THE_PERSON,
+    as_text,
+    card_from_method,
+    event_from_payload,
+    payment_from_intent,
+    payment_from_session,
+    refund_from_object,
+    setup_from_intent,
+    setup_from_session,
+)
 
-MAX_NESTING = 64
-"""Stripe's objects are a few levels deep; far deeper bodies are refused rather than walked."""
-EVENT_STATUS = {
-    "payment_intent.succeeded": "succeeded",
-    "payment_intent.payment_failed": "failed",
-    "payment_intent.processing": "processing",
-    "payment_intent.requires_action": "requires_action",
-    "payment_intent.canceled": "canceled",
-}
+__all__ = ["StripeProvider", "event_from_payload"]
 
-
-REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed"})
-REFUND_STATUS = {
-    "succeeded": "succeeded",
-    "pending": "pending",
-    "requires_action": "pending",
-    "failed": "failed",
-    "canceled": "canceled",
-}
+PRODUCT_NAME_LIMIT = 250
 
 
 class StripeProvider:
@@ -56,16 +59,18 @@ class StripeProvider:
         name: str,
         api_key: str,
         webhook_secret: str | None,
-        return_url: str | None,
+        public_url: str | None,
         api_base: str | None = None,
         timeout_seconds: float = 20.0,
         webhook_tolerance_seconds: int = 300,
         unreachable_hint: str = "",
     ) -> None:
+        """`public_url`: where paywarden's own pages are (the person comes back there from Stripe's pages);
+        None sends no return addresses, which only the sandbox accepts."""
         self.name = name
         self._unreachable_hint = unreachable_hint
         self._webhook_secret = webhook_secret
-        self._return_url = return_url
+        self._pages = _ReturnPages(public_url.rstrip("/")) if public_url else None
         self._tolerance = webhook_tolerance_seconds
         self._http = stripe.HTTPXClient(timeout=timeout_seconds)
         self._client = stripe.StripeClient(
@@ -76,20 +81,127 @@ class StripeProvider:
         )
 
     async def create_payment(self, request: ChargeRequest) -> ProviderPayment:
+        """A saved or given card is charged now; without one, a Checkout Session is the person's page."""
+        if request.payment_method is None:
+            return await self._payment_page(request)
         options: dict[str, Any] = {"idempotency_key": request.payment_id}
         try:
-            intent = await self._client.v1.payment_intents.create_async(
-                _intent_params(request, self._return_url), options
-            )
+            intent = await self._client.v1.payment_intents.create_async(_intent_params(request, self._pages), options)
         except stripe.CardError as error:
+            if request.off_session and error.code == NEEDS_THE_PERSON:
+                return await self._bring_the_person(error, request)
             return _declined(error)
+        except stripe.StripeError as error:
+            return self._refused_or_unavailable(error)
+        return payment_from_intent(intent.to_dict())
+
+    async def _bring_the_person(self, error: stripe.CardError, request: ChargeRequest) -> ProviderPayment:
+        """The saved card needs its holder (3-D Secure): confirm the same intent again for them, which gives
+        the page where they authenticate. Nothing is charged until they do."""
+        intent_id = _declined(error).provider_payment_id
+        if intent_id is None:
+            return _declined(error)
+        params: dict[str, Any] = {"payment_method": request.payment_method}
+        if self._pages:
+            params["return_url"] = self._pages.paid
+        options: dict[str, Any] = {"idempotency_key": f"{request.payment_id}-with-the-person"}
+        try:
+            intent = await self._client.v1.payment_intents.confirm_async(intent_id, params, options)
+        except stripe.CardError as declined:
+            return _declined(declined)
+        except stripe.StripeError as failure:
+            return self._refused_or_unavailable(failure)
+        return payment_from_intent(intent.to_dict())
+
+    async def _payment_page(self, request: ChargeRequest) -> ProviderPayment:
+        params = _payment_page_params(request, self._pages)
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": request.payment_id}
+            )
+        except stripe.StripeError as error:
+            return self._refused_or_unavailable(error)
+        return payment_from_session(session.to_dict())
+
+    async def retrieve_payment_page(self, checkout_id: str) -> ProviderPayment:
+        try:
+            session = await self._client.v1.checkout.sessions.retrieve_async(checkout_id)
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return payment_from_session(session.to_dict())
+
+    async def create_customer(self, request: CustomerRequest) -> ProviderCustomer:
+        params: dict[str, Any] = {
+            "metadata": {"tenant_id": request.tenant_id, "customer_id": request.customer_id},
+            "description": f"paywarden customer {request.customer_id[:200]} (tenant {request.tenant_id})",
+        }
+        key = "customer-" + hashlib.sha256(f"{request.tenant_id}\x1f{request.customer_id}".encode()).hexdigest()
+        try:
+            customer = await self._client.v1.customers.create_async(params, {"idempotency_key": key})
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return _customer(customer.to_dict())
+
+    async def retrieve_customer(self, provider_customer_id: str) -> ProviderCustomer | None:
+        try:
+            customer = await self._client.v1.customers.retrieve_async(provider_customer_id)
         except stripe.InvalidRequestError as error:
-            if error.http_status in (400, 402, 404):
-                return ProviderPayment(None, "failed", failure_reason=_safe_message(error))
+            if error.http_status == 404:
+                return None
             raise self._unavailable(error) from error
         except stripe.StripeError as error:
             raise self._unavailable(error) from error
-        return payment_from_intent(intent.to_dict())
+        found = customer.to_dict()
+        return None if found.get("deleted") else _customer(found)
+
+    async def list_cards(self, provider_customer_id: str) -> list[ProviderCard]:
+        try:
+            page = await self._client.v1.customers.payment_methods.list_async(
+                provider_customer_id, {"type": "card", "limit": 100}
+            )
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        cards = [card_from_method(method.to_dict()) for method in page.data]
+        return [card for card in cards if card is not None]
+
+    async def create_setup(self, request: SetupRequest) -> ProviderSetup:
+        params = _setup_page_params(request, self._pages)
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": request.setup_id}
+            )
+        except stripe.InvalidRequestError as error:
+            if error.http_status in (400, 402, 404):
+                return ProviderSetup(None, "failed", setup_id=request.setup_id, failure_reason=_safe_message(error))
+            raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return setup_from_session(session.to_dict())
+
+    async def saved_card(self, setup: ProviderSetup) -> ProviderSetup:
+        if setup.card is not None or setup.status != "succeeded":
+            return setup
+        try:
+            setup_intent_id = setup.setup_intent_id or await self._setup_intent_of(setup.provider_setup_id)
+            if setup_intent_id is None:
+                return setup
+            found = await self._client.v1.setup_intents.retrieve_async(setup_intent_id, {"expand": ["payment_method"]})
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        with_card = setup_from_intent(found.to_dict(), setup.status)
+        return replace(
+            setup,
+            setup_id=setup.setup_id or with_card.setup_id,
+            setup_intent_id=setup_intent_id,
+            payment_method_id=with_card.payment_method_id,
+            card=with_card.card,
+        )
+
+    async def _setup_intent_of(self, checkout_id: str | None) -> str | None:
+        if checkout_id is None:
+            return None
+        session = await self._client.v1.checkout.sessions.retrieve_async(checkout_id)
+        return setup_from_session(session.to_dict()).setup_intent_id
 
     async def create_refund(self, request: RefundRequest) -> ProviderRefund:
         params: dict[str, Any] = {
@@ -187,6 +299,13 @@ class StripeProvider:
             return _signature_problem(str(error), self._tolerance)
         return None
 
+    def _refused_or_unavailable(self, error: stripe.StripeError) -> ProviderPayment:
+        """A definite refusal (an invalid request) is a failed payment; anything else leaves the outcome
+        unknown."""
+        if isinstance(error, stripe.InvalidRequestError) and error.http_status in (400, 402, 404):
+            return ProviderPayment(None, "failed", failure_reason=_safe_message(error))
+        raise self._unavailable(error) from error
+
     def _unavailable(self, error: stripe.StripeError) -> ProviderError:
         if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
             return ProviderError(
@@ -199,113 +318,94 @@ class StripeProvider:
         await self._http.close_async()
 
 
-def _intent_params(request: ChargeRequest, return_url: str | None) -> dict[str, Any]:
+class _ReturnPages:
+    """paywarden's own pages the person comes back to from the provider's."""
+
+    def __init__(self, public_url: str) -> None:
+        self.paid = f"{public_url}/payments/complete"
+        self.not_paid = f"{public_url}/payments/canceled"
+        self.card_saved = f"{public_url}/cards/saved"
+        self.card_not_saved = f"{public_url}/cards/not-saved"
+
+
+def _metadata(request: ChargeRequest) -> dict[str, str]:
     metadata = {"payment_id": request.payment_id, "customer_id": request.customer_id}
     if request.product_id:
         metadata["product_id"] = request.product_id
+    return metadata
+
+
+def _intent_params(request: ChargeRequest, pages: _ReturnPages | None) -> dict[str, Any]:
+    """A payment intent confirmed at once with the given card; a saved card is charged off-session."""
     params: dict[str, Any] = {
         "amount": to_stripe(request.amount_minor, request.currency),
         "currency": request.currency.lower(),
-        "metadata": metadata,
-        "payment_method_types": ["card"],
+        "metadata": _metadata(request),
+        "allowed_payment_method_types": ["card"],
+        "payment_method": request.payment_method,
+        "confirm": True,
     }
     if request.description:
         params["description"] = request.description
-    if request.payment_method:
-        params.update(payment_method=request.payment_method, confirm=True)
-        if return_url:
-            params["return_url"] = return_url
+    if request.off_session:
+        params.update(customer=request.provider_customer_id, off_session=True)
+    elif pages:
+        params["return_url"] = pages.paid
     return params
 
 
-def payment_from_intent(intent: dict[str, Any]) -> ProviderPayment:
-    status, reason = _map_status(intent)
-    next_action = intent.get("next_action") or {}
-    redirect = next_action.get("redirect_to_url") or {}
-    currency = str(intent.get("currency") or "").upper() or None
-    amount = intent.get("amount")
-    known = isinstance(amount, int) and currency in EXPONENTS
-    return ProviderPayment(
-        provider_payment_id=intent.get("id"),
-        status=status,
-        amount_minor=from_stripe(amount, currency) if known else None,
-        currency=currency,
-        payment_id=(intent.get("metadata") or {}).get("payment_id"),
-        next_action_url=redirect.get("url") if status == "requires_action" else None,
-        failure_reason=reason,
-    )
+def _payment_page_params(request: ChargeRequest, pages: _ReturnPages | None) -> dict[str, Any]:
+    """A Checkout Session in payment mode: one line for the charge, our payment id on the session and on
+    the payment intent Checkout makes, and a closing time."""
+    metadata = _metadata(request)
+    name = request.description or request.product_id or "Payment"
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": request.currency.lower(),
+                    "unit_amount": to_stripe(request.amount_minor, request.currency),
+                    "product_data": {"name": name[:PRODUCT_NAME_LIMIT]},
+                },
+                "quantity": 1,
+            }
+        ],
+        "allowed_payment_method_types": ["card"],
+        "client_reference_id": request.payment_id,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": metadata},
+    }
+    if request.description:
+        params["payment_intent_data"]["description"] = request.description
+    if request.page_expires_at is not None:
+        params["expires_at"] = request.page_expires_at
+    if pages:
+        params.update(success_url=pages.paid, cancel_url=pages.not_paid)
+    return params
 
 
-def _map_status(intent: dict[str, Any]) -> tuple[str, str | None]:
-    status = intent.get("status")
-    error = intent.get("last_payment_error") or {}
-    if status == "requires_payment_method":
-        return ("failed", error.get("message") or "payment declined") if error else ("requires_action", None)
-    if status == "canceled":
-        return "canceled", intent.get("cancellation_reason") or "canceled at the provider"
-    return {
-        "succeeded": ("succeeded", None),
-        "processing": ("processing", None),
-        "requires_capture": ("processing", None),
-        "requires_action": ("requires_action", None),
-        "requires_confirmation": ("pending", None),
-    }.get(status or "", ("pending", None))
+def _setup_page_params(request: SetupRequest, pages: _ReturnPages | None) -> dict[str, Any]:
+    """A Checkout Session in setup mode: the person saves a card to the customer for later charges."""
+    metadata = {"setup_id": request.setup_id, "customer_id": request.customer_id, "tenant_id": request.tenant_id}
+    params: dict[str, Any] = {
+        "mode": "setup",
+        "customer": request.provider_customer_id,
+        "allowed_payment_method_types": ["card"],
+        "client_reference_id": request.setup_id,
+        "metadata": metadata,
+        "setup_intent_data": {"metadata": metadata},
+        "expires_at": request.page_expires_at,
+    }
+    if pages:
+        params.update(success_url=pages.card_saved, cancel_url=pages.card_not_saved)
+    return params
 
 
-def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
-    currency = str(refund.get("currency") or "").upper() or None
-    amount = refund.get("amount")
-    status = refund.get("status")
-    return ProviderRefund(
-        provider_refund_id=refund.get("id"),
-        status=REFUND_STATUS.get(str(status), "pending"),
-        amount_minor=from_stripe(amount, currency) if isinstance(amount, int) and currency in EXPONENTS else None,
-        currency=currency,
-        refund_id=(refund.get("metadata") or {}).get("refund_id"),
-        provider_payment_id=refund.get("payment_intent"),
-        failure_reason=refund.get("failure_reason"),
-    )
-
-
-def event_from_payload(payload: Any, raw: str | None = None) -> WebhookEvent:
-    """The event in paywarden's words; MalformedEvent (with the body, to keep it as rejected) when it is not
-    a Stripe event paywarden can store and handle."""
-    try:
-        _require_storable(payload)
-        return _event_from_payload(payload, raw)
-    except MalformedEvent:
-        raise
-    except (TypeError, AttributeError, ValueError, KeyError) as error:
-        problem = f"The event's fields are not of the types Stripe sends ({type(error).__name__})."
-        raise MalformedEvent(problem, raw if raw is not None else _as_text(payload)) from None
-
-
-def _event_from_payload(payload: Any, raw: str | None) -> WebhookEvent:
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("id"), str)
-        or not isinstance(payload.get("type"), str)
-    ):
-        raise MalformedEvent("The body is not a Stripe event (it needs string 'id' and 'type').", raw)
-    event_id, event_type = payload["id"], payload["type"]
-    if len(event_id) > 255 or len(event_type) > 255:
-        raise MalformedEvent("The event id or type is too long.", raw)
-    obj = (payload.get("data") or {}).get("object")
-    payment = None
-    if event_type in EVENT_STATUS and isinstance(obj, dict):
-        mapped = payment_from_intent(obj)
-        reason = mapped.failure_reason if EVENT_STATUS[event_type] in ("failed", "canceled") else None
-        payment = ProviderPayment(
-            provider_payment_id=mapped.provider_payment_id,
-            status=EVENT_STATUS[event_type],
-            amount_minor=mapped.amount_minor,
-            currency=mapped.currency,
-            payment_id=mapped.payment_id,
-            next_action_url=((obj.get("next_action") or {}).get("redirect_to_url") or {}).get("url"),
-            failure_reason=reason or ("payment declined" if event_type.endswith("payment_failed") else None),
-        )
-    refund = refund_from_object(obj) if event_type in REFUND_EVENTS and isinstance(obj, dict) else None
-    return WebhookEvent(event_id=event_id, event_type=event_type, payload=payload, payment=payment, refund=refund)
+def _customer(customer: dict[str, Any]) -> ProviderCustomer:
+    settings = customer.get("invoice_settings") or {}
+    default = settings.get("default_payment_method")
+    return ProviderCustomer(customer["id"], default.get("id") if isinstance(default, dict) else default)
 
 
 def _split_secrets(secrets: str) -> list[str]:
@@ -322,7 +422,7 @@ def _listed_event(event: Any) -> WebhookEvent | UnreadableEvent:
     try:
         return event_from_payload(payload)
     except MalformedEvent as error:
-        return UnreadableEvent(event_id=str(event.id), raw=error.raw or _as_text(payload), reason=error.message)
+        return UnreadableEvent(event_id=str(event.id), raw=error.raw or as_text(payload), reason=error.message)
 
 
 def _parse_json(text: str) -> Any:
@@ -330,34 +430,6 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         raise MalformedEvent("The body is not valid JSON (or is nested too deeply).", text) from None
-
-
-def _require_storable(payload: Any) -> None:
-    """Refuse what PostgreSQL's jsonb cannot hold (NUL characters, lone surrogates) and nesting past reason."""
-    stack = [(payload, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_NESTING:
-            raise MalformedEvent(f"The event is nested more than {MAX_NESTING} levels deep.")
-        if isinstance(value, str):
-            _require_storable_text(value)
-        elif isinstance(value, dict):
-            stack += [(key, depth + 1) for key in value] + [(item, depth + 1) for item in value.values()]
-        elif isinstance(value, list):
-            stack += [(item, depth + 1) for item in value]
-
-
-def _require_storable_text(text: str) -> None:
-    if "\x00" in text:
-        raise MalformedEvent("The event contains a NUL character (\\u0000), which no Stripe event does.")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise MalformedEvent("The event contains a lone surrogate (an invalid \\ud8xx escape).") from None
-
-
-def _as_text(payload: Any) -> str:
-    return json.dumps(payload, default=str, ensure_ascii=False)[:65536]
 
 
 def _declined(error: stripe.CardError) -> ProviderPayment:

@@ -1,9 +1,11 @@
 """A local, Stripe-compatible payment provider: the default, so nobody needs an account to try paywarden.
 
-It serves the subset of Stripe's HTTP API that the Stripe adapter uses (payment intents:
-create, confirm, retrieve, cancel; refunds; events), picks outcomes by Stripe's test payment
-methods, shows a hosted page where a person pays or declines, and delivers Stripe-signed webhooks
-until they are acknowledged. Its state lives in PostgreSQL, schema `sandbox`.
+It serves the subset of Stripe's HTTP API that the Stripe adapter uses (payment intents: create,
+confirm, retrieve, cancel; refunds; customers; payment methods; setup intents; Checkout Sessions:
+create, retrieve, expire; events), returns every object with all the top-level fields Stripe's has
+(objects.py), picks outcomes by Stripe's test payment methods, shows the hosted pages where a person
+pays, authenticates or saves a card, expires Checkout Sessions whose time is up, and delivers
+Stripe-signed webhooks until they are acknowledged. Its state lives in PostgreSQL, schema `sandbox`.
 
 `run_sandbox` is its one entry point: the services of `paywarden up` start it, and the HTTP adapter
 mounts the application it returns at /sandbox.
@@ -12,6 +14,7 @@ mounts the application it returns at /sandbox.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,8 +24,12 @@ from starlette.types import ASGIApp
 
 from server.config import Settings
 from server.providers.sandbox import store
-from server.providers.sandbox.api import SandboxState, build_app
+from server.providers.sandbox.api import build_app
+from server.providers.sandbox.api_checkout import expire_due_sessions
 from server.providers.sandbox.delivery import WebhookDeliverer
+from server.providers.sandbox.requests import SandboxState
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,15 +55,24 @@ async def run_sandbox(settings: Settings, pool: asyncpg.Pool, webhook_secret: st
     key = await api_key(pool)
     state = SandboxState(pool=pool, base_url=f"{settings.base_url}/sandbox", api_key=key, wake_deliverer=deliverer.wake)
     sandbox = Sandbox(app=build_app(state), api_key=key)
-    if not settings.sandbox_deliver_webhooks:
-        try:
-            yield sandbox
-        finally:
-            await deliverer.close()
-        return
-    task = asyncio.create_task(deliverer.run_forever(), name="sandbox-webhook-delivery")
+    interval = settings.sandbox_delivery_interval_seconds
+    tasks = [asyncio.create_task(_expire_sessions_forever(state, interval), name="sandbox-checkout-expiry")]
+    if settings.sandbox_deliver_webhooks:
+        tasks.append(asyncio.create_task(deliverer.run_forever(), name="sandbox-webhook-delivery"))
     try:
         yield sandbox
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await deliverer.close()
+
+
+async def _expire_sessions_forever(state: SandboxState, interval: float) -> None:
+    """Checkout Sessions expire by themselves at their expires_at, as Stripe's do."""
+    while True:
+        try:
+            await expire_due_sessions(state)
+        except Exception as error:  # the loop must outlive any one failure (the database restarting)
+            logger.warning("sandbox session expiry paused: %s", type(error).__name__)
+        await asyncio.sleep(interval)

@@ -1,4 +1,4 @@
-"""How the sandbox's payment intents behave: Stripe's test payment methods pick the outcome."""
+"""How the sandbox's payment intents behave: the test card behind the payment method picks the outcome."""
 
 from __future__ import annotations
 
@@ -8,33 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.money import EXPONENTS, MAX_AMOUNT_MINOR
+from server.providers.sandbox import cards
+from server.providers.sandbox.cards import ChosenCard
+from server.providers.sandbox.objects import (
+    charge_template,
+    fill,
+    payment_error,
+    payment_intent_template,
+    redirect_next_action,
+    refund_template,
+)
+from server.providers.sandbox.requests import SandboxError, metadata, text
 
-SUCCEEDS = frozenset({"pm_card_visa", "pm_card_mastercard", "pm_card_amex"})
-DECLINES = {
-    "pm_card_chargeDeclined": ("generic_decline", "Your card was declined."),
-    "pm_card_chargeDeclinedInsufficientFunds": ("insufficient_funds", "Your card has insufficient funds."),
-}
-NEEDS_AUTHENTICATION = frozenset({"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"})
-KNOWN_PAYMENT_METHODS = SUCCEEDS | NEEDS_AUTHENTICATION | frozenset(DECLINES)
-API_VERSION = "2026-01-28.sandbox"
-
-
-class SandboxError(Exception):
-    """An error in Stripe's shape: `{"error": {"type", "code", "message", "param"}}`."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        code: str | None = None,
-        param: str | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"error": {"type": type_, "message": message, "code": code, "param": param, **(extra or {})}}
+AUTHENTICATION_REQUIRED = "This payment requires the cardholder to authenticate; confirm it while they are present."
 
 
 @dataclass
@@ -46,64 +32,66 @@ class Outcome:
     error: SandboxError | None = None
 
 
-def new_intent(params: dict[str, Any], hosted_page_base: str) -> Outcome:
+def new_intent(params: dict[str, Any], card: ChosenCard | None, hosted_page_base: str) -> Outcome:
+    """A payment intent; with a payment method and confirm=true, confirmed at once. Without a payment
+    method it waits in requires_payment_method, as Stripe's does."""
     intent_id = "pi_" + secrets.token_hex(12)
-    intent = {
-        "id": intent_id,
-        "object": "payment_intent",
-        "amount": _amount(params.get("amount")),
-        "amount_received": 0,
-        "currency": _currency(params.get("currency")),
-        "capture_method": "automatic",
-        "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
-        "confirmation_method": "automatic",
-        "created": int(time.time()),
-        "description": _optional_text(params, "description", 1000),
-        "last_payment_error": None,
-        "livemode": False,
-        "metadata": _metadata(params.get("metadata")),
-        "next_action": None,
-        "payment_method": None,
-        "payment_method_types": ["card"],
-        "return_url": _optional_text(params, "return_url", 2000),
-        "cancellation_reason": None,
-        "status": "requires_payment_method",
-    }
-    payment_method = _payment_method(params.get("payment_method"))
-    if payment_method is None:
-        return Outcome(_await_person(intent, hosted_page_base), ["payment_intent.created"])
-    intent["payment_method"] = payment_method
+    intent = fill(
+        payment_intent_template(intent_id),
+        amount=amount(params.get("amount")),
+        currency=currency(params.get("currency")),
+        client_secret=f"{intent_id}_secret_{secrets.token_hex(8)}",
+        created=int(time.time()),
+        customer=text(params, "customer", 255),
+        description=text(params, "description", 1000),
+        metadata=metadata(params.get("metadata")),
+        allowed_payment_method_types=_allowed_types(params.get("allowed_payment_method_types")),
+        setup_future_usage=text(params, "setup_future_usage", 20),
+    )
+    if card is None:
+        return Outcome(intent, ["payment_intent.created"])
+    intent["payment_method"] = card.payment_method
     if params.get("confirm") not in ("true", True):
         intent["status"] = "requires_confirmation"
         return Outcome(intent, ["payment_intent.created"])
-    outcome = confirm(intent, payment_method, hosted_page_base)
+    outcome = confirm(
+        intent,
+        card,
+        hosted_page_base,
+        off_session=params.get("off_session") in ("true", True),
+        return_url=text(params, "return_url", 2000),
+    )
     outcome.event_types.insert(0, "payment_intent.created")
     return outcome
 
 
-def confirm(intent: dict[str, Any], payment_method: str, hosted_page_base: str) -> Outcome:
+def confirm(
+    intent: dict[str, Any], card: ChosenCard, hosted_page_base: str, *, off_session: bool, return_url: str | None
+) -> Outcome:
     if intent["status"] in ("succeeded", "canceled", "processing"):
         raise SandboxError(
             400,
             f"This PaymentIntent's status is {intent['status']}, so it cannot be confirmed.",
             code="payment_intent_unexpected_state",
         )
-    intent = {**intent, "payment_method": payment_method, "last_payment_error": None}
-    if payment_method in SUCCEEDS:
-        return Outcome(_succeed(intent), ["payment_intent.succeeded"])
-    if payment_method in NEEDS_AUTHENTICATION:
-        return Outcome(_await_person(intent, hosted_page_base), ["payment_intent.requires_action"])
-    return _decline(intent, *DECLINES[payment_method])
+    intent = {**intent, "payment_method": card.payment_method, "last_payment_error": None}
+    if card.test_card in cards.SUCCEEDS:
+        return Outcome(succeed(intent), ["payment_intent.succeeded"])
+    if card.test_card in cards.NEEDS_AUTHENTICATION:
+        if off_session:  # nobody is there to authenticate: Stripe declines, the intent may be confirmed again
+            return decline(intent, "authentication_required", AUTHENTICATION_REQUIRED, code="authentication_required")
+        return Outcome(await_person(intent, hosted_page_base, return_url), ["payment_intent.requires_action"])
+    return decline(intent, *cards.DECLINES[card.test_card])
 
 
 def pay_on_hosted_page(intent: dict[str, Any]) -> Outcome:
     _require_status(intent, "requires_action")
-    return Outcome(_succeed(intent), ["payment_intent.succeeded"])
+    return Outcome(succeed(intent), ["payment_intent.succeeded"])
 
 
 def decline_on_hosted_page(intent: dict[str, Any]) -> Outcome:
     _require_status(intent, "requires_action")
-    outcome = _decline(intent, "generic_decline", "The customer declined the payment on the sandbox page.")
+    outcome = decline(intent, "generic_decline", "The customer declined the payment on the sandbox page.")
     outcome.error = None
     return outcome
 
@@ -119,49 +107,39 @@ def cancel(intent: dict[str, Any], reason: str | None) -> Outcome:
         **intent,
         "status": "canceled",
         "next_action": None,
+        "canceled_at": int(time.time()),
         "cancellation_reason": reason or "requested_by_customer",
     }
     return Outcome(canceled, ["payment_intent.canceled"])
 
 
-def event(event_type: str, intent: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
-    return {
-        "id": "evt_" + secrets.token_hex(12),
-        "object": "event",
-        "api_version": API_VERSION,
-        "created": int(time.time()),
-        "type": event_type,
-        "livemode": False,
-        "pending_webhooks": 1,
-        "request": {"id": None, "idempotency_key": idempotency_key},
-        "data": {"object": intent},
-    }
-
-
-def _succeed(intent: dict[str, Any]) -> dict[str, Any]:
-    return {**intent, "status": "succeeded", "amount_received": intent["amount"], "next_action": None}
-
-
-def _await_person(intent: dict[str, Any], hosted_page_base: str) -> dict[str, Any]:
-    url = f"{hosted_page_base}/pay/{intent['id']}"
+def succeed(intent: dict[str, Any]) -> dict[str, Any]:
     return {
         **intent,
-        "status": "requires_action",
-        "next_action": {
-            "type": "redirect_to_url",
-            "redirect_to_url": {"url": url, "return_url": intent.get("return_url")},
-        },
+        "status": "succeeded",
+        "amount_received": intent["amount"],
+        "next_action": None,
+        "latest_charge": charge_id(intent),
     }
 
 
-def _decline(intent: dict[str, Any], decline_code: str, message: str) -> Outcome:
-    error = {"type": "card_error", "code": "card_declined", "decline_code": decline_code, "message": message}
+def charge_id(intent: dict[str, Any]) -> str:
+    return "ch_" + intent["id"][3:]
+
+
+def await_person(intent: dict[str, Any], hosted_page_base: str, return_url: str | None) -> dict[str, Any]:
+    url = f"{hosted_page_base}/pay/{intent['id']}"
+    return {**intent, "status": "requires_action", "next_action": redirect_next_action(url, return_url)}
+
+
+def decline(intent: dict[str, Any], decline_code: str, message: str, *, code: str = "card_declined") -> Outcome:
+    error = payment_error(type="card_error", code=code, message=message, decline_code=decline_code, payment_method=None)
     declined = {**intent, "status": "requires_payment_method", "next_action": None, "last_payment_error": error}
     api_error = SandboxError(
         402,
         message,
         type_="card_error",
-        code="card_declined",
+        code=code,
         extra={"decline_code": decline_code, "payment_intent": declined},
     )
     return Outcome(declined, ["payment_intent.payment_failed"], api_error)
@@ -175,46 +153,28 @@ def _require_status(intent: dict[str, Any], status: str) -> None:
         raise SandboxError(400, f"This payment {state}; there is nothing to do on this page.")
 
 
-def _amount(raw: Any) -> int:
+def amount(raw: Any) -> int:
     if not isinstance(raw, str) or not raw.isdigit():
         raise SandboxError(400, "Invalid integer: amount", code="parameter_invalid_integer", param="amount")
-    amount = int(raw)
-    if not 1 <= amount <= MAX_AMOUNT_MINOR:
+    value = int(raw)
+    if not 1 <= value <= MAX_AMOUNT_MINOR:
         raise SandboxError(400, "Amount must be between 1 and 99999999.", code="amount_too_large", param="amount")
-    return amount
+    return value
 
 
-def _currency(raw: Any) -> str:
+def currency(raw: Any) -> str:
     if not isinstance(raw, str) or raw.upper() not in EXPONENTS:
         raise SandboxError(400, f"Invalid currency: {str(raw)[:8]}", code="parameter_invalid", param="currency")
     return raw.lower()
 
 
-def _payment_method(raw: Any) -> str | None:
-    if raw in (None, ""):
-        return None
-    if raw not in KNOWN_PAYMENT_METHODS:
-        raise SandboxError(
-            404, f"No such PaymentMethod: '{str(raw)[:64]}'", code="resource_missing", param="payment_method"
-        )
-    return str(raw)
-
-
-def _metadata(raw: Any) -> dict[str, str]:
+def _allowed_types(raw: Any) -> list[str] | None:
     if raw is None:
-        return {}
-    if not isinstance(raw, dict) or len(raw) > 50 or any(len(str(v)) > 500 for v in raw.values()):
-        raise SandboxError(400, "Invalid metadata: at most 50 keys of at most 500 characters.", param="metadata")
-    return {str(k): str(v) for k, v in raw.items()}
-
-
-def _optional_text(params: dict[str, Any], name: str, limit: int) -> str | None:
-    value = params.get(name)
-    if value is None:
         return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise SandboxError(400, f"Invalid {name}: a string of at most {limit} characters.", param=name)
-    return value
+    listed = list(raw.values()) if isinstance(raw, dict) else [raw]
+    if any(kind != "card" for kind in listed):
+        raise SandboxError(400, "The sandbox takes cards only.", param="allowed_payment_method_types")
+    return ["card"]
 
 
 def new_refund(intent: dict[str, Any], params: dict[str, Any], already_refunded: int) -> tuple[dict[str, Any], list]:
@@ -226,34 +186,45 @@ def new_refund(intent: dict[str, Any], params: dict[str, Any], already_refunded:
             code="charge_not_refundable",
         )
     left = intent["amount_received"] - already_refunded
-    amount = left if params.get("amount") in (None, "") else _amount(params.get("amount"))
-    if amount > left:
+    refunded = left if params.get("amount") in (None, "") else amount(params.get("amount"))
+    if refunded > left:
         raise SandboxError(
             400,
-            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+            f"Refund amount ({refunded}) is greater than unrefunded amount on charge ({left})",
             code="amount_too_large",
             param="amount",
         )
-    refund = {
-        "id": "re_" + secrets.token_hex(12),
-        "object": "refund",
-        "amount": amount,
-        "currency": intent["currency"],
-        "payment_intent": intent["id"],
-        "charge": "ch_" + intent["id"][3:],
-        "status": "succeeded",
-        "reason": params.get("reason"),
-        "metadata": _metadata(params.get("metadata")),
-        "created": int(time.time()),
-    }
-    charge = {
-        "id": refund["charge"],
-        "object": "charge",
-        "amount": intent["amount"],
-        "amount_refunded": already_refunded + amount,
-        "refunded": already_refunded + amount == intent["amount_received"],
-        "currency": intent["currency"],
-        "payment_intent": intent["id"],
-        "metadata": intent.get("metadata") or {},
-    }
-    return refund, [("refund.created", refund), ("charge.refunded", charge)]
+    refund = fill(
+        refund_template("re_" + secrets.token_hex(12)),
+        amount=refunded,
+        currency=intent["currency"],
+        payment_intent=intent["id"],
+        charge=charge_id(intent),
+        customer=intent.get("customer"),
+        payment_method=intent.get("payment_method"),
+        status="succeeded",
+        reason=params.get("reason"),
+        metadata=metadata(params.get("metadata")),
+        created=int(time.time()),
+    )
+    return refund, [("refund.created", refund), ("charge.refunded", _charge(intent, already_refunded + refunded))]
+
+
+def _charge(intent: dict[str, Any], refunded_so_far: int) -> dict[str, Any]:
+    return fill(
+        charge_template(charge_id(intent)),
+        amount=intent["amount"],
+        amount_captured=intent["amount_received"],
+        amount_refunded=refunded_so_far,
+        refunded=refunded_so_far == intent["amount_received"],
+        captured=True,
+        paid=True,
+        status="succeeded",
+        currency=intent["currency"],
+        customer=intent.get("customer"),
+        description=intent.get("description"),
+        payment_intent=intent["id"],
+        payment_method=intent.get("payment_method"),
+        metadata=intent.get("metadata") or {},
+        created=intent["created"],
+    )

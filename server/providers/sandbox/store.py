@@ -1,4 +1,5 @@
-"""The sandbox's SQL: its payment intents, idempotency keys, events and their deliveries."""
+"""The sandbox's SQL: its payment intents, refunds and other objects, idempotency keys, events and their
+deliveries, and its request log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from server.providers.sandbox.objects import complete
 
 
 async def webhook_secret(connection: asyncpg.Connection, configured: str | None) -> str:
@@ -69,24 +72,14 @@ async def save_idempotent_response(
     )
 
 
-async def insert_intent(connection: asyncpg.Connection, intent: dict[str, Any]) -> None:
-    await connection.execute("INSERT INTO sandbox.payment_intents (id, object) VALUES ($1, $2)", intent["id"], intent)
-
-
 async def lock_intent(connection: asyncpg.Connection, intent_id: str) -> dict[str, Any] | None:
-    return await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1 FOR UPDATE", intent_id)
+    stored = await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1 FOR UPDATE", intent_id)
+    return complete("payment_intent", stored) if stored else None
 
 
 async def get_intent(connection: asyncpg.Connection, intent_id: str) -> dict[str, Any] | None:
-    return await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1", intent_id)
-
-
-async def save_intent(connection: asyncpg.Connection, intent: dict[str, Any]) -> None:
-    await connection.execute(
-        "UPDATE sandbox.payment_intents SET object = $2, updated_at = now() WHERE id = $1",
-        intent["id"],
-        intent,
-    )
+    stored = await connection.fetchval("SELECT object FROM sandbox.payment_intents WHERE id = $1", intent_id)
+    return complete("payment_intent", stored) if stored else None
 
 
 async def insert_event(connection: asyncpg.Connection, event: dict[str, Any]) -> None:
@@ -131,7 +124,7 @@ async def list_events(connection: asyncpg.Connection, query: EventQuery) -> tupl
         query.created_gte,
         query.limit + 1,
     )
-    events = [row["payload"] for row in rows[: query.limit]]
+    events = [complete("event", row["payload"]) for row in rows[: query.limit]]
     return (list(reversed(events)) if newer else events), len(rows) > query.limit
 
 
@@ -202,4 +195,123 @@ async def refunded_total(connection: asyncpg.Connection, intent_id: str) -> int:
 
 
 async def get_refund(connection: asyncpg.Connection, refund_id: str) -> dict[str, Any] | None:
-    return await connection.fetchval("SELECT object FROM sandbox.refunds WHERE id = $1", refund_id)
+    stored = await connection.fetchval("SELECT object FROM sandbox.refunds WHERE id = $1", refund_id)
+    return complete("refund", stored) if stored else None
+
+
+async def get_object(connection: asyncpg.Connection, object_type: str, object_id: str) -> dict[str, Any] | None:
+    return await connection.fetchval(
+        "SELECT object FROM sandbox.objects WHERE id = $1 AND type = $2", object_id, object_type
+    )
+
+
+async def lock_object(
+    connection: asyncpg.Connection, object_type: str, object_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The object and its private part, row-locked until the transaction ends."""
+    row = await connection.fetchrow(
+        "SELECT object, private FROM sandbox.objects WHERE id = $1 AND type = $2 FOR UPDATE", object_id, object_type
+    )
+    return (row["object"], row["private"]) if row else None
+
+
+async def get_with_private(
+    connection: asyncpg.Connection, object_type: str, object_id: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    row = await connection.fetchrow(
+        "SELECT object, private FROM sandbox.objects WHERE id = $1 AND type = $2", object_id, object_type
+    )
+    return (row["object"], row["private"]) if row else None
+
+
+async def get_private(connection: asyncpg.Connection, object_type: str, object_id: str) -> dict[str, Any] | None:
+    return await connection.fetchval(
+        "SELECT private FROM sandbox.objects WHERE id = $1 AND type = $2", object_id, object_type
+    )
+
+
+async def objects_of_customer(connection: asyncpg.Connection, object_type: str, customer: str) -> list[dict[str, Any]]:
+    """Newest first, as Stripe lists them."""
+    rows = await connection.fetch(
+        """
+        SELECT object FROM sandbox.objects WHERE type = $1 AND object->>'customer' = $2
+         ORDER BY created_at DESC, id DESC
+        """,
+        object_type,
+        customer,
+    )
+    return [row["object"] for row in rows]
+
+
+async def due_sessions(connection: asyncpg.Connection, now: int, limit: int) -> list[str]:
+    """Open Checkout Sessions whose expires_at has passed, locked for this transaction (others skip them)."""
+    rows = await connection.fetch(
+        """
+        SELECT id FROM sandbox.objects
+         WHERE type = 'checkout.session' AND object->>'status' = 'open' AND (object->>'expires_at')::bigint <= $1
+         ORDER BY (object->>'expires_at')::bigint LIMIT $2
+           FOR UPDATE SKIP LOCKED
+        """,
+        now,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def log_request(
+    connection: asyncpg.Connection,
+    *,
+    method: str,
+    path: str,
+    params: dict[str, Any],
+    idempotency_key: str | None,
+    status_code: int,
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO sandbox.requests (method, path, params, idempotency_key, status_code)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        method,
+        path,
+        params,
+        idempotency_key,
+        status_code,
+    )
+
+
+async def forget_old_requests(connection: asyncpg.Connection) -> None:
+    await connection.execute("DELETE FROM sandbox.requests WHERE created_at < now() - interval '1 day'")
+
+
+async def put(connection: asyncpg.Connection, obj: dict[str, Any], private: dict[str, Any] | None = None) -> None:
+    """Store a new object or its new state (payment intents in their own table, the others in objects)."""
+    if obj["object"] == "payment_intent":
+        await connection.execute(
+            """
+            INSERT INTO sandbox.payment_intents (id, object) VALUES ($1, $2)
+            ON CONFLICT (id) DO UPDATE SET object = EXCLUDED.object, updated_at = now()
+            """,
+            obj["id"],
+            obj,
+        )
+        return
+    await connection.execute(
+        """
+        INSERT INTO sandbox.objects (id, type, object, private) VALUES ($1, $2, $3, coalesce($4, '{}'::jsonb))
+        ON CONFLICT (id) DO UPDATE SET object = EXCLUDED.object, updated_at = now(),
+               private = coalesce($4, sandbox.objects.private)
+        """,
+        obj["id"],
+        obj["object"],
+        obj,
+        private,
+    )
+
+
+async def session_of_intent(connection: asyncpg.Connection, intent_id: str) -> dict[str, Any] | None:
+    """The Checkout Session a payment intent was created for, if any."""
+    return await connection.fetchval(
+        "SELECT object FROM sandbox.objects WHERE type = 'checkout.session' AND object->>'payment_intent' = $1",
+        intent_id,
+    )

@@ -1,0 +1,107 @@
+"""A card being saved, and what becomes of it: the one place a setup's status changes.
+
+    created → requires_action → succeeded | canceled | failed   (created may also settle directly)
+
+A setup that succeeds stores the card it saved as the customer's default (brand, last4, expiry — never
+card data), in the same transaction, audited; a card saved to another provider customer than the one
+paywarden holds for the customer is refused, never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from db import customers, setups
+from db.customers import SavedMethod
+from db.setups import Setup, SetupStatus
+from server.providers import ProviderCard, ProviderSetup
+
+Status = SetupStatus
+ALLOWED: dict[SetupStatus, frozenset[SetupStatus]] = {
+    Status.CREATED: frozenset({Status.REQUIRES_ACTION, Status.SUCCEEDED, Status.CANCELED, Status.FAILED}),
+    Status.REQUIRES_ACTION: frozenset({Status.SUCCEEDED, Status.CANCELED, Status.FAILED}),
+    Status.SUCCEEDED: frozenset(),
+    Status.CANCELED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class SetupChange:
+    applied: bool
+    setup: Setup
+    note: str | None = None
+
+
+async def apply(
+    connection: asyncpg.Connection, locked: Setup, outcome: ProviderSetup, *, actor: str, reason: str
+) -> SetupChange:
+    """Move the setup to what the provider says, if the machine allows it; on success save the card."""
+    if outcome.provider_setup_id and not locked.provider_setup_id:
+        await setups.attach_provider_id(connection, locked.id, outcome.provider_setup_id)
+    to = SetupStatus(outcome.status)
+    if to == locked.status:
+        return SetupChange(False, locked, f"setup {locked.id} is already {locked.status}")
+    if to not in ALLOWED[locked.status]:
+        return SetupChange(False, locked, f"out of order: setup {locked.id} is {locked.status} and cannot become {to}")
+    if to == Status.SUCCEEDED:
+        refusal = await _save_card(connection, locked, outcome.card, actor)
+        if refusal:
+            return SetupChange(False, locked, refusal)
+    updated = await setups.update(
+        connection,
+        locked.id,
+        to,
+        provider_setup_id=outcome.provider_setup_id,
+        setup_url=outcome.setup_url,
+        provider_payment_method_id=outcome.card.provider_payment_method_id if outcome.card else None,
+        failure_reason=outcome.failure_reason if to in (Status.CANCELED, Status.FAILED) else None,
+    )
+    await customers.append_audit(
+        connection,
+        locked.tenant_id,
+        locked.customer_id,
+        actor=actor,
+        action=f"setup_{to}",
+        detail=f"setup {locked.id}: {locked.status} -> {to} ({reason})",
+    )
+    return SetupChange(True, updated)
+
+
+async def _save_card(connection: asyncpg.Connection, setup: Setup, card: ProviderCard | None, actor: str) -> str | None:
+    """Store the saved card as the customer's default; the reason it cannot be, if so."""
+    if card is None:
+        return f"setup {setup.id} succeeded at the provider without a card paywarden can charge"
+    await customers.lock_customer(connection, setup.tenant_id, setup.provider, setup.customer_id)
+    holder = await customers.get(connection, setup.tenant_id, setup.provider, setup.customer_id)
+    if holder is None or card.provider_customer_id not in (None, holder.provider_customer_id):
+        return f"the card of setup {setup.id} was saved to another provider customer than this customer's"
+    method = SavedMethod(
+        provider=setup.provider,
+        provider_payment_method_id=card.provider_payment_method_id,
+        tenant_id=setup.tenant_id,
+        customer_id=setup.customer_id,
+        brand=card.brand,
+        last4=card.last4,
+        exp_month=card.exp_month,
+        exp_year=card.exp_year,
+        is_default=True,
+        saved_at=setup.updated_at,  # not stored: the row takes now()
+    )
+    if await customers.save_method_as_default(connection, method):
+        await customers.append_audit(
+            connection,
+            setup.tenant_id,
+            setup.customer_id,
+            actor=actor,
+            action="card_saved",
+            detail=f"{describe(method)} saved as the default payment method (setup {setup.id})",
+        )
+    return None
+
+
+def describe(method: SavedMethod | ProviderCard) -> str:
+    """'visa ending 4242, expires 12/2034' — what a person would recognise."""
+    return f"{method.brand} ending {method.last4}, expires {method.exp_month:02d}/{method.exp_year}"
