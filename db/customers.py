@@ -196,7 +196,7 @@ async def save_method_as_default(connection: asyncpg.Connection, method: SavedMe
         INSERT INTO saved_payment_methods (provider, provider_payment_method_id, tenant_id, customer_id, brand,
                                            last4, exp_month, exp_year, is_default)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)
-        ON CONFLICT (provider, provider_payment_method_id) DO UPDATE SET is_default = true
+        ON CONFLICT (tenant_id, provider, provider_payment_method_id) DO UPDATE SET is_default = true
         """,
         method.provider,
         method.provider_payment_method_id,
@@ -217,7 +217,7 @@ async def save_method(connection: asyncpg.Connection, method: SavedMethod) -> No
         INSERT INTO saved_payment_methods (provider, provider_payment_method_id, tenant_id, customer_id, brand,
                                            last4, exp_month, exp_year, is_default)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (provider, provider_payment_method_id) DO NOTHING
+        ON CONFLICT (tenant_id, provider, provider_payment_method_id) DO NOTHING
         """,
         method.provider,
         method.provider_payment_method_id,
