@@ -167,3 +167,31 @@ async def current_for_customer(connection: asyncpg.Connection, tenant_id: str, c
         customer_id,
     )
     return [Granted(**dict(row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class PaymentGrant:
+    """What a payment granted of one feature: a period, or a lot of credits (`credits` set)."""
+
+    feature: str
+    starts_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    credits: int | None
+
+
+async def grants_of_payment(connection: asyncpg.Connection, tenant_id: str, payment_id: str) -> list[PaymentGrant]:
+    """Its periods and its credit lots, as they stand, by feature."""
+    rows = await connection.fetch(
+        """
+        SELECT feature, starts_at, expires_at, revoked_at, NULL::bigint AS credits
+          FROM entitlements WHERE tenant_id = $1 AND payment_id = $2
+        UNION ALL
+        SELECT feature, NULL, expires_at, revoked_at, quantity
+          FROM credit_lots WHERE tenant_id = $1 AND payment_id = $2
+         ORDER BY feature
+        """,
+        tenant_id,
+        payment_id,
+    )
+    return [PaymentGrant(**dict(row)) for row in rows]

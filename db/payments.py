@@ -191,32 +191,47 @@ async def lock_by_checkout_id(
     return Payment.from_row(row) if row else None
 
 
-async def update_status(
+async def move(
     connection: asyncpg.Connection,
-    payment_id: str,
+    locked: Payment,
     status: str,
     *,
     provider_payment_id: str | None,
     next_action_url: str | None,
     failure_reason: str | None,
+    actor: str,
+    reason: str | None,
+    api_key_id: str | None,
 ) -> Payment:
+    """Move the (locked) payment to `status` and append its audit row, in one statement."""
     row = await connection.fetchrow(
         """
-        UPDATE payments
-           SET status = $2,
-               provider_payment_id = coalesce(provider_payment_id, $3),
-               next_action_url = $4,
-               failure_reason = $5,
-               submit_lease_until = CASE WHEN $2 = 'created' THEN submit_lease_until END,
-               updated_at = now()
-         WHERE id = $1
-        RETURNING *
+        WITH moved AS (
+            UPDATE payments
+               SET status = $3,
+                   provider_payment_id = coalesce(provider_payment_id, $4),
+                   next_action_url = $5,
+                   failure_reason = $6,
+                   submit_lease_until = CASE WHEN $3 = 'created' THEN submit_lease_until END,
+                   updated_at = now()
+             WHERE tenant_id = $1 AND id = $2
+            RETURNING *
+        ), audited AS (
+            INSERT INTO payment_audit (tenant_id, payment_id, actor, from_status, to_status, reason, api_key_id)
+            SELECT tenant_id, id, $7, $8, status, $9, $10 FROM moved
+        )
+        SELECT * FROM moved
         """,
-        payment_id,
+        locked.tenant_id,
+        locked.id,
         status,
         provider_payment_id,
         next_action_url,
         failure_reason,
+        actor,
+        locked.status,
+        reason,
+        api_key_id,
     )
     return Payment.from_row(row)
 

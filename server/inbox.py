@@ -319,8 +319,25 @@ async def _ingest(services: Services, event: WebhookEvent, arrival: Arrival) -> 
         return Ingested("not_for_tenant", note=f"not an event of tenant {arrival.tenant_id!r}; nothing was stored")
 
 
+class _ApplyFailed(Exception):
+    """Applying the event raised: its transaction is rolled back whole, and the event is stored as failed."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
 @retry_on_deadlock
 async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arrival) -> Ingested:
+    try:
+        return await _store_and_apply_once(services, event, arrival)
+    except _ApplyFailed as failed:
+        return await _store_failed(services, event, arrival, failed.problem)
+
+
+async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival: Arrival) -> Ingested:
+    """One transaction, no savepoint (two round trips fewer per event): when applying fails, the event is
+    stored as failed by a transaction of its own."""
     provider = services.provider.name
     actor = "reconciler" if arrival.source == "event_list" else "webhook"
     async with transaction(services.pool) as conn:
@@ -328,13 +345,12 @@ async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arr
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
-            async with conn.transaction():  # a savepoint: a failure undoes the event's effects, not its storage
-                result = await _apply(conn, provider, event, actor, arrival.tenant_id)
+            result = await _apply(conn, provider, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
             logger.exception("applying event %s failed; kept for retry", event.event_id, extra=_ids(event))
-            return await _failed(conn, services, inbox_id, f"{type(error).__name__}: {str(error)[:300]}")
+            raise _ApplyFailed(f"{type(error).__name__}: {str(error)[:300]}") from error
         if arrival.tenant_id is not None and result.outcome in ("unmatched", "unhandled"):
             raise _NotThisTenants()
         await webhook_events.record_outcome(
@@ -351,11 +367,15 @@ async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arr
 
 async def _store_unconfirmed(services: Services, event: WebhookEvent, arrival: Arrival, error: Exception) -> Ingested:
     """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry."""
+    return await _store_failed(services, event, arrival, f"could not confirm with the provider: {error}")
+
+
+async def _store_failed(services: Services, event: WebhookEvent, arrival: Arrival, problem: str) -> Ingested:
     async with transaction(services.pool) as conn:
         inbox_id, outcome = await _store(conn, services.provider.name, event, arrival)
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
-        return await _failed(conn, services, inbox_id, f"could not confirm with the provider: {error}")
+        return await _failed(conn, services, inbox_id, problem)
 
 
 async def _store(conn: asyncpg.Connection, provider: str, event: WebhookEvent, arrival: Arrival) -> tuple[int, str]:

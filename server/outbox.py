@@ -16,7 +16,6 @@ from typing import Any, Literal, get_args
 import asyncpg
 from pydantic import BaseModel, Field
 
-from db import credits as credit_rows
 from db import entitlements, outbox
 from db.payments import Payment, PaymentStatus
 from server.payments import PaymentView
@@ -109,19 +108,7 @@ async def entitlements_changed(conn: asyncpg.Connection, payment: Payment, chang
 async def grants_of(conn: asyncpg.Connection, payment: Payment) -> list[EntitlementGrant]:
     """What the payment granted, feature by feature: its periods and its credit lots, as they stand."""
     common = {"customer_id": payment.customer_id, "payment_id": payment.id, "product_id": payment.product_id}
-    periods = [
-        EntitlementGrant(**common, **vars(period), credits=None)
-        for period in await entitlements.of_payment(conn, payment.id)
+    return [
+        EntitlementGrant(**common, **vars(grant))
+        for grant in await entitlements.grants_of_payment(conn, payment.tenant_id, payment.id)
     ]
-    lots = [
-        EntitlementGrant(
-            **common,
-            feature=lot.feature,
-            starts_at=None,
-            expires_at=lot.expires_at,
-            credits=lot.quantity,
-            revoked_at=lot.revoked_at,
-        )
-        for lot in await credit_rows.lots_of_payment(conn, payment.id)
-    ]
-    return sorted(periods + lots, key=lambda grant: grant.feature)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from db import audit, entitlements, payments
+from db import entitlements, payments
 from db.payments import Payment, PaymentStatus
 from server import metrics, outbox
 from server.ledger import credit_moves
@@ -80,20 +80,14 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     if change.to_status not in ALLOWED[locked.status]:
         note = f"out of order: payment is {locked.status} and cannot move to {change.to_status}"
         return TransitionResult(False, locked, note)
-    updated = await payments.update_status(
+    updated = await payments.move(
         connection,
-        locked.id,
+        locked,
         change.to_status,
         provider_payment_id=change.provider_payment_id,
         next_action_url=change.next_action_url if change.to_status == Status.REQUIRES_ACTION else None,
         failure_reason=change.failure_reason if change.to_status in (Status.FAILED, Status.CANCELED) else None,
-    )
-    await audit.append(
-        connection,
-        locked.id,
         actor=change.actor,
-        from_status=locked.status,
-        to_status=change.to_status,
         reason=change.reason,
         api_key_id=change.api_key_id,
     )
