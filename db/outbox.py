@@ -78,21 +78,22 @@ class ClaimedDelivery:
     secrets: list[str]
 
 
-async def insert_event(
-    conn: asyncpg.Connection,
-    *,
-    event_id: str,
-    tenant_id: str,
-    event_type: str,
-    payload: dict[str, Any],
-    retry_for_seconds: float,
-) -> int:
-    """Store the event and one delivery for each of the tenant's endpoints that wants it, in the caller's
-    transaction; returns how many deliveries were queued."""
-    queued = await conn.fetchval(
-        "SELECT record_outbox_event($1, $2, $3, $4, $5)", event_id, tenant_id, event_type, payload, retry_for_seconds
+async def insert_events(
+    conn: asyncpg.Connection, tenant_id: str, payloads: list[dict[str, Any]], *, retry_for_seconds: float
+) -> None:
+    """Store the events, in order, and one delivery for each of the tenant's endpoints that wants each, in
+    the caller's transaction (record_outbox_event, migration 0014), in one statement."""
+    if not payloads:
+        return
+    await conn.execute(
+        """
+        SELECT record_outbox_event(e ->> 'id', $1, e ->> 'type', e, $3)
+          FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS events (e, n) ORDER BY n
+        """,
+        tenant_id,
+        payloads,
+        retry_for_seconds,
     )
-    return int(queued)
 
 
 async def get_event(conn: asyncpg.Connection, event_id: str, *, tenant_id: str | None) -> asyncpg.Record | None:

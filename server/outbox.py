@@ -75,34 +75,27 @@ async def record(conn: asyncpg.Connection, tenant_id: str, event_type: EventType
     """Write the event, and a delivery for each of the tenant's endpoints that wants it, in `conn`'s
     transaction; its id."""
     payload = event(tenant_id, event_type, data)
-    event_id = payload["id"]
-    await outbox.insert_event(
-        conn,
-        event_id=event_id,
-        tenant_id=tenant_id,
-        event_type=event_type,
-        payload=payload,
-        retry_for_seconds=RETRY_FOR_SECONDS,
-    )
-    return event_id
+    await outbox.insert_events(conn, tenant_id, [payload], retry_for_seconds=RETRY_FOR_SECONDS)
+    return payload["id"]
 
 
-async def payment_moved(conn: asyncpg.Connection, payment: Payment) -> None:
-    """The payment has just moved to its status: report it, when that status is one merchants hear of."""
+async def payment_moved(conn: asyncpg.Connection, payment: Payment, grants: EventType | None = None) -> None:
+    """The payment has just moved to its status: report it, when that status is one merchants hear of, and
+    with `grants` (entitlement.granted or entitlement.revoked) one event per feature it granted — all in
+    one statement."""
+    events: list[tuple[EventType, BaseModel]] = []
     event_type = PAYMENT_EVENTS.get(payment.status)
     if event_type is not None:
-        await record(conn, payment.tenant_id, event_type, PaymentView.of(payment))
+        events.append((event_type, PaymentView.of(payment)))
+    if grants is not None:
+        events += [(grants, grant) for grant in await grants_of(conn, payment)]
+    payloads = [event(payment.tenant_id, kind, data) for kind, data in events]
+    await outbox.insert_events(conn, payment.tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
 
 
 async def payment_refunded(conn: asyncpg.Connection, payment: Payment) -> None:
     """A refund succeeded without moving the payment's status (a second partial refund)."""
     await record(conn, payment.tenant_id, "payment.refunded", PaymentView.of(payment))
-
-
-async def entitlements_changed(conn: asyncpg.Connection, payment: Payment, change: EventType) -> None:
-    """entitlement.granted or entitlement.revoked, one event per feature the payment granted."""
-    for grant in await grants_of(conn, payment):
-        await record(conn, payment.tenant_id, change, grant)
 
 
 async def grants_of(conn: asyncpg.Connection, payment: Payment) -> list[EntitlementGrant]:

@@ -21,6 +21,7 @@ from db import entitlements, payments
 from db.payments import Payment, PaymentStatus
 from server import metrics, outbox
 from server.ledger import credit_moves
+from server.outbox import EventType
 
 Status = PaymentStatus
 SETTLED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
@@ -92,8 +93,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         api_key_id=change.api_key_id,
     )
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
-    await outbox.payment_moved(connection, updated)
-    await _grant_or_revoke(connection, updated)
+    await outbox.payment_moved(connection, updated, grants=await _grant_or_revoke(connection, updated))
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
         to = Status.REFUNDED if updated.refunded_minor >= updated.amount_minor else Status.PARTIALLY_REFUNDED
@@ -108,13 +108,15 @@ def _brings_the_missing_page(locked: Payment, change: Transition) -> bool:
     return locked.status == Status.REQUIRES_ACTION and not locked.next_action_url and bool(change.next_action_url)
 
 
-async def _grant_or_revoke(connection: asyncpg.Connection, payment: Payment) -> None:
-    """Paid grants what the payment bought; refunded in full takes back what is unspent."""
+async def _grant_or_revoke(connection: asyncpg.Connection, payment: Payment) -> EventType | None:
+    """Paid grants what the payment bought; refunded in full takes back what is unspent. What the merchant
+    hears of it, if anything."""
     if payment.status == Status.SUCCEEDED:
         await entitlements.grant_for_payment(connection, payment)
         await credit_moves.grant_for_payment(connection, payment)
-        await outbox.entitlements_changed(connection, payment, "entitlement.granted")
+        return "entitlement.granted"
     if payment.status == Status.REFUNDED:
         await entitlements.revoke_for_payment(connection, payment)
         await credit_moves.revoke_for_payment(connection, payment)
-        await outbox.entitlements_changed(connection, payment, "entitlement.revoked")
+        return "entitlement.revoked"
+    return None
