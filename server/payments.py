@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from db import audit, payments
 from db.payments import Payment, PaymentStatus
 from db.pool import connection
+from server import receipts
 from server.errors import InvalidRequest, PaymentNotFound
 from server.money import format_amount
 from server.services import Services
@@ -129,6 +130,12 @@ class TimelineEntry(BaseModel):
 
 class PaymentDetails(PaymentView):
     timeline: list[TimelineEntry] = Field(description="Every status change, oldest first.")
+    receipt_number: int | None = Field(
+        default=None, description="The merchant's receipt number (given when the payment succeeded; no gaps)."
+    )
+    receipt_url: str | None = Field(
+        default=None, description="The printable receipt page, for the person who paid (an unguessable link)."
+    )
 
 
 class PaymentPage(BaseModel):
@@ -146,7 +153,12 @@ async def details(services: Services, caller: Caller, payment_id: str) -> Paymen
             )
         entries = await audit.timeline(conn, payment_id)
     timeline = [TimelineEntry(**vars(entry)) for entry in entries]
-    return PaymentDetails.of(payment, timeline=timeline)
+    return PaymentDetails.of(
+        payment,
+        timeline=timeline,
+        receipt_number=payment.receipt_number,
+        receipt_url=receipts.receipt_url(services, payment),
+    )
 
 
 async def page(

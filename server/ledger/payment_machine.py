@@ -6,7 +6,7 @@
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
-audited, the change to `succeeded` grants the payment's entitlements, and the merchant's outbox
+audited, the change to `succeeded` numbers the receipt and grants the payment's entitlements, and the merchant's outbox
 gets the events these changes make (payment.*, approval.requested, entitlement.*) — all inside the
 caller's transaction, on a payment row the caller has locked.
 """
@@ -92,6 +92,8 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         reason=change.reason,
         api_key_id=change.api_key_id,
     )
+    if change.to_status == Status.SUCCEEDED:
+        updated = await payments.number_receipt(connection, updated)
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
     await outbox.payment_moved(connection, updated, grants=await _grant_or_revoke(connection, updated))
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
