@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from db import audit, payments
 from db.payments import Payment, PaymentStatus
 from db.pool import connection
-from server import receipts
+from server import disputes, receipts
+from server.disputes import DisputeView
 from server.errors import InvalidRequest, PaymentNotFound
 from server.money import format_amount
 from server.services import Services
@@ -136,6 +137,9 @@ class PaymentDetails(PaymentView):
     receipt_url: str | None = Field(
         default=None, description="The printable receipt page, for the person who paid (an unguessable link)."
     )
+    disputes: list[DisputeView] = Field(
+        default_factory=list, description="Disputes (chargebacks) the customer's bank opened against this payment."
+    )
 
 
 class PaymentPage(BaseModel):
@@ -152,12 +156,14 @@ async def details(services: Services, caller: Caller, payment_id: str) -> Paymen
                 f"No payment with payment_id {payment_id!r}. Use the payment_id create_charge returned."
             )
         entries = await audit.timeline(conn, payment_id)
+        opened = await disputes.of_payment(conn, payment.tenant_id, payment.id)
     timeline = [TimelineEntry(**vars(entry)) for entry in entries]
     return PaymentDetails.of(
         payment,
         timeline=timeline,
         receipt_number=payment.receipt_number,
         receipt_url=receipts.receipt_url(services, payment),
+        disputes=opened,
     )
 
 

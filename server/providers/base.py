@@ -116,10 +116,26 @@ class ProviderRefund:
     failure_reason: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProviderDispute:
+    """A dispute (chargeback) as the provider shows it."""
+
+    provider_dispute_id: str
+    status: str
+    """Stripe's: warning_needs_response, warning_under_review, warning_closed, needs_response, under_review,
+    won, lost, prevented."""
+    amount_minor: int | None
+    currency: str | None
+    reason: str
+    provider_payment_id: str | None
+    evidence_due_by: int | None = None
+    """Unix seconds."""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """A verified provider event. `payment`, `refund` or `setup` is set for the events that move one;
-    `detached_payment_method` for a saved card removed at the provider."""
+    `detached_payment_method` for a saved card removed at the provider; `dispute` for a dispute's events."""
 
     event_id: str
     event_type: str
@@ -128,6 +144,7 @@ class WebhookEvent:
     refund: ProviderRefund | None = field(default=None)
     setup: ProviderSetup | None = field(default=None)
     detached_payment_method: str | None = field(default=None)
+    dispute: ProviderDispute | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -199,6 +216,11 @@ class Provider(Protocol):
 
     async def cancel_payment(self, provider_payment_id: str) -> None:
         """Close an unpaid payment at the provider so it can never be paid later."""
+        ...
+
+    async def submit_dispute_evidence(self, provider_dispute_id: str, evidence: dict[str, str]) -> None:
+        """Send evidence text fields for a dispute and submit them (Stripe's dispute update with `evidence` and
+        `submit=true`). Raises ProviderError when refused or unreachable."""
         ...
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:

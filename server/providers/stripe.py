@@ -231,6 +231,19 @@ class StripeProvider:
     def check_chargeable(self, amount_minor: int, currency: str) -> None:
         check_chargeable(amount_minor, currency)
 
+    async def submit_dispute_evidence(self, provider_dispute_id: str, evidence: dict[str, str]) -> None:
+        content = json.dumps(evidence, sort_keys=True).encode()
+        key = f"dispute-evidence-{provider_dispute_id}-{hashlib.sha256(content).hexdigest()[:32]}"
+        params: dict[str, Any] = {"evidence": evidence, "submit": True}
+        try:
+            await self._client.v1.disputes.update_async(provider_dispute_id, params, {"idempotency_key": key})
+        except stripe.InvalidRequestError as error:
+            if error.http_status in (400, 404):
+                raise ProviderError(f"The provider refused the evidence: {_safe_message(error)}") from error
+            raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+
     async def cancel_payment(self, provider_payment_id: str) -> None:
         """Close the intent so nobody can pay it later (after we recorded it as failed)."""
         try:

@@ -8,7 +8,14 @@ from typing import Any
 
 from server.errors import MalformedEvent
 from server.money import EXPONENTS
-from server.providers.base import ProviderCard, ProviderPayment, ProviderRefund, ProviderSetup, WebhookEvent
+from server.providers.base import (
+    ProviderCard,
+    ProviderDispute,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderSetup,
+    WebhookEvent,
+)
 from server.providers.stripe_amounts import from_stripe
 
 INTENT_EVENTS = {
@@ -33,6 +40,13 @@ REFUND_STATUS = {
     "failed": "failed",
     "canceled": "canceled",
 }
+DISPUTE_EVENTS = frozenset({
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+})  # fmt: skip
 PAGE_EXPIRED = "the payment page expired before the person paid"
 MAX_NESTING = 64
 """Stripe's objects are a few levels deep; far deeper bodies are refused rather than walked."""
@@ -106,6 +120,20 @@ def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
         refund_id=(refund.get("metadata") or {}).get("refund_id"),
         provider_payment_id=_id(refund.get("payment_intent")),
         failure_reason=refund.get("failure_reason"),
+    )
+
+
+def dispute_from_object(dispute: dict[str, Any]) -> ProviderDispute:
+    currency, amount = _money(dispute.get("currency"), dispute.get("amount"))
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    return ProviderDispute(
+        provider_dispute_id=str(dispute["id"]),
+        status=str(dispute.get("status") or "needs_response"),
+        amount_minor=amount,
+        currency=currency,
+        reason=str(dispute.get("reason") or "general"),
+        provider_payment_id=_id(dispute.get("payment_intent")),
+        evidence_due_by=due if isinstance(due, int) else None,
     )
 
 
@@ -192,6 +220,8 @@ def _what_it_moves(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
             return {"payment": _page_event(event_type, obj)}
     if event_type in SETUP_INTENT_EVENTS:
         return {"setup": setup_from_intent(obj, SETUP_INTENT_EVENTS[event_type])}
+    if event_type in DISPUTE_EVENTS and isinstance(obj.get("id"), str):
+        return {"dispute": dispute_from_object(obj)}
     if event_type == "payment_method.detached" and isinstance(obj.get("id"), str):
         return {"detached_payment_method": obj["id"]}
     return {}
