@@ -11,6 +11,7 @@ from server.config import Settings
 from server.errors import ConfigurationError, ProviderError
 from server.providers import sandbox
 from server.providers.base import (
+    BalanceMovement,
     ChargeRequest,
     CustomerRequest,
     EventPage,
@@ -31,6 +32,7 @@ from server.providers.standard_webhooks import StandardWebhookVerifier
 from server.providers.stripe import StripeProvider
 
 __all__ = [
+    "BalanceMovement",
     "ChargeRequest",
     "Credentials",
     "CustomerRequest",

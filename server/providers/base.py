@@ -132,6 +132,29 @@ class ProviderDispute:
     """Unix seconds."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class BalanceMovement:
+    """One balance transaction: money the provider moved in or out of the account, and its fee."""
+
+    provider_txn_id: str
+    kind: str
+    """charge, refund, dispute (funds withdrawn), dispute_reversal (funds reinstated) or other."""
+    amount_minor: int
+    """Signed: positive in, negative out."""
+    fee_minor: int
+    net_minor: int
+    currency: str
+    created: int
+    """Unix seconds."""
+    source_id: str | None
+    """What moved it: the charge (ch_…), refund (re_…) or dispute (du_…)."""
+    provider_payment_id: str | None = None
+    provider_refund_id: str | None = None
+    provider_dispute_id: str | None = None
+    payment_id: str | None = None
+    """paywarden's payment id, when the provider's record carries it in its metadata."""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """A verified provider event. `payment`, `refund` or `setup` is set for the events that move one;
@@ -221,6 +244,11 @@ class Provider(Protocol):
     async def submit_dispute_evidence(self, provider_dispute_id: str, evidence: dict[str, str]) -> None:
         """Send evidence text fields for a dispute and submit them (Stripe's dispute update with `evidence` and
         `submit=true`). Raises ProviderError when refused or unreachable."""
+        ...
+
+    async def balance_movements(self, created_from: int, created_before: int) -> list[BalanceMovement]:
+        """Every balance transaction created in [created_from, created_before) (Unix seconds), read page by page,
+        newest first. Raises ProviderUnavailable."""
         ...
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from server.errors import MalformedEvent
 from server.money import EXPONENTS
 from server.providers.base import (
+    BalanceMovement,
     ProviderCard,
     ProviderDispute,
     ProviderPayment,
@@ -135,6 +136,44 @@ def dispute_from_object(dispute: dict[str, Any]) -> ProviderDispute:
         provider_payment_id=_id(dispute.get("payment_intent")),
         evidence_due_by=due if isinstance(due, int) else None,
     )
+
+
+def balance_movement(txn: dict[str, Any]) -> BalanceMovement:
+    """A balance transaction, its source expanded (`expand[]=data.source`) or only named."""
+    source = txn.get("source")
+    found = source if isinstance(source, dict) else {"id": source, "object": None}
+    kind = _movement_kind(str(txn.get("type") or ""), str(txn.get("reporting_category") or ""), found.get("object"))
+    code = str(txn.get("currency") or "").upper()
+
+    def amount(value: Any) -> int:
+        return from_stripe(int(value or 0), code) if code in EXPONENTS else int(value or 0)
+
+    intent = _id(found.get("payment_intent"))
+    return BalanceMovement(
+        provider_txn_id=str(txn["id"]),
+        kind=kind,
+        amount_minor=amount(txn.get("amount")),
+        fee_minor=amount(txn.get("fee")),
+        net_minor=amount(txn.get("net")),
+        currency=code,
+        created=int(txn.get("created") or 0),
+        source_id=_id(source),
+        provider_payment_id=intent,
+        provider_refund_id=found.get("id") if kind == "refund" else None,
+        provider_dispute_id=found.get("id") if kind.startswith("dispute") else None,
+        payment_id=(found.get("metadata") or {}).get("payment_id") if kind == "charge" else None,
+    )
+
+
+def _movement_kind(txn_type: str, category: str, source_object: Any) -> str:
+    if source_object == "dispute" or category in ("dispute", "dispute_reversal"):
+        reinstated = category == "dispute_reversal" or txn_type == "dispute_reinstatement"
+        return "dispute_reversal" if reinstated else "dispute"
+    if txn_type in ("charge", "payment"):
+        return "charge"
+    if txn_type in ("refund", "payment_refund"):
+        return "refund"
+    return "other"
 
 
 def card_from_method(method: dict[str, Any]) -> ProviderCard | None:
