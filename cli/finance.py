@@ -1,15 +1,18 @@
-"""`paywarden report reconcile` (the provider's money against the ledger, for finance) and
-`paywarden disputes evidence` (a dispute's evidence from the ledger; --submit sends it)."""
+"""`paywarden report reconcile` (the provider's money against the ledger, for finance), `paywarden export …`
+(a period of one table, streamed) and `paywarden disputes evidence` (a dispute's evidence from the ledger;
+--submit sends it)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import sys
+from collections.abc import Callable, Iterator
 
 from cli.common import with_services
-from server import disputes, finance
+from server import disputes, exports, finance
 from server.config import Settings
 from server.finance import SECTIONS, ReconcileLine, ReconcileReport
 from server.money import format_amount
@@ -24,6 +27,7 @@ TITLES = {
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    register_export(commands)
     report = commands.add_parser("report", help="reports for finance").add_subparsers(required=True, metavar="REPORT")
     reconcile = report.add_parser("reconcile", help="the provider's money movements matched against the ledger")
     reconcile.add_argument("--from", dest="day_from", required=True, help="first day, YYYY-MM-DD (UTC)")
@@ -116,3 +120,41 @@ def run_evidence(settings: Settings, args: argparse.Namespace) -> int:
     if args.submit:
         print(f"\nSubmitted to the provider by {args.by}.", file=sys.stderr)
     return 0
+
+
+def register_export(commands: argparse._SubParsersAction) -> None:
+    out = commands.add_parser("export", help="a period of payments, refunds, the credit ledger, audit or disputes")
+    out.add_argument("kind", choices=exports.KINDS)
+    out.add_argument("--from", dest="day_from", required=True, help="first day, YYYY-MM-DD (UTC)")
+    out.add_argument("--to", dest="day_to", required=True, help="last day, YYYY-MM-DD (UTC), included")
+    out.add_argument("--tenant", help="only this tenant's rows")
+    out.add_argument("--format", choices=exports.FORMATS, default="csv")
+    out.add_argument("-o", "--output", help="write to this file (default: standard output)")
+    out.set_defaults(command=run_export)
+
+
+def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    since, until = finance.period(args.day_from, args.day_to)
+    with _open_sink(args.output) as write:
+
+        async def sink(chunk: bytes) -> None:
+            write(chunk)
+
+        with_services(
+            settings, lambda services: exports.export(services, args.kind, since, until, args.tenant, args.format, sink)
+        )
+    return 0
+
+
+@contextlib.contextmanager
+def _open_sink(path: str | None) -> Iterator[Callable[[bytes], object]]:
+    if path:
+        with open(path, "wb") as file:
+            yield file.write
+        return
+    stdout = getattr(sys.stdout, "buffer", None)
+    if stdout is not None:
+        yield stdout.write
+        stdout.flush()
+        return
+    yield lambda chunk: sys.stdout.write(chunk.decode())
