@@ -15,6 +15,7 @@ class Dispute:
     id: str
     provider: str
     payment_id: str
+    customer_id: str
     amount_minor: int
     currency: str
     reason: str
@@ -41,6 +42,7 @@ class NewDispute:
     id: str
     provider: str
     payment_id: str
+    customer_id: str
     amount_minor: int
     currency: str
     reason: str
@@ -71,8 +73,8 @@ async def insert(connection: asyncpg.Connection, new: NewDispute, *, actor: str,
         """
         WITH inserted AS (
             INSERT INTO disputes (tenant_id, id, provider, payment_id, amount_minor, currency, reason, status,
-                                  policy, evidence_due_by, closed_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END)
+                                  policy, evidence_due_by, closed_at, customer_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END, $14)
             RETURNING *
         ), audited AS (
             INSERT INTO dispute_audit (tenant_id, dispute_id, payment_id, actor, action, to_status, reason)
@@ -93,6 +95,7 @@ async def insert(connection: asyncpg.Connection, new: NewDispute, *, actor: str,
         new.closed,
         actor,
         reason,
+        new.customer_id,
     )
     return Dispute(**dict(row))
 
@@ -226,8 +229,7 @@ async def of_payment(connection: asyncpg.Connection, tenant_id: str, payment_id:
 async def of_customer(connection: asyncpg.Connection, tenant_id: str, customer_id: str, limit: int) -> list[Dispute]:
     rows = await connection.fetch(
         """
-        SELECT d.* FROM disputes d JOIN payments p ON p.tenant_id = d.tenant_id AND p.id = d.payment_id
-         WHERE p.tenant_id = $1 AND p.customer_id = $2 ORDER BY d.created_at DESC LIMIT $3
+        SELECT * FROM disputes WHERE tenant_id = $1 AND customer_id = $2 ORDER BY created_at DESC LIMIT $3
         """,
         tenant_id,
         customer_id,

@@ -140,7 +140,7 @@ def _answer(
     pending: str | None,
     products: list[Product],
 ) -> EntitlementAnswer:
-    offers = [] if reason == "active" else [Offer.of(product, feature) for product in products]
+    offers = [] if reason in ("active", "disputed") else [Offer.of(product, feature) for product in products]
     return EntitlementAnswer(
         allowed=reason == "active",
         customer_id=customer_id,

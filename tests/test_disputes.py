@@ -18,10 +18,13 @@ from server.services import open_services
 from tests.helpers import (
     assert_ledger_matches,
     call,
+    console_client,
     eventually,
+    new_operator,
     paywarden_command,
     quiet_settings,
     signed,
+    visible_text,
 )
 from tests.helpers import post_webhook as post
 
@@ -179,3 +182,15 @@ async def test_the_database_allows_exactly_the_machines_moves(db) -> None:
     listed = {(row["from_status"], row["to_status"]) for row in rows}
     machine = {(source, target) for source, targets in dispute_machine.ALLOWED.items() for target in targets}
     assert listed == machine
+
+
+async def test_the_console_shows_a_payments_disputes_and_receipt(mcp, app, db) -> None:
+    paid = await _charge(mcp, "pro_monthly", "pm_card_createDispute")
+    opened = await _dispute(db, paid["payment_id"])
+    password = await new_operator(app.services, "fin", "viewer")
+    async with console_client(app, "fin", password) as console:
+        page = await console.get(f"/console/payments/{paid['payment_id']}")
+    text = visible_text(page.text)
+    assert page.status_code == 200
+    assert f"{opened['id']}" in text and "needs_response" in text and "access paused" in text and "fraudulent" in text
+    assert "Receipt #1" in text and "/receipts/" in page.text

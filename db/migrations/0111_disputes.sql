@@ -8,6 +8,7 @@ CREATE TABLE disputes (
     id                  text NOT NULL,  -- the provider's dispute id (Stripe's du_… or dp_…)
     provider            text NOT NULL,
     payment_id          text NOT NULL,
+    customer_id         text NOT NULL,  -- the payment's, so a customer's disputes are one index range
     amount_minor        bigint NOT NULL CHECK (amount_minor > 0),
     currency            char(3) NOT NULL CHECK (currency = upper(currency)),
     reason              text NOT NULL,
@@ -30,6 +31,7 @@ CREATE TABLE disputes (
 -- A provider's event names the dispute by its id alone.
 CREATE INDEX disputes_by_id ON disputes (id);
 CREATE INDEX disputes_of_payment ON disputes (tenant_id, payment_id);
+CREATE INDEX disputes_of_customer ON disputes (tenant_id, customer_id, created_at);
 CREATE INDEX disputes_created ON disputes (created_at);
 
 CREATE TABLE dispute_status_moves (

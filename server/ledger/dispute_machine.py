@@ -104,6 +104,7 @@ async def _first_heard(
         id=reported.provider_dispute_id,
         provider=provider,
         payment_id=payment.id,
+        customer_id=payment.customer_id,
         amount_minor=reported.amount_minor or payment.amount_minor,
         currency=reported.currency or payment.currency,
         reason=reported.reason,

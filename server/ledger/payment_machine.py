@@ -92,10 +92,11 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         reason=change.reason,
         api_key_id=change.api_key_id,
     )
-    if change.to_status == Status.SUCCEEDED:
-        updated = await payments.number_receipt(connection, updated)
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
     await outbox.payment_moved(connection, updated, grants=await _grant_or_revoke(connection, updated))
+    if change.to_status == Status.SUCCEEDED:
+        # Last, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
+        updated = await payments.number_receipt(connection, updated)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
         to = Status.REFUNDED if updated.refunded_minor >= updated.amount_minor else Status.PARTIALLY_REFUNDED
