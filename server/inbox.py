@@ -346,7 +346,10 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
-            result = await _apply(conn, provider, event, actor, arrival.tenant_id, services.settings)
+            if event.dispute is not None:
+                result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
+            else:
+                result = await _apply(conn, provider, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -416,16 +419,9 @@ def _ids(event: WebhookEvent) -> dict[str, str]:
 
 
 async def _apply(
-    conn: asyncpg.Connection,
-    provider: str,
-    event: WebhookEvent,
-    actor: str,
-    tenant_id: str | None,
-    settings: Settings,
+    conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str, tenant_id: str | None
 ) -> Ingested:
     why = f"{event.event_type} ({event.event_id})"
-    if event.dispute is not None:
-        return await _apply_dispute(conn, provider, event, actor, tenant_id, settings)
     if event.refund is not None:
         return await _apply_refund(conn, provider, event.refund, actor, tenant_id)
     if event.setup is not None:
