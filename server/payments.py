@@ -87,6 +87,9 @@ class PaymentView(BaseModel):
     failure_reason: str | None
     approval_reason: str | None = Field(description="Why the charge needs (or needed) a person's approval.")
     refunded_minor: int = Field(description="How much has been refunded, in minor units.")
+    receipt_number: int | None = Field(
+        default=None, description="The merchant's receipt number (given when the payment succeeded; no gaps)."
+    )
     created_at: datetime
     updated_at: datetime
     next_step: str = Field(description="What the agent should do next.")
@@ -107,6 +110,7 @@ class PaymentView(BaseModel):
             failure_reason=payment.failure_reason,
             approval_reason=payment.approval_reason,
             refunded_minor=payment.refunded_minor,
+            receipt_number=payment.receipt_number,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
             next_step=_next_step(payment),
@@ -131,9 +135,6 @@ class TimelineEntry(BaseModel):
 
 class PaymentDetails(PaymentView):
     timeline: list[TimelineEntry] = Field(description="Every status change, oldest first.")
-    receipt_number: int | None = Field(
-        default=None, description="The merchant's receipt number (given when the payment succeeded; no gaps)."
-    )
     receipt_url: str | None = Field(
         default=None, description="The printable receipt page, for the person who paid (an unguessable link)."
     )
@@ -161,7 +162,6 @@ async def details(services: Services, caller: Caller, payment_id: str) -> Paymen
     return PaymentDetails.of(
         payment,
         timeline=timeline,
-        receipt_number=payment.receipt_number,
         receipt_url=receipts.receipt_url(services, payment),
         disputes=opened,
     )

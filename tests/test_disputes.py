@@ -92,6 +92,9 @@ async def test_the_dispute_test_card_opens_a_dispute_that_suspends_access_until_
         "charge.dispute.funds_reinstated",
     ])  # fmt: skip
     assert {row["outcome"] for row in types} == {"applied"}
+    told = await db.fetch("SELECT type, payload FROM outbox_events WHERE type LIKE 'dispute.%' ORDER BY seq")
+    assert [row["type"] for row in told] == ["dispute.opened", "dispute.closed"]
+    assert json.loads(told[-1]["payload"])["data"]["status"] == "won"
 
 
 async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_url) -> None:
@@ -103,6 +106,7 @@ async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_
     answer = await _entitlement(mcp)
     assert answer["allowed"] is False and answer["reason"] != "disputed"
     assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM entitlements") is True
+    assert await db.fetchval("SELECT count(*) FROM outbox_events WHERE type = 'entitlement.revoked'") == 1
     again, said = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
     assert again == 1 and "already closed" in said
 

@@ -7,7 +7,8 @@ payment granted.
 Closed statuses never move. The first event heard of a dispute creates it in the status it reports
 (events may arrive out of order: a `closed` before its `created`); a later event for a move the machine
 does not allow is reported, never applied. Every change is audited in the caller's transaction, on the
-payment row the caller has locked.
+payment row the caller has locked; the merchant's outbox gets dispute.opened and dispute.closed (and, for a
+lost dispute, entitlement.revoked) in the same transaction.
 
 With the `suspend` policy, a dispute that opens pauses the payment's entitlements and holds its unspent
 credits; one that is won (or closed as an inquiry, or prevented) gives them back; one that is lost revokes
@@ -24,6 +25,8 @@ import asyncpg
 from db import credits, disputes, entitlements
 from db.disputes import Dispute, NewDispute
 from db.payments import Payment
+from server import outbox
+from server.disputes import DisputeView
 from server.ledger import credit_moves
 from server.providers import ProviderDispute
 
@@ -86,6 +89,8 @@ async def apply(
         reason=reason,
     )
     await _consequences(conn, payment, moved)
+    if moved.status in CLOSED:
+        await outbox.dispute_changed(conn, DisputeView.of(moved), moved.tenant_id, opened=False)
     return DisputeChange(True, moved, f"dispute {moved.id}: {locked.status} -> {moved.status}")
 
 
@@ -118,9 +123,9 @@ async def _first_heard(
         await suspend(conn, payment, dispute)
     elif dispute.status == "lost":
         await revoke(conn, payment, dispute)
-    return DisputeChange(
-        True, dispute, f"dispute {dispute.id} recorded ({dispute.status})", opened=dispute.status in OPEN
-    )
+    opened = dispute.status in OPEN
+    await outbox.dispute_changed(conn, DisputeView.of(dispute), dispute.tenant_id, opened=opened)
+    return DisputeChange(True, dispute, f"dispute {dispute.id} recorded ({dispute.status})", opened=opened)
 
 
 async def _consequences(conn: asyncpg.Connection, payment: Payment, dispute: Dispute) -> None:
@@ -163,6 +168,7 @@ async def revoke(conn: asyncpg.Connection, payment: Payment, dispute: Dispute) -
     await disputes.resolve_credit_holds(conn, dispute)
     await entitlements.revoke_for_payment(conn, payment)
     await credit_moves.revoke_for_payment(conn, payment)
+    await outbox.grants_revoked(conn, payment)
 
 
 def _due(reported: ProviderDispute) -> datetime | None:

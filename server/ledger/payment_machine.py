@@ -93,10 +93,11 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         api_key_id=change.api_key_id,
     )
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
-    await outbox.payment_moved(connection, updated, grants=await _grant_or_revoke(connection, updated))
+    grants = await _grant_or_revoke(connection, updated)
     if change.to_status == Status.SUCCEEDED:
-        # Last, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
+        # Late, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
         updated = await payments.number_receipt(connection, updated)
+    await outbox.payment_moved(connection, updated, grants=grants)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
         to = Status.REFUNDED if updated.refunded_minor >= updated.amount_minor else Status.PARTIALLY_REFUNDED
