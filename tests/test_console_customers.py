@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from server import tenants
 from tests.helpers import console_client, new_operator, visible_text
 from tests.test_customers import customer_at_the_provider
 from tests.test_saved_cards import save_card
@@ -82,3 +83,18 @@ async def test_a_viewer_cannot_link_and_a_link_without_the_csrf_token_is_refused
     assert tokenless.status_code == 403 and "security token is missing or wrong" in visible_text(tokenless.text)
     assert await db.fetchval("SELECT count(*) FROM customers") == 0
     assert await db.fetchval("SELECT count(*) FROM operator_audit WHERE action = 'customer.link'") == 0
+
+
+async def test_a_tenants_operator_links_that_tenants_customers_only(app, db: asyncpg.Connection) -> None:
+    for tenant in ("tenant-a", "tenant-b"):
+        await tenants.create(app.services, tenant)
+    cus = await customer_at_the_provider(app, "pm_card_visa")
+    password = await new_operator(app.services, "tess", "support", tenant_id="tenant-a")
+    async with console_client(app, "tess", password) as console:
+        linked = await console.post(LINK, {"tenant": "tenant-b", "customer_id": "dan", "provider_customer_id": cus,
+                                           "back": "/console/customers"})  # fmt: skip
+        assert "dan is linked to" in visible_text(linked.text) and "tenant tenant-a" in visible_text(linked.text)
+        assert (await console.get("/console/customer?tenant=tenant-b&id=dan")).status_code == 200  # tenant-a's dan
+    assert [tuple(row) for row in await db.fetch("SELECT tenant_id, customer_id FROM customers")] == [
+        ("tenant-a", "dan")
+    ]
