@@ -1,10 +1,10 @@
 """Customers. A customer is a (tenant, customer id) pair: two tenants may each have a customer `alice` who
 never meet.
 
-- As an operator looks them up in the console: found by part of their id, and everything paywarden holds
-  about one (their entitlements, credit balances and ledger, payments).
-- As the agent and `paywarden customers show` see one (`details`): saved cards, access, credit
-  balances, latest payments.
+- As the agent, `paywarden customers show` and the console see one (`details`, the one rule for who exists):
+  saved cards, the provider customer, access, credit balances, latest payments.
+- As an operator looks them up in the console: found by part of their id (`search`), and `profile`: that
+  view, with every period of access, the credit ledger, more payments and the customer's own audit.
 - At the provider: the provider's customer behind each of ours, created there only when first needed
   (saving a card) or linked by an operator with the cards it already has."""
 
@@ -213,6 +213,7 @@ async def provider_customer_id(services: Services, caller: Caller, customer_id: 
 
 
 class LinkResult(BaseModel):
+    tenant_id: str
     customer: CustomerView
     previous_provider_customer_id: str | None
     cards_imported: int
@@ -244,7 +245,9 @@ async def link(
         previous = await _relink(conn, wanted, force=force, operator=operator)
         imported = await _import_cards(conn, wanted, cards, found.default_payment_method)
     view = await details(services, local_caller(tenant_id), customer_id)
-    return LinkResult(customer=view, previous_provider_customer_id=previous, cards_imported=imported)
+    return LinkResult(
+        tenant_id=tenant_id, customer=view, previous_provider_customer_id=previous, cards_imported=imported
+    )
 
 
 def _check_link_ids(customer_id: str, provider_customer_id: str) -> None:

@@ -54,5 +54,5 @@ async def link(
     said = f"{linked.customer_id} is linked to {linked.provider_customer_id}"
     said += f" (was {previous})" if previous not in (None, linked.provider_customer_id) else ""
     said += f"; {result.cards_imported} saved card(s) imported from the provider."
-    to = f"/console/customer{rendering.query(tenant=operator.tenant_id or tenant.strip(), id=linked.customer_id)}"
+    to = f"/console/customer{rendering.query(tenant=result.tenant_id, id=linked.customer_id)}"
     return await rendering.redirect(request, services, to, said)
