@@ -98,3 +98,32 @@ async def _alter_provider_amount(db: asyncpg.Connection, intent_id: str, amount:
         amount,
     )
     assert changed == "UPDATE 1"
+
+
+async def test_the_stripe_adapter_reads_every_page_of_balance_transactions(app, db) -> None:
+    await db.execute(
+        """
+        INSERT INTO sandbox.balance_transactions (id, source, created, object, private)
+        SELECT 'txn_page' || n, 'ch_page' || n, extract(epoch FROM now())::bigint - n,
+               jsonb_build_object('id', 'txn_page' || n, 'object', 'balance_transaction', 'amount', 100, 'fee', 33,
+                                  'net', 67, 'currency', 'usd', 'type', 'charge', 'reporting_category', 'charge',
+                                  'source', 'ch_page' || n, 'created', extract(epoch FROM now())::bigint - n),
+               '{}'::jsonb
+          FROM generate_series(1, 230) n
+        """
+    )
+    now = int(datetime.now(UTC).timestamp())
+    found = await app.services.provider.balance_movements(now - 3600, now + 60)
+    assert len(found) == 230 and len({movement.provider_txn_id for movement in found}) == 230
+    assert {(m.kind, m.amount_minor, m.fee_minor, m.currency) for m in found} == {("charge", 100, 33, "USD")}
+    assert await app.services.provider.balance_movements(now - 3600, now - 3000) == []
+
+
+async def test_with_a_tenant_other_tenants_money_is_left_out(mcp, app) -> None:
+    async with mcp() as client:
+        mine = await _charge(client, "cus_t1", "pro_monthly")
+    code, out = await _report(app, "--tenant", "other", "--format", "json")
+    report = json.loads(out[out.index('{\n  "period_from"') : out.rindex("}") + 1])
+    assert code == 0 and report["matched"] == [] and report["totals"] == []
+    code, out = await _report(app, "--tenant", "default")
+    assert code == 0 and "Matched: 1" in out and mine["payment_id"] in out
