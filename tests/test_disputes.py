@@ -16,6 +16,7 @@ from server.ledger import dispute_machine
 from server.providers.stripe import event_from_payload
 from server.services import open_services
 from tests.helpers import (
+    OWN_PASSWORD,
     assert_ledger_matches,
     call,
     console_client,
@@ -86,7 +87,8 @@ async def test_the_dispute_test_card_opens_a_dispute_that_suspends_access_until_
     assert [(row["action"], row["to_status"]) for row in trail][:1] == [("opened", "needs_response")]
     assert ("moved", "won") in [(row["action"], row["to_status"]) for row in trail]
     assert {row["actor"] for row in trail} == {"webhook"}
-    types = await db.fetch("SELECT event_type, outcome FROM webhook_events WHERE event_type LIKE 'charge.dispute%'")
+    query = "SELECT event_type, outcome FROM webhook_events WHERE event_type LIKE 'charge.dispute%'"
+    types = await eventually(lambda: _all_four(db, query))
     assert sorted(row["event_type"] for row in types) == sorted([
         "charge.dispute.created", "charge.dispute.funds_withdrawn", "charge.dispute.closed",
         "charge.dispute.funds_reinstated",
@@ -95,6 +97,11 @@ async def test_the_dispute_test_card_opens_a_dispute_that_suspends_access_until_
     told = await db.fetch("SELECT type, payload FROM outbox_events WHERE type LIKE 'dispute.%' ORDER BY seq")
     assert [row["type"] for row in told] == ["dispute.opened", "dispute.closed"]
     assert json.loads(told[-1]["payload"])["data"]["status"] == "won"
+
+
+async def _all_four(db: asyncpg.Connection, query: str) -> list[asyncpg.Record] | None:
+    rows = await db.fetch(query)
+    return rows if len(rows) == 4 else None
 
 
 async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_url) -> None:
@@ -198,3 +205,7 @@ async def test_the_console_shows_a_payments_disputes_and_receipt(mcp, app, db) -
     assert page.status_code == 200
     assert f"{opened['id']}" in text and "needs_response" in text and "access paused" in text and "fraudulent" in text
     assert "Receipt #1" in text and "/receipts/" in page.text
+    async with console_client(app, "fin", OWN_PASSWORD, choose=None) as console:
+        page = await console.get("/console/customer?tenant=default&id=cus_dis")
+    text = visible_text(page.text)
+    assert page.status_code == 200 and "Disputes" in text and opened["id"] in text and "access paused" in text
