@@ -2,7 +2,7 @@
 client holds one chunk at a time, however many rows), in stable columns: money as integer minor units with
 its ISO 4217 currency, times as UTC ISO 8601 text (`2026-01-31T12:00:00.000000Z`).
 
-The columns of each export are the SELECT lists below, in order; a column is only ever added at the end."""
+The columns of each export are COLUMNS below, in order; a column is only ever added at the end."""
 
 from __future__ import annotations
 
@@ -10,60 +10,77 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-UTC_TEXT = """to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+TIME = "time"
+AGENT_TEXT = "agent_text"
+"""Text an agent (or a provider) chose: in CSV, a cell of it that a spreadsheet would run as a formula (it
+starts with =, +, - or @) gets a leading apostrophe, as the console's export does; JSON lines keep it as is."""
 
-
-def _utc(column: str) -> str:
-    return UTC_TEXT.format(column=column) + " AS " + column.rsplit(".", 1)[-1]
-
-
-QUERIES: dict[str, str] = {
-    "payments": f"""
-        SELECT id AS payment_id, tenant_id, customer_id, product_id, status, amount_minor, currency, refunded_minor,
-               provider, provider_payment_id, receipt_number, {_utc("created_at")}, {_utc("succeeded_at")},
-               {_utc("updated_at")}
-          FROM payments
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
-         ORDER BY created_at, id""",
-    "refunds": f"""
-        SELECT id AS refund_id, tenant_id, payment_id, customer_id, status, amount_minor, currency,
-               provider_refund_id, reason, {_utc("created_at")}, {_utc("updated_at")}
-          FROM refunds
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
-         ORDER BY created_at, id""",
-    "credit-ledger": f"""
-        SELECT id AS entry_id, tenant_id, customer_id, feature, kind, granted_delta, used_delta, reserved_delta,
-               granted_after, used_after, reserved_after, lot_id, reservation_id, payment_id, note,
-               {_utc("created_at")}
-          FROM credit_ledger
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
-         ORDER BY created_at, id""",
-    "audit": f"""
-        SELECT id AS audit_id, tenant_id, payment_id, actor, from_status, to_status, reason, api_key_id,
-               {_utc("created_at")}
-          FROM payment_audit
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
-         ORDER BY created_at, id""",
-    "disputes": f"""
-        SELECT id AS dispute_id, tenant_id, payment_id, status, amount_minor, currency, reason, policy,
-               {_utc("evidence_due_by")}, {_utc("funds_withdrawn_at")}, {_utc("funds_reinstated_at")},
-               {_utc("evidence_submitted_at")}, {_utc("created_at")}, {_utc("closed_at")}
-          FROM disputes
-         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
-         ORDER BY created_at, id""",
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "payments": [
+        ("payment_id", "id"), ("tenant_id", ""), ("customer_id", AGENT_TEXT), ("product_id", ""), ("status", ""),
+        ("amount_minor", ""), ("currency", ""), ("refunded_minor", ""), ("provider", ""),
+        ("provider_payment_id", ""), ("receipt_number", ""), ("created_at", TIME), ("succeeded_at", TIME),
+        ("updated_at", TIME),
+    ],
+    "refunds": [
+        ("refund_id", "id"), ("tenant_id", ""), ("payment_id", ""), ("customer_id", AGENT_TEXT), ("status", ""),
+        ("amount_minor", ""), ("currency", ""), ("provider_refund_id", ""), ("reason", AGENT_TEXT),
+        ("created_at", TIME), ("updated_at", TIME),
+    ],
+    "credit-ledger": [
+        ("entry_id", "id"), ("tenant_id", ""), ("customer_id", AGENT_TEXT), ("feature", ""), ("kind", ""),
+        ("granted_delta", ""), ("used_delta", ""), ("reserved_delta", ""), ("granted_after", ""),
+        ("used_after", ""), ("reserved_after", ""), ("lot_id", ""), ("reservation_id", ""), ("payment_id", ""),
+        ("note", AGENT_TEXT), ("created_at", TIME),
+    ],
+    "audit": [
+        ("audit_id", "id"), ("tenant_id", ""), ("payment_id", ""), ("actor", ""), ("from_status", ""),
+        ("to_status", ""), ("reason", AGENT_TEXT), ("api_key_id", ""), ("created_at", TIME),
+    ],
+    "disputes": [
+        ("dispute_id", "id"), ("tenant_id", ""), ("payment_id", ""), ("status", ""), ("amount_minor", ""),
+        ("currency", ""), ("reason", ""), ("policy", ""), ("evidence_due_by", TIME), ("funds_withdrawn_at", TIME),
+        ("funds_reinstated_at", TIME), ("evidence_submitted_at", TIME), ("created_at", TIME), ("closed_at", TIME),
+    ],
+}  # fmt: skip
+"""(column, how it is read): "id" is the table's id column; TIME as UTC text; AGENT_TEXT guarded in CSV."""
+TABLES = {
+    "payments": "payments",
+    "refunds": "refunds",
+    "credit-ledger": "credit_ledger",
+    "audit": "payment_audit",
+    "disputes": "disputes",
 }
-"""One query per export; its select list is the export's documented columns."""
 
 Sink = Callable[[bytes], Awaitable[None]]
 
 
+def query(kind: str, *, for_spreadsheets: bool) -> str:
+    """The export's query: the rows of [$1, $2) by created_at, of tenant $3 (null: every tenant)."""
+    columns = ", ".join(_column(name, how, for_spreadsheets) for name, how in COLUMNS[kind])
+    return f"""
+        SELECT {columns} FROM {TABLES[kind]}
+         WHERE created_at >= $1 AND created_at < $2 AND ($3::text IS NULL OR tenant_id = $3)
+         ORDER BY created_at, id"""
+
+
+def _column(name: str, how: str, for_spreadsheets: bool) -> str:
+    if how == "id":
+        return f"id AS {name}"
+    if how == TIME:
+        return f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS {name}"""
+    if how == AGENT_TEXT and for_spreadsheets:
+        return f"CASE WHEN {name} ~ '^[-=+@]' THEN '''' || {name} ELSE {name} END AS {name}"
+    return name
+
+
 async def copy_csv(connection: asyncpg.Connection, kind: str, args: tuple, sink: Sink) -> None:
     """CSV with a header row (RFC 4180 quoting; an empty field is NULL)."""
-    await connection.copy_from_query(QUERIES[kind], *args, output=sink, format="csv", header=True)
+    await connection.copy_from_query(query(kind, for_spreadsheets=True), *args, output=sink, format="csv", header=True)
 
 
 async def copy_jsonl(connection: asyncpg.Connection, kind: str, args: tuple, sink: Sink) -> None:
     """One JSON object per line. CSV framing with a quote and delimiter that JSON text never holds unescaped
     (control characters), so each line is the JSON exactly as PostgreSQL wrote it."""
-    query = f"SELECT row_to_json(r)::text FROM ({QUERIES[kind]}) r"
-    await connection.copy_from_query(query, *args, output=sink, format="csv", quote="\x01", delimiter="\x02")
+    rows = f"SELECT row_to_json(r)::text FROM ({query(kind, for_spreadsheets=False)}) r"
+    await connection.copy_from_query(rows, *args, output=sink, format="csv", quote="\x01", delimiter="\x02")

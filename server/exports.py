@@ -11,14 +11,14 @@ from db.pool import connection
 from server.errors import InvalidRequest
 from server.services import Services
 
-KINDS = tuple(exports.QUERIES)
+KINDS = tuple(exports.COLUMNS)
 FORMATS = ("csv", "jsonl")
 
 
 async def export(
     services: Services, kind: str, since: datetime, until: datetime, tenant_id: str | None, fmt: str, sink: Sink
 ) -> None:
-    if kind not in exports.QUERIES:
+    if kind not in exports.COLUMNS:
         raise InvalidRequest(f"Unknown export {kind!r}; one of {', '.join(KINDS)}.")
     if fmt not in FORMATS:
         raise InvalidRequest(f"Unknown format {fmt!r}; one of {', '.join(FORMATS)}.")

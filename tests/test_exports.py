@@ -39,7 +39,10 @@ async def test_every_export_has_its_documented_columns_and_filters(mcp, app, db,
             client, "create_charge", customer_id="cus_x", idempotency_key="x1", product_id="pro_monthly",
             payment_method="pm_card_visa",
         )  # fmt: skip
-        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="rx", amount_minor=700)
+        await call(
+            client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="rx", amount_minor=700,
+            reason="=HYPERLINK(1)",
+        )  # fmt: skip
     await db.execute("INSERT INTO tenants (id, name) VALUES ('other', 'Other')")
     await db.execute(
         "INSERT INTO payments (id, tenant_id, customer_id, amount_minor, currency, provider)"
@@ -63,7 +66,10 @@ async def test_every_export_has_its_documented_columns_and_filters(mcp, app, db,
     code, text = await _export(database_url, tmp_path, "refunds", "--from", TODAY, "--to", TODAY, "--format", "jsonl")
     (refund,) = [json.loads(line) for line in text.splitlines()]
     assert refund["amount_minor"] == 700 and refund["currency"] == "USD" and refund["payment_id"] == paid["payment_id"]
-    assert list(refund) == COLUMNS["refunds"].split(",")
+    assert list(refund) == COLUMNS["refunds"].split(",") and refund["reason"] == "=HYPERLINK(1)"
+    code, text = await _export(database_url, tmp_path, "refunds", "--from", TODAY, "--to", TODAY)
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert row["reason"] == "'=HYPERLINK(1)"  # a spreadsheet shows it, never runs it
     code, said = await paywarden_command(database_url, "export", "payments", "--from", "yesterday", "--to", TODAY)
     assert code == 1 and "YYYY-MM-DD" in said
 
