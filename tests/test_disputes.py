@@ -116,6 +116,8 @@ async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_
     assert await db.fetchval("SELECT count(*) FROM outbox_events WHERE type = 'entitlement.revoked'") == 1
     again, said = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
     assert again == 1 and "already closed" in said
+    unknown, said = await paywarden_command(database_url, "sandbox", "dispute", "close", "du_nope", "--lost")
+    assert unknown == 1 and "no dispute 'du_nope'" in said
 
 
 async def test_credits_are_held_while_disputed_and_given_back_when_won(mcp, app, db, database_url) -> None:

@@ -26,6 +26,8 @@ from server.providers.sandbox.requests import (
 
 router = APIRouter(tags=["sandbox"])
 EVIDENCE_TEXT_LIMIT = 20_000
+UNSUPPORTED_FILTERS = frozenset({"currency", "ending_before", "payout", "source", "type"})
+"""Stripe's list takes these too; the sandbox refuses them rather than answer as if it had filtered."""
 
 
 @router.get("/v1/disputes/{dispute_id}")
@@ -67,6 +69,9 @@ async def update_dispute(dispute_id: str, request: Request) -> JSONResponse:
 async def list_balance_transactions(request: Request) -> JSONResponse:
     params = query_params(request)
     check_known(params, stripe_params.BalanceTransactionListParams)
+    unsupported = sorted(set(params) & UNSUPPORTED_FILTERS)
+    if unsupported:
+        raise SandboxError(400, f"The sandbox does not filter balance transactions by {unsupported[0]}.")
     created = params.get("created") if isinstance(params.get("created"), dict) else {}
     query = movements.BalanceQuery(
         limit=_limit(params.get("limit")),
