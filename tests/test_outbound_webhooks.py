@@ -21,7 +21,15 @@ from server.outbox import EVENT_TYPES
 from server.payments import PaymentStatus, PaymentView
 from server.services import open_services
 from server.webhook_delivery import Deliverer, signed_headers
-from tests.helpers import api_client, assert_problem, eventually, new_key, paywarden_command, webhook_receiver
+from tests.helpers import (
+    api_client,
+    assert_problem,
+    eventually,
+    new_key,
+    paywarden_command,
+    paywarden_ups,
+    webhook_receiver,
+)
 
 VISA = "pm_card_visa"
 
@@ -132,6 +140,31 @@ async def test_two_delivery_workers_deliver_each_event_once(services, settings, 
                 await worker.close()
     assert len(receiver.ids()) == 60 and set(receiver.ids().values()) == {1}
     assert await db.fetchval("SELECT count(*) FROM webhook_delivery_attempts") == 60
+
+
+async def test_two_paywarden_up_processes_deliver_each_event_once(services, database_url, db):
+    async with webhook_receiver() as receiver:
+        added = await webhook_endpoints.add(services, tenant_id="default", url=receiver.url)
+        receiver.secrets = [added.secret]
+        async with paywarden_ups(database_url, 2, **DELIVERING_ONLY):
+            async with transaction(services.pool) as conn:  # due at once, while both processes are polling
+                for number in range(60):
+                    await outbox.record(conn, "default", "payment.succeeded",
+                                        PaymentView.model_validate(_a_payment_view(number)))  # fmt: skip
+            await eventually(lambda: len(receiver.events) >= 60)
+            await asyncio.sleep(0.3)  # a second delivery of any of them, were there one, would have come by now
+    assert receiver.refused == 0 and len(receiver.ids()) == 60 and set(receiver.ids().values()) == {1}
+    assert [headers["webhook-id"] for headers in receiver.headers] == [event["id"] for event in receiver.events]
+    assert await db.fetchval("SELECT count(*) FROM webhook_delivery_attempts") == 60
+
+
+DELIVERING_ONLY = {
+    "webhook_delivery_interval_seconds": "0.05",
+    "allow_private_webhook_urls": "true",  # the receiver listens on 127.0.0.1
+    "sandbox_deliver_webhooks": "false",
+    "reconcile_interval_seconds": "0",
+}
+"""Settings for `paywarden up` processes that only deliver webhooks, and look for due ones often."""
 
 
 def _a_payment_view(number: int) -> dict:
