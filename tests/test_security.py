@@ -12,6 +12,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from cli.running import banner
+from server import api_keys
 from server.config import Settings
 from tests.helpers import (
     WEBHOOK_SECRET,
@@ -293,6 +295,40 @@ async def test_keys_are_shown_once_and_stored_as_a_hash(app, database_url: str, 
         assert "lacks the 'charge' scope" in await call_error(
             client, "create_charge", customer_id="c", idempotency_key="k", **PAID
         )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "stored", "printed"),
+    [
+        ((), "operator", "approvals by an operator"),
+        (("--approval", "operator"), "operator", "approvals by an operator"),
+        (("--approval", "client"), "client", "approvals by the person through the MCP client"),
+    ],
+    ids=["default", "operator", "client"],
+)
+async def test_keys_create_sets_who_approves_and_defaults_to_an_operator(
+    database_url: str, db, arguments, stored: str, printed: str
+) -> None:
+    code, out = await paywarden_command(database_url, "keys", "create", "--tenant", "acme", "--name", "n", *arguments)
+    assert code == 0 and printed in out, out
+    assert await db.fetchval("SELECT approval FROM api_keys WHERE tenant_id = 'acme'") == stored
+    code, listed = await paywarden_command(database_url, "keys", "list", "--tenant", "acme")
+    assert code == 0 and f"approval={stored}" in listed
+
+
+async def test_keys_create_refuses_an_unknown_approval_and_writes_nothing(database_url: str, db) -> None:
+    creating = ("keys", "create", "--tenant", "acme", "--name", "n", "--approval", "agent")
+    code, out = await paywarden_command(database_url, *creating)
+    assert code != 0 and "--approval must be client or operator; got 'agent'" in out and "Traceback" not in out
+    assert await db.fetchval("SELECT count(*) FROM api_keys") == 0
+
+
+async def test_the_first_key_for_local_use_is_approved_by_the_client_and_only_once(services, db) -> None:
+    first = await api_keys.issue_first_key(services, tenant_id="default")
+    assert first is not None and first.key.approval == "client"
+    assert await db.fetchval("SELECT approval FROM api_keys") == "client"
+    assert await api_keys.issue_first_key(services, tenant_id="default") is None
+    assert "approved by the person through your MCP client (client" in banner(services.settings, first.secret)
 
 
 @pytest.mark.parametrize("scopes", ["", "read,write", "admin"])
