@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import inspect
 import io
@@ -96,6 +97,12 @@ async def new_key(
             approval=approval,
         )
     return issued.secret
+
+
+async def key_id(db: asyncpg.Connection, secret: str) -> str:
+    """The id (key_…) of the API key whose secret this is."""
+    digest = hashlib.sha256(secret.encode()).digest()
+    return await db.fetchval("SELECT id FROM api_keys WHERE secret_sha256 = $1", digest)
 
 
 @asynccontextmanager

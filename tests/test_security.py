@@ -4,7 +4,6 @@ per-key budgets. Everything over real HTTP against `paywarden up`'s app, with ke
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 
 import asyncpg
@@ -22,6 +21,7 @@ from tests.helpers import (
     eventually,
     http_client,
     intent_event,
+    key_id,
     new_key,
     paywarden_command,
     running_app,
@@ -44,11 +44,6 @@ async def post_mcp(app, key: str | None = None, **headers: str) -> httpx.Respons
     auth = {"Authorization": f"Bearer {key}"} if key else {}
     async with httpx.AsyncClient() as http:
         return await http.post(f"{app.base_url}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth, **headers})
-
-
-async def key_id(db: asyncpg.Connection, secret: str) -> str:
-    digest = hashlib.sha256(secret.encode()).digest()
-    return await db.fetchval("SELECT id FROM api_keys WHERE secret_sha256 = $1", digest)
 
 
 def tokens(quantity: int, key: str, customer: str = "cus_shared") -> dict:
