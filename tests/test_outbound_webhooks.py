@@ -200,6 +200,8 @@ def _a_payment_view(number: int) -> dict:
         "http://100.100.100.200/",
         "ftp://example.com/",
         "http://user:secret@93.184.216.34/",
+        "http://127.0.0.1:8000@evil.com/hooks",
+        "http://93.184.216.34:443@127.0.0.1/hooks",
         "not a url",
     ],
 )

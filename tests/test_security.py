@@ -175,8 +175,11 @@ async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
     assert (await post_mcp(app, api_key, Origin="http://evil.example")).status_code == 403
     assert (await post_mcp(app, api_key, Host=f"localhost:{app.settings.port}")).status_code == 200
     port = app.settings.port
-    for smuggled in (f"127.0.0.1:{port}.evil.com", f"127.0.0.1:{port + 1}", f"localhost:{port}x"):
+    smuggled_hosts = (f"127.0.0.1:{port}@evil.com", f"127.0.0.1:{port}.evil.com", f"127.0.0.1:{port + 1}",
+                      f"localhost:{port}x")  # fmt: skip
+    for smuggled in smuggled_hosts:
         assert (await post_mcp(app, api_key, Host=smuggled)).status_code in (400, 421), smuggled
+    assert (await post_mcp(app, api_key, Origin=f"http://127.0.0.1:{port}@evil.com")).status_code == 403
     another_local_app = f"http://localhost:{port + 1}"  # a web page served by something else on this machine
     assert (await post_mcp(app, api_key, Origin=another_local_app)).status_code == 403
     assert (await post_mcp(app, api_key, Origin=f"http://localhost:{port}")).status_code == 200
