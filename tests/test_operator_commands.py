@@ -64,6 +64,7 @@ async def test_reject_and_webhooks_replay_speak_to_an_operator(app, mcp, databas
         ("rejected again", ("reject", held["payment_id"]), nobody),
         ("unknown event", ("webhooks", "replay", "evt_nope"), nobody),
         ("unconfirmed", ("webhooks", "replay", "evt_op"), {**nobody, "webhook_confirm_with_provider": "true"}),
+        ("listed", ("webhooks", "list", "--failed"), nobody),
     ]:
         said[name] = await paywarden_command(database_url, *args, **settings)
     assert said["unknown payment"] == (1, "paywarden: No payment with payment_id 'pay_nope'.\n")
@@ -72,6 +73,7 @@ async def test_reject_and_webhooks_replay_speak_to_an_operator(app, mcp, databas
     code, out = said["unknown event"]
     assert code == 1 and out.endswith("\nevt_nope: unknown (no stored event 'evt_nope')\n")
     assert said["unconfirmed"][0] == 1 and "evt_op: failed" in said["unconfirmed"][1]
+    assert "error: could not confirm with the provider: the payment provider did not answer" in said["listed"][1]
     for _, out in said.values():
         assert "idempotency_key" not in out and "same key" not in out and "Traceback" not in out, out
 
