@@ -155,9 +155,14 @@ async def get(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str
 
 
 async def lock(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str | None) -> Payment | None:
-    """The payment (of `tenant_id`, as in `get`), row-locked until the transaction ends."""
+    """The payment (of `tenant_id`, as in `get`), row-locked until the transaction ends.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of the row takes: lockers of the payment still wait for each
+    other, but a row that merely refers to the payment (a ledger entry, a lot, an audit row: a foreign-key
+    check) does not wait for it — that wait closed a cycle with the credit account locks (a refund holds
+    the payment and waits for an account whose holder is inserting an entry that refers to the payment)."""
     row = await connection.fetchrow(
-        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE",
+        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR NO KEY UPDATE",
         payment_id,
         tenant_id,
     )
@@ -171,7 +176,7 @@ async def lock_by_provider_id(
         """
         SELECT * FROM payments WHERE provider = $1 AND provider_payment_id = $2
            AND ($3::text IS NULL OR tenant_id = $3)
-           FOR UPDATE
+           FOR NO KEY UPDATE
         """,
         provider,
         provider_payment_id,
@@ -187,7 +192,7 @@ async def lock_by_checkout_id(
         """
         SELECT * FROM payments WHERE provider = $1 AND provider_checkout_id = $2
            AND ($3::text IS NULL OR tenant_id = $3)
-           FOR UPDATE
+           FOR NO KEY UPDATE
         """,
         provider,
         checkout_id,

@@ -26,7 +26,7 @@ from db.refunds import Refund, RefundStatus
 from db.reports import InboxQuery
 from server import disputes, metrics
 from server.config import Settings
-from server.errors import InvalidRequest, NotFound, ProviderError
+from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
 from server.filters import day_after, day_start
 from server.ledger import dispute_machine, payment_machine, refund_outcomes, setup_outcomes
 from server.ledger.setup_outcomes import describe
@@ -369,9 +369,12 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
         return result
 
 
-async def _store_unconfirmed(services: Services, event: WebhookEvent, arrival: Arrival, error: Exception) -> Ingested:
-    """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry."""
-    return await _store_failed(services, event, arrival, f"could not confirm with the provider: {error}")
+async def _store_unconfirmed(
+    services: Services, event: WebhookEvent, arrival: Arrival, error: ProviderError
+) -> Ingested:
+    """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry. The
+    stored error is read by operators (`webhooks list`, the console), so it is worded for them."""
+    return await _store_failed(services, event, arrival, f"could not confirm with the provider: {for_operator(error)}")
 
 
 async def _store_failed(services: Services, event: WebhookEvent, arrival: Arrival, problem: str) -> Ingested:
