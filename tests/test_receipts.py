@@ -94,3 +94,14 @@ def _succeeded(payment_id: str) -> str:
         "currency": "USD",
     }
     return intent_event("payment_intent.succeeded", payment, event_id=f"evt_{payment_id}")
+
+
+async def test_numbering_a_receipt_never_makes_rows_referring_to_the_payment_wait(services, db) -> None:
+    (payment_id,) = await _processing_payments(db, "default", 1)
+    async with services.pool.acquire() as conn, conn.transaction():
+        locked = await payments.lock(conn, payment_id, tenant_id=None)
+        await conn.execute("UPDATE payments SET status = 'succeeded' WHERE id = $1", payment_id)
+        assert (await payments.number_receipt(conn, locked)).receipt_number == 1
+        async with db.transaction():  # what a foreign key check of a row referring to the payment takes
+            await db.execute("SET LOCAL lock_timeout = '1s'")
+            assert await db.fetchval("SELECT id FROM payments WHERE id = $1 FOR KEY SHARE", payment_id)
