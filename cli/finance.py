@@ -149,8 +149,15 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _open_sink(path: str | None) -> Iterator[Callable[[bytes], object]]:
     if path:
-        with open(path, "wb") as file:
-            yield file.write
+        # Written beside it and renamed once complete: a failed export leaves no half a file under that name.
+        partial = f"{path}.partial"
+        try:
+            with open(partial, "wb") as file:
+                yield file.write
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
         return
     stdout = getattr(sys.stdout, "buffer", None)
     if stdout is not None:

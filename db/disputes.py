@@ -197,28 +197,6 @@ async def save_evidence(
     )
 
 
-@dataclass(frozen=True)
-class DisputeAuditEntry:
-    at: datetime
-    actor: str
-    action: str
-    from_status: str | None
-    to_status: str | None
-    reason: str | None
-
-
-async def trail(connection: asyncpg.Connection, tenant_id: str, dispute_id: str) -> list[DisputeAuditEntry]:
-    rows = await connection.fetch(
-        """
-        SELECT created_at AS at, actor, action, from_status, to_status, reason FROM dispute_audit
-         WHERE tenant_id = $1 AND dispute_id = $2 ORDER BY id
-        """,
-        tenant_id,
-        dispute_id,
-    )
-    return [DisputeAuditEntry(**dict(row)) for row in rows]
-
-
 async def of_payment(connection: asyncpg.Connection, tenant_id: str, payment_id: str) -> list[Dispute]:
     rows = await connection.fetch(
         "SELECT * FROM disputes WHERE tenant_id = $1 AND payment_id = $2 ORDER BY created_at", tenant_id, payment_id

@@ -35,6 +35,7 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
             WITH current_end AS (
                 SELECT max(expires_at) AS ends FROM entitlements
                  WHERE tenant_id = $5 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+                   AND suspended_at IS NULL  -- a disputed period gives no access now: a new one starts now
             ), start AS (
                 SELECT greatest(now(), coalesce((SELECT ends FROM current_end), now())) AS at
             )

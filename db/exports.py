@@ -13,7 +13,8 @@ import asyncpg
 TIME = "time"
 AGENT_TEXT = "agent_text"
 """Text an agent (or a provider) chose: in CSV, a cell of it that a spreadsheet would run as a formula (it
-starts with =, +, - or @) gets a leading apostrophe, as the console's export does; JSON lines keep it as is."""
+starts with =, +, -, @, a tab or a carriage return) gets a leading apostrophe, as the console's export does;
+JSON lines keep it as is."""
 
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "payments": [
@@ -70,7 +71,7 @@ def _column(name: str, how: str, for_spreadsheets: bool) -> str:
     if how == TIME:
         return f"""to_char({name} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS {name}"""
     if how == AGENT_TEXT and for_spreadsheets:
-        return f"CASE WHEN {name} ~ '^[-=+@]' THEN '''' || {name} ELSE {name} END AS {name}"
+        return f"CASE WHEN {name} ~ '^[-=+@\\t\\r]' THEN '''' || {name} ELSE {name} END AS {name}"
     return name
 
 

@@ -69,18 +69,38 @@ async def movements_between(
     return [LedgerMovement(**dict(row)) for row in rows]
 
 
-async def payments_by_provider_ids(
-    connection: asyncpg.Connection, provider: str, provider_payment_ids: list[str]
+async def movements_by_provider_ids(
+    connection: asyncpg.Connection, provider: str, kind_and_ids: list[tuple[str, str]]
 ) -> list[LedgerMovement]:
-    """Payments with these provider ids, whatever their status or time (a charge outside the period, or one the
-    ledger does not count as paid)."""
+    """What the ledger holds for these provider ids (`(kind, provider_id)`: charge → payment intent, refund →
+    refund, dispute and dispute_reversal → dispute), whatever its status or time: money the provider moved in
+    the period that the ledger dates otherwise, or another tenant's."""
+    wanted = {kind: [pid for k, pid in kind_and_ids if k == kind] for kind in KINDS}
     rows = await connection.fetch(
         """
         SELECT 'charge' AS kind, id AS ledger_id, id AS payment_id, tenant_id, provider_payment_id AS provider_id,
                amount_minor, currency::text, status, coalesce(succeeded_at, updated_at) AS at
           FROM payments WHERE provider = $1 AND provider_payment_id = ANY($2::text[])
+        UNION ALL
+        SELECT 'refund', r.id, r.payment_id, r.tenant_id, r.provider_refund_id, -r.amount_minor, r.currency::text,
+               r.status, r.updated_at
+          FROM refunds r WHERE r.provider_refund_id = ANY($3::text[])
+        UNION ALL
+        SELECT 'dispute', d.id, d.payment_id, d.tenant_id, d.id, -d.amount_minor, d.currency::text, d.status,
+               coalesce(d.funds_withdrawn_at, d.updated_at)
+          FROM disputes d WHERE d.provider = $1 AND d.id = ANY($4::text[])
+        UNION ALL
+        SELECT 'dispute_reversal', d.id, d.payment_id, d.tenant_id, d.id, d.amount_minor, d.currency::text, d.status,
+               coalesce(d.funds_reinstated_at, d.updated_at)
+          FROM disputes d WHERE d.provider = $1 AND d.id = ANY($5::text[])
         """,
         provider,
-        provider_payment_ids,
+        wanted["charge"],
+        wanted["refund"],
+        wanted["dispute"],
+        wanted["dispute_reversal"],
     )
     return [LedgerMovement(**dict(row)) for row in rows]
+
+
+KINDS = ("charge", "refund", "dispute", "dispute_reversal")

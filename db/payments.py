@@ -271,11 +271,6 @@ async def number_receipt(connection: asyncpg.Connection, locked: Payment) -> Pay
     return Payment.from_row(row) if row else locked
 
 
-async def by_receipt_token(connection: asyncpg.Connection, token: str) -> Payment | None:
-    row = await connection.fetchrow("SELECT * FROM payments WHERE receipt_token = $1", token)
-    return Payment.from_row(row) if row else None
-
-
 async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, provider_payment_id: str) -> None:
     await connection.execute(
         "UPDATE payments SET provider_payment_id = $2 WHERE id = $1 AND provider_payment_id IS NULL",

@@ -18,7 +18,7 @@ from db import audit, disputes, entitlements, payments, refunds, reports
 from db.disputes import Dispute
 from db.payments import Payment
 from db.pool import connection, transaction
-from server.errors import NotFound
+from server.errors import NotAllowedNow, NotFound
 from server.money import format_amount
 from server.services import Services
 
@@ -107,7 +107,9 @@ async def submit_evidence(services: Services, dispute_id: str, operator: str, te
     as the operator's act. The provider call is idempotent per dispute and content."""
     assembled = await evidence(services, dispute_id, tenant_id)
     if assembled.dispute.closed_at is not None:
-        raise NotFound(f"Dispute {dispute_id} is closed ({assembled.dispute.status}); evidence can no longer be sent.")
+        raise NotAllowedNow(
+            f"Dispute {dispute_id} is closed ({assembled.dispute.status}); evidence can no longer be sent."
+        )
     await services.provider.submit_dispute_evidence(dispute_id, assembled.fields)
     async with transaction(services.pool) as conn:
         dispute, _ = await _dispute_and_payment(conn, dispute_id, tenant_id, lock=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 from db import exports
 from db.exports import Sink
 from db.pool import connection
+from server import tenants
 from server.errors import InvalidRequest
 from server.services import Services
 
@@ -24,6 +25,7 @@ async def export(
         raise InvalidRequest(f"Unknown format {fmt!r}; one of {', '.join(FORMATS)}.")
     if until <= since:
         raise InvalidRequest("--to must be after --from.")
+    await tenants.require_exists(services, tenant_id)
     copy = exports.copy_csv if fmt == "csv" else exports.copy_jsonl
     async with connection(services.pool) as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
         await copy(conn, kind, (since, until, tenant_id), sink)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from db import finance
 from db.finance import LedgerMovement
 from db.pool import connection
+from server import tenants
 from server.errors import InvalidRequest
 from server.ledger.payment_machine import CHARGED
 from server.providers import BalanceMovement
@@ -78,21 +79,31 @@ def _moment(text: str, *, end: bool) -> datetime:
             day = date.fromisoformat(text) + timedelta(days=1 if end else 0)
             return datetime.combine(day, time(), UTC)
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InvalidRequest(f"{text!r} is not a date; use YYYY-MM-DD (UTC) or an ISO 8601 time.") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+MARGIN = timedelta(days=2)
+"""How far outside the period the provider's side is read for the ledger's rows: each side dates a movement
+by its own clock (a charge applied by a webhook just after midnight, a refund settled the next day)."""
 
 
 async def reconcile(services: Services, since: datetime, until: datetime, tenant_id: str | None) -> ReconcileReport:
     if until <= since:
         raise InvalidRequest("--to must be after --from.")
-    movements = await services.provider.balance_movements(int(since.timestamp()), int(until.timestamp()))
-    provider_side = [movement for movement in movements if movement.kind != "other"]
+    await tenants.require_exists(services, tenant_id)
+    wider = await services.provider.balance_movements(
+        int((since - MARGIN).timestamp()), int((until + MARGIN).timestamp())
+    )
+    start, end = since.timestamp(), until.timestamp()
+    in_period = [m for m in wider if m.kind != "other" and start <= m.created < end]
+    nearby = [m for m in wider if m.kind != "other" and not start <= m.created < end]
     async with connection(services.pool) as conn:
         ledger = await finance.movements_between(conn, services.provider.name, since, until, tenant_id)
-        charged_ids = [m.provider_payment_id for m in provider_side if m.kind == "charge" and m.provider_payment_id]
-        any_time = await finance.payments_by_provider_ids(conn, services.provider.name, charged_ids)
-    report = _match(provider_side, ledger, any_time, tenant_id)
+        ids = [(m.kind, pid) for m in in_period if (pid := _provider_id(m))]
+        any_time = await finance.movements_by_provider_ids(conn, services.provider.name, ids)
+    report = _match(in_period, ledger, any_time, nearby, tenant_id)
     return ReconcileReport(period_from=since, period_to=until, tenant_id=tenant_id, **report)
 
 
@@ -104,10 +115,14 @@ def _match(
     provider_side: list[BalanceMovement],
     ledger: list[LedgerMovement],
     any_time: list[LedgerMovement],
+    nearby: list[BalanceMovement],
     tenant_id: str | None,
 ) -> dict[str, list]:
+    """`any_time`: the ledger's records of the period's provider movements, whenever the ledger dates them;
+    `nearby`: the provider's movements just outside the period, for the ledger's rows it dates otherwise
+    (matched, but counted in no total: the provider moved that money in another period)."""
     in_period = {_key(m.kind, m.provider_id): m for m in ledger}
-    elsewhere = {_key("charge", m.provider_id): m for m in any_time}
+    elsewhere = {_key(m.kind, m.provider_id): m for m in any_time}
     sections: dict[str, list[ReconcileLine]] = {name: [] for name in SECTIONS}
     counted: list[BalanceMovement] = []
     for movement in provider_side:
@@ -116,16 +131,26 @@ def _match(
         if recorded is not None and tenant_id is not None and recorded.tenant_id != tenant_id:
             continue  # another tenant's money
         counted.append(movement)
-        line = _line(movement, recorded)
-        if recorded is None:
-            sections["provider_only"].append(line.model_copy(update={"problem": "not in the ledger"}))
-        elif problem := _problem(movement, recorded):
-            sections["mismatches"].append(line.model_copy(update={"problem": problem}))
+        _place(sections, movement, recorded)
+    moved_nearby = {_key(m.kind, _provider_id(m)): m for m in nearby}
+    for key, recorded in in_period.items():
+        if key in moved_nearby:
+            _place(sections, moved_nearby[key], recorded)
         else:
-            sections["matched"].append(line)
-    for recorded in in_period.values():
-        sections["ledger_only"].append(_line(None, recorded).model_copy(update={"problem": "not at the provider"}))
+            sections["ledger_only"].append(_line(None, recorded).model_copy(update={"problem": "not at the provider"}))
     return {**sections, "totals": _totals(counted)}
+
+
+def _place(
+    sections: dict[str, list[ReconcileLine]], movement: BalanceMovement, recorded: LedgerMovement | None
+) -> None:
+    line = _line(movement, recorded)
+    if recorded is None:
+        sections["provider_only"].append(line.model_copy(update={"problem": "not in the ledger"}))
+    elif problem := _problem(movement, recorded):
+        sections["mismatches"].append(line.model_copy(update={"problem": problem}))
+    else:
+        sections["matched"].append(line)
 
 
 def _provider_id(movement: BalanceMovement) -> str | None:

@@ -21,6 +21,7 @@ from tests.helpers import (
     call,
     console_client,
     eventually,
+    intent_event,
     new_operator,
     paywarden_command,
     quiet_settings,
@@ -211,3 +212,60 @@ async def test_the_console_shows_a_payments_disputes_and_receipt(mcp, app, db) -
         page = await console.get("/console/customer?tenant=default&id=cus_dis")
     text = visible_text(page.text)
     assert page.status_code == 200 and "Disputes" in text and opened["id"] in text and "access paused" in text
+
+
+async def test_money_withdrawn_before_the_dispute_is_announced_is_still_noted(mcp, app, db) -> None:
+    paid = await _charge(mcp, "pro_monthly", "pm_card_visa")
+    withdrawn = _dispute_event("charge.dispute.funds_withdrawn", paid, "needs_response", event_id="evt_w1")
+    created = _dispute_event("charge.dispute.created", paid, "needs_response", event_id="evt_w2")
+    outcomes = [(await post(app, body, signed(body))).json()["outcome"] for body in (withdrawn, created)]
+    assert outcomes[0] == "applied"
+    row = await db.fetchrow("SELECT status, funds_withdrawn_at FROM disputes")
+    assert row["status"] == "needs_response" and row["funds_withdrawn_at"] is not None
+    assert (await _entitlement(mcp))["reason"] == "disputed"
+
+
+async def test_a_dispute_heard_of_before_the_payments_success_suspends_what_it_then_grants(mcp, app, db) -> None:
+    waiting = await _charge(mcp, "pro_monthly", "pm_card_authenticationRequired")
+    assert waiting["status"] == "requires_action"
+    opened = _dispute_event("charge.dispute.created", waiting, "needs_response", event_id="evt_e1")
+    assert (await post(app, opened, signed(opened))).json()["outcome"] == "applied"
+    succeeded = intent_event("payment_intent.succeeded", waiting, event_id="evt_e2")
+    assert (await post(app, succeeded, signed(succeeded))).json()["outcome"] == "applied"
+    assert await db.fetchval("SELECT suspended_at IS NOT NULL FROM entitlements") is True
+    answer = await _entitlement(mcp)
+    assert answer["allowed"] is False and answer["reason"] == "disputed"
+
+
+async def test_a_dispute_lost_before_the_payments_success_leaves_nothing_granted(mcp, app, db) -> None:
+    waiting = await _charge(mcp, "pro_monthly", "pm_card_authenticationRequired")
+    lost = _dispute_event("charge.dispute.closed", waiting, "lost", event_id="evt_l1")
+    assert (await post(app, lost, signed(lost))).json()["outcome"] == "applied"
+    succeeded = intent_event("payment_intent.succeeded", waiting, event_id="evt_l2")
+    assert (await post(app, succeeded, signed(succeeded))).json()["outcome"] == "applied"
+    assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM entitlements") is True
+    assert (await _entitlement(mcp))["allowed"] is False
+
+
+async def test_a_late_copy_of_an_older_event_never_moves_a_dispute_back(mcp, app, db) -> None:
+    paid = await _charge(mcp, "pro_monthly", "pm_card_visa")
+    for event_type, status, event_id in [
+        ("charge.dispute.created", "needs_response", "evt_b1"),
+        ("charge.dispute.updated", "under_review", "evt_b2"),
+        ("charge.dispute.updated", "needs_response", "evt_b3"),  # sent before evt_b2, delivered after it
+    ]:
+        body = _dispute_event(event_type, paid, status, event_id=event_id)
+        await post(app, body, signed(body))
+    assert await db.fetchval("SELECT status FROM disputes") == "under_review"
+    assert "out of order" in await db.fetchval("SELECT note FROM webhook_events WHERE event_id = 'evt_b3'")
+
+
+async def test_buying_again_while_disputed_gives_access_from_now(mcp, app, db) -> None:
+    await _charge(mcp, "pro_monthly", "pm_card_createDispute")
+    await eventually(lambda: db.fetchval("SELECT suspended_at IS NOT NULL FROM entitlements"))
+    assert (await _entitlement(mcp))["reason"] == "disputed"
+    again = await _charge(mcp, "pro_monthly", "pm_card_visa", key="d2")
+    assert again["status"] == "succeeded"
+    starts = await db.fetchval("SELECT starts_at - now() FROM entitlements WHERE payment_id = $1", again["payment_id"])
+    assert abs(starts.total_seconds()) < 60
+    assert (await _entitlement(mcp))["allowed"] is True

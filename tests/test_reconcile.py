@@ -119,11 +119,25 @@ async def test_the_stripe_adapter_reads_every_page_of_balance_transactions(app, 
     assert await app.services.provider.balance_movements(now - 3600, now - 3000) == []
 
 
-async def test_with_a_tenant_other_tenants_money_is_left_out(mcp, app) -> None:
+async def test_with_a_tenant_other_tenants_money_is_left_out(mcp, app, db) -> None:
     async with mcp() as client:
         mine = await _charge(client, "cus_t1", "pro_monthly")
+        await call(client, "refund_payment", payment_id=mine["payment_id"], idempotency_key="r1")
+    await eventually(lambda: db.fetchval("SELECT status = 'succeeded' FROM refunds"))
+    code, out = await paywarden_command(app.settings.database_url, "tenants", "create", "other")
+    assert code == 0, out
     code, out = await _report(app, "--tenant", "other", "--format", "json")
     report = json.loads(out[out.index('{\n  "period_from"') : out.rindex("}") + 1])
-    assert code == 0 and report["matched"] == [] and report["totals"] == []
+    assert code == 0, out
+    assert report["matched"] == report["provider_only"] == report["ledger_only"] == report["totals"] == []
     code, out = await _report(app, "--tenant", "default")
-    assert code == 0 and "Matched: 1" in out and mine["payment_id"] in out
+    assert code == 0 and "Matched: 2" in out and mine["payment_id"] in out
+    code, out = await _report(app, "--tenant", "nobody")
+    assert code != 0 and "There is no tenant 'nobody'" in out and "Traceback" not in out
+
+
+async def test_a_date_out_of_range_is_a_clear_error(app) -> None:
+    args = ("--from", "2026-01-01", "--to", "9999-12-31")
+    for command in (("report", "reconcile", *args), ("export", "payments", *args)):
+        code, out = await paywarden_command(app.settings.database_url, *command)
+        assert code != 0 and "'9999-12-31' is not a date" in out and "Traceback" not in out, out

@@ -44,7 +44,8 @@ SELECT f, t FROM unnest(ARRAY['warning_needs_response', 'warning_under_review', 
                  unnest(ARRAY['warning_under_review', 'warning_closed', 'needs_response', 'under_review',
                               'won', 'lost', 'prevented']) t
  WHERE f <> t
-   AND NOT (f IN ('needs_response', 'under_review') AND t LIKE 'warning\_%');
+   AND NOT (f IN ('needs_response', 'under_review') AND t LIKE 'warning\_%')
+   AND (f, t) NOT IN (('under_review', 'needs_response'), ('warning_under_review', 'warning_needs_response'));
 
 CREATE FUNCTION refuse_unlisted_dispute_move() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -34,11 +34,15 @@ OPEN = frozenset({"warning_needs_response", "warning_under_review", "needs_respo
 CLOSED = frozenset({"warning_closed", "won", "lost", "prevented"})
 GIVEN_BACK = frozenset({"warning_closed", "won", "prevented"})
 """Closed in the merchant's favour: what the dispute suspended comes back."""
+BACKWARDS = frozenset({("under_review", "needs_response"), ("warning_under_review", "warning_needs_response")})
+"""Reviewed disputes never go back to waiting for a response: such an event is a late copy of an older one."""
 ALLOWED: dict[str, frozenset[str]] = {
     status: frozenset(
         target
         for target in ("warning_under_review", "warning_closed", "needs_response", "under_review", *GIVEN_BACK, "lost")
-        if target != status and not (status in ("needs_response", "under_review") and target.startswith("warning_"))
+        if target != status
+        and not (status in ("needs_response", "under_review") and target.startswith("warning_"))
+        and (status, target) not in BACKWARDS
     )
     for status in OPEN
 } | {status: frozenset() for status in CLOSED}
@@ -66,7 +70,10 @@ async def apply(
 ) -> DisputeChange:
     locked = await disputes.lock(conn, payment.tenant_id, reported.provider_dispute_id)
     if locked is None:
-        return await _first_heard(conn, payment, reported, provider=provider, policy=policy, actor=actor, why=reason)
+        first = await _first_heard(conn, payment, reported, provider=provider, policy=policy, actor=actor, why=reason)
+        if not event_type.endswith(("funds_withdrawn", "funds_reinstated")):
+            return first
+        locked = first.dispute  # heard of first by the money moving: the move is noted too (Stripe does not order them)
     if event_type.endswith(("funds_withdrawn", "funds_reinstated")):
         noted = await disputes.record_funds(
             conn, locked, withdrawn=event_type.endswith("withdrawn"), actor=actor, reason=reason
@@ -126,6 +133,16 @@ async def _first_heard(
     opened = dispute.status in OPEN
     await outbox.dispute_changed(conn, DisputeView.of(dispute), dispute.tenant_id, opened=opened)
     return DisputeChange(True, dispute, f"dispute {dispute.id} recorded ({dispute.status})", opened=opened)
+
+
+async def after_success(conn: asyncpg.Connection, payment: Payment) -> None:
+    """The payment has just succeeded and granted what it bought: a dispute heard of before (the provider's
+    events come in any order) now does to those grants what it would have done had they existed."""
+    for dispute in await disputes.of_payment(conn, payment.tenant_id, payment.id):
+        if dispute.status == "lost":
+            await revoke(conn, payment, dispute)
+        elif dispute.status in OPEN and dispute.policy == "suspend":
+            await suspend(conn, payment, dispute)
 
 
 async def _consequences(conn: asyncpg.Connection, payment: Payment, dispute: Dispute) -> None:

@@ -20,7 +20,7 @@ import asyncpg
 from db import entitlements, payments
 from db.payments import Payment, PaymentStatus
 from server import metrics, outbox
-from server.ledger import credit_moves
+from server.ledger import credit_moves, dispute_machine
 from server.outbox import EventType
 
 Status = PaymentStatus
@@ -95,6 +95,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
     grants = await _grant_or_revoke(connection, updated)
     if change.to_status == Status.SUCCEEDED:
+        await dispute_machine.after_success(connection, updated)
         # Late, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
         updated = await payments.number_receipt(connection, updated)
     await outbox.payment_moved(connection, updated, grants=grants)
