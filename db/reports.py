@@ -379,20 +379,22 @@ async def key_spend_last_day(connection: asyncpg.Connection, tenant_id: str | No
 
 
 async def credit_use_since(
-    connection: asyncpg.Connection, tenant_id: str, customer_id: str, since: datetime
+    connection: asyncpg.Connection, tenant_id: str, customer_id: str, features: list[str], since: datetime
 ) -> list[dict[str, Any]]:
-    """What the customer used of each metered feature from `since` on, from the credit ledger."""
+    """What the customer used of each of these metered features from `since` on, from the credit ledger."""
     rows = await connection.fetch(
         """
         SELECT feature, sum(used_delta)::bigint AS used, count(*) AS entries,
                min(created_at) AS first_at, max(created_at) AS last_at
           FROM credit_ledger
-         WHERE tenant_id = $1 AND customer_id = $2 AND created_at >= $3 AND used_delta > 0
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = ANY($4::text[]) AND created_at >= $3
+           AND used_delta > 0
          GROUP BY feature ORDER BY feature
         """,
         tenant_id,
         customer_id,
         since,
+        features,
     )
     return [
         {**dict(row), "first_at": row["first_at"].isoformat(), "last_at": row["last_at"].isoformat()} for row in rows

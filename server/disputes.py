@@ -138,7 +138,8 @@ async def _dispute_and_payment(
 async def assemble(conn: asyncpg.Connection, dispute: Dispute, payment: Payment) -> Evidence:
     timeline = [_entry(entry) for entry in await audit.timeline(conn, payment.id)]
     periods = await entitlements.of_payment(conn, payment.id)
-    credit_use = await reports.credit_use_since(conn, payment.tenant_id, payment.customer_id, _paid_at(payment))
+    bought = sorted({grant["feature"] for grant in payment.grants if grant.get("credits")})
+    credit_use = await reports.credit_use_since(conn, payment.tenant_id, payment.customer_id, bought, _paid_at(payment))
     offered = await refunds.for_payment(conn, payment.id)
     facts = {
         "payment_id": payment.id,

@@ -49,7 +49,8 @@ async def test_the_evidence_tells_the_charges_history_and_is_submitted_as_the_op
     assert any("approved by the person" in (entry["reason"] or "") for entry in facts["approval"])
     assert "approved by the person" in fields["uncategorized_text"]
     assert "access to pro from" in fields["access_activity_log"]
-    assert "llm_tokens: 300 credits used in 1 uses" in fields["access_activity_log"]
+    # the credits used came from another purchase (credits_100k): not service this payment delivered
+    assert "llm_tokens" not in fields["access_activity_log"]
     assert "10.00 USD (succeeded" in fields["refund_refusal_explanation"]
     assert fields["service_date"] == facts["paid_at"][:10]
 
@@ -93,3 +94,18 @@ async def test_evidence_is_staged_when_a_dispute_opens_if_asked(mcp, app, db, da
 async def test_an_unknown_dispute_is_said_plainly(app) -> None:
     code, said = await _evidence(app, "du_nope")
     assert code == 1 and "No dispute 'du_nope'" in said
+
+
+async def test_credits_the_disputed_payment_bought_count_as_service_delivered(mcp, app, db) -> None:
+    async with mcp() as client:
+        await call(
+            client, "create_charge", customer_id="cus_cr", idempotency_key="c1", product_id="credits_100k",
+            payment_method="pm_card_createDispute",
+        )  # fmt: skip
+        await call(
+            client, "consume_credits", customer_id="cus_cr", feature="llm_tokens", quantity=250, idempotency_key="u1"
+        )
+    dispute_id = await eventually(lambda: db.fetchval("SELECT id FROM disputes"))
+    code, said = await _evidence(app, dispute_id, "--json")
+    assert code == 0, said
+    assert "llm_tokens: 250 credits used in 1 uses" in _json_of(said)["fields"]["access_activity_log"]
