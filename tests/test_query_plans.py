@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.big_tables import DEEP_CUSTOMER, generate
 from db.pool import create_pool
-from server import charges, credits, customers, entitlements, inbox, payments, reconciler, refunds
+from server import charges, credits, customers, entitlements, inbox, payments, receipts, reconciler, refunds
 from server.charges import ChargeInput
 from server.refunds import RefundInput
 from server.services import Services
@@ -134,3 +134,24 @@ def _charge(customer: str, key: str, payment_method: str) -> ChargeInput:
     return ChargeInput(
         customer_id=customer, idempotency_key=key, product_id="pro_monthly", payment_method=payment_method, caller=LOCAL
     )
+
+
+async def test_disputes_and_receipts_read_no_big_table_whole(app, explained) -> None:
+    services, plans = explained
+    paid = await charges.charge(services, _charge("cus_g82", "plan-disputed", "pm_card_visa"))
+    for event_type, status in (("charge.dispute.created", "needs_response"), ("charge.dispute.closed", "won")):
+        body = json.dumps({
+            "id": f"evt_plan_{status}", "object": "event", "type": event_type,
+            "data": {"object": {
+                "id": "du_plan", "object": "dispute", "amount": 2000, "currency": "usd", "charge": "ch_plan",
+                "payment_intent": paid.provider_payment_id, "reason": "fraudulent", "status": status,
+            }},
+        })  # fmt: skip
+        event = services.provider.verify_webhook(body.encode(), signed(body)["Stripe-Signature"])
+        assert (await inbox.ingest(services, event)).outcome == "applied"
+    shown = await payments.details(services, LOCAL, paid.payment_id)
+    assert shown.disputes[0].status == "won" and shown.receipt_url
+    await customers.details(services, LOCAL, "cus_g82")
+    await receipts.receipt(services, shown.receipt_url.rsplit("/", 1)[1])
+    assert plans.whole_table_reads() == []
+    assert any("receipt_counters" in statement for statement in plans.statements())

@@ -37,6 +37,8 @@ async def check_entitlement(
     confirmed, never from a charge that is still in progress. For a metered feature (credits) it
     also returns the balance, and allowed means at least `quantity` credits remain. When allowed is
     false, reason says why and offers lists the catalog products that would grant the feature:
-    offer one and charge it with create_charge. If this call fails, treat the customer as not entitled.
+    offer one and charge it with create_charge — except for reason 'disputed' (the payment is being
+    disputed with the person's bank: access is paused, do not charge again). If this call fails, treat
+    the customer as not entitled.
     """
     return await entitlements.check(services(ctx), caller(ctx), customer_id, feature, quantity)

@@ -11,12 +11,14 @@ from server.config import Settings
 from server.errors import ConfigurationError, ProviderError
 from server.providers import sandbox
 from server.providers.base import (
+    BalanceMovement,
     ChargeRequest,
     CustomerRequest,
     EventPage,
     Provider,
     ProviderCard,
     ProviderCustomer,
+    ProviderDispute,
     ProviderPayment,
     ProviderRefund,
     ProviderSetup,
@@ -30,6 +32,7 @@ from server.providers.standard_webhooks import StandardWebhookVerifier
 from server.providers.stripe import StripeProvider
 
 __all__ = [
+    "BalanceMovement",
     "ChargeRequest",
     "Credentials",
     "CustomerRequest",
@@ -37,6 +40,7 @@ __all__ = [
     "Provider",
     "ProviderCard",
     "ProviderCustomer",
+    "ProviderDispute",
     "ProviderPayment",
     "ProviderRefund",
     "ProviderSetup",
