@@ -68,6 +68,9 @@ class Payment(NewPayment):
     """Set when something about the payment needs an operator (e.g. the provider does not show it paid)."""
     provider_checkout_id: str | None = None
     """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
+    subscription_id: str | None = None
+    """The subscription whose invoice this payment is."""
+    provider_invoice_id: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:

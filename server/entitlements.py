@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 
 from db import entitlements as entitlement_rows
 from db import payments
+from db import subscriptions as subscription_rows
 from db.pool import connection
+from db.subscriptions import Subscription, SubscriptionStatus
 from server import credits
 from server.catalog import Product
 from server.credits import CreditBalance
@@ -18,7 +20,18 @@ from server.errors import DatabaseUnavailable
 from server.services import Services
 from server.tenancy import Caller
 
-Reason = Literal["active", "no_entitlement", "expired", "payment_pending", "insufficient_balance", "unknown_feature"]
+Reason = Literal[
+    "active",
+    "trialing",
+    "past_due",
+    "canceled",
+    "no_entitlement",
+    "expired",
+    "payment_pending",
+    "insufficient_balance",
+    "unknown_feature",
+]
+ALLOWED_REASONS = frozenset({"active", "trialing", "past_due"})
 
 
 class Offer(BaseModel):
@@ -31,6 +44,9 @@ class Offer(BaseModel):
     price_display: str
     days: int | None = Field(description="How many days of the feature it grants (for credits: until they expire).")
     credits: int | None = Field(default=None, description="How many credits of a metered feature it grants.")
+    interval: str | None = Field(
+        default=None, description="For a subscription (start_subscription): it renews every week, month or year."
+    )
 
     @classmethod
     def of(cls, product: Product, feature: str) -> Offer:
@@ -43,6 +59,7 @@ class Offer(BaseModel):
             price_display=product.price_display,
             days=grant.days,
             credits=grant.credits,
+            interval=product.interval,
         )
 
 
@@ -72,6 +89,11 @@ NEXT_STEP: dict[str, str] = {
     "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "
     "with create_charge; then reserve_credits before the expensive call.",
     "unknown_feature": "Not allowed: no catalog product grants this feature. Check the feature name.",
+    "trialing": "Go ahead: the customer is in a subscription's free trial (until expires_at).",
+    "past_due": "Go ahead for now: the subscription's renewal payment failed and the provider is retrying it; "
+    "access continues meanwhile. Suggest the person update their card.",
+    "canceled": "Not allowed: the customer's subscription ended at expires_at. Offer a product from offers "
+    "(start_subscription for a plan, create_charge for a pass).",
 }
 METERED_ACTIVE = "Enough credits: call reserve_credits before the expensive call (or consume_credits for one-shot use)."
 UNVERIFIABLE = (
@@ -98,11 +120,33 @@ async def _check(
         return await _metered(services, tenant_id, customer_id, feature, quantity, products)
     async with connection(services.pool) as conn:
         state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
+        plans = [p.id for p in products if p.recurring]
+        sub = await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans) if plans else None
         pending = None
         if state.active_until is None and products:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
+    by_subscription = _subscription_reason(sub, state)
+    if by_subscription is not None:
+        reason, ends = by_subscription
+        return _answer(customer_id, feature, reason, ends, None, products)
     reason = _reason(state, pending, has_products=bool(products))
     return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
+
+
+def _subscription_reason(
+    sub: Subscription | None, state: entitlement_rows.EntitlementState
+) -> tuple[Reason, datetime | None] | None:
+    """A subscription's own word on access: its trial, its grace while the provider retries a renewal, its end.
+    Paid periods answer as `active` from the entitlements they granted."""
+    if sub is None:
+        return None
+    if sub.status == SubscriptionStatus.TRIALING:
+        return "trialing", sub.trial_end or sub.current_period_end
+    if sub.status == SubscriptionStatus.PAST_DUE:
+        return "past_due", sub.current_period_end
+    if sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID) and state.active_until is None:
+        return ("canceled", sub.ended_at) if sub.ended_at else None
+    return None
 
 
 async def _metered(
@@ -131,9 +175,9 @@ def _answer(
     pending: str | None,
     products: list[Product],
 ) -> EntitlementAnswer:
-    offers = [] if reason == "active" else [Offer.of(product, feature) for product in products]
+    offers = [] if reason in ALLOWED_REASONS else [Offer.of(product, feature) for product in products]
     return EntitlementAnswer(
-        allowed=reason == "active",
+        allowed=reason in ALLOWED_REASONS,
         customer_id=customer_id,
         feature=feature,
         reason=reason,

@@ -87,6 +87,9 @@ class PaymentView(BaseModel):
     refunded_minor: int = Field(description="How much has been refunded, in minor units.")
     created_at: datetime
     updated_at: datetime
+    subscription_id: str | None = Field(
+        default=None, description="The subscription whose invoice this payment is (subs_…), if any."
+    )
     next_step: str = Field(description="What the agent should do next.")
 
     @classmethod
@@ -107,6 +110,7 @@ class PaymentView(BaseModel):
             refunded_minor=payment.refunded_minor,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
+            subscription_id=payment.subscription_id,
             next_step=_next_step(payment),
             **extra,
         )

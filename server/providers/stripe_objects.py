@@ -10,6 +10,7 @@ from server.errors import MalformedEvent
 from server.money import EXPONENTS
 from server.providers.base import ProviderCard, ProviderPayment, ProviderRefund, ProviderSetup, WebhookEvent
 from server.providers.stripe_amounts import from_stripe
+from server.providers.stripe_billing import what_it_moves as billing_what_it_moves
 
 INTENT_EVENTS = {
     "payment_intent.succeeded": "succeeded",
@@ -194,7 +195,7 @@ def _what_it_moves(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {"setup": setup_from_intent(obj, SETUP_INTENT_EVENTS[event_type])}
     if event_type == "payment_method.detached" and isinstance(obj.get("id"), str):
         return {"detached_payment_method": obj["id"]}
-    return {}
+    return billing_what_it_moves(event_type, obj)
 
 
 def _intent_event(event_type: str, intent: dict[str, Any]) -> ProviderPayment:

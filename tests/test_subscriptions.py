@@ -1,0 +1,209 @@
+"""Subscriptions on the sandbox's billing and its test clock: real PostgreSQL, the real Stripe adapter against
+the sandbox, real signed webhooks delivered over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+from mcp import Client
+
+from tests.helpers import call, call_error, click, eventually
+
+PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
+
+
+async def advance(app: Any, days: int = 0, seconds: int = 0) -> dict:
+    """Move the sandbox's clock forward through its HTTP API (what `paywarden sandbox advance` does)."""
+    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        answer = await http.post(
+            "/v1/test_helpers/sandbox_clock/advance",
+            data={"days": str(days)} if days else {"seconds": str(seconds)},
+            headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def to_period_end(app: Any, period_end: str) -> None:
+    """Advance the sandbox's clock a minute past `period_end`."""
+    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        clock = await http.get(
+            "/v1/test_helpers/sandbox_clock", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
+        )
+    left = datetime.fromisoformat(period_end).timestamp() - clock.json()["frozen_time"]
+    await advance(app, seconds=max(int(left) + 60, 1))
+
+
+async def provider_subscription(app: Any, provider_id: str) -> dict:
+    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        answer = await http.get(
+            f"/v1/subscriptions/{provider_id}", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
+        )
+    return answer.json()
+
+
+async def settled(client: Client, subscription_id: str, **expected: Any) -> dict:
+    """The subscription once the provider's events have brought it to `expected` (and `invoices` paid ones)."""
+    invoices = expected.pop("invoices", None)
+
+    async def check() -> dict | None:
+        view = await call(client, "get_subscription", subscription_id=subscription_id)
+        paid = [p for p in view["invoices"] if p["status"] in ("succeeded", "refunded", "partially_refunded")]
+        matches = all(view[name] == value for name, value in expected.items())
+        return view if matches and (invoices is None or len(paid) == invoices) else None
+
+    return await eventually(check)
+
+
+def at(unix: int) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)
+
+
+async def test_a_year_of_monthly_renewals_pays_twelve_invoices_and_access_ends_with_the_last_period(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await call(client, "start_subscription", **PLAN, idempotency_key="s1", payment_method="pm_card_visa")
+        assert started["status"] == "active" and started["first_payment_status"] == "succeeded"
+        first_end = started["current_period_end"]
+        allowed = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert allowed["allowed"] and allowed["reason"] == "active" and allowed["expires_at"] == first_end
+
+        await advance(app, 340)  # eleven renewals: the twelfth period is running
+        provider = await provider_subscription(app, started["provider_subscription_id"])
+        last_end = at(provider["items"]["data"][0]["current_period_end"]).isoformat().replace("+00:00", "Z")
+        view = await settled(client, started["subscription_id"], invoices=12, status="active")
+        assert datetime.fromisoformat(view["current_period_end"]) == datetime.fromisoformat(last_end)
+        entitled = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert entitled["allowed"]
+        assert datetime.fromisoformat(entitled["expires_at"]) == datetime.fromisoformat(last_end)
+        payments = await call(client, "list_payments", customer_id="ada", limit=50)
+        assert len(payments["payments"]) == 12
+        assert {p["subscription_id"] for p in payments["payments"]} == {started["subscription_id"]}
+        assert {p["amount_minor"] for p in payments["payments"]} == {2900}
+    paid = await db.fetchval(
+        "SELECT count(*) FROM sandbox.objects WHERE type = 'invoice' AND object->>'status' = 'paid'"
+    )
+    assert paid == 12
+
+
+async def start(client: Client, card: str = "pm_card_visa", key: str = "s1") -> dict:
+    return await call(client, "start_subscription", **PLAN, idempotency_key=key, payment_method=card)
+
+
+async def test_the_monthly_allowance_is_granted_once_per_period_and_expires_at_its_end(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        again = await start(client)
+        assert again["replayed"] is True and again["subscription_id"] == started["subscription_id"]
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["balance"]["remaining"] == 1_000_000
+        await call(client, "consume_credits", customer_id="ada", feature="llm_tokens", quantity=400_000,
+                   idempotency_key="c1")  # fmt: skip
+        await advance(app, 32)
+        await settled(client, started["subscription_id"], invoices=2)
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["balance"]["remaining"] == 1_000_000  # the unspent 600,000 expired with their period
+    lots = await db.fetch("SELECT quantity, written_off, expires_at FROM credit_lots ORDER BY expires_at")
+    periods = await db.fetch("SELECT starts_at, expires_at FROM entitlements WHERE feature = 'pro' ORDER BY starts_at")
+    assert [lot["quantity"] for lot in lots] == [1_000_000, 1_000_000] and lots[0]["written_off"] == 600_000
+    assert [lot["expires_at"] for lot in lots] == [period["expires_at"] for period in periods]
+    assert periods[0]["expires_at"] == periods[1]["starts_at"]
+
+
+async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client, "pm_card_visa")
+        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+            changed = await http.post(
+                f"/v1/subscriptions/{started['provider_subscription_id']}",
+                data={"default_payment_method": "pm_card_chargeCustomerFail"},
+                headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+            )
+            assert changed.status_code == 200, changed.text
+        await to_period_end(app, started["current_period_end"])
+        await settled(client, started["subscription_id"], status="past_due")
+        grace = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert grace["allowed"] is True and grace["reason"] == "past_due"
+        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+            recovered = await http.post(
+                f"/v1/subscriptions/{started['provider_subscription_id']}",
+                data={"default_payment_method": "pm_card_visa"},
+                headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+            )
+            assert recovered.status_code == 200, recovered.text
+        await advance(app, 1)  # the first retry succeeds
+        await settled(client, started["subscription_id"], status="active", invoices=2)
+        assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["reason"] == "active"
+
+
+async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client, "pm_card_visa")
+        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+            await http.post(
+                f"/v1/subscriptions/{started['provider_subscription_id']}",
+                data={"default_payment_method": "pm_card_chargeCustomerFail"},
+                headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+            )
+        await advance(app, 31)
+        await settled(client, started["subscription_id"], status="past_due")
+        await advance(app, 6)  # retries after 1, 3 and 5 days fail: the provider gives up
+        ended = await settled(client, started["subscription_id"], status="canceled", invoices=1)
+        answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert answer["allowed"] is False and answer["reason"] == "canceled"
+        assert datetime.fromisoformat(answer["expires_at"]) == datetime.fromisoformat(ended["ended_at"])
+
+
+async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        canceled = await call(client, "cancel_subscription", subscription_id=started["subscription_id"])
+        assert canceled["cancel_at_period_end"] is True and canceled["status"] == "active"
+        again = await call(client, "cancel_subscription", subscription_id=started["subscription_id"])
+        assert again["cancel_at_period_end"] is True
+        still = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert still["allowed"] is True and still["expires_at"] == started["current_period_end"]
+        await advance(app, 31)
+        await settled(client, started["subscription_id"], status="canceled", invoices=1)
+        after = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert after["allowed"] is False and after["reason"] == "canceled"
+        assert after["expires_at"] == started["current_period_end"]
+
+
+async def test_an_immediate_cancel_ends_access_now(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        ended = await call(
+            client, "cancel_subscription", subscription_id=started["subscription_id"], at_period_end=False,
+            reason="asked to stop",
+        )  # fmt: skip
+        assert ended["status"] == "canceled" and ended["ended_at"] is not None
+        answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert answer["allowed"] is False and answer["reason"] == "canceled"
+        again = await call(client, "start_subscription", **PLAN, idempotency_key="s2", payment_method="pm_card_visa")
+        assert again["subscription_id"] != started["subscription_id"]  # an ended one does not block a new start
+
+
+async def test_a_second_live_subscription_is_refused_naming_the_first(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        refused = await call_error(client, "start_subscription", **PLAN, idempotency_key="s2",
+                                   payment_method="pm_card_visa")  # fmt: skip
+        assert started["subscription_id"] in refused and "already has" in refused
+
+
+async def test_without_a_card_the_person_pays_the_first_invoice_on_its_page(app, mcp) -> None:
+    async with mcp() as client:
+        started = await call(client, "start_subscription", **PLAN, idempotency_key="s1")
+        assert started["status"] == "incomplete" and "/sandbox/invoice/in_" in started["next_action_url"]
+        pending = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert pending["allowed"] is False and pending["reason"] == "payment_pending"
+        await click(started["next_action_url"], "Pay")
+        await settled(client, started["subscription_id"], status="active", invoices=1)
+        assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["allowed"] is True
