@@ -404,3 +404,17 @@ async def end_access(conn: asyncpg.Connection, tenant_id: str, subscription_id: 
         subscription_id,
     )
     return int(result.split()[-1])
+
+
+async def paid_through(conn: asyncpg.Connection, tenant_id: str, subscription_id: str, feature: str) -> datetime | None:
+    """The end of the latest period of `feature` the subscription's paid invoices granted and nobody took back."""
+    return await conn.fetchval(
+        """
+        SELECT max(e.expires_at) FROM payments p
+          JOIN entitlements e ON e.tenant_id = p.tenant_id AND e.payment_id = p.id
+         WHERE p.tenant_id = $1 AND p.subscription_id = $2 AND e.feature = $3 AND e.revoked_at IS NULL
+        """,
+        tenant_id,
+        subscription_id,
+        feature,
+    )

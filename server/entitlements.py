@@ -3,7 +3,7 @@ charge still in progress; when the answer is no, which catalog products would ma
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -122,10 +122,13 @@ async def _check(
         state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
         plans = [p.id for p in products if p.recurring]
         sub = await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans) if plans else None
+        paid_through = None
+        if sub is not None and sub.status == SubscriptionStatus.ACTIVE:
+            paid_through = await subscription_rows.paid_through(conn, tenant_id, sub.id, feature)
         pending = None
         if state.active_until is None and products:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
-    by_subscription = _subscription_reason(sub, state)
+    by_subscription = _subscription_reason(sub, state, paid_through)
     if by_subscription is not None:
         reason, ends = by_subscription
         return _answer(customer_id, feature, reason, ends, None, products)
@@ -134,12 +137,15 @@ async def _check(
 
 
 def _subscription_reason(
-    sub: Subscription | None, state: entitlement_rows.EntitlementState
+    sub: Subscription | None, state: entitlement_rows.EntitlementState, paid_through: datetime | None
 ) -> tuple[Reason, datetime | None] | None:
-    """A subscription's own word on access: its trial, its grace while the provider retries a renewal, its end.
-    Paid periods answer as `active` from the entitlements they granted."""
+    """A subscription's own word on access, from the provider's periods and events (not from our clock, which
+    the sandbox's test clock runs ahead of): paid through the end of its last paid period, its trial, its grace
+    while the provider retries a renewal, its end."""
     if sub is None:
         return None
+    if sub.status == SubscriptionStatus.ACTIVE and paid_through is not None and paid_through > datetime.now(UTC):
+        return "active", paid_through
     if sub.status == SubscriptionStatus.TRIALING:
         return "trialing", sub.trial_end or sub.current_period_end
     if sub.status == SubscriptionStatus.PAST_DUE:

@@ -8,6 +8,7 @@ once; `past_due` keeps access through the provider's retries; canceled or unpaid
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -22,7 +23,14 @@ from db.subscriptions import Changes, NewSubscription, Subscription, Subscriptio
 from server import charges, customers
 from server.catalog import Catalog, Product
 from server.charges import ApprovalAnswer, ChargeInput
-from server.errors import InvalidRequest, NotAllowedNow, ProviderError, SubscriptionExists, SubscriptionNotFound
+from server.errors import (
+    ChargeInProgress,
+    InvalidRequest,
+    NotAllowedNow,
+    ProviderError,
+    SubscriptionExists,
+    SubscriptionNotFound,
+)
 from server.faults import crash_if_asked
 from server.ledger import payment_machine, subscription_machine
 from server.ledger.subscription_machine import Move
@@ -32,6 +40,7 @@ from server.services import Services
 from server.tenancy import Caller
 
 When = Literal["period_end", "now"]
+logger = logging.getLogger(__name__)
 
 NEXT_STEP: dict[SubscriptionStatus, str] = {
     SubscriptionStatus.INCOMPLETE: "Not paid yet. If next_action_url is set, the person must open it and pay the "
@@ -465,8 +474,11 @@ async def reconcile_quiet(services: Services, *, quiet_seconds: float, limit: in
         quiet = await stored.quiet(conn, quiet_seconds=quiet_seconds, limit=limit)
     changed = []
     for subscription_id in quiet:
-        if await _reconcile_one(services, subscription_id):
-            changed.append(subscription_id)
+        try:
+            if await _reconcile_one(services, subscription_id):
+                changed.append(subscription_id)
+        except (ProviderError, ChargeInProgress, NotAllowedNow) as error:
+            logger.warning("subscription %s not reconciled: %s", subscription_id, error.message)
     return changed
 
 
