@@ -558,8 +558,9 @@ def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent | Unreada
 
 
 def _listed_event(event: Any) -> WebhookEvent | UnreadableEvent:
-    """One event of the provider's list; one paywarden cannot read does not stop the others."""
-    payload = event.to_dict()
+    """One event of the provider's list; one paywarden cannot read does not stop the others. The SDK reads
+    decimal strings (a price's unit_amount_decimal) as Decimal: written back as the strings Stripe sent."""
+    payload = json.loads(json.dumps(event.to_dict(), default=str))
     try:
         return event_from_payload(payload)
     except MalformedEvent as error:
