@@ -252,6 +252,14 @@ def plan_of(product: Product) -> PlanPrice:
     )
 
 
+async def sync_catalog(services: Services) -> list[tuple[str, str]]:
+    """Make the provider bill every recurring catalog product with a Price whose lookup key is the product id
+    (`paywarden catalog sync`): (product id, unchanged | created | replaced). Idempotent; a Price is never
+    changed — a new price makes a new Price and the old one is deactivated."""
+    return [(product.id, await services.provider.sync_price(plan_of(product))) for product in services.catalog
+            if product.recurring]  # fmt: skip
+
+
 # --- the provider's state, applied -----------------------------------------------------------------
 
 

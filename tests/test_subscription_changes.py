@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from server.config import Settings
-from tests.helpers import call, eventually, post_webhook, running_app, signed
+from tests.helpers import call, eventually, paywarden_command, post_webhook, running_app, sent_to_sandbox, signed
 from tests.test_subscriptions import advance, provider_subscription, settled, to_period_end
 
 CATALOG = """
@@ -165,3 +165,38 @@ async def test_duplicate_and_shuffled_subscription_events_converge_on_the_provid
     periods = await db.fetch("SELECT starts_at, expires_at FROM entitlements WHERE feature = 'pro' ORDER BY starts_at")
     assert len(periods) == 3 and all(a["expires_at"] == b["starts_at"] for a, b in pairwise(periods))
     assert await db.fetchval("SELECT count(*) FROM credit_lots") == 3
+
+
+async def test_catalog_sync_makes_one_price_per_plan_and_never_changes_a_price(
+    app, database_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    port = str(app.settings.port)
+    catalog = str(app.settings.catalog_path)
+    code, first = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=catalog)
+    assert code == 0, first
+    assert "pro_ai_monthly: created" in first and "team_ai_monthly: created" in first
+    code, again = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=catalog)
+    assert "pro_ai_monthly: unchanged" in again and "team_ai_monthly: unchanged" in again
+
+    dearer = tmp_path / "dearer.toml"
+    dearer.write_text(CATALOG.replace("amount_minor = 2900", "amount_minor = 3900", 1))
+    code, changed = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=str(dearer))
+    assert "pro_ai_monthly: replaced" in changed and "team_ai_monthly: unchanged" in changed
+    prices = await db.fetch(
+        "SELECT object->>'lookup_key' AS key, (object->>'unit_amount')::int AS amount, (object->>'active')::bool AS on"
+        " FROM sandbox.objects WHERE type = 'price' AND object->>'product' = 'paywarden_pro_ai_monthly'"
+        " ORDER BY created_at"
+    )
+    assert [(p["key"], p["amount"], p["on"]) for p in prices] == [(None, 2900, False), ("pro_ai_monthly", 3900, True)]
+    updates = await sent_to_sandbox(db, "POST", "/v1/prices/")
+    assert [update["params"] for update in updates] == [{"active": "false"}]  # only ever deactivated
+
+
+async def test_the_sandbox_clock_commands(app, database_url: str) -> None:
+    port = str(app.settings.port)
+    code, shown = await paywarden_command(database_url, "sandbox", "clock", port=port)
+    assert code == 0 and shown.startswith("sandbox clock: ")
+    code, moved = await paywarden_command(database_url, "sandbox", "advance", "--days", "3", port=port)
+    assert code == 0 and "0 renewals, retries and cancellations ran" in moved, moved
+    code, refused = await paywarden_command(database_url, "sandbox", "advance", "--days", "0", port=port)
+    assert code == 2 and "--days must be between 1 and 3660" in refused
