@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 from mcp import Client
 
-from tests.helpers import call, call_error, click, eventually
+from tests.helpers import api_client, assert_problem, call, call_error, click, eventually
 
 PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
 
@@ -207,3 +207,36 @@ async def test_without_a_card_the_person_pays_the_first_invoice_on_its_page(app,
         await click(started["next_action_url"], "Pay")
         await settled(client, started["subscription_id"], status="active", invoices=1)
         assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["allowed"] is True
+
+
+async def test_the_subscription_operations_over_http(app, api_key: str) -> None:
+    body = {**PLAN, "payment_method": "pm_card_visa"}
+    async with api_client(app.base_url, api_key) as http:
+        first = await http.post("/v1/subscriptions", json=body, headers={"Idempotency-Key": "h1"})
+        assert first.status_code == 201, first.text
+        started = first.json()
+        assert started["status"] == "active" and started["subscription_id"].startswith("subs_")
+        again = await http.post("/v1/subscriptions", json=body, headers={"Idempotency-Key": "h1"})
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["subscription_id"] == started["subscription_id"]
+        other = await http.post("/v1/subscriptions", json={**body, "payment_method": "saved"},
+                                headers={"Idempotency-Key": "h1"})  # fmt: skip
+        assert_problem(other, 409, "idempotency_key_reused")
+        second = await http.post("/v1/subscriptions", json=body, headers={"Idempotency-Key": "h2"})
+        assert started["subscription_id"] in assert_problem(second, 409, "subscription_exists", "product_id")["detail"]
+        one_off = await http.post("/v1/subscriptions", json={**body, "product_id": "pro_monthly"},
+                                  headers={"Idempotency-Key": "h3"})  # fmt: skip
+        assert "create_charge" in assert_problem(one_off, 400, "invalid_request", "product_id")["detail"]
+        as_charge = await http.post("/v1/charges", json=body, headers={"Idempotency-Key": "h4"})
+        assert "start_subscription" in assert_problem(as_charge, 400, "invalid_request", "product_id")["detail"]
+
+        path = f"/v1/subscriptions/{started['subscription_id']}"
+        looked_up = await http.get(path)
+        assert looked_up.status_code == 200 and len(looked_up.json()["invoices"]) == 1
+        canceled = await http.post(f"{path}/cancel", json={"reason": "too expensive"})
+        assert canceled.status_code == 200 and canceled.json()["cancel_at_period_end"] is True
+        missing = await http.get("/v1/subscriptions/subs_0000")
+        assert_problem(missing, 404, "subscription_not_found")
+        bad = await http.post(f"{path}/change", json={"product_id": "pro_ai_monthly", "when": "soon"},
+                              headers={"Idempotency-Key": "h5"})  # fmt: skip
+        assert_problem(bad, 422, "invalid_parameter")
