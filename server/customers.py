@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import asyncpg
 from pydantic import BaseModel, Field
 
-from db import credits, customers, entitlements, payments, reports
+from db import credits, customers, entitlements, payments, reports, subscriptions
 from db.credits import Account, LedgerEntry
 from db.customers import Customer, SavedMethod
 from db.entitlements import EntitlementRow
@@ -29,6 +29,7 @@ from server.payment_search import PaymentSummary
 from server.payments import PaymentView
 from server.providers import CustomerRequest, ProviderCard
 from server.services import Services
+from server.subscription_views import SubscriptionView
 from server.tenancy import Caller, local_caller
 
 SEARCH_LIMIT = 100
@@ -133,6 +134,9 @@ class CustomerView(BaseModel):
     entitlements: list[ActiveEntitlement] = Field(description="Periods of access not yet over, by feature.")
     credits: list[CreditBalanceView] = Field(description="Credit balances of metered features.")
     latest_payments: list[PaymentView] = Field(description=f"The newest {LATEST_PAYMENTS} payments.")
+    subscriptions: list[SubscriptionView] = Field(
+        default_factory=list, description="Its subscriptions, the newest first (get_subscription has their invoices)."
+    )
     next_step: str
 
 
@@ -149,6 +153,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         granted = await entitlements.current_for_customer(conn, tenant, customer_id)
         features = [account.feature for account in await credits.accounts_of(conn, tenant, customer_id)]
         latest = await payments.page_for_customer(conn, tenant, customer_id, None, LATEST_PAYMENTS, None)
+        plans = await subscriptions.of_customer(conn, tenant, customer_id)
     balances = [await _balance(services, tenant, customer_id, feature) for feature in features]
     return CustomerView(
         customer_id=customer_id,
@@ -157,6 +162,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         entitlements=[ActiveEntitlement(**vars(period)) for period in granted],
         credits=balances,
         latest_payments=[PaymentView.of(payment) for payment in latest],
+        subscriptions=[SubscriptionView.of(plan) for plan in plans],
         next_step=_next_step(methods),
     )
 

@@ -109,6 +109,9 @@ async def test_the_monthly_allowance_is_granted_once_per_period_and_expires_at_i
         await settled(client, started["subscription_id"], invoices=2)
         tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
         assert tokens["balance"]["remaining"] == 1_000_000  # the unspent 600,000 expired with their period
+        customer = await call(client, "get_customer", customer_id="ada")
+        assert [plan["subscription_id"] for plan in customer["subscriptions"]] == [started["subscription_id"]]
+        assert {p["subscription_id"] for p in customer["latest_payments"]} == {started["subscription_id"]}
     lots = await db.fetch("SELECT quantity, written_off, expires_at FROM credit_lots ORDER BY expires_at")
     periods = await db.fetch("SELECT starts_at, expires_at FROM entitlements WHERE feature = 'pro' ORDER BY starts_at")
     assert [lot["quantity"] for lot in lots] == [1_000_000, 1_000_000] and lots[0]["written_off"] == 600_000
