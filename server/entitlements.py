@@ -66,7 +66,7 @@ class Offer(BaseModel):
 class EntitlementAnswer(BaseModel):
     allowed: bool = Field(
         description="True only when a paid, unexpired entitlement exists right now (for a metered feature: "
-        "when remaining >= quantity)."
+        "when remaining >= quantity), or a subscription is trialing or past_due (in the provider's retries)."
     )
     customer_id: str
     feature: str
