@@ -17,7 +17,7 @@ import platform
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from benchmarks import big_tables, credits, entitlements, webhooks
+from benchmarks import big_tables, credits, entitlements, memory, webhooks
 from benchmarks.harness import Measurement, ScratchDatabase, scratch_database
 from server import logs
 
@@ -34,18 +34,26 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Lines printed as they are, for a figure that is not a ratio (memory)."""
+
+    lines: list[str]
+    met: bool
+
+
+@dataclass(frozen=True)
 class Benchmark:
     name: str
-    run: Callable[[int, bool], Awaitable[list[Row]]]
+    run: Callable[[int, bool], Awaitable[list[Row | Note]]]
     """(rounds, quick) -> its rows."""
 
 
 def paired(
     operation: str, pair: Pair, target: float | None, operations: int, concurrency: int, *, entitlement: bool = False
-) -> Callable[[int, bool], Awaitable[list[Row]]]:
+) -> Callable[[int, bool], Awaitable[list[Row | Note]]]:
     """One row: paywarden against its baseline on a scratch database of their own."""
 
-    async def run(rounds: int, quick: bool) -> list[Row]:
+    async def run(rounds: int, quick: bool) -> list[Row | Note]:
         async with scratch_database() as database:
             if entitlement:
                 await entitlements.seed_entitlement(database.owner_url)
@@ -56,13 +64,18 @@ def paired(
     return run
 
 
-async def on_big_tables(rounds: int, quick: bool) -> list[Row]:
+async def on_big_tables(rounds: int, quick: bool) -> list[Row | Note]:
     """Each hot path on a big database (ours) against a nearly empty one (the baseline)."""
     customers = QUICK_CUSTOMERS if quick else big_tables.CUSTOMERS
     operations = 50 if quick else 1000
     rows = await big_tables.compare(rounds, operations, 8, customers)
     target = round(1 / big_tables.WITHIN, 2)
     return [Row(f"{row.operation} ({customers:,} customers)", row.big, row.empty, target) for row in rows]
+
+
+async def on_memory(rounds: int, quick: bool) -> list[Row | Note]:
+    result = await memory.under_mixed_load(quick)
+    return [Note(result.lines(), result.flat)]
 
 
 QUICK_SCALE = 0.05
@@ -90,17 +103,18 @@ BENCHMARKS = (
     Benchmark("webhook_ingest", paired("signed webhook ingest", webhooks.ingest, 0.8, 1500, 8)),
     Benchmark("consume_credits", paired("consume_credits", credits.consume, 0.5, 1500, 8)),
     Benchmark("big_tables", on_big_tables),
+    Benchmark("memory", on_memory),
 )
 
 
-async def run(names: list[str], rounds: int, quick: bool) -> list[Row]:
+async def run(names: list[str], rounds: int, quick: bool) -> list[Row | Note]:
     results = []
     for benchmark in BENCHMARKS:
         if names and benchmark.name not in names:
             continue
         for row in await benchmark.run(rounds, quick):
             results.append(row)
-            print(_line(row), flush=True)
+            print("\n".join(row.lines) if isinstance(row, Note) else _line(row), flush=True)
     return results
 
 

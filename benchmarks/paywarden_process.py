@@ -18,6 +18,13 @@ WEBHOOK_SECRET = "whsec_benchmark_secret"
 @asynccontextmanager
 async def paywarden_up(database: ScratchDatabase) -> AsyncIterator[str]:
     """Its base URL."""
+    async with paywarden_process(database) as (base, _pid):
+        yield base
+
+
+@asynccontextmanager
+async def paywarden_process(database: ScratchDatabase) -> AsyncIterator[tuple[str, int]]:
+    """Its base URL and process id."""
     port = free_port()
     env = {
         "DATABASE_URL": database.server_url,
@@ -30,8 +37,8 @@ async def paywarden_up(database: ScratchDatabase) -> AsyncIterator[str]:
         "PAYWARDEN_LOG_FORMAT": "json",
     }
     base = f"http://127.0.0.1:{port}"
-    async with server_process(["-m", "cli", "up"], env, f"{base}/readyz"):
-        yield base
+    async with server_process(["-m", "cli", "up"], env, f"{base}/readyz") as pid:
+        yield base, pid
 
 
 async def new_key(database: ScratchDatabase) -> str:

@@ -31,7 +31,7 @@ async def seed_waiting_payments(owner_url: str, count: int) -> None:
             SELECT 'pay_b' || lpad(n::text, 20, '0'), 'default', 'bench_' || n, 'pro_monthly', 2000, 'USD',
                    'sandbox', 'created', 'pi_b' || n, '[{"feature": "pro", "days": 30}]'::jsonb
               FROM generate_series(0, $1 - 1) n;
-            UPDATE payments SET status = 'requires_action' WHERE id LIKE 'pay_b%';
+            UPDATE payments SET status = 'requires_action' WHERE id LIKE 'pay_b0%';
             CREATE TABLE bench_inbox (event_id text PRIMARY KEY, payload text NOT NULL);
             CREATE TABLE bench_rows (id text PRIMARY KEY, status text NOT NULL);
             INSERT INTO bench_rows SELECT 'pi_b' || n, 'requires_action' FROM generate_series(0, $1 - 1) n;

@@ -323,7 +323,10 @@ async def has_any_record(connection: asyncpg.Connection, tenant_id: str, custome
     return await connection.fetchval(
         """
         SELECT EXISTS (SELECT 1 FROM customers WHERE tenant_id = $1 AND customer_id = $2)
-            OR EXISTS (SELECT 1 FROM payments WHERE tenant_id = $1 AND customer_id = $2)
+            -- Not EXISTS: PostgreSQL drops an EXISTS's ORDER BY, and then, for a customer with many payments,
+            -- may expect a Seq Scan to meet one early; the newest payment is the customer index's first entry.
+            OR (SELECT created_at FROM payments WHERE tenant_id = $1 AND customer_id = $2
+                 ORDER BY created_at DESC LIMIT 1) IS NOT NULL
             OR EXISTS (SELECT 1 FROM credit_accounts WHERE tenant_id = $1 AND customer_id = $2)
             OR EXISTS (SELECT 1 FROM customer_audit WHERE tenant_id = $1 AND customer_id = $2)
         """,

@@ -253,18 +253,28 @@ class CustomerRow:
     tenant_id: str
     customer_id: str
     payments: int
-    last_payment_at: datetime
+    last_payment_at: datetime | None
+    """None for a customer known only at the provider (a saved card, a link), without a payment yet."""
 
 
 async def customers(connection: asyncpg.Connection, tenant_id: str | None, search: str | None, limit: int):
-    """Customers (those with a payment), the most recently active first; `search` matches part of the id."""
+    """Customers (those with a payment or a provider customer), the most recently active first; `search`
+    matches part of the id."""
     rows = await connection.fetch(
         """
-        SELECT tenant_id, customer_id, count(*)::int AS payments, max(created_at) AS last_payment_at
-          FROM payments
-         WHERE ($1::text IS NULL OR tenant_id = $1)
-           AND ($2::text IS NULL OR strpos(lower(customer_id), lower($2)) > 0)
-         GROUP BY tenant_id, customer_id ORDER BY max(created_at) DESC, tenant_id, customer_id LIMIT $3
+        SELECT tenant_id, customer_id, sum(payments)::int AS payments, max(last_payment_at) AS last_payment_at
+          FROM (SELECT tenant_id, customer_id, count(*) AS payments, max(created_at) AS last_payment_at,
+                       max(created_at) AS active_at
+                  FROM payments
+                 WHERE ($1::text IS NULL OR tenant_id = $1)
+                   AND ($2::text IS NULL OR strpos(lower(customer_id), lower($2)) > 0)
+                 GROUP BY tenant_id, customer_id
+                 UNION ALL
+                SELECT tenant_id, customer_id, 0, NULL, updated_at
+                  FROM customers
+                 WHERE ($1::text IS NULL OR tenant_id = $1)
+                   AND ($2::text IS NULL OR strpos(lower(customer_id), lower($2)) > 0)) known
+         GROUP BY tenant_id, customer_id ORDER BY max(active_at) DESC, tenant_id, customer_id LIMIT $3
         """,
         tenant_id,
         search,

@@ -1,15 +1,16 @@
 """Customers. A customer is a (tenant, customer id) pair: two tenants may each have a customer `alice` who
 never meet.
 
-- As an operator looks them up in the console: found by part of their id, and everything paywarden holds
-  about one (their entitlements, credit balances and ledger, payments).
-- As the agent and `paywarden customers show` see one (`details`): saved cards, access, credit
-  balances, latest payments.
+- As the agent, `paywarden customers show` and the console see one (`details`, the one rule for who exists):
+  saved cards, the provider customer, access, credit balances, latest payments.
+- As an operator looks them up in the console: found by part of their id (`search`), and `profile`: that
+  view, with every period of access, the credit ledger, more payments and the customer's own audit.
 - At the provider: the provider's customer behind each of ours, created there only when first needed
   (saving a card) or linked by an operator with the cards it already has."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,13 +18,14 @@ import asyncpg
 from pydantic import BaseModel, Field
 
 from db import credits, customers, entitlements, payments, reports, subscriptions
-from db.credits import Account, LedgerEntry
-from db.customers import Customer, SavedMethod
+from db.credits import LedgerEntry
+from db.customers import AuditEntry, Customer, SavedMethod
 from db.entitlements import EntitlementRow
 from db.pool import connection, transaction
 from db.reports import CustomerRow
 from server import credits as credit_balances
-from server.errors import CustomerNotFound, InvalidRequest, NotAllowedNow, NotFound
+from server.errors import CustomerNotFound, InvalidRequest, NotAllowedNow
+from server.fields import HINTS
 from server.ledger.setup_outcomes import describe
 from server.payment_search import PaymentSummary
 from server.payments import PaymentView
@@ -31,23 +33,29 @@ from server.providers import CustomerRequest, ProviderCard
 from server.services import Services
 from server.subscription_views import SubscriptionView
 from server.tenancy import Caller, local_caller
+from server.text import IDENTIFIER_PATTERN
 
 SEARCH_LIMIT = 100
 LEDGER_LIMIT = 100
 PAYMENTS_LIMIT = 100
+HISTORY_LIMIT = 50
 
 
 @dataclass(frozen=True, kw_only=True)
 class CustomerProfile:
+    """What the console shows of one customer: what the agent and `paywarden customers show` see (`customer`,
+    from `details`: one rule for who exists and what they have), and an operator's depth beside it."""
+
     tenant_id: str
-    customer_id: str
+    customer: CustomerView
     entitlements: list[EntitlementRow]
     """Every period granted, the latest ending first; `state_of` tells where each stands."""
-    credit_accounts: list[Account]
     ledger: list[LedgerEntry]
     """The newest credit ledger entries (up to LEDGER_LIMIT), every feature."""
     payments: list[PaymentSummary]
     """The newest payments (up to PAYMENTS_LIMIT)."""
+    history: list[AuditEntry]
+    """The customer's own audit, newest first (up to HISTORY_LIMIT): provider links, cards saved and removed."""
 
     @staticmethod
     def state_of(entitlement: EntitlementRow) -> str:
@@ -67,27 +75,29 @@ async def search(services: Services, tenant_id: str | None, text: str = "") -> l
 
 
 async def profile(services: Services, tenant_id: str, customer_id: str) -> CustomerProfile:
-    """NotFound for a customer the tenant has no payment or credit account of."""
+    """CustomerNotFound, exactly as `details` says it, for a customer the tenant has no record of."""
+    view = await details(services, local_caller(tenant_id), customer_id)
     async with connection(services.pool) as conn:
         listed = await payments.page_for_customer(conn, tenant_id, customer_id, None, PAYMENTS_LIMIT, None)
-        accounts = await credits.accounts_of(conn, tenant_id, customer_id)
-        if not listed and not accounts:
-            raise NotFound(f"No customer {customer_id!r} in tenant {tenant_id!r}.")
         granted = await entitlements.for_customer(conn, tenant_id, customer_id)
         ledger = await credits.ledger_of(conn, tenant_id, customer_id, LEDGER_LIMIT)
+        history = await customers.audit_trail(conn, tenant_id, customer_id, HISTORY_LIMIT)
     return CustomerProfile(
         tenant_id=tenant_id,
-        customer_id=customer_id,
+        customer=view,
         entitlements=granted,
-        credit_accounts=accounts,
         ledger=ledger,
         payments=[PaymentSummary.of_payment(payment) for payment in listed],
+        history=history,
     )
 
 
 # --- The agent's view, and the customer at the provider ---------------------------------------------
 
 LATEST_PAYMENTS = 5
+IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+MAX_CUSTOMER_ID_LENGTH = 255
+PROVIDER_CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,251}")
 
 
 class SavedCardView(BaseModel):
@@ -209,6 +219,7 @@ async def provider_customer_id(services: Services, caller: Caller, customer_id: 
 
 
 class LinkResult(BaseModel):
+    tenant_id: str
     customer: CustomerView
     previous_provider_customer_id: str | None
     cards_imported: int
@@ -228,6 +239,7 @@ async def link(
     """Point our customer at an existing provider customer (a merchant already on Stripe), after checking it
     exists there; its saved cards come along. Relinking a customer to another provider customer needs
     `force`: the old one's saved cards are forgotten. Audited under the operator's name."""
+    _check_link_ids(customer_id, provider_customer_id)
     found = await services.provider.retrieve_customer(provider_customer_id)
     if found is None:
         raise InvalidRequest(
@@ -239,7 +251,19 @@ async def link(
         previous = await _relink(conn, wanted, force=force, operator=operator)
         imported = await _import_cards(conn, wanted, cards, found.default_payment_method)
     view = await details(services, local_caller(tenant_id), customer_id)
-    return LinkResult(customer=view, previous_provider_customer_id=previous, cards_imported=imported)
+    return LinkResult(
+        tenant_id=tenant_id, customer=view, previous_provider_customer_id=previous, cards_imported=imported
+    )
+
+
+def _check_link_ids(customer_id: str, provider_customer_id: str) -> None:
+    if not IDENTIFIER.fullmatch(customer_id) or len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
+        raise InvalidRequest(f"The customer id is {HINTS['customer_id']}; got {customer_id!r}.")
+    if not PROVIDER_CUSTOMER_ID.fullmatch(provider_customer_id):
+        raise InvalidRequest(
+            f"A provider customer id looks like cus_ followed by letters and digits (e.g. cus_NffrFeUfNV2Hib); "
+            f"got {provider_customer_id!r}."
+        )
 
 
 async def _relink(conn: asyncpg.Connection, wanted: _Link, *, force: bool, operator: str) -> str | None:
@@ -252,8 +276,8 @@ async def _relink(conn: asyncpg.Connection, wanted: _Link, *, force: bool, opera
     moving = previous not in (None, wanted.provider_customer_id)
     if moving and not force:
         raise NotAllowedNow(
-            f"Customer {customer!r} is already linked to {previous}; pass --force to relink it to "
-            f"{wanted.provider_customer_id} (its saved cards from {previous} are then forgotten)."
+            f"Customer {customer!r} is already linked to {previous}; pass --force (in the console: tick “relink”) "
+            f"to relink it to {wanted.provider_customer_id} (its saved cards from {previous} are then forgotten)."
         )
     await _check_not_linked_elsewhere(conn, wanted)
     forgotten = await customers.forget_methods(conn, tenant, provider, customer) if previous else 0

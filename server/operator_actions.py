@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from db.api_keys import ApiKey
 from db.payments import Payment
-from server import api_keys, charges, inbox, operators, payment_history, refunds, tenants, webhook_endpoints
+from server import api_keys, charges, customers, inbox, operators, payment_history, refunds, tenants, webhook_endpoints
 from server.api_keys import IssuedKey
-from server.errors import InvalidRequest, NotPermitted
+from server.customers import LinkResult
+from server.errors import InvalidRequest, NotFound, NotPermitted
 from server.inbox import Ingested
 from server.money import format_amount, parse_amount
 from server.operators import IssuedPassword, OperatorView, SignedIn
@@ -91,6 +92,29 @@ async def replay(services: Services, operator: SignedIn, inbox_id: int) -> Inges
     await operators.record(
         services, operator.acting, "webhook.replay", stored.event_id, stored.tenant_id, result.outcome
     )
+    return result
+
+
+async def link_customer(
+    services: Services,
+    operator: SignedIn,
+    *,
+    tenant_id: str,
+    customer_id: str,
+    provider_customer_id: str,
+    force: bool = False,
+) -> LinkResult:
+    """`paywarden customers link` from the console: the same service, under the operator's name. Another
+    tenant's customer is NotFound; a tenant's operator links only that tenant's customers."""
+    operator.require("link_customers")
+    tenant = operator.tenant_id or tenant_id.strip()
+    if not operator.may_see(tenant) or not await tenants.exists(services, tenant):
+        raise NotFound(f"No tenant {tenant!r}.")
+    wanted = provider_customer_id.strip()
+    result = await customers.link(services, tenant, customer_id.strip(), wanted, force=force, operator=operator.name)
+    previous = result.previous_provider_customer_id
+    detail = f"linked to {wanted}" + (f" (was {previous})" if previous not in (None, wanted) else "")
+    await operators.record(services, operator.acting, "customer.link", customer_id.strip(), tenant, detail)
     return result
 
 

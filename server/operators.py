@@ -3,7 +3,7 @@ hashes only are stored), listed, disabled, reset; their roles say what they may 
 
     viewer   reads everything of its tenant(s)
     support  also approves and rejects held charges, refunds, replays webhook events (in and out), runs
-             the reconciler
+             the reconciler, links customers to existing provider customers
     admin    also manages API keys, the tenants' webhook endpoints, operators and (platform admins) tenants
 
 An operator with a tenant sees only that tenant; one without is a platform operator and sees every tenant.
@@ -34,9 +34,17 @@ from server.tenancy import operator_caller
 Role = Literal["viewer", "support", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "support", "admin")
 Permission = Literal[
-    "read", "decide", "refund", "replay", "reconcile", "manage_keys", "manage_endpoints", "manage_operators"
+    "read",
+    "decide",
+    "refund",
+    "replay",
+    "reconcile",
+    "link_customers",
+    "manage_keys",
+    "manage_endpoints",
+    "manage_operators",
 ]
-SUPPORT: frozenset[Permission] = frozenset({"read", "decide", "refund", "replay", "reconcile"})
+SUPPORT: frozenset[Permission] = frozenset({"read", "decide", "refund", "replay", "reconcile", "link_customers"})
 GRANTS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset({"read"}),
     "support": SUPPORT,

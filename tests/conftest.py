@@ -1,8 +1,9 @@
-"""Real PostgreSQL for every test: a migrated template database, cloned per test.
+"""Real PostgreSQL for every test: a migrated database, made fresh again after each test.
 
 The server comes from TEST_DATABASE_URL, else DATABASE_URL, else an embedded PostgreSQL started for
-this session in a temporary folder (and stopped when the session ends). Every test gets its own
-database, its own port and its own data folder; nothing here touches a `paywarden up` the user runs.
+this session in a temporary folder (and stopped when the session ends). Every test gets a database as
+fresh as a new clone of the migrated template (tests/reusable_database.py), its own port and its own data
+folder; nothing here touches a `paywarden up` the user runs.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from server.embedded import embedded_database_url
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, free_socket, new_key, running_app, with_database
+from tests.reusable_database import ReusableDatabase
 from tools.server import build_server
 
 FAST_AND_UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
@@ -80,19 +82,22 @@ async def _without_durability(admin: asyncpg.Connection) -> None:
     await admin.execute("SELECT pg_reload_conf()")
 
 
-@pytest.fixture
-async def owner_database_url(server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A migrated database of this test's own, as the role that owns its tables (a superuser here)."""
-    name = f"paywarden_test_{secrets.token_hex(6)}"
-    admin = await _admin(server_url)
+@pytest.fixture(scope="session")
+async def reusable_database(server_url: str, template_database: str) -> AsyncIterator[ReusableDatabase]:
+    database = ReusableDatabase(server_url, template_database)
+    await database.create()
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        # A database of our own on any server: commits need not wait for the disk.
-        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-        yield with_database(server_url, name)
+        yield database
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await database.drop()
+
+
+@pytest.fixture
+async def owner_database_url(reusable_database: ReusableDatabase) -> AsyncIterator[str]:
+    """A migrated database as fresh as a new clone, this test's alone, as the role that owns its tables (a
+    superuser here)."""
+    yield reusable_database.url
+    await reusable_database.make_fresh()
 
 
 @pytest.fixture

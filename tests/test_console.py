@@ -15,6 +15,7 @@ from tests.helpers import (
     LOCAL,
     call,
     console_client,
+    intent_event,
     new_key,
     new_operator,
     paywarden_command,
@@ -375,3 +376,85 @@ async def test_the_apps_webhook_endpoints_from_the_console(app, mcp, db: asyncpg
 
 async def _arrived(receiver, count: int) -> bool:
     return len(receiver.events) >= count
+
+
+async def test_payments_filter_by_api_key(app, mcp, database_url: str, db: asyncpg.Connection) -> None:
+    from tests.helpers import http_client
+
+    secret = await new_key(database_url, name="the agent")
+    key_id = await db.fetchval("SELECT id FROM api_keys")
+    async with mcp() as client:
+        await call(client, "create_charge", **{**PAID, "customer_id": "cus_local"})
+    async with http_client(f"{app.base_url}/mcp", secret) as agent:
+        keyed = await call(agent, "create_charge", **{**PAID, "customer_id": "cus_keyed"})
+    found = await payment_search.search(app.services, None, PaymentFilters(api_key=key_id))
+    assert [payment.payment_id for payment in found.payments] == [keyed["payment_id"]]
+    password = await new_operator(app.services, "vic", "viewer")
+    async with console_client(app, "vic", password) as console:
+        shown = visible_text((await console.get(f"/console/payments?api_key={key_id}")).text)
+        everything = visible_text((await console.get("/console/payments")).text)
+    assert "cus_keyed" in shown and "cus_local" not in shown
+    assert "cus_keyed" in everything and "cus_local" in everything
+
+
+async def test_the_inbox_lists_problems_first_and_filters_by_type_and_date(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        paid = await call(client, "create_charge", **PAID)
+        waiting = await call(client, "create_charge", customer_id="cus_w", idempotency_key="w", product_id="day_pass")
+    events = [intent_event("payment_intent.succeeded", paid, event_id="evt_mismatch", amount=1),  # rejected
+              intent_event("payment_intent.processing", waiting, event_id="evt_applied"),
+              '{"id": "evt_unhandled", "type": "customer.created", "data": {"object": {"id": "cus_1"}}}']  # fmt: skip
+    for body in events:
+        assert (await post_webhook(app, body, signed(body))).status_code == 200
+    await db.execute("UPDATE webhook_events SET received_at = '2020-03-01 12:00Z' WHERE event_id = 'evt_mismatch'")
+    password = await new_operator(app.services, "vic", "viewer")
+    async with console_client(app, "vic", password) as console:
+
+        async def listed(query: str) -> str:
+            answer = await console.get(f"/console/inbox{query}")
+            assert answer.status_code == 200, answer.text[:1000]
+            return visible_text(answer.text)
+
+        default = await listed("")
+        assert default.index("evt_mismatch") < default.index("evt_applied")  # the older problem first
+        assert "evt_unhandled" not in default and "amount" in default  # no-action hidden; the problem's note shown
+        by_type = await listed("?event_type=payment_intent.processing")
+        assert "evt_applied" in by_type and "evt_mismatch" not in by_type
+        that_day = await listed("?date_from=2020-03-01&date_to=2020-03-01")
+        assert "evt_mismatch" in that_day and "evt_applied" not in that_day
+        assert "No events." in await listed("?date_to=2020-02-29")
+        assert "evt_unhandled" in await listed("?outcome=all&event_type=customer.created")
+        problems = await listed("?outcome=problems")
+        assert "evt_mismatch" in problems and "evt_applied" not in problems
+
+
+async def test_the_approvals_page_links_the_earlier_payment_a_repeat_repeats(app, mcp) -> None:
+    async with mcp() as client:
+        first = await call(client, "create_charge", **PAID)
+        repeat = await call(client, "create_charge", **{**PAID, "idempotency_key": "paid-2"})
+    assert repeat["status"] == "requires_approval"
+    password = await new_operator(app.services, "vic", "viewer")
+    async with console_client(app, "vic", password) as console:
+        queue = await console.get("/console/approvals")
+    assert repeat["payment_id"] in queue.text
+    assert f'<a href="/console/payments/{first["payment_id"]}">{first["payment_id"]}</a> (succeeded)' in queue.text
+    assert f"the same charge was already made at {first['created_at'][:10]}" in visible_text(queue.text)
+
+
+async def test_a_payments_page_shows_the_inbox_events_and_what_it_granted(app, mcp) -> None:
+    async with mcp() as client:
+        pro = await call(client, "create_charge", **PAID)
+        tokens = await call(client, "create_charge", **{**PAID, "customer_id": "cus_ai", "product_id": "credits_100k"})
+    body = intent_event("payment_intent.succeeded", pro, event_id="evt_about_pro", amount=1)
+    await post_webhook(app, body, signed(body))
+    password = await new_operator(app.services, "vic", "viewer")
+    async with console_client(app, "vic", password) as console:
+        pro_page = visible_text((await console.get(f"/console/payments/{pro['payment_id']}")).text)
+        tokens_page = visible_text((await console.get(f"/console/payments/{tokens['payment_id']}")).text)
+    events = pro_page[pro_page.index("Webhook events") : pro_page.index("Entitlements granted")]
+    assert "evt_about_pro" in events and "payment_intent.succeeded rejected" in events
+    granted = pro_page[pro_page.index("Entitlements granted") : pro_page.index("Credits granted")]
+    assert re.search(r"pro \S+ \S+ UTC \S+ \S+ UTC granted", granted), granted
+    assert "evt_about_pro" not in tokens_page  # only the events about that payment
+    credits = tokens_page[tokens_page.index("Credits granted") :]
+    assert "llm_tokens 100000 0 0 0" in credits, credits

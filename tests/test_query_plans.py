@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.big_tables import DEEP_CUSTOMER, generate
 from db.pool import create_pool
-from server import charges, credits, entitlements, inbox, payments, reconciler, refunds
+from server import charges, credits, customers, entitlements, inbox, payments, reconciler, refunds
 from server.charges import ChargeInput
 from server.refunds import RefundInput
 from server.services import Services
@@ -102,6 +102,7 @@ async def test_hot_paths_read_no_big_table_whole(explained) -> None:
     await payments.details(services, LOCAL, "pay_g77")
     page = await payments.page(services, LOCAL, DEEP_CUSTOMER, limit=50)
     await payments.page(services, LOCAL, DEEP_CUSTOMER, limit=50, cursor=page.next_cursor)
+    await customers.profile(services, LOCAL.tenant_id, DEEP_CUSTOMER)  # the console's page: get_customer's view too
     await credits.consume(services, LOCAL, "cus_g77", "llm_tokens", 5, "plan-consume")
     await credits.consume(services, LOCAL, "cus_g77", "llm_tokens", 5, "plan-consume")  # a replay
     held = await credits.reserve(services, LOCAL, "cus_g79", "llm_tokens", 20, "plan-reserve", 60)

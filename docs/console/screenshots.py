@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from db.migrate import migrate_url  # noqa: E402
 from server import api_keys, charges, operators, reconciler, tenants, webhook_delivery, webhook_endpoints  # noqa: E402
+from server import customers as customer_records  # noqa: E402
 from server.charges import ChargeInput  # noqa: E402
 from server.config import Settings  # noqa: E402
 from server.embedded import embedded_database_url  # noqa: E402
@@ -138,6 +139,7 @@ async def seed(services: Services, database_url: str) -> dict[str, str]:
                amount_minor=5_000, reason="goodwill: outage on the 3rd")  # fmt: skip
     shown["refunded"] = refund_me["payment_id"]
     shown["credits"] = credits["payment_id"]
+    await linked_with_a_card(services, "cus_alan")
     await charges_with_keys(services)
     await webhook_endpoints.add(services, tenant_id="acme", url="http://127.0.0.1:9/hooks/paywarden",
                                 event_types=["payment.succeeded", "payment.refunded"])  # fmt: skip
@@ -153,6 +155,18 @@ async def seed(services: Services, database_url: str) -> dict[str, str]:
     )
     await conn.close()
     return shown
+
+
+async def linked_with_a_card(services: Services, customer_id: str) -> None:
+    """A customer the merchant had at the provider, with a saved card, linked as `paywarden customers link` does."""
+    provider = stripe.StripeClient(
+        services.sandbox.api_key,
+        base_addresses={"api": f"{services.settings.base_url}/sandbox"},
+        http_client=stripe.HTTPXClient(),
+    )
+    made = await provider.v1.customers.create_async({"email": "alan@example.com"})
+    await provider.v1.payment_methods.attach_async("pm_card_visa", {"customer": made.id})
+    await customer_records.link(services, "default", customer_id, made.id, force=False, operator="maria")
 
 
 async def charges_with_keys(services: Services) -> None:

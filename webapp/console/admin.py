@@ -35,6 +35,7 @@ async def _keys_page(request, services, operator, issued=None) -> Response:
     return await rendering.page(
         request, services, "keys.html", keys=listed, spent=spent, scopes=SCOPES, issued=issued,
         tenant_ids=choices, describe_budget=api_keys.describe_budget, approvers=APPROVERS,
+        default_rate_per_minute=services.settings.rate_limit_per_minute,
     )  # fmt: skip
 
 

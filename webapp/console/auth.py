@@ -9,8 +9,9 @@ from fastapi.responses import Response
 
 from server import operator_sessions
 from server.errors import InvalidRequest, PaywardenError, SignInRefused, SignInThrottled
+from server.services import Services
 from webapp.console import rendering, session
-from webapp.console.routing import ConsoleRoute, services_of
+from webapp.console.routing import ConsoleRoute
 from webapp.console.session import ActingAnyDep, ActingDep
 from webapp.dependencies import ServicesDep
 
@@ -20,11 +21,12 @@ Field = Annotated[str, Form()]
 
 @router.get("/sign-in")
 async def sign_in_page(request: Request, services: ServicesDep, next: str = "") -> Response:
-    return await _sign_in_form(request, next)
+    return await _sign_in_form(request, services, next)
 
 
-async def _sign_in_form(request: Request, next_path: str, error: str | None = None, status: int = 200) -> Response:
-    services = services_of(request)
+async def _sign_in_form(
+    request: Request, services: Services, next_path: str, error: str | None = None, status: int = 200
+) -> Response:
     token = session.signin_token(request)
     response = await rendering.page(
         request, services, "sign_in.html", status, signin_token=token, next=rendering.local_path(next_path), error=error
@@ -39,12 +41,12 @@ async def sign_in(
     next: Field = "",
 ) -> Response:  # fmt: skip
     if not session.signin_token_matches(request, signin_token):
-        return await _sign_in_form(request, next, "The sign-in form expired; please sign in again.", 403)
+        return await _sign_in_form(request, services, next, "The sign-in form expired; please sign in again.", 403)
     address = request.client.host if request.client else None
     try:
         started = await operator_sessions.sign_in(services, name, password, address)
     except (SignInRefused, SignInThrottled) as refused:
-        return await _sign_in_form(request, next, refused.message, refused.status)
+        return await _sign_in_form(request, services, next, refused.message, refused.status)
     to = rendering.local_path(next)
     if started.signed_in.must_choose_password:
         to = session.PASSWORD_PAGE + rendering.query(next=to)

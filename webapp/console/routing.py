@@ -12,8 +12,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
 from server.errors import PaywardenError, for_operator
-from server.services import Services
 from webapp.console import rendering, session
+from webapp.dependencies import services_of
 
 BACK_FIELD = "back"
 FIXABLE = (400, 402, 409, 429, 502, 503)
@@ -41,12 +41,6 @@ class ConsoleRoute(APIRoute):
                 return await refused(request, error)
 
         return answer
-
-
-def services_of(request: Request) -> Services:
-    services = request.app.state.services
-    assert isinstance(services, Services)
-    return services
 
 
 async def refused(request: Request, error: PaywardenError) -> Response:
