@@ -134,3 +134,21 @@ def _charge(customer: str, key: str, payment_method: str) -> ChargeInput:
     return ChargeInput(
         customer_id=customer, idempotency_key=key, product_id="pro_monthly", payment_method=payment_method, caller=LOCAL
     )
+
+
+async def test_subscriptions_read_no_big_table_whole(app, explained) -> None:
+    from server import subscriptions
+    from tests.test_subscriptions import advance
+
+    services, plans = explained
+    request = subscriptions.charge_input(LOCAL, "cus_g82", "pro_ai_monthly", "plan-sub", "pm_card_visa")
+    started = await subscriptions.start(services, request)
+    await subscriptions.start(services, request)  # a replay
+    await advance(app, 32)
+    await subscriptions.reconcile_quiet(services, quiet_seconds=0)
+    await entitlements.check(services, LOCAL, "cus_g82", "pro", 1)
+    await entitlements.check(services, LOCAL, "cus_g82", "llm_tokens", 10)
+    await subscriptions.details(services, LOCAL, started.subscription_id)
+    await subscriptions.cancel(services, LOCAL, started.subscription_id, at_period_end=False)
+    assert plans.whole_table_reads() == []
+    assert any("FROM subscriptions" in statement for statement in plans.statements())

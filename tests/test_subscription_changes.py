@@ -3,6 +3,7 @@ provider's events arriving twice and out of order — against the sandbox, real 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import datetime
@@ -154,9 +155,8 @@ async def test_duplicate_and_shuffled_subscription_events_converge_on_the_provid
             bodies = [row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"]) for row in rows]
             deliveries = bodies * 2
             random.Random(12).shuffle(deliveries)
-            for body in deliveries:
-                answer = await post_webhook(app, body, signed(body))
-                assert answer.status_code == 200, answer.text
+            answers = await asyncio.gather(*(post_webhook(app, body, signed(body)) for body in deliveries))
+            assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
             view = await settled(client, started["subscription_id"], invoices=3, status="active")
         provider = await provider_subscription(app, started["provider_subscription_id"])
     end = provider["items"]["data"][0]["current_period_end"]

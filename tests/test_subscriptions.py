@@ -3,6 +3,7 @@ the sandbox, real signed webhooks delivered over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -243,3 +244,21 @@ async def test_the_subscription_operations_over_http(app, api_key: str) -> None:
         bad = await http.post(f"{path}/change", json={"product_id": "pro_ai_monthly", "when": "soon"},
                               headers={"Idempotency-Key": "h5"})  # fmt: skip
         assert_problem(bad, 422, "invalid_parameter")
+
+
+async def test_concurrent_starts_for_one_customer_and_plan_make_one_subscription(app, mcp, db) -> None:
+    async with mcp() as a, mcp() as b, mcp() as c:
+        results = await asyncio.gather(
+            *(
+                client.call_tool(
+                    "start_subscription", {**PLAN, "idempotency_key": f"k{n}", "payment_method": "pm_card_visa"}
+                )
+                for n, client in enumerate([a, b, c, a, b, c])
+            )
+        )
+    started = [r.structured_content for r in results if not r.is_error]
+    refused = [r.content[0].text for r in results if r.is_error]
+    assert len(started) == 1 and len(refused) == 5
+    assert all(started[0]["subscription_id"] in text for text in refused)
+    assert await db.fetchval("SELECT count(*) FROM subscriptions") == 1
+    assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'subscription'") == 1
