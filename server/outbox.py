@@ -30,6 +30,8 @@ EventType = Literal[
     "entitlement.granted",
     "entitlement.revoked",
     "credits.low_balance",
+    "subscription.updated",
+    "subscription.canceled",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 RETRY_FOR_SECONDS = 3 * 24 * 3600

@@ -25,6 +25,7 @@ from server.errors import EventNotFound, InvalidRequest, WebhookEndpointNotFound
 from server.outbox import EVENT_TYPES, RETRY_FOR_SECONDS, EntitlementGrant, EventType
 from server.payments import PaymentView
 from server.services import Services
+from server.subscription_views import SubscriptionView
 
 EndpointStatus = Literal["enabled", "failing", "disabled"]
 DEFAULT_OVERLAP_HOURS = 24.0
@@ -38,9 +39,10 @@ class OutboundEvent(BaseModel):
     type: EventType
     created_at: datetime
     tenant: str = Field(description="The tenant the event belongs to.")
-    data: PaymentView | EntitlementGrant | LowBalance = Field(
+    data: PaymentView | EntitlementGrant | LowBalance | SubscriptionView = Field(
         description="payment.* and approval.requested: the payment; entitlement.*: what one payment granted of "
-        "one feature; credits.low_balance: the balance that fell below the catalog's threshold."
+        "one feature; credits.low_balance: the balance that fell below the catalog's threshold; "
+        "subscription.*: the subscription after the change (status, period, cancel_at_period_end)."
     )
 
 

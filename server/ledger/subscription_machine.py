@@ -24,8 +24,10 @@ from db import payments
 from db import subscriptions as stored
 from db.payments import NewPayment, Payment, PaymentStatus
 from db.subscriptions import Changes, Subscription, SubscriptionStatus
+from server import outbox
 from server.ledger import credit_moves, payment_machine
 from server.providers import ProviderInvoice
+from server.subscription_views import SubscriptionView
 
 Status = SubscriptionStatus
 ENDED = frozenset({Status.CANCELED, Status.UNPAID})
@@ -79,6 +81,9 @@ async def apply(conn: asyncpg.Connection, locked: Subscription, move: Move) -> M
     )
     if moving and updated.status in ENDED:
         await stored.end_access(conn, updated.tenant_id, updated.id)
+    ended = moving and updated.status == Status.CANCELED
+    event_type = "subscription.canceled" if ended else "subscription.updated"
+    await outbox.record(conn, updated.tenant_id, event_type, SubscriptionView.of(updated))
     return MoveResult(True, updated)
 
 
