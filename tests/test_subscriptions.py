@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 from mcp import Client
 
-from tests.helpers import api_client, assert_problem, call, call_error, click, eventually
+from tests.helpers import api_client, assert_problem, call, call_error, click, eventually, sent_to_sandbox
 
 PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
 
@@ -262,3 +262,49 @@ async def test_concurrent_starts_for_one_customer_and_plan_make_one_subscription
     assert all(started[0]["subscription_id"] in text for text in refused)
     assert await db.fetchval("SELECT count(*) FROM subscriptions") == 1
     assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'subscription'") == 1
+
+
+async def test_a_saved_card_pays_the_first_invoice_and_every_renewal(app, mcp, db: asyncpg.Connection) -> None:
+    from tests.test_saved_cards import save_card
+
+    async with mcp() as client:
+        view = await save_card(client, "ada")
+        card = view["payment_methods"][0]["payment_method_id"]
+        started = await call(client, "start_subscription", **PLAN, idempotency_key="s1", payment_method="saved")
+        assert started["status"] == "active"
+        await to_period_end(app, started["current_period_end"])
+        await settled(client, started["subscription_id"], invoices=2)
+    [created] = await sent_to_sandbox(db, "POST", "/v1/subscriptions")
+    assert created["idempotency_key"] == started["subscription_id"]
+    price = await db.fetchval("SELECT id FROM sandbox.objects WHERE type = 'price'")
+    metadata = {"subscription_id": started["subscription_id"], "product_id": "pro_ai_monthly",
+                "tenant_id": "default", "customer_id": "ada"}  # fmt: skip
+    assert created["params"] == {
+        "customer": view["provider_customer_id"], "items": {"0": {"price": price}}, "metadata": metadata,
+        "expand": {"0": "latest_invoice.payments"}, "default_payment_method": card,
+        "payment_behavior": "allow_incomplete",
+    }  # fmt: skip
+    assert await sent_to_sandbox(db, "POST", "/v1/payment_methods/") == []  # a saved card is not saved again
+    charged = await db.fetch("SELECT object->>'payment_method' AS card FROM sandbox.payment_intents")
+    assert {row["card"] for row in charged} == {card}
+
+
+async def test_the_reconciler_brings_a_quiet_subscription_to_the_providers_state(
+    settings, listening_socket, db: asyncpg.Connection
+) -> None:
+    from server import subscriptions
+    from tests.conftest import RunningApp
+    from tests.helpers import local_mcp, running_app
+
+    quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
+    async with running_app(quiet, listening_socket) as services, local_mcp(quiet) as client:
+        started = await start(client)
+        await advance(RunningApp(services), 40)  # a renewal nobody told paywarden about
+        before = await call(client, "get_subscription", subscription_id=started["subscription_id"])
+        assert len(before["invoices"]) == 1
+        changed = await subscriptions.reconcile_quiet(services, quiet_seconds=0)
+        after = await call(client, "get_subscription", subscription_id=started["subscription_id"])
+        assert await subscriptions.reconcile_quiet(services, quiet_seconds=0) == []  # a second pass: nothing
+    assert changed == [started["subscription_id"]]
+    assert len(after["invoices"]) == 2 and after["current_period_end"] > before["current_period_end"]
+    assert after["timeline"][-1]["actor"] == "reconciler"

@@ -237,7 +237,7 @@ async def _switch_price(
 ) -> None:
     item = sub["items"]["data"][0]
     old, bounds = item["price"], (item["current_period_start"], item["current_period_end"])
-    item["price"] = price
+    item["price"], item["plan"] = price, billing.plan_of(price)
     if behavior != "always_invoice" or sub["status"] not in ("active", "past_due"):
         await work.save(sub, private)
         await work.emit("customer.subscription.updated", sub, {"items": None})

@@ -108,7 +108,8 @@ class Billing:
             parent={
                 "type": "subscription_details",
                 "quote_details": None,
-                "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"]},
+                "subscription_details": {"metadata": dict(sub["metadata"]), "subscription": sub["id"],
+                                         "subscription_proration_date": None},
             },
             lines={"object": "list", "data": [line], "has_more": False, "url": f"/v1/invoices/{invoice_id}/lines"},
             payments={"object": "list", "data": [], "has_more": False, "url": "/v1/invoice_payments"},
@@ -177,7 +178,7 @@ class Billing:
     async def end(self, sub: dict[str, Any], private: dict[str, Any], reason: str) -> None:
         private["due_at"] = None
         private["retries"] = []
-        details = {"comment": None, "feedback": None, "reason": reason}
+        details = {"comment": None, "feedback": None, "feedback_option": None, "reason": reason}
         await self.move(
             sub, private, status="canceled", ended_at=self.at, canceled_at=sub.get("canceled_at") or self.at,
             cancellation_details=details,
@@ -326,9 +327,23 @@ def require_price(price: dict[str, Any] | None, price_id: Any) -> dict[str, Any]
 
 def _item(sub_id: str, price: dict[str, Any], bounds: tuple[int, int], at: int) -> dict[str, Any]:
     return {
-        "id": "si_" + secrets.token_hex(7), "object": "subscription_item", "billing_thresholds": None,
-        "created": at, "current_period_start": bounds[0], "current_period_end": bounds[1], "discounts": [],
-        "metadata": {}, "price": price, "quantity": 1, "subscription": sub_id, "tax_rates": [],
+        "id": "si_" + secrets.token_hex(7), "object": "subscription_item", "billed_until": None,
+        "billing_thresholds": None, "created": at, "current_period_end": bounds[1],
+        "current_period_start": bounds[0], "current_trial": None, "deleted": None, "discounts": [], "metadata": {},
+        "plan": plan_of(price), "price": price, "quantity": 1, "subscription": sub_id, "tax_rates": [],
+    }  # fmt: skip
+
+
+def plan_of(price: dict[str, Any]) -> dict[str, Any]:
+    """The legacy Plan Stripe still shows beside a subscription item's recurring Price."""
+    recurring = price["recurring"]
+    return {
+        "id": price["id"], "object": "plan", "active": price["active"], "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"], "billing_scheme": "per_unit", "created": price["created"],
+        "currency": price["currency"], "deleted": None, "interval": recurring["interval"],
+        "interval_count": recurring["interval_count"], "livemode": False, "metadata": price["metadata"],
+        "meter": None, "nickname": price["nickname"], "product": price["product"], "tiers": None,
+        "tiers_mode": None, "transform_usage": None, "trial_period_days": None, "usage_type": "licensed",
     }  # fmt: skip
 
 
@@ -347,7 +362,7 @@ def _line(
         "period": {"start": bounds[0], "end": bounds[1]}, "pretax_credit_amounts": [],
         "pricing": {"type": "price_details", "price_details": {"price": price["id"], "product": price["product"]},
                     "unit_amount_decimal": str(price["unit_amount"])},
-        "quantity": 1, "subscription": sub["id"], "taxes": [],
+        "quantity": 1, "quantity_decimal": "1", "subscription": sub["id"], "subtotal": amount, "taxes": [],
     }  # fmt: skip
 
 
