@@ -264,11 +264,8 @@ async def _first_payment_follows(
     invoice's page, pending through a trial, canceled when the subscription ended unpaid."""
     first = await payments.lock(conn, locked.first_payment_id, tenant_id=locked.tenant_id)
     assert first is not None
-    if (
-        first.provider_invoice_id is not None
-        or first.status not in payment_machine.ALLOWED
-        or first.status in (payment_machine.SETTLED | payment_machine.CHARGED | {PaymentStatus.REQUIRES_APPROVAL})
-    ):
+    decided = payment_machine.SETTLED | payment_machine.CHARGED | {PaymentStatus.REQUIRES_APPROVAL}
+    if first.provider_invoice_id is not None or first.status in decided:
         return
     latest = truth.latest_invoice
     target, url = None, None
