@@ -434,6 +434,16 @@ async def reconcile_quiet(services: Services, *, quiet_seconds: float, limit: in
     return changed
 
 
+async def _close_never_started(services: Services, subscription_id: str, first: Payment) -> bool:
+    """Its first payment was rejected or expired before the provider was asked: the subscription never began."""
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        assert locked is not None
+        why = f"its first payment {first.id} was {first.status} before the provider was asked"
+        move = Move(to_status=SubscriptionStatus.CANCELED, actor="reconciler", reason=why)
+        return (await subscription_machine.apply(conn, locked, move)).applied
+
+
 async def _reconcile_one(services: Services, subscription_id: str) -> bool:
     async with connection(services.pool) as conn:
         sub = await stored.get(conn, subscription_id, tenant_id=None)
@@ -441,6 +451,8 @@ async def _reconcile_one(services: Services, subscription_id: str) -> bool:
     if sub is None or first is None:
         return False
     if sub.provider_subscription_id is None:
+        if first.status in (PaymentStatus.CANCELED, PaymentStatus.FAILED):
+            return await _close_never_started(services, sub.id, first)
         if first.status != PaymentStatus.CREATED:
             return False
         await charges.resume(services, first)

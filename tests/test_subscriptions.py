@@ -9,9 +9,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from mcp import Client
 
-from tests.helpers import api_client, assert_problem, call, call_error, click, eventually, sent_to_sandbox
+from server.errors import SpendLimitExceeded
+from tests.helpers import LOCAL, api_client, assert_problem, call, call_error, click, eventually, sent_to_sandbox
 
 PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
 
@@ -308,3 +310,33 @@ async def test_the_reconciler_brings_a_quiet_subscription_to_the_providers_state
     assert changed == [started["subscription_id"]]
     assert len(after["invoices"]) == 2 and after["current_period_end"] > before["current_period_end"]
     assert after["timeline"][-1]["actor"] == "reconciler"
+
+
+async def test_a_start_is_limited_and_approved_like_a_charge(
+    app, api_key: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from server import charges, subscriptions
+
+    services = app.services
+    monkeypatch.setattr(services.settings, "approval_threshold_minor", 1000)  # the first invoice (2900) needs it
+    async with api_client(app.base_url, api_key) as http:
+        held = await http.post("/v1/subscriptions", json={**PLAN, "payment_method": "pm_card_visa"},
+                               headers={"Idempotency-Key": "a1"})  # fmt: skip
+        assert held.status_code == 202 and held.json()["first_payment_status"] == "requires_approval"
+        assert held.json()["provider_subscription_id"] is None  # nothing at the provider before the approval
+        await charges.approve(services, held.json()["first_payment_id"], "olga")
+        looked_up = (await http.get(f"/v1/subscriptions/{held.json()['subscription_id']}")).json()
+        assert looked_up["status"] == "active"
+        other = await http.post("/v1/subscriptions", json={"customer_id": "bo", "product_id": "pro_ai_monthly"},
+                                headers={"Idempotency-Key": "a2"})  # fmt: skip
+        await charges.reject(services, other.json()["first_payment_id"], "olga", "not now")
+    quiet = replace(services, settings=services.settings.model_copy(update={"max_charge_minor": 1000}))
+    closed = await subscriptions.reconcile_quiet(quiet, quiet_seconds=0)
+    assert other.json()["subscription_id"] in closed
+    assert await db.fetchval("SELECT status FROM subscriptions WHERE customer_id = 'bo'") == "canceled"
+    request = subscriptions.charge_input(LOCAL, "cy", "pro_ai_monthly", "a3", "pm_card_visa")
+    with pytest.raises(SpendLimitExceeded):
+        await subscriptions.start(quiet, request)
+    assert await db.fetchval("SELECT count(*) FROM subscriptions WHERE customer_id = 'cy'") == 0
