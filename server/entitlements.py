@@ -121,10 +121,10 @@ async def _check(
     async with connection(services.pool) as conn:
         state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
         plans = [p.id for p in products if p.recurring]
-        sub = await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans) if plans else None
-        paid_through = None
-        if sub is not None and sub.status == SubscriptionStatus.ACTIVE:
-            paid_through = await subscription_rows.paid_through(conn, tenant_id, sub.id, feature)
+        found = (
+            await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans, feature) if plans else None
+        )
+        sub, paid_through = found or (None, None)
         pending = None
         if state.active_until is None and products:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
