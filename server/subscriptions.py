@@ -28,6 +28,7 @@ from server.errors import (
     InvalidRequest,
     NotAllowedNow,
     ProviderError,
+    ProviderUnavailable,
     SubscriptionExists,
     SubscriptionNotFound,
 )
@@ -165,17 +166,35 @@ async def submit_first(services: Services, payment: Payment) -> Payment:
     crash_if_asked("before_provider", services.settings.test_crash_at)
     try:
         answer = await services.provider.create_subscription(request)
-    except ProviderError:
+    except ProviderUnavailable:
         async with transaction(services.pool) as conn:
             await payments.release_lease(conn, payment.id, payment.submit_lease_until)
             await stored.release_lease(conn, sub.id)
         raise
-    crash_if_asked("after_provider", services.settings.test_crash_at)
-    await _apply_answer(services, sub.id, answer)
+    except ProviderError as refusal:
+        await _refused(services, sub.id, payment.id, refusal.message)
+    else:
+        crash_if_asked("after_provider", services.settings.test_crash_at)
+        await _apply_answer(services, sub.id, answer)
     async with connection(services.pool) as conn:
         found = await payments.get(conn, payment.id, tenant_id=payment.tenant_id)
     assert found is not None
     return found
+
+
+async def _refused(services: Services, subscription_id: str, payment_id: str, reason: str) -> None:
+    """The provider refused to start it (a declined card, an invalid request): nothing was charged; the first
+    payment failed and the subscription never began."""
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        first = await payments.lock(conn, payment_id, tenant_id=None)
+        assert locked is not None and first is not None
+        failed = payment_machine.Transition(
+            to_status=PaymentStatus.FAILED, actor="provider", reason=reason, failure_reason=reason
+        )
+        await payment_machine.apply(conn, first, failed)
+        ended = Move(to_status=SubscriptionStatus.CANCELED, actor="provider", reason=reason)
+        await subscription_machine.apply(conn, locked, ended)
 
 
 @retry_on_deadlock

@@ -340,3 +340,13 @@ async def test_a_start_is_limited_and_approved_like_a_charge(
     with pytest.raises(SpendLimitExceeded):
         await subscriptions.start(quiet, request)
     assert await db.fetchval("SELECT count(*) FROM subscriptions WHERE customer_id = 'cy'") == 0
+
+
+async def test_a_declined_card_starts_nothing_and_says_why(app, mcp) -> None:
+    async with mcp() as client:
+        refused = await start(client, "pm_card_chargeDeclined")
+        assert refused["status"] == "canceled" and refused["first_payment_status"] == "failed"
+        payment = await call(client, "get_payment", payment_id=refused["first_payment_id"])
+        assert "declined" in payment["failure_reason"]
+        again = await start(client, "pm_card_visa", key="s2")
+        assert again["status"] == "active"
