@@ -350,3 +350,15 @@ async def test_a_declined_card_starts_nothing_and_says_why(app, mcp) -> None:
         assert "declined" in payment["failure_reason"]
         again = await start(client, "pm_card_visa", key="s2")
         assert again["status"] == "active"
+
+
+async def test_a_first_invoice_nobody_pays_expires_and_ends_the_start(app, mcp) -> None:
+    async with mcp() as client:
+        started = await call(client, "start_subscription", **PLAN, idempotency_key="s1")
+        assert started["status"] == "incomplete"
+        await advance(app, 1)  # Stripe's 23 hours pass
+        ended = await settled(client, started["subscription_id"], status="canceled")
+        assert ended["invoices"][0]["status"] == "canceled" and ended["ended_at"] is not None
+        async with httpx.AsyncClient() as browser:
+            page = await browser.get(started["next_action_url"])
+        assert "void" in page.text

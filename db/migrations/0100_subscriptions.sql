@@ -120,5 +120,5 @@ ALTER TABLE sandbox.objects DROP CONSTRAINT objects_type_check;
 ALTER TABLE sandbox.objects ADD CONSTRAINT objects_type_check CHECK (type IN (
     'customer', 'payment_method', 'setup_intent', 'checkout.session', 'product', 'price', 'subscription', 'invoice'));
 CREATE INDEX sandbox_objects_live_subscriptions ON sandbox.objects (id)
-    WHERE type = 'subscription' AND object->>'status' IN ('trialing', 'active', 'past_due');
+    WHERE type = 'subscription' AND object->>'status' IN ('incomplete', 'trialing', 'active', 'past_due');
 CREATE INDEX sandbox_objects_price_lookup_key ON sandbox.objects ((object->>'lookup_key')) WHERE type = 'price';

@@ -182,6 +182,7 @@ async def _first_invoice(
         return
     if behavior == "error_if_incomplete":
         raise SandboxError(402, "Your card was declined.", type_="card_error", code="card_declined")
+    private["due_at"] = work.at + billing.INCOMPLETE_EXPIRES_AFTER  # unpaid by then: incomplete_expired
     await work.save(sub, private)
 
 

@@ -27,6 +27,8 @@ from server.providers.sandbox.events import event
 from server.providers.sandbox.objects import fill, invoice_template, subscription_template
 from server.providers.sandbox.requests import SandboxError
 
+INCOMPLETE_EXPIRES_AFTER = 23 * 3600
+"""A subscription whose first invoice is not paid by then expires (Stripe's 23 hours)."""
 RETRY_AFTER_DAYS = (1, 3, 5)
 """A failed renewal is tried again this many days after its first failure; after the last, the subscription ends."""
 LIVE = ("trialing", "active", "past_due", "incomplete")
@@ -185,7 +187,11 @@ class Billing:
         )  # fmt: skip
 
     async def renew(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
-        """The period ended: cancel if asked to, else invoice the next period and charge the saved card."""
+        """The period ended: cancel if asked to, else invoice the next period and charge the saved card. An
+        incomplete subscription's first invoice went unpaid: it expires, and its invoice is voided."""
+        if sub["status"] == "incomplete":
+            await self.expire_incomplete(sub, private)
+            return
         if sub["cancel_at_period_end"]:
             await self.end(sub, private, "cancellation_requested")
             return
@@ -211,6 +217,16 @@ class Billing:
         invoice["next_payment_attempt"] = private["retries"][0]
         await store.put(self.conn, invoice)
         await self.move(sub, private, status="past_due")
+
+    async def expire_incomplete(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
+        private["due_at"] = None
+        invoice = await store.get_object(self.conn, "invoice", sub["latest_invoice"])
+        if invoice is not None and invoice["status"] == "open":
+            invoice["status"] = "void"
+            invoice["status_transitions"]["voided_at"] = self.at
+            await store.put(self.conn, invoice)
+            await self.emit("invoice.voided", invoice)
+        await self.move(sub, private, status="incomplete_expired", ended_at=self.at)
 
     async def retry(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
         """A due retry of the open invoice: paid restores the subscription; the last failure ends it."""

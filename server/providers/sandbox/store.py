@@ -343,7 +343,7 @@ async def live_subscriptions(connection: asyncpg.Connection) -> list[tuple[dict[
     rows = await connection.fetch(
         """
         SELECT object, private FROM sandbox.objects
-         WHERE type = 'subscription' AND object->>'status' IN ('trialing', 'active', 'past_due')
+         WHERE type = 'subscription' AND object->>'status' IN ('incomplete', 'trialing', 'active', 'past_due')
          ORDER BY id FOR UPDATE
         """
     )
