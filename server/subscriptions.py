@@ -260,8 +260,12 @@ async def apply_state(
         next_action_url=latest.hosted_url if latest and latest.status == "open" else None,
     )
     status = subscription_machine.PROVIDER_STATUS.get(truth.status, locked.status)
-    return await subscription_machine.apply(conn, locked, Move(to_status=status, actor=actor, reason=reason,
-                                                               changes=changes))  # fmt: skip
+    result = await subscription_machine.apply(conn, locked, Move(to_status=status, actor=actor, reason=reason,
+                                                                 changes=changes))  # fmt: skip
+    if result.subscription.status in subscription_machine.ENDED:
+        # A paid invoice heard of only after the end (a late or out-of-order event) grants no access now.
+        await stored.end_access(conn, locked.tenant_id, locked.id)
+    return result
 
 
 def _paid_invoices(truth: ProviderSubscription, invoice: ProviderInvoice | None) -> list[ProviderInvoice]:

@@ -15,7 +15,13 @@ import pytest
 
 from server.config import Settings
 from tests.helpers import call, eventually, paywarden_command, post_webhook, running_app, sent_to_sandbox, signed
-from tests.test_subscriptions import advance, provider_subscription, settled, to_period_end
+from tests.test_subscriptions import (
+    advance,
+    all_events_delivered,
+    provider_subscription,
+    settled,
+    to_period_end,
+)
 
 CATALOG = """
 [[products]]
@@ -43,6 +49,12 @@ interval = "month"
 trial_days = 14
 grants = [{ feature = "pro" }]
 """
+
+
+@pytest.fixture
+async def app(app, owner_database_url: str):
+    yield app
+    await all_events_delivered(owner_database_url)
 
 
 @pytest.fixture

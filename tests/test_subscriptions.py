@@ -18,6 +18,23 @@ from tests.helpers import LOCAL, api_client, assert_problem, call, call_error, c
 PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
 
 
+@pytest.fixture
+async def app(app, owner_database_url: str):
+    """The running app; the test ends once the sandbox has delivered every event it emitted."""
+    yield app
+    await all_events_delivered(owner_database_url)
+
+
+async def all_events_delivered(owner_database_url: str) -> None:
+    """No webhook is still being handled (and asking the sandbox for its subscription) while the app shuts down."""
+    conn = await asyncpg.connect(owner_database_url)
+    try:
+        undelivered = "SELECT NOT EXISTS (SELECT 1 FROM sandbox.deliveries WHERE delivered_at IS NULL)"
+        await eventually(lambda: conn.fetchval(undelivered), within=15)
+    finally:
+        await conn.close()
+
+
 async def advance(app: Any, days: int = 0, seconds: int = 0) -> dict:
     """Move the sandbox's clock forward through its HTTP API (what `paywarden sandbox advance` does)."""
     async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
