@@ -13,14 +13,40 @@ import sys
 import asyncpg
 from pydantic import ValidationError
 
-from cli import catalog, customers, endpoints, inbox, keys, maintenance, operators, payments, running, sandbox, tenants
+from cli import (
+    catalog,
+    customers,
+    endpoints,
+    finance,
+    inbox,
+    keys,
+    maintenance,
+    operators,
+    payments,
+    running,
+    sandbox,
+    tenants,
+)
 from cli.common import Command, database_problem, operator_message, settings_from
 from server import logs
 from server.database import DATABASE_CONNECTION_ERRORS
 from server.errors import ConfigurationError, PaywardenError
 
 logger = logging.getLogger("paywarden")
-GROUPS = (running, maintenance, keys, tenants, customers, operators, payments, inbox, endpoints, sandbox, catalog)
+GROUPS = (
+    running,
+    maintenance,
+    keys,
+    tenants,
+    customers,
+    operators,
+    payments,
+    inbox,
+    endpoints,
+    sandbox,
+    catalog,
+    finance,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

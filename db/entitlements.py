@@ -17,6 +17,8 @@ class EntitlementState:
     active_until: datetime | None
     """The end of the current (possibly stacked) entitlement; None when none is active."""
     last_expired_at: datetime | None
+    disputed_until: datetime | None = None
+    """The end of a period paused because its payment is disputed (None when none is)."""
 
 
 async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) -> None:
@@ -36,6 +38,7 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
             WITH current_end AS (
                 SELECT max(expires_at) AS ends FROM entitlements
                  WHERE tenant_id = $5 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+                   AND suspended_at IS NULL  -- a disputed period gives no access now: a new one starts now
             ), start AS (
                 SELECT greatest(now(), coalesce((SELECT ends FROM current_end), now())) AS at
             )
@@ -109,9 +112,11 @@ async def state(connection: asyncpg.Connection, tenant_id: str, customer_id: str
     row = await connection.fetchrow(
         """
         SELECT
-            max(expires_at) FILTER (WHERE starts_at <= now() AND expires_at > now()) AS active_now,
-            max(expires_at) FILTER (WHERE expires_at > now()) AS latest_end,
-            max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at
+            max(expires_at) FILTER (
+                WHERE starts_at <= now() AND expires_at > now() AND suspended_at IS NULL) AS active_now,
+            max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NULL) AS latest_end,
+            max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at,
+            max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NOT NULL) AS disputed_until
           FROM entitlements
          WHERE tenant_id = $3 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
         """,
@@ -120,7 +125,9 @@ async def state(connection: asyncpg.Connection, tenant_id: str, customer_id: str
         tenant_id,
     )
     active_until = row["latest_end"] if row["active_now"] is not None else None
-    return EntitlementState(active_until=active_until, last_expired_at=row["last_expired_at"])
+    return EntitlementState(
+        active_until=active_until, last_expired_at=row["last_expired_at"], disputed_until=row["disputed_until"]
+    )
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,11 @@ class Payment(NewPayment):
     """Set when something about the payment needs an operator (e.g. the provider does not show it paid)."""
     provider_checkout_id: str | None = None
     """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
+    receipt_number: int | None = None
+    """The tenant's receipt number, given in the transaction that moved the payment to succeeded."""
+    receipt_token: str | None = None
+    """The unguessable part of the receipt page's address."""
+    succeeded_at: datetime | None = None
     subscription_id: str | None = None
     """The subscription whose invoice this payment is."""
     provider_invoice_id: str | None = None
@@ -153,9 +158,14 @@ async def get(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str
 
 
 async def lock(connection: asyncpg.Connection, payment_id: str, *, tenant_id: str | None) -> Payment | None:
-    """The payment (of `tenant_id`, as in `get`), row-locked until the transaction ends."""
+    """The payment (of `tenant_id`, as in `get`), row-locked until the transaction ends.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of the row takes: lockers of the payment still wait for each
+    other, but a row that merely refers to the payment (a ledger entry, a lot, an audit row: a foreign-key
+    check) does not wait for it — that wait closed a cycle with the credit account locks (a refund holds
+    the payment and waits for an account whose holder is inserting an entry that refers to the payment)."""
     row = await connection.fetchrow(
-        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR UPDATE",
+        "SELECT * FROM payments WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2) FOR NO KEY UPDATE",
         payment_id,
         tenant_id,
     )
@@ -169,7 +179,7 @@ async def lock_by_provider_id(
         """
         SELECT * FROM payments WHERE provider = $1 AND provider_payment_id = $2
            AND ($3::text IS NULL OR tenant_id = $3)
-           FOR UPDATE
+           FOR NO KEY UPDATE
         """,
         provider,
         provider_payment_id,
@@ -185,7 +195,7 @@ async def lock_by_checkout_id(
         """
         SELECT * FROM payments WHERE provider = $1 AND provider_checkout_id = $2
            AND ($3::text IS NULL OR tenant_id = $3)
-           FOR UPDATE
+           FOR NO KEY UPDATE
         """,
         provider,
         checkout_id,
@@ -237,6 +247,31 @@ async def move(
         api_key_id,
     )
     return Payment.from_row(row)
+
+
+async def number_receipt(connection: asyncpg.Connection, locked: Payment) -> Payment:
+    """Give the (locked, just succeeded) payment its tenant's next receipt number. The upsert locks the tenant's
+    counter row until the transaction ends, so numbers are handed out in commit order and a rollback gives its
+    number back: no gaps, no duplicates."""
+    row = await connection.fetchrow(
+        """
+        WITH next AS (
+            INSERT INTO receipt_counters AS c (tenant_id, last_number)
+            SELECT $1, 1 WHERE NOT EXISTS (
+                SELECT 1 FROM payments WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NOT NULL)
+            ON CONFLICT (tenant_id) DO UPDATE SET last_number = c.last_number + 1
+            RETURNING last_number
+        )
+        UPDATE payments SET receipt_number = next.last_number, receipt_token = $3, succeeded_at = now()
+          FROM next
+         WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NULL
+        RETURNING payments.*
+        """,
+        locked.tenant_id,
+        locked.id,
+        secrets.token_urlsafe(24),
+    )
+    return Payment.from_row(row) if row else locked
 
 
 async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, provider_payment_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 from asyncpg.cursor import CursorFactory
@@ -375,3 +376,26 @@ async def key_spend_last_day(connection: asyncpg.Connection, tenant_id: str | No
         tenant_id,
     )
     return [KeySpend(**dict(row)) for row in rows]
+
+
+async def credit_use_since(
+    connection: asyncpg.Connection, tenant_id: str, customer_id: str, features: list[str], since: datetime
+) -> list[dict[str, Any]]:
+    """What the customer used of each of these metered features from `since` on, from the credit ledger."""
+    rows = await connection.fetch(
+        """
+        SELECT feature, sum(used_delta)::bigint AS used, count(*) AS entries,
+               min(created_at) AS first_at, max(created_at) AS last_at
+          FROM credit_ledger
+         WHERE tenant_id = $1 AND customer_id = $2 AND feature = ANY($4::text[]) AND created_at >= $3
+           AND used_delta > 0
+         GROUP BY feature ORDER BY feature
+        """,
+        tenant_id,
+        customer_id,
+        since,
+        features,
+    )
+    return [
+        {**dict(row), "first_at": row["first_at"].isoformat(), "last_at": row["last_at"].isoformat()} for row in rows
+    ]

@@ -289,7 +289,7 @@ async def latest_for_products(
         SELECT s.*, (SELECT max(e.expires_at) FROM payments p
                        JOIN entitlements e ON e.tenant_id = p.tenant_id AND e.payment_id = p.id
                       WHERE p.tenant_id = s.tenant_id AND p.subscription_id = s.id AND e.feature = $4
-                        AND e.revoked_at IS NULL) AS paid_through
+                        AND e.revoked_at IS NULL AND e.suspended_at IS NULL) AS paid_through
           FROM subscriptions s
          WHERE s.tenant_id = $1 AND s.customer_id = $2 AND s.product_id = ANY($3::text[])
          ORDER BY (s.status NOT IN ('canceled', 'unpaid')) DESC, s.created_at DESC LIMIT 1

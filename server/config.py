@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     """Overrides Stripe's API address (the sandbox provider sets it to its own)."""
 
+    dispute_policy: Literal["suspend", "keep"] = "suspend"
+    """suspend: a dispute opening pauses what its payment granted (entitlements, unspent credits) until it
+    closes; keep: a dispute changes no access (a lost one still revokes, like a full refund)."""
+    dispute_auto_evidence: bool = False
+    """Stage the evidence from the ledger as soon as a dispute opens (submitting it stays an operator's call)."""
+
     allow_live: bool = False
     """A live Stripe key (sk_live_…) is refused unless this is true."""
 

@@ -24,6 +24,8 @@ from db.entitlements import EntitlementRow
 from db.pool import connection, transaction
 from db.reports import CustomerRow
 from server import credits as credit_balances
+from server import disputes
+from server.disputes import DisputeView
 from server.errors import CustomerNotFound, InvalidRequest, NotAllowedNow
 from server.fields import HINTS
 from server.ledger.setup_outcomes import describe
@@ -144,6 +146,9 @@ class CustomerView(BaseModel):
     entitlements: list[ActiveEntitlement] = Field(description="Periods of access not yet over, by feature.")
     credits: list[CreditBalanceView] = Field(description="Credit balances of metered features.")
     latest_payments: list[PaymentView] = Field(description=f"The newest {LATEST_PAYMENTS} payments.")
+    disputes: list[DisputeView] = Field(
+        default_factory=list, description="Disputes (chargebacks) against the customer's payments, newest first."
+    )
     subscriptions: list[SubscriptionView] = Field(
         default_factory=list, description="Its subscriptions, the newest first (get_subscription has their invoices)."
     )
@@ -163,6 +168,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         granted = await entitlements.current_for_customer(conn, tenant, customer_id)
         features = [account.feature for account in await credits.accounts_of(conn, tenant, customer_id)]
         latest = await payments.page_for_customer(conn, tenant, customer_id, None, LATEST_PAYMENTS, None)
+        opened = await disputes.of_customer(conn, tenant, customer_id)
         plans = await subscriptions.of_customer(conn, tenant, customer_id)
     balances = [await _balance(services, tenant, customer_id, feature) for feature in features]
     return CustomerView(
@@ -172,6 +178,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         entitlements=[ActiveEntitlement(**vars(period)) for period in granted],
         credits=balances,
         latest_payments=[PaymentView.of(payment) for payment in latest],
+        disputes=opened,
         subscriptions=[SubscriptionView.of(plan) for plan in plans],
         next_step=_next_step(methods),
     )

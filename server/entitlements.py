@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from db import disputes, payments
 from db import entitlements as entitlement_rows
-from db import payments
 from db import subscriptions as subscription_rows
 from db.pool import connection
 from db.subscriptions import Subscription, SubscriptionStatus
@@ -30,6 +30,7 @@ Reason = Literal[
     "payment_pending",
     "insufficient_balance",
     "unknown_feature",
+    "disputed",
 ]
 ALLOWED_REASONS = frozenset({"active", "trialing", "past_due"})
 
@@ -89,6 +90,9 @@ NEXT_STEP: dict[str, str] = {
     "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "
     "with create_charge; then reserve_credits before the expensive call.",
     "unknown_feature": "Not allowed: no catalog product grants this feature. Check the feature name.",
+    "disputed": "Not allowed while the payment that granted it is disputed with the customer's bank: access is "
+    "paused until the dispute closes (it comes back if the merchant wins). Do not charge again for it; tell the "
+    "person to contact the merchant.",
     "trialing": "Go ahead: the customer is in a subscription's free trial (until expires_at).",
     "past_due": "Go ahead for now: the subscription's renewal payment failed and the provider is retrying it; "
     "access continues meanwhile. Suggest the person update their card.",
@@ -133,7 +137,8 @@ async def _check(
         reason, ends = by_subscription
         return _answer(customer_id, feature, reason, ends, None, products)
     reason = _reason(state, pending, has_products=bool(products))
-    return _answer(customer_id, feature, reason, state.active_until or state.last_expired_at, pending, products)
+    until = state.active_until or state.disputed_until or state.last_expired_at
+    return _answer(customer_id, feature, reason, until, pending, products)
 
 
 def _subscription_reason(
@@ -164,8 +169,11 @@ async def _metered(
     if view.balance.remaining < quantity:
         async with connection(services.pool) as conn:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
+            held = await disputes.credits_held(conn, tenant_id, customer_id, feature)
         never_granted = view.balance.granted == 0 and view.balance.used == 0
         reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
+        if held and view.balance.remaining + held >= quantity:
+            reason = "disputed"
     result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)
     result.balance = view.balance
     if reason == "active":
@@ -181,7 +189,11 @@ def _answer(
     pending: str | None,
     products: list[Product],
 ) -> EntitlementAnswer:
-    offers = [] if reason in ALLOWED_REASONS else [Offer.of(product, feature) for product in products]
+    offers = (
+        []
+        if reason in ALLOWED_REASONS or reason == "disputed"
+        else [Offer.of(product, feature) for product in products]
+    )
     return EntitlementAnswer(
         allowed=reason in ALLOWED_REASONS,
         customer_id=customer_id,
@@ -197,6 +209,8 @@ def _answer(
 def _reason(state: entitlement_rows.EntitlementState, pending: str | None, *, has_products: bool) -> Reason:
     if state.active_until is not None:
         return "active"
+    if state.disputed_until is not None:
+        return "disputed"
     if pending is not None:
         return "payment_pending"
     if state.last_expired_at is not None:

@@ -5,7 +5,7 @@ event fails, the event stays stored with its error and attempt count (outcome `f
 tried again when the provider redelivers it, when the reconciler runs (with backoff), or on replay —
 never dropped; after PAYWARDEN_MAX_EVENT_ATTEMPTS it is parked for an operator.
 
-Events move payments (payment intents, and the payment pages they are paid on), refunds, and card
+Events move payments (payment intents, and the payment pages they are paid on), refunds, disputes, and card
 setups (a card saved becomes the customer's default; a card detached at the provider is forgotten).
 """
 
@@ -24,10 +24,11 @@ from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from db.reports import InboxQuery
-from server import metrics, subscriptions
-from server.errors import InvalidRequest, NotFound, ProviderError
+from server import disputes, metrics, subscriptions
+from server.config import Settings
+from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
 from server.filters import day_after, day_start
-from server.ledger import payment_machine, refund_outcomes, setup_outcomes
+from server.ledger import dispute_machine, payment_machine, refund_outcomes, setup_outcomes
 from server.ledger.setup_outcomes import describe
 from server.providers import ProviderPayment, ProviderRefund, ProviderSetup, WebhookEvent, close_at_provider
 from server.providers.stripe import event_from_payload
@@ -362,7 +363,10 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
-            result = await _apply(conn, services, event, actor, arrival.tenant_id)
+            if event.dispute is not None:
+                result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
+            else:
+                result = await _apply(conn, services, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -382,9 +386,12 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
         return result
 
 
-async def _store_unconfirmed(services: Services, event: WebhookEvent, arrival: Arrival, error: Exception) -> Ingested:
-    """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry."""
-    return await _store_failed(services, event, arrival, f"could not confirm with the provider: {error}")
+async def _store_unconfirmed(
+    services: Services, event: WebhookEvent, arrival: Arrival, error: ProviderError
+) -> Ingested:
+    """The provider could not confirm the event: kept as failed, to be confirmed and applied on a retry. The
+    stored error is read by operators (`webhooks list`, the console), so it is worded for them."""
+    return await _store_failed(services, event, arrival, f"could not confirm with the provider: {for_operator(error)}")
 
 
 async def _store_failed(services: Services, event: WebhookEvent, arrival: Arrival, problem: str) -> Ingested:
@@ -522,6 +529,38 @@ async def _apply_refund(
     if after.status == before:
         return Ingested("ignored", refund.payment_id, f"refund {refund.id} is already {before}")
     return Ingested("applied", refund.payment_id, f"refund {refund.id}: {before} -> {after.status}")
+
+
+async def _apply_dispute(
+    conn: asyncpg.Connection,
+    provider: str,
+    event: WebhookEvent,
+    actor: str,
+    tenant_id: str | None,
+    settings: Settings,
+) -> Ingested:
+    reported = event.dispute
+    assert reported is not None
+    payment = None
+    if reported.provider_payment_id:
+        payment = await payments.lock_by_provider_id(conn, provider, reported.provider_payment_id, tenant_id=tenant_id)
+    if payment is None:
+        return Ingested("unmatched", note="no payment of ours matches this dispute")
+    if reported.currency not in (None, payment.currency):
+        return Ingested("rejected", payment.id, f"dispute currency {reported.currency} is not the payment's")
+    change = await dispute_machine.apply(
+        conn,
+        payment,
+        reported,
+        provider=provider,
+        policy=settings.dispute_policy,
+        actor=actor,
+        reason=f"{event.event_type} ({event.event_id})",
+        event_type=event.event_type,
+    )
+    if change.opened and settings.dispute_auto_evidence:
+        await disputes.stage_evidence(conn, change.dispute, payment, actor=actor)
+    return Ingested("applied" if change.applied else "ignored", payment.id, change.note)
 
 
 def _the_page_decides(payment: Payment, reported: ProviderPayment) -> bool:

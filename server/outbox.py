@@ -4,7 +4,8 @@ rolled back. server/webhook_delivery.py sends them.
 
 Each event is `{id, type, created_at, tenant, data}`; `data` has the shape of the HTTP API's resource
 (a payment as GET /v1/charges/{id} shows it, without its timeline; a credit balance as the credit
-endpoints show it). server/webhook_endpoints.py describes the whole event as a model (OutboundEvent).
+endpoints show it; a dispute as get_payment lists it). server/webhook_endpoints.py describes the whole
+event as a model (OutboundEvent).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from db import entitlements, outbox
 from db.payments import Payment, PaymentStatus
+from server.disputes import DisputeView
 from server.payments import PaymentView
 
 EventType = Literal[
@@ -30,6 +32,8 @@ EventType = Literal[
     "entitlement.granted",
     "entitlement.revoked",
     "credits.low_balance",
+    "dispute.opened",
+    "dispute.closed",
     "subscription.updated",
     "subscription.canceled",
 ]
@@ -93,6 +97,17 @@ async def payment_moved(conn: asyncpg.Connection, payment: Payment, grants: Even
         events += [(grants, grant) for grant in await grants_of(conn, payment)]
     payloads = [event(payment.tenant_id, kind, data) for kind, data in events]
     await outbox.insert_events(conn, payment.tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
+
+
+async def grants_revoked(conn: asyncpg.Connection, payment: Payment) -> None:
+    """What the payment granted was taken back without a status change (a lost dispute)."""
+    payloads = [event(payment.tenant_id, "entitlement.revoked", grant) for grant in await grants_of(conn, payment)]
+    await outbox.insert_events(conn, payment.tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
+
+
+async def dispute_changed(conn: asyncpg.Connection, dispute: DisputeView, tenant_id: str, *, opened: bool) -> None:
+    """A dispute was first heard of open (dispute.opened) or has closed (dispute.closed)."""
+    await record(conn, tenant_id, "dispute.opened" if opened else "dispute.closed", dispute)
 
 
 async def payment_refunded(conn: asyncpg.Connection, payment: Payment) -> None:

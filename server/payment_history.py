@@ -3,7 +3,7 @@ inbox events that touched it, the entitlements and credits it granted, and where
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from db import audit, credits, entitlements, payments, reports
 from db import refunds as refund_rows
@@ -12,6 +12,8 @@ from db.entitlements import Entitlement
 from db.payments import Payment
 from db.pool import connection
 from db.refunds import Refund
+from server import disputes, receipts
+from server.disputes import DisputeView
 from server.errors import PaymentNotFound
 from server.inbox import InboxEntry
 from server.payment_search import PaymentSummary
@@ -35,6 +37,9 @@ class PaymentHistory:
     """What could still be refunded: paid, minus refunded, minus refunds still in flight (0 when unpaid)."""
     in_flight_minor: int
     """What refunds not settled yet hold back."""
+    disputes: list[DisputeView] = field(default_factory=list)
+    receipt_number: int | None = None
+    receipt_url: str | None = None
 
 
 async def find(services: Services, payment_id: str, tenant_id: str | None) -> Payment:
@@ -55,6 +60,7 @@ async def history(services: Services, payment_id: str, tenant_id: str | None) ->
         events = await reports.inbox_events_of_payment(conn, payment.id)
         granted = await entitlements.of_payment(conn, payment.id)
         lots = await credits.lots_of_payment(conn, payment.id)
+        opened = await disputes.of_payment(conn, payment.tenant_id, payment.id)
     return PaymentHistory(
         payment=PaymentSummary.of_payment(payment),
         timeline=[TimelineEntry(**vars(entry)) for entry in timeline],
@@ -65,6 +71,9 @@ async def history(services: Services, payment_id: str, tenant_id: str | None) ->
         provider_url=provider_dashboard_url(services, payment),
         refundable_minor=refundable(payment, _in_flight(refunds)),
         in_flight_minor=_in_flight(refunds),
+        disputes=opened,
+        receipt_number=payment.receipt_number,
+        receipt_url=receipts.receipt_url(services, payment),
     )
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 from db import audit, payments
 from db.payments import Payment, PaymentStatus
 from db.pool import connection
+from server import disputes, receipts
+from server.disputes import DisputeView
 from server.errors import InvalidRequest, PaymentNotFound
 from server.money import format_amount
 from server.services import Services
@@ -85,6 +87,9 @@ class PaymentView(BaseModel):
     failure_reason: str | None
     approval_reason: str | None = Field(description="Why the charge needs (or needed) a person's approval.")
     refunded_minor: int = Field(description="How much has been refunded, in minor units.")
+    receipt_number: int | None = Field(
+        default=None, description="The merchant's receipt number (given when the payment succeeded; no gaps)."
+    )
     created_at: datetime
     updated_at: datetime
     subscription_id: str | None = Field(
@@ -108,6 +113,7 @@ class PaymentView(BaseModel):
             failure_reason=payment.failure_reason,
             approval_reason=payment.approval_reason,
             refunded_minor=payment.refunded_minor,
+            receipt_number=payment.receipt_number,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
             subscription_id=payment.subscription_id,
@@ -133,6 +139,12 @@ class TimelineEntry(BaseModel):
 
 class PaymentDetails(PaymentView):
     timeline: list[TimelineEntry] = Field(description="Every status change, oldest first.")
+    receipt_url: str | None = Field(
+        default=None, description="The printable receipt page, for the person who paid (an unguessable link)."
+    )
+    disputes: list[DisputeView] = Field(
+        default_factory=list, description="Disputes (chargebacks) the customer's bank opened against this payment."
+    )
 
 
 class PaymentPage(BaseModel):
@@ -149,8 +161,14 @@ async def details(services: Services, caller: Caller, payment_id: str) -> Paymen
                 f"No payment with payment_id {payment_id!r}. Use the payment_id create_charge returned."
             )
         entries = await audit.timeline(conn, payment_id)
+        opened = await disputes.of_payment(conn, payment.tenant_id, payment.id)
     timeline = [TimelineEntry(**vars(entry)) for entry in entries]
-    return PaymentDetails.of(payment, timeline=timeline)
+    return PaymentDetails.of(
+        payment,
+        timeline=timeline,
+        receipt_url=receipts.receipt_url(services, payment),
+        disputes=opened,
+    )
 
 
 async def page(

@@ -42,6 +42,12 @@ async def exists(services: Services, tenant_id: str) -> bool:
         return await api_keys.tenant_exists(conn, tenant_id)
 
 
+async def require_exists(services: Services, tenant_id: str | None) -> None:
+    """A tenant named by an operator (a report, an export) must exist: a typo would otherwise read nothing."""
+    if tenant_id is not None and not await exists(services, tenant_id):
+        raise InvalidRequest(f"There is no tenant {tenant_id!r}; `paywarden tenants list` shows them.", param="tenant")
+
+
 async def listing(services: Services) -> list[TenantSummary]:
     async with connection(services.pool) as conn:
         rows = await api_keys.tenants(conn)

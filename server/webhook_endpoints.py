@@ -21,6 +21,7 @@ from db.outbox import Attempt, Delivery, Endpoint
 from db.pool import connection, transaction
 from server import tenants, webhook_urls
 from server.credits import LowBalance
+from server.disputes import DisputeView
 from server.errors import EventNotFound, InvalidRequest, WebhookEndpointNotFound
 from server.outbox import EVENT_TYPES, RETRY_FOR_SECONDS, EntitlementGrant, EventType
 from server.payments import PaymentView
@@ -39,9 +40,10 @@ class OutboundEvent(BaseModel):
     type: EventType
     created_at: datetime
     tenant: str = Field(description="The tenant the event belongs to.")
-    data: PaymentView | EntitlementGrant | LowBalance | SubscriptionView = Field(
+    data: PaymentView | EntitlementGrant | LowBalance | DisputeView | SubscriptionView = Field(
         description="payment.* and approval.requested: the payment; entitlement.*: what one payment granted of "
-        "one feature; credits.low_balance: the balance that fell below the catalog's threshold; "
+        "one feature; credits.low_balance: the balance that fell below the catalog's threshold; dispute.*: the "
+        "dispute (dispute.opened when it is first heard of open, dispute.closed when it closes); "
         "subscription.*: the subscription after the change (status, period, cancel_at_period_end)."
     )
 

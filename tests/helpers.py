@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import inspect
 import io
@@ -96,6 +97,12 @@ async def new_key(
             approval=approval,
         )
     return issued.secret
+
+
+async def key_id(db: asyncpg.Connection, secret: str) -> str:
+    """The id (key_…) of the API key whose secret this is."""
+    digest = hashlib.sha256(secret.encode()).digest()
+    return await db.fetchval("SELECT id FROM api_keys WHERE secret_sha256 = $1", digest)
 
 
 @asynccontextmanager
@@ -486,12 +493,13 @@ def assert_problem(response: httpx.Response, status: int, code: str, param: str 
 
 class Receiver:
     """A merchant's endpoint for paywarden's webhooks: checks each one with the standardwebhooks library
-    against every secret it knows (a delivery must verify with each), answers 503 while `up` is False,
-    and keeps what arrived."""
+    against every secret it knows (a delivery must verify with each), answers 503 while `up` is False
+    (302 to `redirect_to` while that is set), and keeps what arrived."""
 
     def __init__(self) -> None:
         self.secrets: list[str] = []
         self.up = True
+        self.redirect_to: str | None = None
         self.url = ""
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -510,6 +518,11 @@ class Receiver:
             body += message.get("body", b"")
             more = message.get("more_body", False)
         headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+        if self.redirect_to:
+            location = [(b"location", self.redirect_to.encode())]
+            await send({"type": "http.response.start", "status": 302, "headers": location})
+            await send({"type": "http.response.body", "body": b""})
+            return
         status = 503 if not self.up else self._take(body, headers)
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok" if status == 200 else b"down for maintenance"})

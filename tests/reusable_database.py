@@ -10,6 +10,7 @@ gets a real fresh clone instead, so no change leaks into the next test.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass, field
 
@@ -91,16 +92,17 @@ class ReusableDatabase:
             await admin.close()
 
     async def make_fresh(self) -> None:
-        """As a fresh clone of the template would be: rows reset, or a new clone if the schema changed."""
+        """As a fresh clone of the template would be: rows reset, or a new clone if the schema changed (or if
+        something left behind still holds a lock after its connection was ended)."""
         conn = await asyncpg.connect(self.url)
         try:
-            await conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+            await _end_other_connections(conn)
             if await conn.fetchval(_SCHEMA) == self._schema:
-                await self._reset_rows(conn)
-                return
+                try:
+                    await self._reset_rows(conn)
+                    return
+                except asyncpg.LockNotAvailableError:
+                    pass
         finally:
             await conn.close()
         await self.drop()
@@ -109,7 +111,7 @@ class ReusableDatabase:
     async def _reset_rows(self, conn: asyncpg.Connection) -> None:
         async with conn.transaction():
             # Owner-only: triggers (the append-only guards among them) and foreign keys do not fire.
-            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("SET LOCAL session_replication_role = replica; SET LOCAL lock_timeout = '5s'")
             await conn.execute("".join(f"DELETE FROM {table};" for table in self._tables))
             for table, rows in self._seeded:
                 columns = list(table["columns"])
@@ -124,3 +126,13 @@ class ReusableDatabase:
                         for s in self._sequences
                     )
                 )  # fmt: skip
+
+
+async def _end_other_connections(conn: asyncpg.Connection) -> None:
+    """Whatever a test left connected (a pool, a server process) is disconnected, and gone, before the reset."""
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    await conn.execute(f"SELECT pg_terminate_backend(pid) {others}")
+    for _ in range(100):
+        if not await conn.fetchval(f"SELECT count(*) {others}"):
+            return
+        await asyncio.sleep(0.05)

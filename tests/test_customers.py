@@ -62,6 +62,21 @@ async def test_linking_checks_the_provider_and_relinks_only_when_forced(app, db:
     assert f"default bob {second}" in listed and "1 customer(s)" in listed
 
 
+async def test_customers_list_shows_one_tenants_customers_when_asked(app, database_url: str) -> None:
+    await new_key(database_url, tenant_id="acme")  # creates the tenant
+    ours, theirs = await customer_at_the_provider(app), await customer_at_the_provider(app)
+    await paywarden(app, "customers", "link", "bob", ours)
+    await paywarden(app, "customers", "link", "bob", theirs, "--tenant", "acme")
+    everyone = await paywarden(app, "customers", "list")
+    assert f"default bob {ours} since " in everyone and f"acme bob {theirs} since " in everyone
+    assert "2 customer(s) at the provider" in everyone
+    only_acme = await paywarden(app, "customers", "list", "--tenant", "acme")
+    assert f"acme bob {theirs} since " in only_acme and ours not in only_acme
+    assert "1 customer(s) at the provider" in only_acme
+    nobody = await paywarden(app, "customers", "list", "--tenant", "nobody")
+    assert "0 customer(s) at the provider" in nobody
+
+
 async def test_customers_show_and_get_customer_tell_everything_a_customer_has(app, mcp) -> None:
     async with mcp() as client:
         paid = await call(

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
+from db import roles
 from db.migrate import discover_migrations, migrate_url
-from tests.helpers import approve_everything, call, with_database
+from server.config import Settings
+from server.database import as_role, refuse_owner_role
+from server.errors import ConfigurationError
+from tests.helpers import (
+    approve_everything,
+    call,
+    free_port,
+    local_mcp,
+    paywarden_command,
+    quiet_settings,
+    running_app,
+    with_database,
+)
 
 
 @pytest.fixture
@@ -165,16 +179,47 @@ async def test_the_server_role_owns_nothing(database_url: str, statement: str, r
 
 
 async def test_paywarden_refuses_to_serve_as_the_owner(owner_database_url: str) -> None:
-    from tests.helpers import free_port, paywarden_command
-
     for command in ("up", "mcp"):
         code, out = await asyncio.wait_for(paywarden_command(owner_database_url, command, port=str(free_port())), 30)
         assert code == 2 and "a superuser" in out and "PAYWARDEN_ALLOW_OWNER_ROLE" in out, out
 
 
+@pytest.fixture
+async def table_owner_url(database_url: str, db: asyncpg.Connection) -> AsyncIterator[str]:
+    """The test database as a role that is no superuser but owns one of paywarden's tables (and has the
+    server's privileges): it could still disable that table's triggers."""
+    role = f"paywarden_owner_{secrets.token_hex(4)}"
+    owner = await db.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'tenants'")
+    await db.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER IN ROLE {roles.APP_ROLE}')
+    await db.execute(f'ALTER TABLE tenants OWNER TO "{role}"')
+    try:
+        yield as_role(database_url, role)
+    finally:
+        await db.execute(f'ALTER TABLE tenants OWNER TO "{owner}"')
+        await db.execute(f'DROP ROLE "{role}"')
+
+
+async def test_a_table_owner_that_is_no_superuser_is_refused_too(table_owner_url: str) -> None:
+    code, out = await asyncio.wait_for(paywarden_command(table_owner_url, "up", port=str(free_port())), 30)
+    assert code == 2 and "the owner of paywarden's tables" in out and "PAYWARDEN_ALLOW_OWNER_ROLE" in out, out
+    with pytest.raises(ConfigurationError, match="the owner of paywarden's tables"):
+        await refuse_owner_role(quiet_settings(table_owner_url))
+
+
+async def test_allow_owner_role_lets_paywarden_serve_as_the_owner(
+    owner_database_url: str, table_owner_url: str, settings: Settings, listening_socket
+) -> None:
+    for owner in (owner_database_url, table_owner_url):  # a superuser, and a table owner
+        await refuse_owner_role(quiet_settings(owner, allow_owner_role=True))
+    as_owner = settings.model_copy(update={"database_url": owner_database_url, "allow_owner_role": True})
+    async with running_app(as_owner, listening_socket), local_mcp(as_owner) as client:
+        paid = await call(client, "create_charge", customer_id="c", idempotency_key="k", product_id="pro_monthly",
+                          payment_method="pm_card_visa")  # fmt: skip
+    assert paid["status"] == "succeeded"
+
+
 async def test_a_server_role_cannot_migrate_and_says_how(empty_database: str) -> None:
-    from server.database import EMBEDDED_SERVER_ROLE, as_role
-    from tests.helpers import paywarden_command
+    from server.database import EMBEDDED_SERVER_ROLE
 
     code, out = await paywarden_command(as_role(empty_database, EMBEDDED_SERVER_ROLE), "migrate")
     assert code == 2 and "may not change the schema" in out and "PAYWARDEN_MIGRATION_DATABASE_URL" in out

@@ -9,7 +9,7 @@ import time
 
 import asyncpg
 
-from server import charges
+from server import charges, inbox
 from server.charges import ChargeInput
 from server.reconciler import reconcile_once
 from server.services import open_services
@@ -137,3 +137,36 @@ async def test_an_event_nobody_can_read_is_kept_and_passed_over(settings, listen
     kept = await db.fetchrow("SELECT outcome, note FROM webhook_events WHERE event_type = 'malformed'")
     assert kept["outcome"] == "rejected" and "not of the types Stripe sends" in kept["note"]
     assert again.events_read == 0
+
+
+async def test_an_event_that_fails_to_apply_is_kept_as_failed_and_passed_over(
+    settings, listening_socket, db, monkeypatch
+) -> None:
+    """An event in the provider's list that parses but whose handling raises: it is stored as failed with its
+    error (to be retried), the cursor moves past it, and the events after it are applied in the same pass."""
+    quiet = settings.model_copy(update=ONLY_THE_EVENT_LIST)
+    async with running_app(quiet, listening_socket) as services:
+        broken, healthy = [await _awaiting_the_customer(services, f"cus_apply_{n}") for n in (1, 2)]
+        await reconcile_once(services)
+        real_apply = inbox._apply
+
+        async def failing_for_one_payment(conn, provider, event, actor, tenant_id):
+            if event.payment is not None and event.payment.provider_payment_id == broken.provider_payment_id:
+                raise RuntimeError("handler bug")
+            return await real_apply(conn, provider, event, actor, tenant_id)
+
+        monkeypatch.setattr(inbox, "_apply", failing_for_one_payment)
+        await click(broken.next_action_url, "Pay")  # its events come first in the list
+        await click(healthy.next_action_url, "Pay")
+        report = await reconcile_once(services)
+        again = await reconcile_once(services)
+    assert report.steps["provider event list"] == "ok" and report.events_applied >= 1
+    assert any("applying the event failed" in error for error in report.errors), report.errors
+    statuses = dict(await db.fetch("SELECT id, status FROM payments"))
+    assert statuses == {broken.payment_id: "requires_action", healthy.payment_id: "succeeded"}
+    failed = await db.fetch("SELECT outcome, attempts, last_error FROM webhook_events WHERE outcome = 'failed'")
+    assert failed and all(row["attempts"] == 1 and "RuntimeError: handler bug" in row["last_error"] for row in failed)
+    assert await db.fetchval("SELECT last_event_id FROM provider_event_cursors") == await db.fetchval(
+        "SELECT id FROM sandbox.events ORDER BY seq DESC LIMIT 1"
+    )
+    assert again.events_read == 0  # the cursor moved past it; the failed event waits for the inbox's retry

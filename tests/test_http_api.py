@@ -7,7 +7,7 @@ import asyncio
 
 import httpx
 
-from tests.helpers import api_client, assert_problem, call, click, eventually, new_key
+from tests.helpers import api_client, assert_problem, call, call_error, click, eventually, http_client, key_id, new_key
 
 VISA = "pm_card_visa"
 
@@ -95,6 +95,27 @@ async def test_a_charge_that_needs_approval_answers_202(app, api_key):
         assert held.status_code == 202 and held.json()["status"] == "requires_approval"
         replay = await charge(http, "big", customer_id="dave", amount_minor=9000, currency="USD", payment_method=VISA)
         assert replay.status_code == 202 and replay.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_a_charge_over_the_keys_budget_is_refused_as_the_tool_refuses_it(app, database_url, db):
+    key = await new_key(database_url, budget_minor=5000, budget_currency="USD")
+    thirty = {"amount_minor": 3000, "currency": "USD", "payment_method": VISA}
+    async with api_client(app.base_url, key) as http, http_client(f"{app.base_url}/mcp", key) as client:
+        assert (await charge(http, "first", customer_id="erin", **thirty)).status_code == 201
+        over = await charge(http, "second", customer_id="erin", **thirty)
+        by_tool = await call_error(client, "create_charge", customer_id="erin", idempotency_key="third", **thirty)
+    problem = assert_problem(over, 403, "spend_limit_exceeded")
+    assert "would take this API key over the 24-hour budget of 50.00 USD" in problem["detail"]
+    assert problem["detail"] in by_tool  # the same words as the agent reads
+    assert await db.fetchval("SELECT count(*) FROM payments") == 1
+
+
+async def test_the_audit_of_an_http_charge_names_its_key(app, api_key, db):
+    async with api_client(app.base_url, api_key) as http:
+        paid = (await charge(http, "k", customer_id="frank", product_id="pro_monthly", payment_method=VISA)).json()
+    audit = await db.fetch("SELECT actor, api_key_id FROM payment_audit WHERE payment_id = $1", paid["payment_id"])
+    by_key = [row for row in audit if row["api_key_id"] is not None]
+    assert by_key and {(row["actor"], row["api_key_id"]) for row in by_key} == {("agent", await key_id(db, api_key))}
 
 
 async def test_refunds_and_credits_over_http(app, api_key, mcp):

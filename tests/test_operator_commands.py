@@ -7,12 +7,22 @@ import json
 import logging
 import os
 
+import httpx
 import stripe
 
 from server import logs
 from server.embedded import _running
 from server.providers.stripe import _safe_message
-from tests.helpers import call, new_key, paywarden_command, post_webhook, signed
+from tests.helpers import (
+    call,
+    http_client,
+    intent_event,
+    key_id,
+    new_key,
+    paywarden_command,
+    post_webhook,
+    signed,
+)
 
 HELD = {"customer_id": "cus_op", "idempotency_key": "op-1", "amount_minor": 12_000, "currency": "USD"}
 
@@ -37,6 +47,35 @@ async def test_operator_commands_speak_to_an_operator(app, mcp, database_url: st
     assert code_reconcile == 1 and "provider event list: the payment provider did not answer" in reconciling
     for said in (approving, reconciling):
         assert "idempotency_key" not in said and "Traceback" not in said
+
+
+async def test_reject_and_webhooks_replay_speak_to_an_operator(app, mcp, database_url: str, db) -> None:
+    async with mcp() as client:
+        held = await call(client, "create_charge", **{**HELD, "payment_method": "pm_card_visa"})
+        waiting = await call(client, "create_charge", customer_id="cus_w", idempotency_key="w", product_id="day_pass")
+    paid = intent_event("payment_intent.succeeded", waiting, event_id="evt_op")
+    await post_webhook(app, paid, signed(paid))
+    await db.execute("UPDATE webhook_events SET outcome = 'failed', attempts = 1 WHERE event_id = 'evt_op'")
+    nobody = {"port": "1"}  # the provider cannot be reached
+    said = {}
+    for name, args, settings in [
+        ("unknown payment", ("reject", "pay_nope"), nobody),
+        ("rejected", ("reject", held["payment_id"], "--by", "olga"), nobody),
+        ("rejected again", ("reject", held["payment_id"]), nobody),
+        ("unknown event", ("webhooks", "replay", "evt_nope"), nobody),
+        ("unconfirmed", ("webhooks", "replay", "evt_op"), {**nobody, "webhook_confirm_with_provider": "true"}),
+        ("listed", ("webhooks", "list", "--failed"), nobody),
+    ]:
+        said[name] = await paywarden_command(database_url, *args, **settings)
+    assert said["unknown payment"] == (1, "paywarden: No payment with payment_id 'pay_nope'.\n")
+    assert said["rejected"] == (0, f"{held['payment_id']} rejected by olga: now canceled\n")
+    assert said["rejected again"][0] == 1 and "is canceled, not waiting for approval" in said["rejected again"][1]
+    code, out = said["unknown event"]
+    assert code == 1 and out.endswith("\nevt_nope: unknown (no stored event 'evt_nope')\n")
+    assert said["unconfirmed"][0] == 1 and "evt_op: failed" in said["unconfirmed"][1]
+    assert "error: could not confirm with the provider: the payment provider did not answer" in said["listed"][1]
+    for _, out in said.values():
+        assert "idempotency_key" not in out and "same key" not in out and "Traceback" not in out, out
 
 
 async def test_webhooks_list_shows_problems_and_hides_what_needed_no_action(app, database_url: str) -> None:
@@ -70,12 +109,23 @@ async def test_commands_read_the_env_file_they_are_given(database_url: str, tmp_
 
 
 async def test_a_wrong_key_is_told_it_is_not_valid(app) -> None:
-    import httpx
-
     async with httpx.AsyncClient() as http:
         answer = await http.post(f"{app.base_url}/mcp", json={}, headers={"Authorization": "Bearer pwk_wrong"})
     assert answer.status_code == 401 and "resource_metadata=" in answer.headers["WWW-Authenticate"]
     assert "The API key is not valid" in answer.json()["error_description"]
+
+
+async def test_a_revoked_key_is_told_it_is_not_valid(app, database_url: str, db) -> None:
+    key = await new_key(database_url)
+    async with http_client(f"{app.base_url}/mcp", key) as client:  # it works until it is revoked
+        await call(client, "check_entitlement", customer_id="c", feature="pro")
+    code, out = await paywarden_command(database_url, "keys", "revoke", await key_id(db, key))
+    assert code == 0 and "revoked at" in out
+    async with httpx.AsyncClient(base_url=app.base_url, headers={"Authorization": f"Bearer {key}"}) as http:
+        answer = await http.post("/mcp", json={})
+        over_http_api = await http.get("/v1/customers/c/entitlements/pro")
+    assert answer.status_code == 401 and "The API key is not valid" in answer.json()["error_description"]
+    assert over_http_api.status_code == 401 and "not valid" in over_http_api.json()["detail"]
 
 
 def test_the_provider_library_logs_no_request_lines() -> None:

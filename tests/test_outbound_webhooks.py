@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -20,8 +20,16 @@ from server.ledger import payment_machine
 from server.outbox import EVENT_TYPES
 from server.payments import PaymentStatus, PaymentView
 from server.services import open_services
-from server.webhook_delivery import Deliverer, signed_headers
-from tests.helpers import api_client, assert_problem, eventually, new_key, paywarden_command, webhook_receiver
+from server.webhook_delivery import Deliverer, backoff_seconds, signed_headers
+from tests.helpers import (
+    api_client,
+    assert_problem,
+    eventually,
+    new_key,
+    paywarden_command,
+    paywarden_ups,
+    webhook_receiver,
+)
 
 VISA = "pm_card_visa"
 
@@ -65,7 +73,8 @@ async def test_a_full_lifecycle_arrives_once_per_webhook_id(app, api_key, db):
         await eventually(lambda: receiver.ids().keys() >= expected.keys())
         await asyncio.sleep(0.3)  # a duplicate, were there one, would have come by now
     assert receiver.ids() == expected and set(expected.values()) == {1}
-    assert {event["type"] for event in receiver.events} == set(EVENT_TYPES) - {"payment.canceled"}
+    unseen = {"payment.canceled", "dispute.opened", "dispute.closed"}  # test_disputes.py sees the disputes'
+    assert {event["type"] for event in receiver.events} == set(EVENT_TYPES) - unseen
     for event, headers in zip(receiver.events, receiver.headers, strict=True):
         assert headers["webhook-id"] == event["id"] and event["tenant"] == "default"
         assert set(event) == {"id", "type", "created_at", "tenant", "data"}
@@ -73,7 +82,10 @@ async def test_a_full_lifecycle_arrives_once_per_webhook_id(app, api_key, db):
     by_time = sorted(receiver.events, key=lambda e: e["created_at"])
     refunded = [e["data"] for e in by_time if e["type"] == "payment.refunded"]
     assert [data["status"] for data in refunded] == ["partially_refunded", "refunded"]
-    assert set(refunded[-1]) == set(shown) - {"timeline"} and refunded[-1]["refunded_minor"] == 1000
+    assert (
+        set(refunded[-1]) == set(shown) - {"timeline", "receipt_url", "disputes"}
+        and refunded[-1]["refunded_minor"] == 1000
+    )
     low = next(e["data"] for e in receiver.events if e["type"] == "credits.low_balance")
     assert low["low_balance_threshold"] == 10_000 and low["balance"]["remaining"] == 5_000
     revoked = next(e["data"] for e in receiver.events if e["type"] == "entitlement.revoked")
@@ -137,6 +149,31 @@ async def test_two_delivery_workers_deliver_each_event_once(services, settings, 
     assert await db.fetchval("SELECT count(*) FROM webhook_delivery_attempts") == 60
 
 
+async def test_two_paywarden_up_processes_deliver_each_event_once(services, database_url, db):
+    async with webhook_receiver() as receiver:
+        added = await webhook_endpoints.add(services, tenant_id="default", url=receiver.url)
+        receiver.secrets = [added.secret]
+        async with paywarden_ups(database_url, 2, **DELIVERING_ONLY):
+            async with transaction(services.pool) as conn:  # due at once, while both processes are polling
+                for number in range(60):
+                    await outbox.record(conn, "default", "payment.succeeded",
+                                        PaymentView.model_validate(_a_payment_view(number)))  # fmt: skip
+            await eventually(lambda: len(receiver.events) >= 60)
+            await asyncio.sleep(0.3)  # a second delivery of any of them, were there one, would have come by now
+    assert receiver.refused == 0 and len(receiver.ids()) == 60 and set(receiver.ids().values()) == {1}
+    assert [headers["webhook-id"] for headers in receiver.headers] == [event["id"] for event in receiver.events]
+    assert await db.fetchval("SELECT count(*) FROM webhook_delivery_attempts") == 60
+
+
+DELIVERING_ONLY = {
+    "webhook_delivery_interval_seconds": "0.05",
+    "allow_private_webhook_urls": "true",  # the receiver listens on 127.0.0.1
+    "sandbox_deliver_webhooks": "false",
+    "reconcile_interval_seconds": "0",
+}
+"""Settings for `paywarden up` processes that only deliver webhooks, and look for due ones often."""
+
+
 def _a_payment_view(number: int) -> dict:
     return {
         "payment_id": f"pay_{number}",
@@ -170,6 +207,8 @@ def _a_payment_view(number: int) -> dict:
         "http://100.100.100.200/",
         "ftp://example.com/",
         "http://user:secret@93.184.216.34/",
+        "http://127.0.0.1:8000@evil.com/hooks",
+        "http://93.184.216.34:443@127.0.0.1/hooks",
         "not a url",
     ],
 )
@@ -202,6 +241,55 @@ async def test_the_guard_runs_again_at_delivery(services, settings, db):
     assert receiver.events == []
     attempt = await db.fetchrow("SELECT status_code, error FROM webhook_delivery_attempts")
     assert attempt["status_code"] is None and attempt["error"].startswith("not sent: 127.0.0.1 resolves to")
+
+
+async def test_a_redirect_is_not_followed_and_counts_as_a_failed_attempt(services, db):
+    async with webhook_receiver() as redirecting, webhook_receiver() as target:
+        added = await webhook_endpoints.add(services, tenant_id="default", url=redirecting.url)
+        redirecting.redirect_to, target.secrets = target.url, [added.secret]
+        async with transaction(services.pool) as conn:
+            await outbox.record(conn, "default", "payment.succeeded", PaymentView.model_validate(_a_payment_view(1)))
+        worker = Deliverer(services)
+        try:
+            assert await worker.deliver_due() == 1
+        finally:
+            await worker.close()
+    assert target.events == [] and target.refused == 0  # nothing reached where the redirect pointed
+    attempt = await db.fetchrow("SELECT status_code, error FROM webhook_delivery_attempts")
+    assert (attempt["status_code"], attempt["error"]) == (302, "HTTP 302")
+    delivery = await db.fetchrow("SELECT status, attempts, last_status, next_attempt_at > now() AS later "
+                                 "FROM webhook_deliveries")  # fmt: skip
+    assert dict(delivery) == {"status": "pending", "attempts": 1, "last_status": 302, "later": True}
+
+
+@pytest.mark.parametrize("attempts_so_far", [0, 1, 2, 5, 10, 30, 31, 1000])
+def test_the_retry_delay_doubles_with_jitter_up_to_its_cap(attempts_so_far: int):
+    base, cap = 5.0, 3600.0
+    full = min(base * 2**attempts_so_far, cap)
+    delays = [backoff_seconds(attempts_so_far, base, cap) for _ in range(200)]
+    assert all(full / 2 <= delay <= full for delay in delays)  # half fixed, half random
+    assert len(set(delays)) > 100  # spread out, not one value for every delivery
+
+
+async def test_a_delivery_is_retried_for_three_days_then_given_up(services, db):
+    async with webhook_receiver() as receiver:
+        added = await webhook_endpoints.add(services, tenant_id="default", url=receiver.url)
+        receiver.secrets, receiver.up = [added.secret], False
+        async with transaction(services.pool) as conn:
+            await outbox.record(conn, "default", "payment.succeeded", PaymentView.model_validate(_a_payment_view(1)))
+        window = await db.fetchval("SELECT give_up_after - created_at FROM webhook_deliveries")
+        assert abs(window - timedelta(days=3)) < timedelta(minutes=1)
+        worker = Deliverer(services)
+        try:
+            assert await worker.deliver_due() == 1  # within the window: failed, retried later
+            assert await db.fetchval("SELECT status FROM webhook_deliveries") == "pending"
+            await db.execute("UPDATE webhook_deliveries SET next_attempt_at = now(), give_up_after = now()")
+            assert await worker.deliver_due() == 1  # its next retry would fall after the window
+            assert await worker.deliver_due() == 0
+        finally:
+            await worker.close()
+    delivery = await db.fetchrow("SELECT status, attempts, last_error FROM webhook_deliveries")
+    assert dict(delivery) == {"status": "gave_up", "attempts": 2, "last_error": "HTTP 503"}
 
 
 async def test_a_failing_endpoint_pauses_and_resumes_when_enabled(services, settings, db):

@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.big_tables import DEEP_CUSTOMER, generate
 from db.pool import create_pool
-from server import charges, credits, customers, entitlements, inbox, payments, reconciler, refunds
+from server import charges, credits, customers, entitlements, inbox, payments, receipts, reconciler, refunds
 from server.charges import ChargeInput
 from server.refunds import RefundInput
 from server.services import Services
@@ -136,18 +136,39 @@ def _charge(customer: str, key: str, payment_method: str) -> ChargeInput:
     )
 
 
+async def test_disputes_and_receipts_read_no_big_table_whole(app, explained) -> None:
+    services, plans = explained
+    paid = await charges.charge(services, _charge("cus_g82", "plan-disputed", "pm_card_visa"))
+    for event_type, status in (("charge.dispute.created", "needs_response"), ("charge.dispute.closed", "won")):
+        body = json.dumps({
+            "id": f"evt_plan_{status}", "object": "event", "type": event_type,
+            "data": {"object": {
+                "id": "du_plan", "object": "dispute", "amount": 2000, "currency": "usd", "charge": "ch_plan",
+                "payment_intent": paid.provider_payment_id, "reason": "fraudulent", "status": status,
+            }},
+        })  # fmt: skip
+        event = services.provider.verify_webhook(body.encode(), signed(body)["Stripe-Signature"])
+        assert (await inbox.ingest(services, event)).outcome == "applied"
+    shown = await payments.details(services, LOCAL, paid.payment_id)
+    assert shown.disputes[0].status == "won" and shown.receipt_url
+    await customers.details(services, LOCAL, "cus_g82")
+    await receipts.receipt(services, shown.receipt_url.rsplit("/", 1)[1])
+    assert plans.whole_table_reads() == []
+    assert any("receipt_counters" in statement for statement in plans.statements())
+
+
 async def test_subscriptions_read_no_big_table_whole(app, explained) -> None:
     from server import subscriptions
     from tests.test_subscriptions import advance
 
     services, plans = explained
-    request = subscriptions.charge_input(LOCAL, "cus_g82", "pro_ai_monthly", "plan-sub", "pm_card_visa")
+    request = subscriptions.charge_input(LOCAL, "cus_g83", "pro_ai_monthly", "plan-sub", "pm_card_visa")
     started = await subscriptions.start(services, request)
     await subscriptions.start(services, request)  # a replay
     await advance(app, 32)
     await subscriptions.reconcile_quiet(services, quiet_seconds=0)
-    await entitlements.check(services, LOCAL, "cus_g82", "pro", 1)
-    await entitlements.check(services, LOCAL, "cus_g82", "llm_tokens", 10)
+    await entitlements.check(services, LOCAL, "cus_g83", "pro", 1)
+    await entitlements.check(services, LOCAL, "cus_g83", "llm_tokens", 10)
     await subscriptions.details(services, LOCAL, started.subscription_id)
     await subscriptions.cancel(services, LOCAL, started.subscription_id, at_period_end=False)
     assert plans.whole_table_reads() == []

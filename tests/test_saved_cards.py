@@ -11,7 +11,17 @@ from mcp import Client
 
 from server import setups
 from server.errors import ChargeInProgress
-from tests.helpers import LOCAL, call, call_error, click, eventually, sandbox_client, sent_to_sandbox
+from tests.helpers import (
+    LOCAL,
+    call,
+    call_error,
+    click,
+    eventually,
+    http_client,
+    new_key,
+    sandbox_client,
+    sent_to_sandbox,
+)
 
 
 async def save_card(client: Client, customer_id: str, card: str = "pm_card_visa", key: str = "setup-1") -> dict:
@@ -143,6 +153,24 @@ async def test_every_guard_applies_to_saved_cards(mcp, db: asyncpg.Connection) -
     assert held["status"] == "requires_approval" and "approval threshold" in held["approval_reason"]
     assert "over the per-charge limit of 1000.00 USD" in refused
     assert await sent_to_sandbox(db, "POST", "/v1/payment_intents") == []
+
+
+async def test_the_keys_budget_and_the_duplicate_guard_apply_to_saved_cards(app, database_url, db) -> None:
+    key = await new_key(database_url, budget_minor=5000, budget_currency="USD")
+    async with http_client(f"{app.base_url}/mcp", key) as client:  # an operator approves this key's holds
+        await save_card(client, "ivy")
+        first = await call(client, "create_charge", **saved_charge("ivy", "c1"))
+        repeat = await call(client, "create_charge", **saved_charge("ivy", "c2"))
+        extra = {**saved_charge("ivy", "c3"), "amount_minor": 3500, "currency": "USD", "description": "extra"}
+        del extra["product_id"]
+        over_budget = await call_error(client, "create_charge", **extra)
+    assert first["status"] == "succeeded"
+    assert repeat["status"] == "requires_approval" and first["payment_id"] in repeat["approval_reason"]
+    assert "would take this API key over the 24-hour budget of 50.00 USD" in over_budget
+    assert [intent["idempotency_key"] for intent in await sent_to_sandbox(db, "POST", "/v1/payment_intents")] == [
+        first["payment_id"]
+    ]  # only the first reached the provider
+    assert await db.fetchval("SELECT count(*) FROM payments") == 2
 
 
 async def test_a_card_detached_at_the_provider_is_forgotten(app, mcp, db: asyncpg.Connection) -> None:

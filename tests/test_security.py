@@ -4,7 +4,6 @@ per-key budgets. Everything over real HTTP against `paywarden up`'s app, with ke
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 
 import asyncpg
@@ -12,6 +11,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from cli.running import banner
+from server import api_keys
 from server.config import Settings
 from tests.helpers import (
     WEBHOOK_SECRET,
@@ -20,6 +21,7 @@ from tests.helpers import (
     eventually,
     http_client,
     intent_event,
+    key_id,
     new_key,
     paywarden_command,
     running_app,
@@ -42,11 +44,6 @@ async def post_mcp(app, key: str | None = None, **headers: str) -> httpx.Respons
     auth = {"Authorization": f"Bearer {key}"} if key else {}
     async with httpx.AsyncClient() as http:
         return await http.post(f"{app.base_url}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth, **headers})
-
-
-async def key_id(db: asyncpg.Connection, secret: str) -> str:
-    digest = hashlib.sha256(secret.encode()).digest()
-    return await db.fetchval("SELECT id FROM api_keys WHERE secret_sha256 = $1", digest)
 
 
 def tokens(quantity: int, key: str, customer: str = "cus_shared") -> dict:
@@ -178,8 +175,11 @@ async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
     assert (await post_mcp(app, api_key, Origin="http://evil.example")).status_code == 403
     assert (await post_mcp(app, api_key, Host=f"localhost:{app.settings.port}")).status_code == 200
     port = app.settings.port
-    for smuggled in (f"127.0.0.1:{port}.evil.com", f"127.0.0.1:{port + 1}", f"localhost:{port}x"):
+    smuggled_hosts = (f"127.0.0.1:{port}@evil.com", f"127.0.0.1:{port}.evil.com", f"127.0.0.1:{port + 1}",
+                      f"localhost:{port}x")  # fmt: skip
+    for smuggled in smuggled_hosts:
         assert (await post_mcp(app, api_key, Host=smuggled)).status_code in (400, 421), smuggled
+    assert (await post_mcp(app, api_key, Origin=f"http://127.0.0.1:{port}@evil.com")).status_code == 403
     another_local_app = f"http://localhost:{port + 1}"  # a web page served by something else on this machine
     assert (await post_mcp(app, api_key, Origin=another_local_app)).status_code == 403
     assert (await post_mcp(app, api_key, Origin=f"http://localhost:{port}")).status_code == 200
@@ -293,6 +293,40 @@ async def test_keys_are_shown_once_and_stored_as_a_hash(app, database_url: str, 
         assert "lacks the 'charge' scope" in await call_error(
             client, "create_charge", customer_id="c", idempotency_key="k", **PAID
         )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "stored", "printed"),
+    [
+        ((), "operator", "approvals by an operator"),
+        (("--approval", "operator"), "operator", "approvals by an operator"),
+        (("--approval", "client"), "client", "approvals by the person through the MCP client"),
+    ],
+    ids=["default", "operator", "client"],
+)
+async def test_keys_create_sets_who_approves_and_defaults_to_an_operator(
+    database_url: str, db, arguments, stored: str, printed: str
+) -> None:
+    code, out = await paywarden_command(database_url, "keys", "create", "--tenant", "acme", "--name", "n", *arguments)
+    assert code == 0 and printed in out, out
+    assert await db.fetchval("SELECT approval FROM api_keys WHERE tenant_id = 'acme'") == stored
+    code, listed = await paywarden_command(database_url, "keys", "list", "--tenant", "acme")
+    assert code == 0 and f"approval={stored}" in listed
+
+
+async def test_keys_create_refuses_an_unknown_approval_and_writes_nothing(database_url: str, db) -> None:
+    creating = ("keys", "create", "--tenant", "acme", "--name", "n", "--approval", "agent")
+    code, out = await paywarden_command(database_url, *creating)
+    assert code != 0 and "--approval must be client or operator; got 'agent'" in out and "Traceback" not in out
+    assert await db.fetchval("SELECT count(*) FROM api_keys") == 0
+
+
+async def test_the_first_key_for_local_use_is_approved_by_the_client_and_only_once(services, db) -> None:
+    first = await api_keys.issue_first_key(services, tenant_id="default")
+    assert first is not None and first.key.approval == "client"
+    assert await db.fetchval("SELECT approval FROM api_keys") == "client"
+    assert await api_keys.issue_first_key(services, tenant_id="default") is None
+    assert "approved by the person through your MCP client (client" in banner(services.settings, first.secret)
 
 
 @pytest.mark.parametrize("scopes", ["", "read,write", "admin"])

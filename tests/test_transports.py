@@ -129,6 +129,9 @@ async def test_paywarden_up_with_no_settings_serves_everything_and_stops_cleanly
         assert f"{base}/mcp" in banner and '"mcpServers"' in banner
         assert "mode: sandbox (local, no real money)" in banner
         assert "Largest single charge: 100000 minor units (the default), e.g. 1000.00 USD" in banner
+        # The first key is for local use: the person at the MCP client approves its charges, and it says so.
+        assert "approved by the person through your MCP client (client\napproval)" in banner
+        assert "keys you create are approved by an operator unless you pass --approval client" in banner
     finally:
         if process.returncode is None:
             process.kill()

@@ -22,8 +22,8 @@ ANNOTATIONS = ToolAnnotations(
 
 async def get_customer(ctx: ToolContext, customer_id: CustomerId) -> CustomerView:
     """Look up a customer: their saved cards (id, brand, last4, expiry, which is the default), the access
-    they have paid for (feature, until when, which payment granted it), their credit balances, and their
-    latest payments.
+    they have paid for (feature, until when, which payment granted it), their credit balances, their
+    latest payments, and any disputes (chargebacks) their bank opened against a payment.
 
     Call it before charging a saved card (payment_method='saved' needs a default card) or to explain to
     someone what they have. An unknown customer_id is an error that says so.

@@ -25,5 +25,7 @@ async def get_payment(ctx: ToolContext, payment_id: PaymentId) -> PaymentDetails
 
     Call it to follow a charge after create_charge (for example after a person was sent to
     next_action_url) or to explain a charge to someone. status 'succeeded' is the only paid state.
+    A paid payment has a receipt_number and a receipt_url: give the person that link when they ask
+    for a receipt. disputes lists any chargeback the person's bank opened against it.
     """
     return await payments.details(services(ctx), caller(ctx), payment_id)

@@ -13,7 +13,7 @@ from mcp.server import MCPServer
 from starlette.routing import Mount
 
 from server.services import Services
-from webapp import api, health, webhooks
+from webapp import api, health, receipts, webhooks
 from webapp.console import install_console
 from webapp.errors import install_error_handlers
 from webapp.mcp_endpoint import McpGuard, transport_security
@@ -58,6 +58,7 @@ def build_webapp(services: Services, mcp: MCPServer | None = None) -> FastAPI:
     api.install(app)
     app.include_router(health.router, include_in_schema=False)
     app.include_router(webhooks.router, include_in_schema=False)
+    app.include_router(receipts.router, include_in_schema=False)
     install_console(app)
     if services.sandbox is not None:
         app.mount("/sandbox", services.sandbox.app)

@@ -6,7 +6,7 @@
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
-audited, the change to `succeeded` grants the payment's entitlements, and the merchant's outbox
+audited, the change to `succeeded` numbers the receipt and grants the payment's entitlements, and the merchant's outbox
 gets the events these changes make (payment.*, approval.requested, entitlement.*) — all inside the
 caller's transaction, on a payment row the caller has locked.
 """
@@ -20,7 +20,7 @@ import asyncpg
 from db import entitlements, payments
 from db.payments import Payment, PaymentStatus
 from server import metrics, outbox
-from server.ledger import credit_moves
+from server.ledger import credit_moves, dispute_machine
 from server.outbox import EventType
 
 Status = PaymentStatus
@@ -93,7 +93,12 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         api_key_id=change.api_key_id,
     )
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
-    await outbox.payment_moved(connection, updated, grants=await _grant_or_revoke(connection, updated))
+    grants = await _grant_or_revoke(connection, updated)
+    if change.to_status == Status.SUCCEEDED:
+        await dispute_machine.after_success(connection, updated)
+        # Late, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
+        updated = await payments.number_receipt(connection, updated)
+    await outbox.payment_moved(connection, updated, grants=grants)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
         to = Status.REFUNDED if updated.refunded_minor >= updated.amount_minor else Status.PARTIALLY_REFUNDED

@@ -11,6 +11,7 @@ from server.config import Settings
 from server.errors import ConfigurationError, ProviderError
 from server.providers import sandbox
 from server.providers.base import (
+    BalanceMovement,
     ChargeRequest,
     CustomerRequest,
     EventPage,
@@ -19,6 +20,7 @@ from server.providers.base import (
     Provider,
     ProviderCard,
     ProviderCustomer,
+    ProviderDispute,
     ProviderInvoice,
     ProviderPayment,
     ProviderRefund,
@@ -35,6 +37,7 @@ from server.providers.standard_webhooks import StandardWebhookVerifier
 from server.providers.stripe import StripeProvider
 
 __all__ = [
+    "BalanceMovement",
     "ChargeRequest",
     "Credentials",
     "CustomerRequest",
@@ -44,6 +47,7 @@ __all__ = [
     "Provider",
     "ProviderCard",
     "ProviderCustomer",
+    "ProviderDispute",
     "ProviderInvoice",
     "ProviderPayment",
     "ProviderRefund",

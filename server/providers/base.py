@@ -117,6 +117,45 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProviderDispute:
+    """A dispute (chargeback) as the provider shows it."""
+
+    provider_dispute_id: str
+    status: str
+    """Stripe's: warning_needs_response, warning_under_review, warning_closed, needs_response, under_review,
+    won, lost, prevented."""
+    amount_minor: int | None
+    currency: str | None
+    reason: str
+    provider_payment_id: str | None
+    evidence_due_by: int | None = None
+    """Unix seconds."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalanceMovement:
+    """One balance transaction: money the provider moved in or out of the account, and its fee."""
+
+    provider_txn_id: str
+    kind: str
+    """charge, refund, dispute (funds withdrawn), dispute_reversal (funds reinstated) or other."""
+    amount_minor: int
+    """Signed: positive in, negative out."""
+    fee_minor: int
+    net_minor: int
+    currency: str
+    created: int
+    """Unix seconds."""
+    source_id: str | None
+    """What moved it: the charge (ch_…), refund (re_…) or dispute (du_…)."""
+    provider_payment_id: str | None = None
+    provider_refund_id: str | None = None
+    provider_dispute_id: str | None = None
+    payment_id: str | None = None
+    """paywarden's payment id, when the provider's record carries it in its metadata."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class PlanPrice:
     """A recurring catalog product as the provider bills it (a Price, found by its lookup key = product id)."""
 
@@ -194,7 +233,7 @@ class ProviderSubscription:
 @dataclass(frozen=True)
 class WebhookEvent:
     """A verified provider event. `payment`, `refund` or `setup` is set for the events that move one;
-    `detached_payment_method` for a saved card removed at the provider."""
+    `detached_payment_method` for a saved card removed at the provider; `dispute` for a dispute's events."""
 
     event_id: str
     event_type: str
@@ -203,6 +242,7 @@ class WebhookEvent:
     refund: ProviderRefund | None = field(default=None)
     setup: ProviderSetup | None = field(default=None)
     detached_payment_method: str | None = field(default=None)
+    dispute: ProviderDispute | None = field(default=None)
     subscription: ProviderSubscription | None = field(default=None)
     invoice: ProviderInvoice | None = field(default=None)
 
@@ -277,6 +317,15 @@ class Provider(Protocol):
     async def cancel_payment(self, provider_payment_id: str) -> None:
         """Close an unpaid payment at the provider so it can never be paid later."""
         ...
+
+    async def submit_dispute_evidence(self, provider_dispute_id: str, evidence: dict[str, str]) -> None:
+        """Send evidence text fields for a dispute and submit them (Stripe's dispute update with `evidence` and
+        `submit=true`). Raises ProviderError when refused or unreachable."""
+        ...
+
+    async def balance_movements(self, created_from: int, created_before: int) -> list[BalanceMovement]:
+        """Every balance transaction created in [created_from, created_before) (Unix seconds), read page by page,
+        newest first. Raises ProviderUnavailable."""
 
     async def create_subscription(self, request: SubscriptionRequest) -> ProviderSubscription:
         """Start the subscription (its first invoice charged to `payment_method`, or left for the person on

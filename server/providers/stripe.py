@@ -22,6 +22,7 @@ from server.config import PROVIDER_ATTEMPTS
 from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, WebhookRejected
 from server.providers import stripe_billing
 from server.providers.base import (
+    BalanceMovement,
     ChargeRequest,
     CustomerRequest,
     EventPage,
@@ -45,6 +46,7 @@ from server.providers.stripe_billing import invoice_from_object, subscription_fr
 from server.providers.stripe_objects import (
     NEEDS_THE_PERSON,
     as_text,
+    balance_movement,
     card_from_method,
     event_from_payload,
     payment_from_intent,
@@ -371,6 +373,36 @@ class StripeProvider:
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:
         check_chargeable(amount_minor, currency)
+
+    async def balance_movements(self, created_from: int, created_before: int) -> list[BalanceMovement]:
+        params: dict[str, Any] = {
+            "created": {"gte": created_from, "lt": created_before},
+            "limit": 100,
+            "expand": ["data.source"],
+        }
+        found: list[BalanceMovement] = []
+        try:
+            while True:
+                page = await self._client.v1.balance_transactions.list_async(params)
+                found.extend(balance_movement(txn.to_dict()) for txn in page.data)
+                if not page.has_more or not page.data:
+                    return found
+                params["starting_after"] = page.data[-1].id
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+
+    async def submit_dispute_evidence(self, provider_dispute_id: str, evidence: dict[str, str]) -> None:
+        content = json.dumps(evidence, sort_keys=True).encode()
+        key = f"dispute-evidence-{provider_dispute_id}-{hashlib.sha256(content).hexdigest()[:32]}"
+        params: dict[str, Any] = {"evidence": evidence, "submit": True}
+        try:
+            await self._client.v1.disputes.update_async(provider_dispute_id, params, {"idempotency_key": key})
+        except stripe.InvalidRequestError as error:
+            if error.http_status in (400, 404):
+                raise ProviderError(f"The provider refused the evidence: {_safe_message(error)}") from error
+            raise self._unavailable(error) from error
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
 
     async def cancel_payment(self, provider_payment_id: str) -> None:
         """Close the intent so nobody can pay it later (after we recorded it as failed)."""

@@ -8,7 +8,15 @@ from typing import Any
 
 from server.errors import MalformedEvent
 from server.money import EXPONENTS
-from server.providers.base import ProviderCard, ProviderPayment, ProviderRefund, ProviderSetup, WebhookEvent
+from server.providers.base import (
+    BalanceMovement,
+    ProviderCard,
+    ProviderDispute,
+    ProviderPayment,
+    ProviderRefund,
+    ProviderSetup,
+    WebhookEvent,
+)
 from server.providers.stripe_amounts import from_stripe
 from server.providers.stripe_billing import what_it_moves as billing_what_it_moves
 
@@ -34,6 +42,13 @@ REFUND_STATUS = {
     "failed": "failed",
     "canceled": "canceled",
 }
+DISPUTE_EVENTS = frozenset({
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
+})  # fmt: skip
 PAGE_EXPIRED = "the payment page expired before the person paid"
 MAX_NESTING = 64
 """Stripe's objects are a few levels deep; far deeper bodies are refused rather than walked."""
@@ -108,6 +123,58 @@ def refund_from_object(refund: dict[str, Any]) -> ProviderRefund:
         provider_payment_id=_id(refund.get("payment_intent")),
         failure_reason=refund.get("failure_reason"),
     )
+
+
+def dispute_from_object(dispute: dict[str, Any]) -> ProviderDispute:
+    currency, amount = _money(dispute.get("currency"), dispute.get("amount"))
+    due = (dispute.get("evidence_details") or {}).get("due_by")
+    return ProviderDispute(
+        provider_dispute_id=str(dispute["id"]),
+        status=str(dispute.get("status") or "needs_response"),
+        amount_minor=amount,
+        currency=currency,
+        reason=str(dispute.get("reason") or "general"),
+        provider_payment_id=_id(dispute.get("payment_intent")),
+        evidence_due_by=due if isinstance(due, int) else None,
+    )
+
+
+def balance_movement(txn: dict[str, Any]) -> BalanceMovement:
+    """A balance transaction, its source expanded (`expand[]=data.source`) or only named."""
+    source = txn.get("source")
+    found = source if isinstance(source, dict) else {"id": source, "object": None}
+    kind = _movement_kind(str(txn.get("type") or ""), str(txn.get("reporting_category") or ""), found.get("object"))
+    code = str(txn.get("currency") or "").upper()
+
+    def amount(value: Any) -> int:
+        return from_stripe(int(value or 0), code) if code in EXPONENTS else int(value or 0)
+
+    intent = _id(found.get("payment_intent"))
+    return BalanceMovement(
+        provider_txn_id=str(txn["id"]),
+        kind=kind,
+        amount_minor=amount(txn.get("amount")),
+        fee_minor=amount(txn.get("fee")),
+        net_minor=amount(txn.get("net")),
+        currency=code,
+        created=int(txn.get("created") or 0),
+        source_id=_id(source),
+        provider_payment_id=intent,
+        provider_refund_id=found.get("id") if kind == "refund" else None,
+        provider_dispute_id=found.get("id") if kind.startswith("dispute") else None,
+        payment_id=(found.get("metadata") or {}).get("payment_id") if kind == "charge" else None,
+    )
+
+
+def _movement_kind(txn_type: str, category: str, source_object: Any) -> str:
+    if source_object == "dispute" or category in ("dispute", "dispute_reversal"):
+        reinstated = category == "dispute_reversal" or txn_type == "dispute_reinstatement"
+        return "dispute_reversal" if reinstated else "dispute"
+    if txn_type in ("charge", "payment"):
+        return "charge"
+    if txn_type in ("refund", "payment_refund"):
+        return "refund"
+    return "other"
 
 
 def card_from_method(method: dict[str, Any]) -> ProviderCard | None:
@@ -193,6 +260,8 @@ def _what_it_moves(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
             return {"payment": _page_event(event_type, obj)}
     if event_type in SETUP_INTENT_EVENTS:
         return {"setup": setup_from_intent(obj, SETUP_INTENT_EVENTS[event_type])}
+    if event_type in DISPUTE_EVENTS and isinstance(obj.get("id"), str):
+        return {"dispute": dispute_from_object(obj)}
     if event_type == "payment_method.detached" and isinstance(obj.get("id"), str):
         return {"detached_payment_method": obj["id"]}
     return billing_what_it_moves(event_type, obj)

@@ -23,10 +23,11 @@ import asyncpg
 from starlette.types import ASGIApp
 
 from server.config import Settings
-from server.providers.sandbox import billing, store
+from server.providers.sandbox import billing, movements, store
 from server.providers.sandbox.api import build_app
 from server.providers.sandbox.api_checkout import expire_due_sessions
 from server.providers.sandbox.delivery import WebhookDeliverer
+from server.providers.sandbox.events import emit
 from server.providers.sandbox.requests import SandboxState
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,15 @@ async def api_key(pool: asyncpg.Pool) -> str:
     """The sandbox's secret key for this database (generated on first use)."""
     async with pool.acquire() as conn:
         return await store.api_key(conn)
+
+
+async def close_dispute(pool: asyncpg.Pool, dispute_id: str, *, won: bool) -> str:
+    """Decide an open dispute as the card network would (`paywarden sandbox dispute close`); its events are
+    delivered by the sandbox `paywarden up` serves. Raises LookupError or ValueError, with a message for people."""
+    async with pool.acquire() as conn, conn.transaction():
+        for event_type, obj in await movements.close_dispute(conn, dispute_id, won=won):
+            await emit(conn, event_type, obj, None)
+    return "won" if won else "lost"
 
 
 @asynccontextmanager

@@ -21,9 +21,9 @@ from typing import Any
 
 import asyncpg
 
-from server.providers.sandbox import intents, store
+from server.providers.sandbox import intents, movements, store
 from server.providers.sandbox.api_customers import chosen_card
-from server.providers.sandbox.events import event
+from server.providers.sandbox.events import emit, event
 from server.providers.sandbox.objects import fill, invoice_template, subscription_template
 from server.providers.sandbox.requests import SandboxError
 
@@ -77,6 +77,8 @@ class Billing:
         notice = event(event_type, obj, self.key)
         notice["data"]["previous_attributes"] = previous
         await store.insert_event(self.conn, notice)
+        for next_type, next_obj in await movements.follow(self.conn, event_type, obj):  # the money it moved
+            await emit(self.conn, next_type, next_obj, self.key)
 
     async def save(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
         await store.put(self.conn, sub, private)

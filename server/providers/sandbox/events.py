@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from server.providers.sandbox import store
+from server.providers.sandbox import movements, store
 from server.providers.sandbox.objects import API_VERSION, event_template, fill
 
 
@@ -25,5 +25,8 @@ def event(event_type: str, obj: dict[str, Any], idempotency_key: str | None) -> 
 
 
 async def emit(connection: asyncpg.Connection, event_type: str, obj: dict[str, Any], key: str | None) -> None:
-    """Store the event and schedule its delivery to the webhook endpoint."""
+    """Store the event and schedule its delivery to the webhook endpoint; then what it sets in motion (the money
+    it moved in the balance, a dispute a test card opens), with the events of that."""
     await store.insert_event(connection, event(event_type, obj, key))
+    for next_type, next_obj in await movements.follow(connection, event_type, obj):
+        await emit(connection, next_type, next_obj, key)
