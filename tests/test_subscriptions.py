@@ -306,6 +306,10 @@ async def test_a_saved_card_pays_the_first_invoice_and_every_renewal(app, mcp, d
     assert await sent_to_sandbox(db, "POST", "/v1/payment_methods/") == []  # a saved card is not saved again
     charged = await db.fetch("SELECT object->>'payment_method' AS card FROM sandbox.payment_intents")
     assert {row["card"] for row in charged} == {card}
+    moved = await db.fetch("SELECT object->>'type' AS kind, source FROM sandbox.balance_transactions")
+    intents = await db.fetch("SELECT provider_payment_id FROM payments WHERE subscription_id IS NOT NULL")
+    assert sorted(row["source"][3:] for row in moved) == sorted(row["provider_payment_id"][3:] for row in intents)
+    assert {row["kind"] for row in moved} == {"charge"}  # each invoice's money is in the balance, for finance
 
 
 async def test_the_reconciler_brings_a_quiet_subscription_to_the_providers_state(
