@@ -186,10 +186,13 @@ def _line(movement: BalanceMovement | None, recorded: LedgerMovement | None) -> 
 
 
 def _problem(movement: BalanceMovement, recorded: LedgerMovement) -> str | None:
-    if movement.currency != recorded.currency:
-        return f"currency differs: provider {movement.currency}, ledger {recorded.currency}"
-    if movement.amount_minor != recorded.amount_minor:
-        return f"amount differs: provider {movement.amount_minor}, ledger {recorded.amount_minor}"
+    """Compared in the currency of the payment (an account may settle it in another)."""
+    currency = movement.source_currency or movement.currency
+    moved = movement.source_amount_minor if movement.source_amount_minor is not None else movement.amount_minor
+    if currency != recorded.currency:
+        return f"currency differs: provider {currency}, ledger {recorded.currency}"
+    if moved != recorded.amount_minor:
+        return f"amount differs: provider {moved}, ledger {recorded.amount_minor}"
     if movement.kind == "charge" and recorded.status not in CHARGED:
         return f"status differs: the provider charged it, the ledger says {recorded.status}"
     return None

@@ -5,11 +5,15 @@ problems found, and the totals add up."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from db.finance import LedgerMovement
+from server import finance
+from server.providers import stripe_objects
 from tests.helpers import call, eventually, paywarden_command, sandbox_client
 
 
@@ -141,3 +145,23 @@ async def test_a_date_out_of_range_is_a_clear_error(app) -> None:
     for command in (("report", "reconcile", *args), ("export", "payments", *args)):
         code, out = await paywarden_command(app.settings.database_url, *command)
         assert code != 0 and "'9999-12-31' is not a date" in out and "Traceback" not in out, out
+
+
+def test_a_charge_settled_in_another_currency_is_compared_in_its_own() -> None:
+    """Stripe's balance transaction is in the account's settlement currency; its source is the payment's."""
+    txn = {
+        "id": "txn_1", "object": "balance_transaction", "type": "charge", "reporting_category": "charge",
+        "amount": 2150, "fee": 93, "net": 2057, "currency": "usd", "created": 1,
+        "source": {"id": "ch_1", "object": "charge", "amount": 2000, "currency": "eur", "payment_intent": "pi_1"},
+    }  # fmt: skip
+    movement = stripe_objects.balance_movement(txn)
+    assert (movement.amount_minor, movement.currency, movement.net_minor) == (2150, "USD", 2057)
+    assert (movement.source_amount_minor, movement.source_currency) == (2000, "EUR")
+    recorded = LedgerMovement(
+        kind="charge", ledger_id="pay_1", payment_id="pay_1", tenant_id="default", provider_id="pi_1",
+        amount_minor=2000, currency="EUR", status="succeeded", at=datetime.now(UTC),
+    )  # fmt: skip
+    report = finance._match([movement], [recorded], [], [], None)
+    assert len(report["matched"]) == 1 and report["totals"][0].currency == "USD"
+    report = finance._match([movement], [replace(recorded, amount_minor=1999)], [], [], None)
+    assert report["mismatches"][0].problem == "amount differs: provider 2000, ledger 1999"

@@ -153,6 +153,10 @@ class BalanceMovement:
     provider_dispute_id: str | None = None
     payment_id: str | None = None
     """paywarden's payment id, when the provider's record carries it in its metadata."""
+    source_amount_minor: int | None = None
+    """Signed like `amount_minor`, in `source_currency`: what was charged, refunded or disputed, when the account
+    settled it in another currency (`amount_minor`, `fee_minor` and `net_minor` are then the settled amounts)."""
+    source_currency: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

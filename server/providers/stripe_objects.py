@@ -150,13 +150,20 @@ def balance_movement(txn: dict[str, Any]) -> BalanceMovement:
         return from_stripe(int(value or 0), code) if code in EXPONENTS else int(value or 0)
 
     intent = _id(found.get("payment_intent"))
+    settled, fee = amount(txn.get("amount")), amount(txn.get("fee"))
+    source_code = str(found.get("currency") or code).upper()
+    source_amount = None
+    if source_code != code and isinstance(found.get("amount"), int) and source_code in EXPONENTS:
+        source_amount = from_stripe(found["amount"], source_code) * (-1 if settled < 0 else 1)
     return BalanceMovement(
         provider_txn_id=str(txn["id"]),
         kind=kind,
-        amount_minor=amount(txn.get("amount")),
-        fee_minor=amount(txn.get("fee")),
-        net_minor=amount(txn.get("net")),
+        amount_minor=settled,
+        fee_minor=fee,
+        net_minor=settled - fee,  # converted separately, Stripe's net could differ by a rounding for shifted currencies
         currency=code,
+        source_amount_minor=source_amount,
+        source_currency=source_code if source_amount is not None else None,
         created=int(txn.get("created") or 0),
         source_id=_id(source),
         provider_payment_id=intent,
