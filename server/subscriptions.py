@@ -33,7 +33,8 @@ from server.errors import (
     SubscriptionNotFound,
 )
 from server.faults import crash_if_asked
-from server.ledger import payment_machine, subscription_machine
+from server.ledger import payment_machine, setup_outcomes, subscription_machine
+from server.ledger.setup_outcomes import CardOwner
 from server.ledger.subscription_machine import Move
 from server.payments import PaymentView
 from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
@@ -203,6 +204,11 @@ async def _apply_answer(services: Services, subscription_id: str, answer: Provid
         locked = await stored.lock(conn, subscription_id, tenant_id=None)
         assert locked is not None
         why = "the provider's answer to start_subscription"
+        if answer.saved_card is not None:
+            owner = CardOwner(tenant_id=locked.tenant_id, provider=locked.provider, customer_id=locked.customer_id)
+            await setup_outcomes.save_card(
+                conn, owner, answer.saved_card, actor="provider", why=f"subscription {locked.id}"
+            )
         await apply_state(conn, services.catalog, locked, answer, None, actor="provider", reason=why)
 
 

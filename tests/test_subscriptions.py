@@ -121,6 +121,8 @@ async def test_the_monthly_allowance_is_granted_once_per_period_and_expires_at_i
         started = await start(client)
         again = await start(client)
         assert again["replayed"] is True and again["subscription_id"] == started["subscription_id"]
+        saved = (await call(client, "get_customer", customer_id="ada"))["payment_methods"]
+        assert [(card["last4"], card["is_default"]) for card in saved] == [("4242", True)]  # pm_card_visa, saved
         tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
         assert tokens["balance"]["remaining"] == 1_000_000
         await call(client, "consume_credits", customer_id="ada", feature="llm_tokens", quantity=400_000,

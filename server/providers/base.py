@@ -232,6 +232,8 @@ class ProviderSubscription:
     trial_end: int | None = None
     latest_invoice: ProviderInvoice | None = None
     latest_invoice_id: str | None = None
+    saved_card: ProviderCard | None = None
+    """The card a start saved to the customer (a payment method such as pm_card_visa was given)."""
 
 
 @dataclass(frozen=True)

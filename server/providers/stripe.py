@@ -240,26 +240,28 @@ class StripeProvider:
     async def create_subscription(self, request: SubscriptionRequest) -> ProviderSubscription:
         price_id = await self._price_of(request.plan)
         try:
-            request = await self._with_saved_card(request)
+            request, card = await self._with_saved_card(request)
             params = stripe_billing.subscription_params(request, price_id)
             sub = await self._client.v1.subscriptions.create_async(params, {"idempotency_key": request.subscription_id})
         except stripe.CardError as error:
             raise ProviderError(f"The card was declined: {_safe_message(error)}") from error
         except stripe.StripeError as error:
             raise self._refused(error) from error
-        return await self._with_invoice_payments(subscription_from_object(sub.to_dict()))
+        started = await self._with_invoice_payments(subscription_from_object(sub.to_dict()))
+        return replace(started, saved_card=card)
 
-    async def _with_saved_card(self, request: SubscriptionRequest) -> SubscriptionRequest:
+    async def _with_saved_card(self, request: SubscriptionRequest) -> tuple[SubscriptionRequest, ProviderCard | None]:
         """A card given for the subscription (pm_card_visa) is saved to the customer first: every renewal
-        charges it."""
+        charges it. The card saved, if one was."""
         if not request.payment_method or request.payment_method_saved:
-            return request
+            return request, None
         method = await self._client.v1.payment_methods.attach_async(
             request.payment_method,
             {"customer": request.provider_customer_id},
             {"idempotency_key": f"{request.subscription_id}-card"},
         )
-        return replace(request, payment_method=method.id, payment_method_saved=True)
+        saved = replace(request, payment_method=method.id, payment_method_saved=True)
+        return saved, card_from_method(method.to_dict())
 
     async def retrieve_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
         try:
