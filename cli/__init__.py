@@ -14,6 +14,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from cli import (
+    catalog,
     customers,
     endpoints,
     finance,
@@ -32,7 +33,20 @@ from server.database import DATABASE_CONNECTION_ERRORS
 from server.errors import ConfigurationError, PaywardenError
 
 logger = logging.getLogger("paywarden")
-GROUPS = (running, maintenance, keys, tenants, customers, operators, payments, inbox, endpoints, sandbox, finance)
+GROUPS = (
+    running,
+    maintenance,
+    keys,
+    tenants,
+    customers,
+    operators,
+    payments,
+    inbox,
+    endpoints,
+    sandbox,
+    catalog,
+    finance,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -154,13 +154,20 @@ async def post(
 
 
 async def insert_lot(
-    conn: asyncpg.Connection, account: Account, payment_id: str, quantity: int, days: int | None
+    conn: asyncpg.Connection,
+    account: Account,
+    payment_id: str,
+    quantity: int,
+    days: int | None,
+    *,
+    until: str | None = None,
 ) -> int | None:
-    """The new lot's id, or None when this payment already granted this feature."""
+    """The new lot's id, or None when this payment already granted this feature. It expires after `days`,
+    or at `until` (a subscription period's end, ISO 8601)."""
     return await conn.fetchval(
         """
         INSERT INTO credit_lots (tenant_id, customer_id, feature, payment_id, quantity, expires_at)
-        VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
+        VALUES ($1, $2, $3, $4, $5, coalesce($7::text::timestamptz, now() + make_interval(days => $6)))
         ON CONFLICT (tenant_id, payment_id, feature) DO NOTHING
         RETURNING id
         """,
@@ -170,6 +177,7 @@ async def insert_lot(
         payment_id,
         quantity,
         days,
+        until,
     )
 
 
@@ -211,6 +219,24 @@ async def lots_of_payment(conn: asyncpg.Connection, payment_id: str) -> list[Lot
     """By payment id alone: payment ids are unique across tenants, and each lot names its account."""
     rows = await conn.fetch(
         f"SELECT {_LOT_COLUMNS} FROM credit_lots WHERE payment_id = $1 ORDER BY feature", payment_id
+    )
+    return [Lot(**dict(row)) for row in rows]
+
+
+async def open_lots_of_subscription(
+    conn: asyncpg.Connection, tenant_id: str, subscription_id: str, ended_by: str
+) -> list[Lot]:
+    """The subscription's lots still open whose period ended by `ended_by` (ISO 8601, the provider's time)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_LOT_COLUMNS} FROM credit_lots
+         WHERE tenant_id = $1 AND closed_at IS NULL AND expires_at <= $3::text::timestamptz
+           AND payment_id IN (SELECT id FROM payments WHERE tenant_id = $1 AND subscription_id = $2)
+         ORDER BY feature, id
+        """,
+        tenant_id,
+        subscription_id,
+        ended_by,
     )
     return [Lot(**dict(row)) for row in rows]
 

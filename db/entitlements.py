@@ -30,6 +30,9 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     time_grants = [grant for grant in payment.grants if not grant.get("credits")]
     for grant in sorted(time_grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
         await _lock_feature(connection, payment.tenant_id, payment.customer_id, grant["feature"])
+        if grant.get("period_end"):
+            await _grant_period(connection, payment, grant)
+            continue
         await connection.execute(
             """
             WITH current_end AS (
@@ -49,6 +52,23 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
             int(grant["days"]),
             payment.tenant_id,
         )
+
+
+async def _grant_period(connection: asyncpg.Connection, payment: Payment, grant: dict) -> None:
+    """A subscription's paid period: exactly the provider's period, neither stacked nor moved."""
+    await connection.execute(
+        """
+        INSERT INTO entitlements (tenant_id, customer_id, feature, payment_id, starts_at, expires_at, fixed_period)
+        VALUES ($1, $2, $3, $4, $5::text::timestamptz, $6::text::timestamptz, true)
+        ON CONFLICT (tenant_id, payment_id, feature) DO NOTHING
+        """,
+        payment.tenant_id,
+        payment.customer_id,
+        grant["feature"],
+        payment.id,
+        grant["period_start"],
+        grant["period_end"],
+    )
 
 
 async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -> None:
@@ -72,7 +92,7 @@ async def revoke_for_payment(connection: asyncpg.Connection, payment: Payment) -
               FROM revoked
              WHERE later.tenant_id = revoked.tenant_id AND later.customer_id = revoked.customer_id
                AND later.feature = revoked.feature
-               AND later.revoked_at IS NULL AND later.starts_at >= revoked.expires_at
+               AND later.revoked_at IS NULL AND later.starts_at >= revoked.expires_at AND NOT later.fixed_period
             """,
             payment.id,
             grant["feature"],

@@ -73,6 +73,9 @@ class Payment(NewPayment):
     receipt_token: str | None = None
     """The unguessable part of the receipt page's address."""
     succeeded_at: datetime | None = None
+    subscription_id: str | None = None
+    """The subscription whose invoice this payment is."""
+    provider_invoice_id: str | None = None
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> Payment:

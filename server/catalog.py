@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -14,7 +15,9 @@ from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
 class Grant(BaseModel):
     """A feature a product unlocks for a number of days, or credits of a metered feature
     (`credits`, optionally expiring after `days`; `low_balance_threshold`: the merchant hears
-    `credits.low_balance` when a customer's balance of the feature falls below it)."""
+    `credits.low_balance` when a customer's balance of the feature falls below it). A recurring
+    product's grants hold for each paid period instead (no `days`): its credits are that period's
+    allowance, expiring at the period's end."""
 
     feature: str = Field(min_length=1, max_length=64)
     days: int | None = Field(default=None, gt=0, le=3660)
@@ -23,8 +26,6 @@ class Grant(BaseModel):
 
     @model_validator(mode="after")
     def _time_or_credits(self) -> Grant:
-        if self.credits is None and self.days is None:
-            raise ValueError(f"grant of {self.feature!r} needs days (time-boxed) or credits (metered)")
         if self.low_balance_threshold is not None and self.credits is None:
             raise ValueError(f"low_balance_threshold of {self.feature!r} needs credits: only credits have a balance")
         return self
@@ -34,12 +35,39 @@ class Grant(BaseModel):
         return self.credits is not None
 
 
+Interval = Literal["week", "month", "year"]
+
+
 class Product(BaseModel):
+    """A one-off product (its grants last `days`), or a recurring one (`interval`, every `interval_count`
+    of them, after an optional free trial of `trial_days`): its grants hold for each paid period."""
+
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     amount_minor: int = Field(strict=True, gt=0, le=MAX_AMOUNT_MINOR)
     currency: str
     grants: list[Grant] = Field(min_length=1)
+    interval: Interval | None = None
+    interval_count: int = Field(default=1, strict=True, gt=0, le=52)
+    trial_days: int | None = Field(default=None, strict=True, gt=0, le=730)
+
+    @model_validator(mode="after")
+    def _periods_or_days(self) -> Product:
+        for grant in self.grants:
+            if self.recurring and grant.days is not None:
+                raise ValueError(
+                    f"recurring product {self.id!r}: grant of {grant.feature!r} holds for each paid period; "
+                    "remove its days"
+                )
+            if not self.recurring and grant.credits is None and grant.days is None:
+                raise ValueError(f"grant of {grant.feature!r} needs days (time-boxed) or credits (metered)")
+        if not self.recurring and (self.trial_days is not None or self.interval_count != 1):
+            raise ValueError(f"product {self.id!r}: trial_days and interval_count need an interval")
+        return self
+
+    @property
+    def recurring(self) -> bool:
+        return self.interval is not None
 
     @field_validator("currency")
     @classmethod

@@ -6,7 +6,7 @@ path applies the same rules in the same transactions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -61,6 +61,8 @@ class ChargeInput:
     payment_method: str | None = None
     caller: Caller
     """Whose customer this is (the tenant) and which API key asks (its budget, the audit row)."""
+    subscribes: bool = False
+    """The first invoice of a subscription (start_subscription), not a one-off charge."""
 
     def __post_init__(self) -> None:
         if self.currency is not None:  # "usd" and "USD" are the same request
@@ -68,13 +70,14 @@ class ChargeInput:
 
     def fingerprint(self) -> dict[str, Any]:
         """What must be identical for a repeat of this key to count as the same request."""
-        return {
+        fingerprint = {
             "product_id": self.product_id,
             "amount_minor": self.amount_minor,
             "currency": self.currency,
             "description": self.description,
             "payment_method": self.payment_method,
         }
+        return {**fingerprint, "subscribes": True} if self.subscribes else fingerprint
 
 
 class ChargeResult(PaymentView):
@@ -108,6 +111,8 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
     common = {**who, "customer_id": request.customer_id, "payment_method": request.payment_method}
     if request.product_id:
         product = catalog.get(request.product_id)
+        if product.recurring != request.subscribes:
+            raise InvalidRequest(_wrong_tool(product.id, product.recurring), param="product_id")
         return NewPayment(
             **common,
             product_id=product.id,
@@ -128,6 +133,12 @@ def _price(request: ChargeInput, catalog: Catalog, provider: str) -> NewPayment:
         grants=[],
         provider=provider,
     )
+
+
+def _wrong_tool(product_id: str, recurring: bool) -> str:
+    if recurring:
+        return f"Product {product_id!r} renews every period: start it with start_subscription, not create_charge."
+    return f"Product {product_id!r} is sold once: charge it with create_charge, not start_subscription."
 
 
 async def charge(
@@ -179,8 +190,10 @@ async def record(
     new: NewPayment,
     answer: ApprovalAnswer,
     approved_for: Sequence[str] = (),
+    also: Callable[[asyncpg.Connection, Payment], Awaitable[Payment]] | None = None,
 ) -> tuple[Payment, bool]:
-    """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment."""
+    """In one transaction, under the customer's lock: claim the key, check the limits, insert the payment
+    (and `also` write what goes with it: a subscription's row for its first invoice)."""
     payment_id = payments.new_payment_id()
     async with transaction(services.pool) as conn:
         await api_keys.require_active(conn, request.caller)
@@ -213,6 +226,8 @@ async def record(
             reason=why,
             api_key_id=request.caller.key_id,
         )
+        if also is not None and answer != "declined":
+            payment = await also(conn, payment)
         key = request.caller.key_id
         if answer == "declined":
             declined = "the person declined the charge when asked"
@@ -239,7 +254,12 @@ async def resume(services: Services, payment: Payment) -> Payment:
 
 
 async def submit(services: Services, payment: Payment) -> Payment:
-    """Ask the provider for the money and record its answer. Safe to repeat: our payment id is its idempotency key."""
+    """Ask the provider for the money and record its answer. Safe to repeat: our payment id is its idempotency key.
+    A subscription's first invoice is asked for by starting the subscription at the provider."""
+    if payment.subscription_id:
+        from server import subscriptions  # subscriptions builds on this module
+
+        return await subscriptions.submit_first(services, payment)
     crash_if_asked("before_provider", services.settings.test_crash_at)
     try:
         answer = await services.provider.create_payment(_charge_request(payment, services.settings))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import asyncpg
 from pydantic import BaseModel, Field
 
-from db import credits, customers, entitlements, payments, reports
+from db import credits, customers, entitlements, payments, reports, subscriptions
 from db.credits import LedgerEntry
 from db.customers import AuditEntry, Customer, SavedMethod
 from db.entitlements import EntitlementRow
@@ -33,6 +33,7 @@ from server.payment_search import PaymentSummary
 from server.payments import PaymentView
 from server.providers import CustomerRequest, ProviderCard
 from server.services import Services
+from server.subscription_views import SubscriptionView
 from server.tenancy import Caller, local_caller
 from server.text import IDENTIFIER_PATTERN
 
@@ -148,6 +149,9 @@ class CustomerView(BaseModel):
     disputes: list[DisputeView] = Field(
         default_factory=list, description="Disputes (chargebacks) against the customer's payments, newest first."
     )
+    subscriptions: list[SubscriptionView] = Field(
+        default_factory=list, description="Its subscriptions, the newest first (get_subscription has their invoices)."
+    )
     next_step: str
 
 
@@ -165,6 +169,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         features = [account.feature for account in await credits.accounts_of(conn, tenant, customer_id)]
         latest = await payments.page_for_customer(conn, tenant, customer_id, None, LATEST_PAYMENTS, None)
         opened = await disputes.of_customer(conn, tenant, customer_id)
+        plans = await subscriptions.of_customer(conn, tenant, customer_id)
     balances = [await _balance(services, tenant, customer_id, feature) for feature in features]
     return CustomerView(
         customer_id=customer_id,
@@ -174,6 +179,7 @@ async def details(services: Services, caller: Caller, customer_id: str) -> Custo
         credits=balances,
         latest_payments=[PaymentView.of(payment) for payment in latest],
         disputes=opened,
+        subscriptions=[SubscriptionView.of(plan) for plan in plans],
         next_step=_next_step(methods),
     )
 

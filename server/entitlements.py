@@ -3,14 +3,16 @@ charge still in progress; when the answer is no, which catalog products would ma
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from db import disputes, payments
 from db import entitlements as entitlement_rows
+from db import subscriptions as subscription_rows
 from db.pool import connection
+from db.subscriptions import Subscription, SubscriptionStatus
 from server import credits
 from server.catalog import Product
 from server.credits import CreditBalance
@@ -19,8 +21,18 @@ from server.services import Services
 from server.tenancy import Caller
 
 Reason = Literal[
-    "active", "no_entitlement", "expired", "payment_pending", "insufficient_balance", "unknown_feature", "disputed"
+    "active",
+    "trialing",
+    "past_due",
+    "canceled",
+    "no_entitlement",
+    "expired",
+    "payment_pending",
+    "insufficient_balance",
+    "unknown_feature",
+    "disputed",
 ]
+ALLOWED_REASONS = frozenset({"active", "trialing", "past_due"})
 
 
 class Offer(BaseModel):
@@ -33,6 +45,9 @@ class Offer(BaseModel):
     price_display: str
     days: int | None = Field(description="How many days of the feature it grants (for credits: until they expire).")
     credits: int | None = Field(default=None, description="How many credits of a metered feature it grants.")
+    interval: str | None = Field(
+        default=None, description="For a subscription (start_subscription): it renews every week, month or year."
+    )
 
     @classmethod
     def of(cls, product: Product, feature: str) -> Offer:
@@ -45,13 +60,14 @@ class Offer(BaseModel):
             price_display=product.price_display,
             days=grant.days,
             credits=grant.credits,
+            interval=product.interval,
         )
 
 
 class EntitlementAnswer(BaseModel):
     allowed: bool = Field(
         description="True only when a paid, unexpired entitlement exists right now (for a metered feature: "
-        "when remaining >= quantity)."
+        "when remaining >= quantity), or a subscription is trialing or past_due (in the provider's retries)."
     )
     customer_id: str
     feature: str
@@ -77,6 +93,11 @@ NEXT_STEP: dict[str, str] = {
     "disputed": "Not allowed while the payment that granted it is disputed with the customer's bank: access is "
     "paused until the dispute closes (it comes back if the merchant wins). Do not charge again for it; tell the "
     "person to contact the merchant.",
+    "trialing": "Go ahead: the customer is in a subscription's free trial (until expires_at).",
+    "past_due": "Go ahead for now: the subscription's renewal payment failed and the provider is retrying it; "
+    "access continues meanwhile. Suggest the person update their card.",
+    "canceled": "Not allowed: the customer's subscription ended at expires_at. Offer a product from offers "
+    "(start_subscription for a plan, create_charge for a pass).",
 }
 METERED_ACTIVE = "Enough credits: call reserve_credits before the expensive call (or consume_credits for one-shot use)."
 UNVERIFIABLE = (
@@ -103,12 +124,40 @@ async def _check(
         return await _metered(services, tenant_id, customer_id, feature, quantity, products)
     async with connection(services.pool) as conn:
         state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
+        plans = [p.id for p in products if p.recurring]
+        found = (
+            await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans, feature) if plans else None
+        )
+        sub, paid_through = found or (None, None)
         pending = None
         if state.active_until is None and products:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
+    by_subscription = _subscription_reason(sub, state, paid_through)
+    if by_subscription is not None:
+        reason, ends = by_subscription
+        return _answer(customer_id, feature, reason, ends, None, products)
     reason = _reason(state, pending, has_products=bool(products))
     until = state.active_until or state.disputed_until or state.last_expired_at
     return _answer(customer_id, feature, reason, until, pending, products)
+
+
+def _subscription_reason(
+    sub: Subscription | None, state: entitlement_rows.EntitlementState, paid_through: datetime | None
+) -> tuple[Reason, datetime | None] | None:
+    """A subscription's own word on access, from the provider's periods and events (not from our clock, which
+    the sandbox's test clock runs ahead of): paid through the end of its last paid period, its trial, its grace
+    while the provider retries a renewal, its end."""
+    if sub is None:
+        return None
+    if sub.status == SubscriptionStatus.ACTIVE and paid_through is not None and paid_through > datetime.now(UTC):
+        return "active", paid_through
+    if sub.status == SubscriptionStatus.TRIALING:
+        return "trialing", sub.trial_end or sub.current_period_end
+    if sub.status == SubscriptionStatus.PAST_DUE:
+        return "past_due", sub.current_period_end
+    if sub.status in (SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID) and state.active_until is None:
+        return ("canceled", sub.ended_at) if sub.ended_at else None
+    return None
 
 
 async def _metered(
@@ -140,9 +189,13 @@ def _answer(
     pending: str | None,
     products: list[Product],
 ) -> EntitlementAnswer:
-    offers = [] if reason in ("active", "disputed") else [Offer.of(product, feature) for product in products]
+    offers = (
+        []
+        if reason in ALLOWED_REASONS or reason == "disputed"
+        else [Offer.of(product, feature) for product in products]
+    )
     return EntitlementAnswer(
-        allowed=reason == "active",
+        allowed=reason in ALLOWED_REASONS,
         customer_id=customer_id,
         feature=feature,
         reason=reason,

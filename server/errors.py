@@ -8,7 +8,8 @@
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
     │   ├── NotAllowedNow          (409) the payment is not in a state that allows this
-    │   │   └── NoSavedPaymentMethod   the customer has no saved card to charge
+    │   │   ├── NoSavedPaymentMethod   the customer has no saved card to charge
+    │   │   └── SubscriptionExists     the customer already has a live subscription to the product
     │   ├── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
     │   ├── MalformedJson          the body is not JSON
     │   ├── InvalidParameter       (422) a parameter or body field does not match the schema
@@ -28,7 +29,8 @@
     │   ├── ReservationNotFound
     │   ├── WebhookEndpointNotFound
     │   ├── EventNotFound
-    │   └── CustomerNotFound
+    │   ├── CustomerNotFound
+    │   └── SubscriptionNotFound
     ├── WebhookRejected            (400) signature or body not acceptable
     │   ├── MalformedEvent         signed, but not an event (stored as rejected)
     │   ├── PayloadTooLarge        (413)
@@ -123,6 +125,14 @@ class NoSavedPaymentMethod(NotAllowedNow):
 
     code = "no_saved_payment_method"
     param = "payment_method"
+
+
+class SubscriptionExists(NotAllowedNow):
+    """The customer already has a live subscription to this product; cancel it first or use
+    change_subscription."""
+
+    code = "subscription_exists"
+    param = "product_id"
 
 
 class UnsafeWebhookUrl(InvalidRequest):
@@ -252,6 +262,13 @@ class PaymentNotFound(NotFound):
     """No payment with that payment_id."""
 
     code = "payment_not_found"
+
+
+class SubscriptionNotFound(NotFound):
+    """No subscription with that subscription_id."""
+
+    code = "subscription_not_found"
+    param = "subscription_id"
 
 
 class CustomerNotFound(NotFound):

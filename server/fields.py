@@ -4,7 +4,7 @@ both refuse the same values; HINTS says what a valid value looks like, for both 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -74,6 +74,18 @@ PaymentId = Annotated[
     StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^pay_[A-Za-z0-9]+$"),
     Field(description="paywarden's payment id, as create_charge returned it (pay_…)."),
 ]
+SubscriptionId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=6, max_length=64, pattern=r"^subs_[A-Za-z0-9]+$"),
+    Field(description="paywarden's subscription id, as start_subscription returned it (subs_…)."),
+]
+When = Annotated[
+    Literal["period_end", "now"],
+    Field(
+        description="'period_end' (the default): the new plan starts at the next renewal. 'now': it starts now "
+        "and the prorated difference for the rest of the period is charged at once."
+    ),
+]
 
 Quantity = Annotated[
     int, Field(strict=True, gt=0, le=MAX_QUANTITY, description="How many credits, e.g. 3000 tokens. Integers only.")
@@ -98,4 +110,6 @@ HINTS = {
     "quantity": "a positive whole number of credits",
     "used_quantity": "a whole number of credits, 0 or more",
     "reservation_id": "the rsv_… id that reserve_credits returned",
+    "subscription_id": "the subs_… id that start_subscription returned",
+    "when": "'period_end' or 'now'",
 }

@@ -24,7 +24,7 @@ from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from db.reports import InboxQuery
-from server import disputes, metrics
+from server import disputes, metrics, subscriptions
 from server.config import Settings
 from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
 from server.filters import day_after, day_start
@@ -127,6 +127,7 @@ async def ingest(services: Services, event: WebhookEvent, arrival: Arrival | Non
     arrival = arrival or Arrival()
     try:
         event = await _with_saved_card(services, await _confirmed(services, event))
+        event = await _with_subscription_truth(services, event)
     except ProviderError as error:
         result = await _store_unconfirmed(services, event, arrival, error)
     else:
@@ -161,6 +162,22 @@ async def _providers_record(services: Services, reported: ProviderPayment) -> Pr
     if intent:
         return await services.provider.retrieve_payment(intent)
     raise ProviderError("The event names no payment the provider could confirm; it is kept and tried again.")
+
+
+async def _with_subscription_truth(services: Services, event: WebhookEvent) -> WebhookEvent:
+    """A subscription's events may arrive twice, late or out of order (an invoice paid before the update that
+    announces its period): each is applied as the provider's subscription stands now, fetched first, so they
+    all converge. A paid invoice that does not name its payment is fetched with it."""
+    named = event.subscription.provider_subscription_id if event.subscription else None
+    invoice = event.invoice
+    if invoice is not None:
+        named = named or invoice.provider_subscription_id
+        if invoice.status == "paid" and invoice.amount_minor and not invoice.provider_payment_id:
+            invoice = await services.provider.retrieve_invoice(invoice.provider_invoice_id)
+    if named is None:
+        return event
+    truth = await services.provider.retrieve_subscription(named)
+    return replace(event, subscription=truth, invoice=invoice)
 
 
 async def _with_saved_card(services: Services, event: WebhookEvent) -> WebhookEvent:
@@ -349,7 +366,7 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
             if event.dispute is not None:
                 result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
             else:
-                result = await _apply(conn, provider, event, actor, arrival.tenant_id)
+                result = await _apply(conn, services, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -422,9 +439,12 @@ def _ids(event: WebhookEvent) -> dict[str, str]:
 
 
 async def _apply(
-    conn: asyncpg.Connection, provider: str, event: WebhookEvent, actor: str, tenant_id: str | None
+    conn: asyncpg.Connection, services: Services, event: WebhookEvent, actor: str, tenant_id: str | None
 ) -> Ingested:
+    provider = services.provider.name
     why = f"{event.event_type} ({event.event_id})"
+    if event.subscription is not None:
+        return await _apply_subscription(conn, services, event, actor, tenant_id, why)
     if event.refund is not None:
         return await _apply_refund(conn, provider, event.refund, actor, tenant_id)
     if event.setup is not None:
@@ -437,6 +457,8 @@ async def _apply(
     payment = await _find_payment(conn, provider, reported, tenant_id)
     if payment is None:
         return Ingested("unmatched", note="no payment of ours matches this event")
+    if payment.subscription_id:
+        return Ingested("ignored", payment.id, "a subscription's payment moves with its invoice, not its intent")
     mismatch = _mismatch(payment, reported)
     if mismatch:
         return Ingested("rejected", payment.id, mismatch)
@@ -462,6 +484,23 @@ async def _apply(
         note = f"the provider took the money after paywarden recorded the payment {payment.status}: refund it"
         return Ingested("needs_attention", payment.id, note)
     return Ingested("ignored", payment.id, result.note)
+
+
+async def _apply_subscription(
+    conn: asyncpg.Connection, services: Services, event: WebhookEvent, actor: str, tenant_id: str | None, why: str
+) -> Ingested:
+    assert event.subscription is not None
+    outcome, note, sub = await subscriptions.apply_event(
+        conn,
+        services.catalog,
+        services.provider.name,
+        event.subscription,
+        event.invoice,
+        actor=actor,
+        reason=why,
+        tenant_id=tenant_id,
+    )
+    return Ingested(outcome, note=note, tenant_id=sub.tenant_id if sub else None)
 
 
 async def _apply_refund(

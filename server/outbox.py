@@ -34,6 +34,8 @@ EventType = Literal[
     "credits.low_balance",
     "dispute.opened",
     "dispute.closed",
+    "subscription.updated",
+    "subscription.canceled",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 RETRY_FOR_SECONDS = 3 * 24 * 3600

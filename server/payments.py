@@ -92,6 +92,9 @@ class PaymentView(BaseModel):
     )
     created_at: datetime
     updated_at: datetime
+    subscription_id: str | None = Field(
+        default=None, description="The subscription whose invoice this payment is (subs_…), if any."
+    )
     next_step: str = Field(description="What the agent should do next.")
 
     @classmethod
@@ -113,6 +116,7 @@ class PaymentView(BaseModel):
             receipt_number=payment.receipt_number,
             created_at=payment.created_at,
             updated_at=payment.updated_at,
+            subscription_id=payment.subscription_id,
             next_step=_next_step(payment),
             **extra,
         )

@@ -26,7 +26,7 @@ from db import api_keys, event_cursors, payments, reconciler_runs
 from db import refunds as db_refunds
 from db.pool import connection, transaction
 from db.reconciler_runs import ReconcilerRun
-from server import charges, inbox, metrics, operator_sessions, refunds
+from server import charges, inbox, metrics, operator_sessions, refunds, subscriptions
 from server.charges import RESUBMIT_WITHIN_HOURS
 from server.errors import PaywardenError, for_operator
 from server.providers import UnreadableEvent, WebhookEvent
@@ -250,6 +250,12 @@ async def _refresh_open(services: Services, report: ReconcileReport) -> None:
             report.unchanged += 1
 
 
+async def _refresh_subscriptions(services: Services, report: ReconcileReport) -> None:
+    """Subscriptions nobody heard of for a while, compared with the provider and brought to its state."""
+    quiet = services.settings.reconcile_after_seconds
+    report.updated += await subscriptions.reconcile_quiet(services, quiet_seconds=quiet, limit=BATCH)
+
+
 async def _apply_provider_record(services: Services, payment: payments.Payment) -> bool:
     truth = await charges.provider_record(services, payment)
     reason = "the provider's record, fetched by the reconciler"
@@ -294,6 +300,7 @@ STEPS: tuple[tuple[str, Callable[[Services, ReconcileReport], Awaitable[None]]],
     ("provider event list", _read_event_list),
     ("unfinished payments", _resubmit_unfinished),
     ("quiet open payments", _refresh_open),
+    ("quiet subscriptions", _refresh_subscriptions),
     ("refunds", _finish_refunds),
     ("failed webhook events", _retry_failed_events),
     ("recent successes", _verify_recent_successes),

@@ -26,6 +26,7 @@ from server.errors import EventNotFound, InvalidRequest, WebhookEndpointNotFound
 from server.outbox import EVENT_TYPES, RETRY_FOR_SECONDS, EntitlementGrant, EventType
 from server.payments import PaymentView
 from server.services import Services
+from server.subscription_views import SubscriptionView
 
 EndpointStatus = Literal["enabled", "failing", "disabled"]
 DEFAULT_OVERLAP_HOURS = 24.0
@@ -39,10 +40,11 @@ class OutboundEvent(BaseModel):
     type: EventType
     created_at: datetime
     tenant: str = Field(description="The tenant the event belongs to.")
-    data: PaymentView | EntitlementGrant | LowBalance | DisputeView = Field(
+    data: PaymentView | EntitlementGrant | LowBalance | DisputeView | SubscriptionView = Field(
         description="payment.* and approval.requested: the payment; entitlement.*: what one payment granted of "
         "one feature; credits.low_balance: the balance that fell below the catalog's threshold; dispute.*: the "
-        "dispute (dispute.opened when it is first heard of open, dispute.closed when it closes)."
+        "dispute (dispute.opened when it is first heard of open, dispute.closed when it closes); "
+        "subscription.*: the subscription after the change (status, period, cancel_at_period_end)."
     )
 
 

@@ -108,6 +108,14 @@ async def test_the_database_knows_the_state_machine_the_code_has(db: asyncpg.Con
     assert listed == {(before.value, after.value) for before, nexts in ALLOWED.items() for after in nexts}
 
 
+async def test_the_database_knows_the_subscription_machine_the_code_has(db: asyncpg.Connection) -> None:
+    from server.ledger.subscription_machine import ALLOWED
+
+    rows = await db.fetch("SELECT * FROM subscription_status_moves")
+    listed = {(row["from_status"], row["to_status"]) for row in rows}
+    assert listed == {(before.value, after.value) for before, nexts in ALLOWED.items() for after in nexts}
+
+
 async def test_a_hand_written_update_cannot_move_a_payment_backwards(mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         paid = await call(
@@ -153,6 +161,9 @@ async def test_credits_cannot_appear_without_their_ledger_entry(mcp, db: asyncpg
         ("TRUNCATE payment_audit", "permission denied"),
         ("CREATE TABLE mine (id int)", "permission denied"),
         ("INSERT INTO payment_status_moves VALUES ('refunded', 'succeeded')", "permission denied"),
+        ("INSERT INTO subscription_status_moves VALUES ('canceled', 'active')", "permission denied"),
+        ("UPDATE subscription_audit SET reason = 'rewritten'", "permission denied"),
+        ("DELETE FROM subscription_audit", "permission denied"),
     ],
 )
 async def test_the_server_role_owns_nothing(database_url: str, statement: str, refusal: str) -> None:

@@ -243,6 +243,10 @@ async def test_the_openapi_document_describes_the_api(app):
         "/v1/credits/reservations/{reservation_id}/settle",
         "/v1/credits/reservations/{reservation_id}/release",
         "/v1/credits/consumptions",
+        "/v1/subscriptions",
+        "/v1/subscriptions/{subscription_id}",
+        "/v1/subscriptions/{subscription_id}/change",
+        "/v1/subscriptions/{subscription_id}/cancel",
         "/v1/webhook_endpoints",
         "/v1/webhook_endpoints/{endpoint_id}",
     }

@@ -65,6 +65,9 @@ async def test_a_full_lifecycle_arrives_once_per_webhook_id(app, api_key, db):
         )
         await http.post(f"/v1/charges/{payment_id}/refunds", headers={"Idempotency-Key": "f"})
         shown = (await http.get(f"/v1/charges/{payment_id}")).json()
+        plan = await http.post("/v1/subscriptions", json={**charge, "product_id": "pro_ai_monthly"},
+                               headers={"Idempotency-Key": "plan"})  # fmt: skip
+        await http.post(f"/v1/subscriptions/{plan.json()['subscription_id']}/cancel", json={"at_period_end": False})
 
         expected = await _outbox_ids(db)
         await eventually(lambda: receiver.ids().keys() >= expected.keys())

@@ -155,3 +155,21 @@ async def test_disputes_and_receipts_read_no_big_table_whole(app, explained) -> 
     await receipts.receipt(services, shown.receipt_url.rsplit("/", 1)[1])
     assert plans.whole_table_reads() == []
     assert any("receipt_counters" in statement for statement in plans.statements())
+
+
+async def test_subscriptions_read_no_big_table_whole(app, explained) -> None:
+    from server import subscriptions
+    from tests.test_subscriptions import advance
+
+    services, plans = explained
+    request = subscriptions.charge_input(LOCAL, "cus_g83", "pro_ai_monthly", "plan-sub", "pm_card_visa")
+    started = await subscriptions.start(services, request)
+    await subscriptions.start(services, request)  # a replay
+    await advance(app, 32)
+    await subscriptions.reconcile_quiet(services, quiet_seconds=0)
+    await entitlements.check(services, LOCAL, "cus_g83", "pro", 1)
+    await entitlements.check(services, LOCAL, "cus_g83", "llm_tokens", 10)
+    await subscriptions.details(services, LOCAL, started.subscription_id)
+    await subscriptions.cancel(services, LOCAL, started.subscription_id, at_period_end=False)
+    assert plans.whole_table_reads() == []
+    assert any("FROM subscriptions" in statement for statement in plans.statements())

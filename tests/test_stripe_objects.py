@@ -313,6 +313,10 @@ CLASS_OF_OBJECT = {
     "setup_intent": "setup_intent",
     "checkout.session": "checkout_session",
     "event": "event",
+    "subscription": "subscription",
+    "invoice": "invoice",
+    "price": "price",
+    "product": "product",
 }
 
 
@@ -378,3 +382,25 @@ async def test_a_parameter_stripe_does_not_have_is_refused(sandbox: stripe.Strip
             {"amount": 500, "currency": "usd", "payment_method_types": ["card"]}
         )  # type: ignore[typeddict-unknown-key]
     assert refused.value.code == "parameter_unknown" and "payment_method_types" in str(refused.value)
+
+
+async def test_the_sandboxs_billing_objects_have_stripes_fields(sandbox: stripe.StripeClient) -> None:
+    v1 = sandbox.v1
+    product = await v1.products.create_async({"id": "prod_shape", "name": "Plan"})
+    price = await v1.prices.create_async(
+        {"product": product.id, "currency": "usd", "unit_amount": 2900, "lookup_key": "plan",
+         "recurring": {"interval": "month"}}
+    )  # fmt: skip
+    customer = await v1.customers.create_async({"metadata": {"customer_id": "alice"}})
+    sub = await v1.subscriptions.create_async(
+        {"customer": customer.id, "items": [{"price": price.id}], "default_payment_method": "pm_card_visa",
+         "expand": ["latest_invoice.payments"]}
+    )  # fmt: skip
+    invoice = await v1.invoices.retrieve_async(sub.to_dict()["latest_invoice"]["id"])
+    listed = await v1.prices.list_async({"lookup_keys": ["plan"]})
+    canceled = await v1.subscriptions.cancel_async(sub.id)
+    events = await v1.events.list_async({"limit": 100})
+    for obj in (product, price, *listed.data, invoice, canceled, *events.data):
+        assert_stripe_shaped(json.loads(json.dumps(obj.to_dict(), default=str)))  # decimals as sent: strings
+    kinds = {event.type for event in events.data}
+    assert {"customer.subscription.created", "invoice.paid", "customer.subscription.deleted"} <= kinds

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncpg
 
 REFERENCE = frozenset({
-    "tenants", "api_keys", "payment_status_moves", "dispute_status_moves", "operators", "server_secrets",
+    "tenants", "api_keys", "payment_status_moves", "dispute_status_moves", "subscription_status_moves", "operators",
+    "server_secrets",
 })  # fmt: skip
 LOCAL = frozenset({
     "schema_migrations", "webhook_events", "provider_event_cursors", "reconciler_runs", "api_key_usage",

@@ -39,6 +39,10 @@ TOOLS = {
     "settle_reservation",
     "release_reservation",
     "consume_credits",
+    "start_subscription",
+    "get_subscription",
+    "change_subscription",
+    "cancel_subscription",
 }
 
 

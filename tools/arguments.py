@@ -18,6 +18,8 @@ from server.fields import (
     ProductId,
     Quantity,
     ReservationId,
+    SubscriptionId,
+    When,
 )
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "ProductId",
     "Quantity",
     "ReservationId",
+    "SubscriptionId",
+    "When",
     "describe_argument_errors",
 ]
 

@@ -37,8 +37,10 @@ async def check_entitlement(
     confirmed, never from a charge that is still in progress. For a metered feature (credits) it
     also returns the balance, and allowed means at least `quantity` credits remain. When allowed is
     false, reason says why and offers lists the catalog products that would grant the feature:
-    offer one and charge it with create_charge — except for reason 'disputed' (the payment is being
-    disputed with the person's bank: access is paused, do not charge again). If this call fails, treat
-    the customer as not entitled.
+    offer one and charge it with create_charge (or start_subscription for a plan with an interval) —
+    except for reason 'disputed' (the payment is being disputed with the person's bank: access is paused,
+    do not charge again). A subscription answers trialing or past_due (a renewal failed and is being
+    retried) while still allowed, and canceled once it ended. If this call fails, treat the customer as
+    not entitled.
     """
     return await entitlements.check(services(ctx), caller(ctx), customer_id, feature, quantity)

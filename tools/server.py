@@ -27,17 +27,21 @@ from server.metrics import tool_call
 from server.services import Services
 from server.tenancy import Scope
 from tools import (
+    cancel_subscription,
+    change_subscription,
     check_entitlement,
     consume_credits,
     create_charge,
     get_customer,
     get_payment,
+    get_subscription,
     list_payments,
     refund_payment,
     release_reservation,
     reserve_credits,
     settle_reservation,
     setup_payment_method,
+    start_subscription,
 )
 from tools.arguments import describe_argument_errors
 from tools.auth import ApiKeyVerifier, api_key_auth
@@ -53,6 +57,8 @@ paywarden takes payments for this service safely.
 - If the payment needs a person, share next_action_url; follow up with get_payment or check_entitlement.
 - For repeat charges without a page each time: setup_payment_method once (the person saves a card at
   setup_url), then create_charge(..., payment_method="saved"); get_customer shows the saved card.
+- For a plan that renews (an offer with an interval), call start_subscription; cancel_subscription,
+  change_subscription and get_subscription manage it afterwards.
 - Access is granted only when the provider confirms the money: trust check_entitlement, not create_charge.
 """
 
@@ -68,6 +74,10 @@ TOOL_MODULES: tuple[ModuleType, ...] = (
     settle_reservation,
     release_reservation,
     consume_credits,
+    start_subscription,
+    get_subscription,
+    change_subscription,
+    cancel_subscription,
 )
 TOOL_SCOPES: dict[str, Scope] = {module.__name__.rsplit(".", 1)[1]: module.SCOPE for module in TOOL_MODULES}
 """The scope each tool needs; a key is shown, and may call, only the tools its scopes allow."""

@@ -29,7 +29,9 @@ async def grant_for_payment(conn: asyncpg.Connection, payment: Payment) -> None:
         if not grant.get("credits"):
             continue
         account = await credits.lock_account(conn, payment.tenant_id, payment.customer_id, grant["feature"])
-        lot_id = await credits.insert_lot(conn, account, payment.id, int(grant["credits"]), grant.get("days"))
+        lot_id = await credits.insert_lot(
+            conn, account, payment.id, int(grant["credits"]), grant.get("days"), until=grant.get("period_end")
+        )
         if lot_id is not None:
             await credits.post(
                 conn, account, "grant", granted=int(grant["credits"]), lot_id=lot_id, payment_id=payment.id
@@ -62,6 +64,22 @@ async def revoke_share(conn: asyncpg.Connection, payment: Payment, refunded_mino
             await credits.change_lot(conn, lot.id, written_off=take)
             note = f"partial refund of {refunded_minor} minor units: that share of the credits is revoked"
             await credits.post(conn, account, "revoke", granted=-take, lot_id=lot.id, payment_id=payment.id, note=note)
+
+
+async def expire_subscription_lots(
+    conn: asyncpg.Connection, tenant_id: str, subscription_id: str, ended_by: str
+) -> None:
+    """A new period began at the provider: the allowances of the periods that ended by then expire, even when
+    the provider's clock runs ahead of ours (the sandbox's test clock)."""
+    for lot in await credits.open_lots_of_subscription(conn, tenant_id, subscription_id, ended_by):
+        account = await _lock_account_of(conn, lot)
+        lot = await credits.get_lot(conn, lot.id)
+        if lot.closed_at is not None:
+            continue
+        await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
+        if lot.free:
+            note = "the subscription's period ended: its allowance expired unspent"
+            await credits.post(conn, account, "expire", granted=-lot.free, lot_id=lot.id, note=note)
 
 
 async def _lock_account_of(conn: asyncpg.Connection, lot: Lot) -> Account:

@@ -10,6 +10,7 @@ paywarden holds for the customer is refused, never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -74,32 +75,50 @@ async def _save_card(connection: asyncpg.Connection, setup: Setup, card: Provide
     """Store the saved card as the customer's default; the reason it cannot be, if so."""
     if card is None:
         return f"setup {setup.id} succeeded at the provider without a card paywarden can charge"
-    await customers.lock_customer(connection, setup.tenant_id, setup.provider, setup.customer_id)
-    holder = await customers.get(connection, setup.tenant_id, setup.provider, setup.customer_id)
-    if holder is None or card.provider_customer_id not in (None, holder.provider_customer_id):
+    owner = CardOwner(tenant_id=setup.tenant_id, provider=setup.provider, customer_id=setup.customer_id)
+    if not await save_card(connection, owner, card, actor=actor, why=f"setup {setup.id}"):
         return f"the card of setup {setup.id} was saved to another provider customer than this customer's"
+    return None
+
+
+@dataclass(frozen=True)
+class CardOwner:
+    tenant_id: str
+    provider: str
+    customer_id: str
+
+
+async def save_card(
+    connection: asyncpg.Connection, owner: CardOwner, card: ProviderCard, *, actor: str, why: str
+) -> bool:
+    """A card saved at the provider becomes the customer's default, audited (`why`: what saved it); False when it
+    belongs to another provider customer than this customer's."""
+    await customers.lock_customer(connection, owner.tenant_id, owner.provider, owner.customer_id)
+    holder = await customers.get(connection, owner.tenant_id, owner.provider, owner.customer_id)
+    if holder is None or card.provider_customer_id not in (None, holder.provider_customer_id):
+        return False
     method = SavedMethod(
-        provider=setup.provider,
+        provider=owner.provider,
         provider_payment_method_id=card.provider_payment_method_id,
-        tenant_id=setup.tenant_id,
-        customer_id=setup.customer_id,
+        tenant_id=owner.tenant_id,
+        customer_id=owner.customer_id,
         brand=card.brand,
         last4=card.last4,
         exp_month=card.exp_month,
         exp_year=card.exp_year,
         is_default=True,
-        saved_at=setup.updated_at,  # not stored: the row takes now()
+        saved_at=datetime.now(UTC),  # not stored: the row takes now()
     )
     if await customers.save_method_as_default(connection, method):
         await customers.append_audit(
             connection,
-            setup.tenant_id,
-            setup.customer_id,
+            owner.tenant_id,
+            owner.customer_id,
             actor=actor,
             action="card_saved",
-            detail=f"{describe(method)} saved as the default payment method (setup {setup.id})",
+            detail=f"{describe(method)} saved as the default payment method ({why})",
         )
-    return None
+    return True
 
 
 def describe(method: SavedMethod | ProviderCard) -> str:

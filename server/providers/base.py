@@ -159,6 +159,83 @@ class BalanceMovement:
     source_currency: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class PlanPrice:
+    """A recurring catalog product as the provider bills it (a Price, found by its lookup key = product id)."""
+
+    product_id: str
+    name: str
+    amount_minor: int
+    currency: str
+    interval: str
+    interval_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionRequest:
+    subscription_id: str
+    """Our subscription id: the provider-side idempotency key, and in the provider's metadata."""
+    tenant_id: str
+    customer_id: str
+    plan: PlanPrice
+    provider_customer_id: str
+    payment_method: str | None
+    """The card every invoice is charged to; None: the person pays the first invoice on its hosted page."""
+    payment_method_saved: bool = False
+    """`payment_method` is already saved to the customer; otherwise (a card such as pm_card_visa) it is saved now."""
+    trial_days: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanChange:
+    provider_subscription_id: str
+    plan: PlanPrice
+    now: bool
+    """True: switch now and charge the prorated difference; False: from the next renewal."""
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class ProviderInvoice:
+    """One invoice of a subscription, in paywarden's words."""
+
+    provider_invoice_id: str
+    status: str
+    """draft, open, paid, uncollectible or void."""
+    amount_minor: int
+    currency: str
+    provider_subscription_id: str | None
+    subscription_id: str | None
+    product_id: str | None
+    """The catalog product the invoice bills (the subscription's metadata when it was made)."""
+    period_start: int | None
+    period_end: int | None
+    provider_payment_id: str | None = None
+    hosted_url: str | None = None
+    billing_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderSubscription:
+    """The provider's subscription as it stands, with its latest invoice when the provider gave it."""
+
+    provider_subscription_id: str
+    status: str
+    """The provider's status: incomplete, incomplete_expired, trialing, active, past_due, canceled, unpaid."""
+    subscription_id: str | None
+    product_id: str | None
+    current_period_start: int | None
+    current_period_end: int | None
+    cancel_at_period_end: bool = False
+    canceled_at: int | None = None
+    ended_at: int | None = None
+    trial_end: int | None = None
+    latest_invoice: ProviderInvoice | None = None
+    latest_invoice_id: str | None = None
+    saved_card: ProviderCard | None = None
+    """The card a start saved to the customer (a payment method such as pm_card_visa was given)."""
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
     """A verified provider event. `payment`, `refund` or `setup` is set for the events that move one;
@@ -172,6 +249,8 @@ class WebhookEvent:
     setup: ProviderSetup | None = field(default=None)
     detached_payment_method: str | None = field(default=None)
     dispute: ProviderDispute | None = field(default=None)
+    subscription: ProviderSubscription | None = field(default=None)
+    invoice: ProviderInvoice | None = field(default=None)
 
 
 @dataclass(frozen=True)
@@ -253,6 +332,29 @@ class Provider(Protocol):
     async def balance_movements(self, created_from: int, created_before: int) -> list[BalanceMovement]:
         """Every balance transaction created in [created_from, created_before) (Unix seconds), read page by page,
         newest first. Raises ProviderUnavailable."""
+
+    async def create_subscription(self, request: SubscriptionRequest) -> ProviderSubscription:
+        """Start the subscription (its first invoice charged to `payment_method`, or left for the person on
+        its hosted page). Safe to repeat for the same `subscription_id`. Raises ProviderError when refused,
+        ProviderUnavailable when the outcome is unknown."""
+        ...
+
+    async def retrieve_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
+        """The provider's subscription now, with its latest invoice. Raises ProviderUnavailable."""
+        ...
+
+    async def retrieve_invoice(self, provider_invoice_id: str) -> ProviderInvoice: ...
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> ProviderSubscription: ...
+
+    async def change_subscription(self, change: PlanChange) -> ProviderSubscription: ...
+
+    async def sync_price(self, plan: PlanPrice) -> str:
+        """Make sure the provider bills `plan` with a Price whose lookup key is the product id: an existing one
+        that matches is kept; otherwise a new Price takes the key and the old one is deactivated (prices are
+        never changed). Returns what was done: unchanged, created or replaced."""
         ...
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:

@@ -20,22 +20,29 @@ import stripe
 
 from server.config import PROVIDER_ATTEMPTS
 from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, WebhookRejected
+from server.providers import stripe_billing
 from server.providers.base import (
     BalanceMovement,
     ChargeRequest,
     CustomerRequest,
     EventPage,
+    PlanChange,
+    PlanPrice,
     ProviderCard,
     ProviderCustomer,
+    ProviderInvoice,
     ProviderPayment,
     ProviderRefund,
     ProviderSetup,
+    ProviderSubscription,
     RefundRequest,
     SetupRequest,
+    SubscriptionRequest,
     UnreadableEvent,
     WebhookEvent,
 )
 from server.providers.stripe_amounts import check_chargeable, to_stripe
+from server.providers.stripe_billing import invoice_from_object, subscription_from_object
 from server.providers.stripe_objects import (
     NEEDS_THE_PERSON,
     as_text,
@@ -229,6 +236,142 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise self._unavailable(error) from error
         return refund_from_object(refund.to_dict())
+
+    async def create_subscription(self, request: SubscriptionRequest) -> ProviderSubscription:
+        price_id = await self._price_of(request.plan)
+        try:
+            request, card = await self._with_saved_card(request)
+            params = stripe_billing.subscription_params(request, price_id)
+            sub = await self._client.v1.subscriptions.create_async(params, {"idempotency_key": request.subscription_id})
+        except stripe.CardError as error:
+            raise ProviderError(f"The card was declined: {_safe_message(error)}") from error
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        started = await self._with_invoice_payments(subscription_from_object(sub.to_dict()))
+        return replace(started, saved_card=card)
+
+    async def _with_saved_card(self, request: SubscriptionRequest) -> tuple[SubscriptionRequest, ProviderCard | None]:
+        """A card given for the subscription (pm_card_visa) is saved to the customer first: every renewal
+        charges it. The card saved, if one was."""
+        if not request.payment_method or request.payment_method_saved:
+            return request, None
+        method = await self._client.v1.payment_methods.attach_async(
+            request.payment_method,
+            {"customer": request.provider_customer_id},
+            {"idempotency_key": f"{request.subscription_id}-card"},
+        )
+        saved = replace(request, payment_method=method.id, payment_method_saved=True)
+        return saved, card_from_method(method.to_dict())
+
+    async def retrieve_subscription(self, provider_subscription_id: str) -> ProviderSubscription:
+        try:
+            sub = await self._client.v1.subscriptions.retrieve_async(
+                provider_subscription_id, {"expand": ["latest_invoice.payments"]}
+            )
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return await self._with_invoice_payments(subscription_from_object(sub.to_dict()))
+
+    async def retrieve_invoice(self, provider_invoice_id: str) -> ProviderInvoice:
+        try:
+            invoice = await self._client.v1.invoices.retrieve_async(provider_invoice_id, {"expand": ["payments"]})
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        return invoice_from_object(invoice.to_dict())
+
+    async def _with_invoice_payments(self, sub: ProviderSubscription) -> ProviderSubscription:
+        """A subscription answered without its latest invoice's payments (an SDK or API that did not expand
+        them): the invoice fetched again with them."""
+        latest = sub.latest_invoice
+        if latest is None or latest.status != "paid" or latest.provider_payment_id or not latest.amount_minor:
+            return sub
+        return replace(sub, latest_invoice=await self.retrieve_invoice(latest.provider_invoice_id))
+
+    async def cancel_subscription(
+        self, provider_subscription_id: str, *, at_period_end: bool, idempotency_key: str
+    ) -> ProviderSubscription:
+        options: dict[str, Any] = {"idempotency_key": idempotency_key}
+        try:
+            if at_period_end:
+                params: dict[str, Any] = {"cancel_at_period_end": True, "expand": ["latest_invoice.payments"]}
+                sub = await self._client.v1.subscriptions.update_async(provider_subscription_id, params, options)
+            else:
+                sub = await self._client.v1.subscriptions.cancel_async(
+                    provider_subscription_id, {"expand": ["latest_invoice.payments"]}, options
+                )
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        return subscription_from_object(sub.to_dict())
+
+    async def change_subscription(self, change: PlanChange) -> ProviderSubscription:
+        price_id = await self._price_of(change.plan)
+        try:
+            current = await self._client.v1.subscriptions.retrieve_async(change.provider_subscription_id)
+            item = current.to_dict()["items"]["data"][0]["id"]
+            params: dict[str, Any] = {
+                "items": [{"id": item, "price": price_id}],
+                "proration_behavior": "always_invoice" if change.now else "none",
+                "metadata": {"product_id": change.plan.product_id},
+                "expand": ["latest_invoice.payments"],
+            }
+            sub = await self._client.v1.subscriptions.update_async(
+                change.provider_subscription_id, params, {"idempotency_key": change.idempotency_key}
+            )
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        return subscription_from_object(sub.to_dict())
+
+    async def sync_price(self, plan: PlanPrice) -> str:
+        current = await self._price_by_lookup_key(plan.product_id)
+        if current is not None and stripe_billing.price_matches(current, plan):
+            return "unchanged"
+        try:
+            product = await self._product_for(plan)
+            params = stripe_billing.price_params(plan, product)
+            key = "price-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+            await self._client.v1.prices.create_async(params, {"idempotency_key": key})
+            if current is not None:
+                await self._client.v1.prices.update_async(current["id"], {"active": False})
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        return "created" if current is None else "replaced"
+
+    async def _price_of(self, plan: PlanPrice) -> str:
+        """The Price that bills the plan (created when the catalog was never synced)."""
+        await self.sync_price(plan)
+        price = await self._price_by_lookup_key(plan.product_id)
+        if price is None:
+            raise ProviderUnavailable(f"The provider shows no price for {plan.product_id!r}; try again.")
+        return str(price["id"])
+
+    async def _price_by_lookup_key(self, lookup_key: str) -> dict[str, Any] | None:
+        try:
+            listed = await self._client.v1.prices.list_async({"lookup_keys": [lookup_key], "active": True})
+        except stripe.StripeError as error:
+            raise self._unavailable(error) from error
+        prices = [price.to_dict() for price in listed.data]
+        return prices[0] if prices else None
+
+    async def _product_for(self, plan: PlanPrice) -> str:
+        product_id = stripe_billing.product_id_at_provider(plan)
+        try:
+            product = await self._client.v1.products.retrieve_async(product_id)
+        except stripe.InvalidRequestError as error:
+            if error.http_status != 404:
+                raise
+            params: dict[str, Any] = {"id": product_id, "name": plan.name[:PRODUCT_NAME_LIMIT],
+                                      "metadata": {"product_id": plan.product_id}}  # fmt: skip
+            await self._client.v1.products.create_async(params, {"idempotency_key": f"product-{product_id}"})
+            return product_id
+        if product.name != plan.name[:PRODUCT_NAME_LIMIT]:
+            await self._client.v1.products.update_async(product_id, {"name": plan.name[:PRODUCT_NAME_LIMIT]})
+        return product_id
+
+    def _refused(self, error: stripe.StripeError) -> ProviderError:
+        """A definite refusal says why; anything else leaves the outcome unknown."""
+        if isinstance(error, stripe.InvalidRequestError) and error.http_status in (400, 402, 404):
+            return ProviderError(f"The payment provider refused: {_safe_message(error)}")
+        return self._unavailable(error)
 
     def check_chargeable(self, amount_minor: int, currency: str) -> None:
         check_chargeable(amount_minor, currency)
@@ -449,8 +592,9 @@ def _events_oldest_first(newest_first: list[Any]) -> list[WebhookEvent | Unreada
 
 
 def _listed_event(event: Any) -> WebhookEvent | UnreadableEvent:
-    """One event of the provider's list; one paywarden cannot read does not stop the others."""
-    payload = event.to_dict()
+    """One event of the provider's list; one paywarden cannot read does not stop the others. The SDK reads
+    decimal strings (a price's unit_amount_decimal) as Decimal: written back as the strings Stripe sent."""
+    payload = json.loads(json.dumps(event.to_dict(), default=str))
     try:
         return event_from_payload(payload)
     except MalformedEvent as error:

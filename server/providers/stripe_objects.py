@@ -18,6 +18,7 @@ from server.providers.base import (
     WebhookEvent,
 )
 from server.providers.stripe_amounts import from_stripe
+from server.providers.stripe_billing import what_it_moves as billing_what_it_moves
 
 INTENT_EVENTS = {
     "payment_intent.succeeded": "succeeded",
@@ -270,7 +271,7 @@ def _what_it_moves(event_type: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {"dispute": dispute_from_object(obj)}
     if event_type == "payment_method.detached" and isinstance(obj.get("id"), str):
         return {"detached_payment_method": obj["id"]}
-    return {}
+    return billing_what_it_moves(event_type, obj)
 
 
 def _intent_event(event_type: str, intent: dict[str, Any]) -> ProviderPayment:

@@ -16,13 +16,13 @@ from pydantic.json_schema import models_json_schema
 
 from server.errors import MethodNotAllowed, NotFound
 from server.webhook_endpoints import OutboundEvent
-from webapp.api import charges, credits, customers, entitlements, webhook_endpoints
+from webapp.api import charges, credits, customers, entitlements, subscriptions, webhook_endpoints
 from webapp.api.body_guard import BodyGuard
 from webapp.api.problems import Problem
 from webapp.api.security import authenticated, known_query_parameters
 
 PREFIX = "/v1"
-RESOURCES = (entitlements, customers, charges, credits, webhook_endpoints)
+RESOURCES = (entitlements, customers, charges, subscriptions, credits, webhook_endpoints)
 DESCRIPTION = """\
 The HTTP API for your own backend, beside the MCP server agents use: the same API keys
 (`Authorization: Bearer pwk_…`), scopes, tenants, limits, budgets, rate limit and audit, over the

@@ -23,7 +23,7 @@ import asyncpg
 from starlette.types import ASGIApp
 
 from server.config import Settings
-from server.providers.sandbox import movements, store
+from server.providers.sandbox import billing, movements, store
 from server.providers.sandbox.api import build_app
 from server.providers.sandbox.api_checkout import expire_due_sessions
 from server.providers.sandbox.delivery import WebhookDeliverer
@@ -38,6 +38,19 @@ class Sandbox:
     app: ASGIApp
     """Its API (/v1/…) and hosted pages (/pay/…), to be mounted at /sandbox."""
     api_key: str
+
+
+async def clock(pool: asyncpg.Pool) -> int:
+    """The sandbox's clock (Unix seconds): real time plus however far it was advanced."""
+    async with pool.acquire() as conn:
+        return await billing.now(conn)
+
+
+async def advance_clock(pool: asyncpg.Pool, seconds: int, base_url: str) -> tuple[int, int]:
+    """Move the sandbox's clock forward, running every renewal, retry and period-end cancellation that falls
+    due, in order (their events are delivered by the running sandbox as usual): (the new time, how many ran)."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await billing.advance(conn, seconds, f"{base_url}/sandbox")
 
 
 async def api_key(pool: asyncpg.Pool) -> str:

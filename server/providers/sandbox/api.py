@@ -11,7 +11,7 @@ import stripe.params as stripe_params
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from server.providers.sandbox import api_checkout, api_customers, api_money, intents, pages, store
+from server.providers.sandbox import api_billing, api_checkout, api_customers, api_money, intents, pages, store
 from server.providers.sandbox.events import emit
 from server.providers.sandbox.intents import Outcome
 from server.providers.sandbox.requests import (
@@ -35,7 +35,7 @@ def build_app(state: SandboxState) -> FastAPI:
     """The sandbox as an application of its own, to be mounted at /sandbox."""
     app = FastAPI(title="paywarden sandbox provider", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
-    for routes in (router, api_customers.router, api_checkout.router, api_money.router):
+    for routes in (router, api_customers.router, api_checkout.router, api_money.router, api_billing.router):
         app.include_router(routes)
     app.add_exception_handler(SandboxError, _stripe_shaped_error)
     for unavailable in DATABASE_GONE:

@@ -315,3 +315,58 @@ async def session_of_intent(connection: asyncpg.Connection, intent_id: str) -> d
         "SELECT object FROM sandbox.objects WHERE type = 'checkout.session' AND object->>'payment_intent' = $1",
         intent_id,
     )
+
+
+async def clock_offset(connection: asyncpg.Connection) -> int:
+    """How far the sandbox's clock is ahead of real time, in seconds (`paywarden sandbox advance`)."""
+    value = await connection.fetchval("SELECT value FROM sandbox.settings WHERE name = 'clock_offset'")
+    return int(value) if value else 0
+
+
+async def lock_clock(connection: asyncpg.Connection) -> None:
+    """One clock move at a time (and no renewal while a subscription is being created)."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('sandbox clock', 0))")
+
+
+async def set_clock_offset(connection: asyncpg.Connection, seconds: int) -> None:
+    await connection.execute(
+        """
+        INSERT INTO sandbox.settings (name, value) VALUES ('clock_offset', $1)
+        ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value
+        """,
+        str(seconds),
+    )
+
+
+async def live_subscriptions(connection: asyncpg.Connection) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every subscription the clock may still act on, locked, with its private part."""
+    rows = await connection.fetch(
+        """
+        SELECT object, private FROM sandbox.objects
+         WHERE type = 'subscription' AND object->>'status' IN ('incomplete', 'trialing', 'active', 'past_due')
+         ORDER BY id FOR UPDATE
+        """
+    )
+    return [(row["object"], row["private"]) for row in rows]
+
+
+async def prices_by_lookup_keys(connection: asyncpg.Connection, keys: list[str]) -> list[dict[str, Any]]:
+    rows = await connection.fetch(
+        """
+        SELECT object FROM sandbox.objects
+         WHERE type = 'price' AND object->>'lookup_key' = ANY($1::text[]) ORDER BY created_at DESC, id DESC
+        """,
+        keys,
+    )
+    return [row["object"] for row in rows]
+
+
+async def release_lookup_key(connection: asyncpg.Connection, lookup_key: str) -> None:
+    """`transfer_lookup_key`: the price that had the key loses it."""
+    await connection.execute(
+        """
+        UPDATE sandbox.objects SET object = jsonb_set(object, '{lookup_key}', 'null'::jsonb), updated_at = now()
+         WHERE type = 'price' AND object->>'lookup_key' = $1
+        """,
+        lookup_key,
+    )

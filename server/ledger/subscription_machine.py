@@ -1,0 +1,176 @@
+"""The subscription state machine: the one place a subscription's status changes.
+
+    incomplete → trialing | active | past_due | canceled | unpaid
+    trialing → active | past_due | canceled | unpaid
+    active → past_due | canceled | unpaid;  past_due → active (recovered) | canceled | unpaid
+    unpaid → active (a late payment) | canceled;  canceled is final
+
+`cancel_at_period_end` is a flag beside the status. Every applied change is audited; ending (canceled or
+unpaid) ends the access its paid periods gave, and a paid invoice becomes a succeeded payment of the
+subscription that grants its period (and the period's credits) once — all in the caller's transaction, on
+a subscription row the caller has locked. The database refuses any status move not listed here
+(subscription_status_moves, which a test compares with ALLOWED).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from db import payments
+from db import subscriptions as stored
+from db.payments import NewPayment, Payment, PaymentStatus
+from db.subscriptions import Changes, Subscription, SubscriptionStatus
+from server import outbox
+from server.ledger import credit_moves, payment_machine
+from server.providers import ProviderInvoice
+from server.subscription_views import SubscriptionView
+
+Status = SubscriptionStatus
+ENDED = frozenset({Status.CANCELED, Status.UNPAID})
+"""Access has ended (a late payment may still bring an unpaid one back)."""
+ALLOWED: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
+    Status.INCOMPLETE: frozenset({Status.TRIALING, Status.ACTIVE, Status.PAST_DUE, Status.CANCELED, Status.UNPAID}),
+    Status.TRIALING: frozenset({Status.ACTIVE, Status.PAST_DUE, Status.CANCELED, Status.UNPAID}),
+    Status.ACTIVE: frozenset({Status.PAST_DUE, Status.CANCELED, Status.UNPAID}),
+    Status.PAST_DUE: frozenset({Status.ACTIVE, Status.CANCELED, Status.UNPAID}),
+    Status.UNPAID: frozenset({Status.ACTIVE, Status.CANCELED}),
+    Status.CANCELED: frozenset(),
+}
+PROVIDER_STATUS = {
+    "incomplete": Status.INCOMPLETE,
+    "incomplete_expired": Status.CANCELED,
+    "trialing": Status.TRIALING,
+    "active": Status.ACTIVE,
+    "past_due": Status.PAST_DUE,
+    "canceled": Status.CANCELED,
+    "unpaid": Status.UNPAID,
+    "paused": Status.UNPAID,
+}
+"""The provider's statuses in the machine's words (an expired first invoice ends it; paused gives no access)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Move:
+    to_status: SubscriptionStatus
+    actor: str
+    """agent, provider, webhook, reconciler or operator (as for payments)."""
+    reason: str | None = None
+    changes: Changes = field(default_factory=Changes)
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    applied: bool
+    subscription: Subscription
+    note: str | None = None
+
+
+async def apply(conn: asyncpg.Connection, locked: Subscription, move: Move) -> MoveResult:
+    moving = move.to_status != locked.status
+    if moving and move.to_status not in ALLOWED[locked.status]:
+        note = f"out of order: subscription is {locked.status} and cannot move to {move.to_status}"
+        return MoveResult(False, locked, note)
+    if not moving and not _changes_anything(locked, move.changes):
+        return MoveResult(False, locked, f"subscription is already {locked.status}")
+    updated = await stored.update(
+        conn, locked, move.to_status, move.changes, actor=move.actor, reason=move.reason, audit=True
+    )
+    if moving and updated.status in ENDED:
+        await stored.end_access(conn, updated.tenant_id, updated.id)
+    ended = moving and updated.status == Status.CANCELED
+    event_type = "subscription.canceled" if ended else "subscription.updated"
+    await outbox.record(conn, updated.tenant_id, event_type, SubscriptionView.of(updated))
+    return MoveResult(True, updated)
+
+
+SET_ONCE = frozenset({"provider_subscription_id", "canceled_at", "ended_at", "cancel_reason"})
+"""Fields the first value of which is kept (db/subscriptions.update)."""
+
+
+def _changes_anything(locked: Subscription, changes: Changes) -> bool:
+    for change in fields(changes):
+        value = getattr(changes, change.name)
+        if change.name == "clear_pending_product":
+            if value and locked.pending_product_id is not None:
+                return True
+            continue
+        current = getattr(locked, change.name, None)
+        if change.name in SET_ONCE and current is not None:
+            continue
+        if change.name == "next_action_url" and locked.status != Status.INCOMPLETE:
+            continue
+        if value is not None and current != value:
+            return True
+    return False
+
+
+async def record_paid_invoice(
+    conn: asyncpg.Connection,
+    locked: Subscription,
+    invoice: ProviderInvoice,
+    grants: list[dict[str, Any]],
+    *,
+    actor: str,
+    reason: str,
+) -> Payment | None:
+    """The paid invoice as a succeeded payment of the subscription (the first invoice is the payment that
+    start_subscription recorded), granting `grants` for the invoice's period once. Zero invoices (a trial)
+    are not payments."""
+    if invoice.amount_minor <= 0 or invoice.period_start is None or invoice.period_end is None:
+        return None
+    period = {"period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end)}
+    for_period = [{**grant, **period} for grant in grants]
+    payment = await _payment_of(conn, locked, invoice, for_period)
+    if payment.status in payment_machine.CHARGED:
+        return payment
+    await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
+    change = payment_machine.Transition(
+        to_status=PaymentStatus.SUCCEEDED, actor=actor, reason=reason, provider_payment_id=invoice.provider_payment_id
+    )
+    return (await payment_machine.apply(conn, payment, change)).payment
+
+
+async def _payment_of(
+    conn: asyncpg.Connection, locked: Subscription, invoice: ProviderInvoice, grants: list[dict[str, Any]]
+) -> Payment:
+    found = await stored.lock_invoice_payment(
+        conn, locked.provider, invoice.provider_invoice_id, tenant_id=locked.tenant_id
+    )
+    if found is not None:
+        return found
+    first = await payments.lock(conn, locked.first_payment_id, tenant_id=locked.tenant_id)
+    assert first is not None  # a foreign key keeps it
+    if _is_the_first_invoice(first, invoice):
+        return await stored.attach_invoice(conn, first, invoice.provider_invoice_id, grants)
+    new = NewPayment(
+        tenant_id=locked.tenant_id,
+        api_key_id=None,
+        customer_id=locked.customer_id,
+        product_id=invoice.product_id or locked.product_id,
+        amount_minor=invoice.amount_minor,
+        currency=invoice.currency,
+        description=f"{invoice.billing_reason or 'invoice'} {invoice.provider_invoice_id}",
+        payment_method=None,
+        grants=grants,
+        provider=locked.provider,
+        provider_customer_id=locked.provider_customer_id,
+    )
+    return await stored.insert_invoice_payment(
+        conn, payments.new_payment_id(), new, locked.id, invoice.provider_invoice_id
+    )
+
+
+def _is_the_first_invoice(first: Payment, invoice: ProviderInvoice) -> bool:
+    """The first paid invoice of the subscription is the payment start_subscription recorded (limits and
+    approval saw its amount), unless that payment is already closed."""
+    still_open = first.status not in payment_machine.CHARGED | {PaymentStatus.FAILED, PaymentStatus.CANCELED}
+    same_money = (first.amount_minor, first.currency) == (invoice.amount_minor, invoice.currency)
+    return first.provider_invoice_id is None and still_open and same_money
+
+
+def _iso(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, UTC).isoformat()

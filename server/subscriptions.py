@@ -1,0 +1,496 @@
+"""Subscriptions: start (limited and approved exactly like a charge: the first invoice is a payment recorded
+by server/charges.py), cancel, change plans, look up; and the provider's subscription applied to the ledger
+(from its events, from the answer to a start, and by the reconciler) through the subscription machine.
+
+Entitlements follow the provider's periods: each paid invoice grants its period's features and credits
+once; `past_due` keeps access through the provider's retries; canceled or unpaid ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from pydantic import BaseModel, Field
+
+from db import payments
+from db import subscriptions as stored
+from db.payments import Payment, PaymentStatus
+from db.pool import connection, retry_on_deadlock, transaction
+from db.subscriptions import Changes, NewSubscription, Subscription, SubscriptionStatus
+from server import charges, customers
+from server.catalog import Catalog, Product
+from server.charges import ApprovalAnswer, ChargeInput
+from server.errors import (
+    ChargeInProgress,
+    InvalidRequest,
+    NotAllowedNow,
+    ProviderError,
+    ProviderUnavailable,
+    SubscriptionExists,
+    SubscriptionNotFound,
+)
+from server.faults import crash_if_asked
+from server.ledger import payment_machine, setup_outcomes, subscription_machine
+from server.ledger.setup_outcomes import CardOwner
+from server.ledger.subscription_machine import Move
+from server.payments import PaymentView
+from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
+from server.services import Services
+from server.subscription_views import SubscriptionView
+from server.tenancy import Caller
+
+When = Literal["period_end", "now"]
+logger = logging.getLogger(__name__)
+
+
+class StartResult(SubscriptionView):
+    replayed: bool = Field(description="True when this idempotency_key was used before: the original subscription.")
+    first_payment_status: PaymentStatus
+
+
+class SubscriptionHistoryEntry(BaseModel):
+    at: datetime
+    actor: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+
+
+class SubscriptionDetails(SubscriptionView):
+    invoices: list[PaymentView] = Field(description="Its invoices as payments, oldest first.")
+    timeline: list[SubscriptionHistoryEntry] = Field(description="Every change, oldest first.")
+
+
+# --- start -----------------------------------------------------------------------------------------
+
+
+def charge_input(caller: Caller, customer_id: str, product_id: str, idempotency_key: str, payment_method: str | None):
+    """The first invoice, as the charge the limits and the approval see."""
+    return ChargeInput(
+        customer_id=customer_id,
+        idempotency_key=idempotency_key,
+        product_id=product_id,
+        payment_method=payment_method,
+        caller=caller,
+        subscribes=True,
+    )
+
+
+async def start(
+    services: Services, request: ChargeInput, answer: ApprovalAnswer = "not_asked", approved_for: tuple = ()
+) -> StartResult:
+    """The subscription for this request (replayed=True when the key was used before); one per key, and one live
+    subscription per customer and product."""
+    new = charges.price(request, services.catalog, services.provider)
+
+    async def with_subscription(conn: asyncpg.Connection, payment: Payment) -> Payment:
+        return await _record(conn, services, request, payment)
+
+    payment, replayed = await charges.record(services, request, new, answer, approved_for, also=with_subscription)
+    if replayed:
+        payment = await charges.resume(services, payment)
+    elif payment.status == PaymentStatus.CREATED:
+        payment = await charges.submit(services, payment)
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, payment.subscription_id or "", tenant_id=request.caller.tenant_id)
+    if sub is None:  # held or declined before a subscription was written
+        raise NotAllowedNow(f"The first payment {payment.id} is {payment.status}: {PaymentView.of(payment).next_step}")
+    return StartResult.of(sub, replayed=replayed, first_payment_status=payment.status)
+
+
+async def _record(conn: asyncpg.Connection, services: Services, request: ChargeInput, payment: Payment) -> Payment:
+    """The subscription's row, in the transaction that records its first payment (under the customer's lock);
+    the payment, now linked to it."""
+    assert request.product_id is not None
+    await _end_abandoned(conn, request.caller.tenant_id, request.customer_id, request.product_id)
+    new = NewSubscription(
+        tenant_id=payment.tenant_id,
+        customer_id=payment.customer_id,
+        product_id=request.product_id,
+        provider=payment.provider,
+        provider_customer_id=payment.provider_customer_id,
+        payment_method=payment.payment_method,
+        first_payment_id=payment.id,
+        idempotency_key=request.idempotency_key,
+        api_key_id=request.caller.key_id,
+    )
+    sub, linked = await stored.insert(
+        conn, stored.new_subscription_id(), new, lease_seconds=services.settings.submit_lease_seconds
+    )
+    await stored.update(conn, sub, sub.status, Changes(), actor="agent", reason="start_subscription "
+                        f"(idempotency_key {request.idempotency_key!r})", audit=True)  # fmt: skip
+    return linked
+
+
+async def _end_abandoned(conn: asyncpg.Connection, tenant_id: str, customer_id: str, product_id: str) -> None:
+    """A live subscription blocks a second one — unless its first payment was refused before the provider
+    ever heard of it (rejected by an operator, declined by the person): that one is closed now."""
+    live = await stored.live_of(conn, tenant_id, customer_id, product_id)
+    if live is None:
+        return
+    first = await payments.get(conn, live.first_payment_id, tenant_id=tenant_id)
+    abandoned = live.provider_subscription_id is None and first is not None and first.status in ("canceled", "failed")
+    if not abandoned:
+        raise SubscriptionExists(
+            f"Customer {customer_id!r} already has subscription {live.id} to {product_id!r} ({live.status}). "
+            "Use get_subscription, change_subscription or cancel_subscription on it."
+        )
+    locked = await stored.lock(conn, live.id, tenant_id=tenant_id)
+    assert locked is not None
+    reason = f"its first payment {first.id} was {first.status} before the provider was asked"
+    await subscription_machine.apply(conn, locked, Move(to_status=SubscriptionStatus.CANCELED, actor="agent",
+                                                        reason=reason))  # fmt: skip
+
+
+async def submit_first(services: Services, payment: Payment) -> Payment:
+    """Start the subscription at the provider (its first invoice is this payment) and record the answer.
+    Safe to repeat: our subscription id is the provider's idempotency key."""
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, payment.subscription_id or "", tenant_id=payment.tenant_id)
+    assert sub is not None  # written with its first payment
+    product = services.catalog.get(sub.product_id)
+    caller = Caller(tenant_id=sub.tenant_id, key_id=None, scopes=frozenset())
+    request = SubscriptionRequest(
+        subscription_id=sub.id,
+        tenant_id=sub.tenant_id,
+        customer_id=sub.customer_id,
+        plan=plan_of(product),
+        provider_customer_id=payment.provider_customer_id
+        or await customers.provider_customer_id(services, caller, sub.customer_id),
+        payment_method=payment.payment_method,
+        payment_method_saved=payment.off_session,
+        trial_days=product.trial_days,
+    )
+    crash_if_asked("before_provider", services.settings.test_crash_at)
+    try:
+        answer = await services.provider.create_subscription(request)
+    except ProviderUnavailable:
+        async with transaction(services.pool) as conn:
+            await payments.release_lease(conn, payment.id, payment.submit_lease_until)
+            await stored.release_lease(conn, sub.id)
+        raise
+    except ProviderError as refusal:
+        await _refused(services, sub.id, payment.id, refusal.message)
+    else:
+        crash_if_asked("after_provider", services.settings.test_crash_at)
+        await _apply_answer(services, sub.id, answer)
+    async with connection(services.pool) as conn:
+        found = await payments.get(conn, payment.id, tenant_id=payment.tenant_id)
+    assert found is not None
+    return found
+
+
+async def _refused(services: Services, subscription_id: str, payment_id: str, reason: str) -> None:
+    """The provider refused to start it (a declined card, an invalid request): nothing was charged; the first
+    payment failed and the subscription never began."""
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        first = await payments.lock(conn, payment_id, tenant_id=None)
+        assert locked is not None and first is not None
+        failed = payment_machine.Transition(
+            to_status=PaymentStatus.FAILED, actor="provider", reason=reason, failure_reason=reason
+        )
+        await payment_machine.apply(conn, first, failed)
+        ended = Move(to_status=SubscriptionStatus.CANCELED, actor="provider", reason=reason)
+        await subscription_machine.apply(conn, locked, ended)
+
+
+@retry_on_deadlock
+async def _apply_answer(services: Services, subscription_id: str, answer: ProviderSubscription) -> None:
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        assert locked is not None
+        why = "the provider's answer to start_subscription"
+        if answer.saved_card is not None:
+            owner = CardOwner(tenant_id=locked.tenant_id, provider=locked.provider, customer_id=locked.customer_id)
+            await setup_outcomes.save_card(
+                conn, owner, answer.saved_card, actor="provider", why=f"subscription {locked.id}"
+            )
+        await apply_state(conn, services.catalog, locked, answer, None, actor="provider", reason=why)
+
+
+def plan_of(product: Product) -> PlanPrice:
+    assert product.interval is not None
+    return PlanPrice(
+        product_id=product.id,
+        name=product.name,
+        amount_minor=product.amount_minor,
+        currency=product.currency,
+        interval=product.interval,
+        interval_count=product.interval_count,
+    )
+
+
+async def sync_catalog(services: Services) -> list[tuple[str, str]]:
+    """Make the provider bill every recurring catalog product with a Price whose lookup key is the product id
+    (`paywarden catalog sync`): (product id, unchanged | created | replaced). Idempotent; a Price is never
+    changed — a new price makes a new Price and the old one is deactivated."""
+    return [(product.id, await services.provider.sync_price(plan_of(product))) for product in services.catalog
+            if product.recurring]  # fmt: skip
+
+
+# --- the provider's state, applied -----------------------------------------------------------------
+
+
+async def apply_state(
+    conn: asyncpg.Connection,
+    catalog: Catalog,
+    locked: Subscription,
+    truth: ProviderSubscription,
+    invoice: ProviderInvoice | None,
+    *,
+    actor: str,
+    reason: str,
+) -> subscription_machine.MoveResult:
+    """Bring the (locked) subscription to the provider's state: its paid invoices recorded and granted once,
+    its first payment following its first invoice, then its status, period and flags."""
+    for paid in _paid_invoices(truth, invoice):
+        grants = [grant.model_dump(exclude_none=True) for grant in _product(catalog, paid, locked).grants]
+        await subscription_machine.record_paid_invoice(conn, locked, paid, grants, actor=actor, reason=reason)
+    await _first_payment_follows(conn, locked, truth, actor, reason)
+    latest = truth.latest_invoice
+    product = latest.product_id if latest and latest.status == "paid" and latest.amount_minor else None
+    changes = Changes(
+        provider_subscription_id=truth.provider_subscription_id,
+        current_period_start=_at(truth.current_period_start),
+        current_period_end=_at(truth.current_period_end),
+        trial_end=_at(truth.trial_end),
+        cancel_at_period_end=truth.cancel_at_period_end,
+        canceled_at=_at(truth.canceled_at),
+        ended_at=_at(truth.ended_at),
+        product_id=product,
+        clear_pending_product=product is not None and product == locked.pending_product_id,
+        next_action_url=latest.hosted_url if latest and latest.status == "open" else None,
+    )
+    status = subscription_machine.PROVIDER_STATUS.get(truth.status, locked.status)
+    result = await subscription_machine.apply(conn, locked, Move(to_status=status, actor=actor, reason=reason,
+                                                                 changes=changes))  # fmt: skip
+    if result.subscription.status in subscription_machine.ENDED:
+        # A paid invoice heard of only after the end (a late or out-of-order event) grants no access now.
+        await stored.end_access(conn, locked.tenant_id, locked.id)
+    return result
+
+
+def _paid_invoices(truth: ProviderSubscription, invoice: ProviderInvoice | None) -> list[ProviderInvoice]:
+    found = {i.provider_invoice_id: i for i in (invoice, truth.latest_invoice) if i is not None and i.status == "paid"}
+    return sorted(found.values(), key=lambda paid: paid.period_start or 0)
+
+
+def _product(catalog: Catalog, invoice: ProviderInvoice, locked: Subscription) -> Product:
+    try:
+        return catalog.get(invoice.product_id or locked.product_id)
+    except InvalidRequest:
+        return catalog.get(locked.product_id)
+
+
+async def _first_payment_follows(
+    conn: asyncpg.Connection, locked: Subscription, truth: ProviderSubscription, actor: str, reason: str
+) -> None:
+    """Until its invoice is paid, the first payment shows where the start stands: waiting for the person on the
+    invoice's page, pending through a trial, canceled when the subscription ended unpaid."""
+    first = await payments.lock(conn, locked.first_payment_id, tenant_id=locked.tenant_id)
+    assert first is not None
+    decided = payment_machine.SETTLED | payment_machine.CHARGED | {PaymentStatus.REQUIRES_APPROVAL}
+    if first.provider_invoice_id is not None or first.status in decided:
+        return
+    latest = truth.latest_invoice
+    target, url = None, None
+    if truth.status == "trialing":
+        target = PaymentStatus.PENDING
+    elif truth.status in ("canceled", "incomplete_expired"):
+        target = PaymentStatus.CANCELED
+    elif latest is not None and latest.status == "open" and latest.amount_minor:
+        target, url = PaymentStatus.REQUIRES_ACTION, latest.hosted_url
+    if target is None or (target == first.status and not url):
+        return
+    change = payment_machine.Transition(
+        to_status=target, actor=actor, reason=reason, next_action_url=url,
+        failure_reason="the subscription ended before its first invoice was paid",
+    )  # fmt: skip
+    await payment_machine.apply(conn, first, change)
+
+
+def _at(unix_seconds: int | None) -> datetime | None:
+    return datetime.fromtimestamp(unix_seconds, UTC) if unix_seconds is not None else None
+
+
+async def apply_event(
+    conn: asyncpg.Connection,
+    catalog: Catalog,
+    provider: str,
+    truth: ProviderSubscription,
+    invoice: ProviderInvoice | None,
+    *,
+    actor: str,
+    reason: str,
+    tenant_id: str | None,
+) -> tuple[str, str | None, Subscription | None]:
+    """An event about a subscription, applied as the provider's current subscription: (outcome, note, it)."""
+    locked = await stored.lock_by_provider_id(conn, provider, truth.provider_subscription_id, tenant_id=tenant_id)
+    if locked is None and truth.subscription_id:
+        locked = await stored.lock(conn, truth.subscription_id[:64], tenant_id=tenant_id)
+        locked = locked if locked is not None and locked.provider == provider else None
+    if locked is None:
+        return "unmatched", "no subscription of ours matches this event", None
+    before = await _paid_count(conn, locked)
+    result = await apply_state(conn, catalog, locked, truth, invoice, actor=actor, reason=reason)
+    granted = await _paid_count(conn, locked) - before
+    if result.applied or granted:
+        note = f"subscription {locked.id}: {locked.status} -> {result.subscription.status}"
+        return "applied", note, result.subscription
+    return "ignored", result.note, result.subscription
+
+
+async def _paid_count(conn: asyncpg.Connection, sub: Subscription) -> int:
+    return sum(1 for p in await stored.payments_of(conn, sub.tenant_id, sub.id) if p.status in payment_machine.CHARGED)
+
+
+# --- cancel, change, look up -----------------------------------------------------------------------
+
+
+async def cancel(
+    services: Services, caller: Caller, subscription_id: str, at_period_end: bool = True, reason: str | None = None
+) -> SubscriptionView:
+    """At the period's end (access until then), or now (access ends now; nothing is refunded). Idempotent:
+    canceling again answers with the subscription as it stands."""
+    sub = await _get(services, caller, subscription_id)
+    if sub.status == SubscriptionStatus.CANCELED or (at_period_end and sub.cancel_at_period_end):
+        return SubscriptionView.of(sub)
+    if sub.provider_subscription_id is None:
+        raise NotAllowedNow(f"Subscription {sub.id} was never started at the provider; nothing to cancel.")
+    key = f"{sub.id}-cancel-{'period-end' if at_period_end else 'now'}"
+    truth = await services.provider.cancel_subscription(
+        sub.provider_subscription_id, at_period_end=at_period_end, idempotency_key=key
+    )
+    why = "cancel_subscription " + ("at period end" if at_period_end else "now") + (f": {reason}" if reason else "")
+    return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why, note=reason))
+
+
+async def change(
+    services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str,
+    when: When = "period_end",
+) -> SubscriptionView:  # fmt: skip
+    """Switch plans at the next renewal, or now with the provider's proration (the difference charged now)."""
+    sub = await _get(services, caller, subscription_id)
+    product = services.catalog.get(product_id)
+    if not product.recurring:
+        raise InvalidRequest(f"Product {product_id!r} does not renew; pick a recurring product.", param="product_id")
+    current = services.catalog.get(sub.product_id)
+    if product.currency != current.currency:
+        raise InvalidRequest(f"Product {product_id!r} is priced in {product.currency}, the subscription in "
+                             f"{current.currency}; a plan change keeps the currency.", param="product_id")  # fmt: skip
+    if sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE):
+        raise NotAllowedNow(f"Subscription {sub.id} is {sub.status}; only a live one can change plans.")
+    if product_id == sub.product_id and sub.pending_product_id is None:
+        return SubscriptionView.of(sub)
+    assert sub.provider_subscription_id is not None
+    plan_change = PlanChange(
+        provider_subscription_id=sub.provider_subscription_id, plan=plan_of(product), now=when == "now",
+        idempotency_key=f"{sub.id}-change-{idempotency_key}"[:255],
+    )  # fmt: skip
+    truth = await services.provider.change_subscription(plan_change)
+    why = f"change_subscription to {product_id!r} ({when}; idempotency_key {idempotency_key!r})"
+    pending = product_id if when == "period_end" else None
+    return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why, pending=pending))
+
+
+@retry_on_deadlock
+async def _apply_truth(
+    services: Services,
+    subscription_id: str,
+    truth: ProviderSubscription,
+    *,
+    actor: str,
+    reason: str,
+    pending: str | None = None,
+    note: str | None = None,
+) -> Subscription:
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        assert locked is not None
+        if pending is not None or note is not None:
+            extra = Changes(pending_product_id=pending, cancel_reason=note)
+            locked = await stored.update(conn, locked, locked.status, extra, actor=actor, reason=reason, audit=False)
+        result = await apply_state(conn, services.catalog, locked, truth, None, actor=actor, reason=reason)
+        return result.subscription
+
+
+async def details(services: Services, caller: Caller, subscription_id: str) -> SubscriptionDetails:
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, subscription_id, tenant_id=caller.tenant_id)
+        if sub is None:
+            raise SubscriptionNotFound(f"No subscription with subscription_id {subscription_id!r}.")
+        invoices = await stored.payments_of(conn, sub.tenant_id, sub.id)
+        history = await stored.timeline(conn, sub.tenant_id, sub.id)
+    return SubscriptionDetails.of(
+        sub,
+        invoices=[PaymentView.of(payment) for payment in invoices],
+        timeline=[SubscriptionHistoryEntry(**vars(entry)) for entry in history],
+    )
+
+
+async def of_customer(services: Services, tenant_id: str, customer_id: str) -> list[SubscriptionView]:
+    async with connection(services.pool) as conn:
+        return [SubscriptionView.of(sub) for sub in await stored.of_customer(conn, tenant_id, customer_id)]
+
+
+async def _get(services: Services, caller: Caller, subscription_id: str) -> Subscription:
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, subscription_id, tenant_id=caller.tenant_id)
+    if sub is None:
+        raise SubscriptionNotFound(f"No subscription with subscription_id {subscription_id!r}.")
+    return sub
+
+
+# --- the reconciler ---------------------------------------------------------------------------------
+
+
+async def reconcile_quiet(services: Services, *, quiet_seconds: float, limit: int = 100) -> list[str]:
+    """Compare quiet subscriptions with the provider and bring them to its state; those that changed.
+    One the provider never answered for (a crash mid-start) is started again under the same key."""
+    async with connection(services.pool) as conn:
+        quiet = await stored.quiet(conn, quiet_seconds=quiet_seconds, limit=limit)
+    changed = []
+    for subscription_id in quiet:
+        try:
+            if await _reconcile_one(services, subscription_id):
+                changed.append(subscription_id)
+        except (ProviderError, ChargeInProgress, NotAllowedNow) as error:
+            logger.warning("subscription %s not reconciled: %s", subscription_id, error.message)
+    return changed
+
+
+async def _close_never_started(services: Services, subscription_id: str, first: Payment) -> bool:
+    """Its first payment was rejected or expired before the provider was asked: the subscription never began."""
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        assert locked is not None
+        why = f"its first payment {first.id} was {first.status} before the provider was asked"
+        move = Move(to_status=SubscriptionStatus.CANCELED, actor="reconciler", reason=why)
+        return (await subscription_machine.apply(conn, locked, move)).applied
+
+
+async def _reconcile_one(services: Services, subscription_id: str) -> bool:
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, subscription_id, tenant_id=None)
+        first = await payments.get(conn, sub.first_payment_id, tenant_id=None) if sub else None
+    if sub is None or first is None:
+        return False
+    if sub.provider_subscription_id is None:
+        if first.status in (PaymentStatus.CANCELED, PaymentStatus.FAILED):
+            return await _close_never_started(services, sub.id, first)
+        if first.status != PaymentStatus.CREATED:
+            return False
+        await charges.resume(services, first)
+        return True
+    truth = await services.provider.retrieve_subscription(sub.provider_subscription_id)
+    why = "the provider's subscription, fetched by the reconciler"
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, sub.id, tenant_id=None)
+        assert locked is not None
+        result = await apply_state(conn, services.catalog, locked, truth, None, actor="reconciler", reason=why)
+        await stored.touch(conn, sub.id)
+    return result.applied

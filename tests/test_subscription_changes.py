@@ -1,0 +1,214 @@
+"""Subscriptions changing: plans switched at renewal or now (prorated), trials, refunded renewals, and the
+provider's events arriving twice and out of order — against the sandbox, real PostgreSQL, signed webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from server.config import Settings
+from tests.helpers import call, eventually, paywarden_command, post_webhook, running_app, sent_to_sandbox, signed
+from tests.test_subscriptions import (
+    advance,
+    all_events_delivered,
+    provider_subscription,
+    settled,
+    to_period_end,
+)
+
+CATALOG = """
+[[products]]
+id = "pro_ai_monthly"
+name = "Pro AI, monthly"
+amount_minor = 2900
+currency = "USD"
+interval = "month"
+grants = [{ feature = "pro" }, { feature = "llm_tokens", credits = 1000000 }]
+
+[[products]]
+id = "team_ai_monthly"
+name = "Team AI, monthly"
+amount_minor = 9900
+currency = "USD"
+interval = "month"
+grants = [{ feature = "pro" }, { feature = "llm_tokens", credits = 5000000 }]
+
+[[products]]
+id = "pro_ai_trial"
+name = "Pro AI, monthly, 14 days free"
+amount_minor = 2900
+currency = "USD"
+interval = "month"
+trial_days = 14
+grants = [{ feature = "pro" }]
+"""
+
+
+@pytest.fixture
+async def app(app, owner_database_url: str):
+    yield app
+    await all_events_delivered(owner_database_url)
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    catalog = tmp_path / "plans.toml"
+    catalog.write_text(CATALOG)
+    return settings.model_copy(update={"catalog_path": catalog, "duplicate_window_seconds": 0})
+
+
+async def start(client, product: str = "pro_ai_monthly", key: str = "s1") -> dict:
+    return await call(
+        client, "start_subscription", customer_id="ada", product_id=product, idempotency_key=key,
+        payment_method="pm_card_visa",
+    )  # fmt: skip
+
+
+async def test_a_plan_change_at_renewal_bills_the_new_plan_from_the_next_period(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        changed = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c1",
+        )  # fmt: skip
+        assert changed["pending_product_id"] == "team_ai_monthly" and changed["product_id"] == "pro_ai_monthly"
+        await to_period_end(app, started["current_period_end"])
+        view = await settled(client, started["subscription_id"], invoices=2, product_id="team_ai_monthly")
+    assert view["pending_product_id"] is None
+    assert [invoice["amount_minor"] for invoice in view["invoices"]] == [2900, 9900]
+
+
+async def test_a_plan_change_now_charges_the_prorated_difference_in_the_customers_favour(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await advance(app, seconds=10 * 86400 + 12345)
+        clock = await db.fetchval("SELECT value::bigint FROM sandbox.settings WHERE name = 'clock_offset'")
+        changed = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c1", when="now",
+        )  # fmt: skip
+        assert changed["product_id"] == "team_ai_monthly"
+        view = await settled(client, started["subscription_id"], invoices=2)
+    provider = await provider_subscription(app, started["provider_subscription_id"])
+    item = provider["items"]["data"][0]
+    start_at, end_at = item["current_period_start"], item["current_period_end"]
+    proration = await db.fetchval(
+        "SELECT object->>'created' FROM sandbox.objects"
+        " WHERE type = 'invoice' AND object->>'billing_reason' = 'subscription_update'"
+    )
+    changed_at = int(proration)
+    assert changed_at - clock - start_at < 60  # at the advanced clock
+    unused, length = end_at - changed_at, end_at - start_at
+    expected = 9900 * unused // length - -(-2900 * unused // length)  # new rounded down, credit rounded up
+    assert view["invoices"][1]["amount_minor"] == expected
+    assert 0 < expected < 9900 - 2900
+
+
+async def test_a_trial_gives_access_then_the_first_invoice_is_charged_when_it_ends(app, mcp) -> None:
+    async with mcp() as client:
+        started = await start(client, "pro_ai_trial")
+        assert started["status"] == "trialing" and started["first_payment_status"] == "pending"
+        trial = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert trial["allowed"] is True and trial["reason"] == "trialing"
+        assert trial["expires_at"] == started["trial_end"]
+        await advance(app, 15)
+        view = await settled(client, started["subscription_id"], status="active", invoices=1)
+        assert view["invoices"][0]["payment_id"] == started["first_payment_id"]
+        assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["reason"] == "active"
+
+
+async def test_a_refunded_renewal_takes_back_that_period(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await to_period_end(app, started["current_period_end"])
+        view = await settled(client, started["subscription_id"], invoices=2)
+        renewal = view["invoices"][1]
+        refund = await call(client, "refund_payment", payment_id=renewal["payment_id"], idempotency_key="r1")
+        assert refund["status"] in ("pending", "succeeded")
+        await eventually(lambda: _refunded(client, renewal["payment_id"]))
+    periods = await db.fetch("SELECT payment_id, revoked_at FROM entitlements WHERE feature = 'pro' ORDER BY starts_at")
+    assert [row["revoked_at"] is not None for row in periods] == [False, True]
+    assert periods[1]["payment_id"] == renewal["payment_id"]
+    revoked = await db.fetchval("SELECT revoked_at FROM credit_lots WHERE payment_id = $1", renewal["payment_id"])
+    assert revoked is not None
+
+
+async def _refunded(client, payment_id: str) -> bool:
+    return (await call(client, "get_payment", payment_id=payment_id))["status"] == "refunded"
+
+
+async def test_duplicate_and_shuffled_subscription_events_converge_on_the_providers_state(
+    settings: Settings, listening_socket, db: asyncpg.Connection
+) -> None:
+    quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
+    async with running_app(quiet, listening_socket) as services:
+        from tests.conftest import RunningApp
+        from tests.helpers import local_mcp
+
+        app = RunningApp(services)
+        async with local_mcp(quiet) as client:
+            started = await start(client)
+            await to_period_end(app, started["current_period_end"])
+            view = await call(client, "get_subscription", subscription_id=started["subscription_id"])
+            assert len(view["invoices"]) == 1  # nothing delivered yet
+            await advance(app, 31)
+            rows = await db.fetch(
+                "SELECT payload FROM sandbox.events WHERE type LIKE 'invoice.%' OR type LIKE 'customer.subscription.%'"
+            )
+            bodies = [row["payload"] if isinstance(row["payload"], str) else json.dumps(row["payload"]) for row in rows]
+            deliveries = bodies * 2
+            random.Random(12).shuffle(deliveries)
+            answers = await asyncio.gather(*(post_webhook(app, body, signed(body)) for body in deliveries))
+            assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+            view = await settled(client, started["subscription_id"], invoices=3, status="active")
+        provider = await provider_subscription(app, started["provider_subscription_id"])
+    end = provider["items"]["data"][0]["current_period_end"]
+    assert datetime.fromisoformat(view["current_period_end"]).timestamp() == end
+    assert [invoice["amount_minor"] for invoice in view["invoices"]] == [2900, 2900, 2900]
+    periods = await db.fetch("SELECT starts_at, expires_at FROM entitlements WHERE feature = 'pro' ORDER BY starts_at")
+    assert len(periods) == 3 and all(a["expires_at"] == b["starts_at"] for a, b in pairwise(periods))
+    assert await db.fetchval("SELECT count(*) FROM credit_lots") == 3
+
+
+async def test_catalog_sync_makes_one_price_per_plan_and_never_changes_a_price(
+    app, database_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    port = str(app.settings.port)
+    catalog = str(app.settings.catalog_path)
+    code, first = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=catalog)
+    assert code == 0, first
+    assert "pro_ai_monthly: created" in first and "team_ai_monthly: created" in first
+    code, again = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=catalog)
+    assert "pro_ai_monthly: unchanged" in again and "team_ai_monthly: unchanged" in again
+
+    dearer = tmp_path / "dearer.toml"
+    dearer.write_text(CATALOG.replace("amount_minor = 2900", "amount_minor = 3900", 1))
+    code, changed = await paywarden_command(database_url, "catalog", "sync", port=port, catalog_path=str(dearer))
+    assert "pro_ai_monthly: replaced" in changed and "team_ai_monthly: unchanged" in changed
+    prices = await db.fetch(
+        "SELECT object->>'lookup_key' AS key, (object->>'unit_amount')::int AS amount, (object->>'active')::bool AS on"
+        " FROM sandbox.objects WHERE type = 'price' AND object->>'product' = 'paywarden_pro_ai_monthly'"
+        " ORDER BY created_at"
+    )
+    assert [(p["key"], p["amount"], p["on"]) for p in prices] == [(None, 2900, False), ("pro_ai_monthly", 3900, True)]
+    updates = await sent_to_sandbox(db, "POST", "/v1/prices/")
+    assert [update["params"] for update in updates] == [{"active": "false"}]  # only ever deactivated
+
+
+async def test_the_sandbox_clock_commands(app, database_url: str) -> None:
+    port = str(app.settings.port)
+    code, shown = await paywarden_command(database_url, "sandbox", "clock", port=port)
+    assert code == 0 and shown.startswith("sandbox clock: ")
+    code, moved = await paywarden_command(database_url, "sandbox", "advance", "--days", "3", port=port)
+    assert code == 0 and "0 renewals, retries and cancellations ran" in moved, moved
+    code, refused = await paywarden_command(database_url, "sandbox", "advance", "--days", "0", port=port)
+    assert code == 2 and "--days must be between 1 and 3660" in refused
