@@ -248,7 +248,7 @@ async def apply_state(
     """Bring the (locked) subscription to the provider's state: its paid invoices recorded and granted once,
     its first payment following its first invoice, then its status, period and flags."""
     for paid in _paid_invoices(truth, invoice):
-        grants = [grant.model_dump(exclude_none=True) for grant in _product(catalog, paid, locked).grants]
+        grants = _grants_of(_product(catalog, paid, locked), paid)
         await subscription_machine.record_paid_invoice(conn, locked, paid, grants, actor=actor, reason=reason)
     await _first_payment_follows(conn, locked, truth, actor, reason)
     latest = truth.latest_invoice
@@ -277,6 +277,15 @@ async def apply_state(
 def _paid_invoices(truth: ProviderSubscription, invoice: ProviderInvoice | None) -> list[ProviderInvoice]:
     found = {i.provider_invoice_id: i for i in (invoice, truth.latest_invoice) if i is not None and i.status == "paid"}
     return sorted(found.values(), key=lambda paid: paid.period_start or 0)
+
+
+def _grants_of(product: Product, invoice: ProviderInvoice) -> list[dict]:
+    """What a paid invoice grants for its period. A proration (a plan changed now) pays the new plan's features
+    for the rest of the period, not its credit allowance: that starts at the next renewal, whole."""
+    grants = [grant.model_dump(exclude_none=True) for grant in product.grants]
+    if invoice.billing_reason == "subscription_update":
+        return [grant for grant in grants if not grant.get("credits")]
+    return grants
 
 
 def _product(catalog: Catalog, invoice: ProviderInvoice, locked: Subscription) -> Product:

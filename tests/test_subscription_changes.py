@@ -113,6 +113,28 @@ async def test_a_plan_change_now_charges_the_prorated_difference_in_the_customer
     assert 0 < expected < 9900 - 2900
 
 
+async def test_an_upgrade_now_grants_the_new_plans_features_but_its_allowance_only_from_the_next_renewal(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await advance(app, seconds=30 * 86400 - 3600)  # an hour before the period ends: a tiny proration
+        await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="u1", when="now",
+        )  # fmt: skip
+        view = await settled(client, started["subscription_id"], invoices=2)
+    proration = view["invoices"][1]
+    assert 0 < proration["amount_minor"] < 100
+    lots = await db.fetch("SELECT payment_id, quantity FROM credit_lots WHERE feature = 'llm_tokens'")
+    assert [(lot["payment_id"], lot["quantity"]) for lot in lots] == [(started["first_payment_id"], 1_000_000)]
+    features = await db.fetch(
+        "SELECT feature, expires_at FROM entitlements WHERE payment_id = $1", proration["payment_id"]
+    )
+    assert [row["feature"] for row in features] == ["pro"]
+    assert features[0]["expires_at"] == datetime.fromisoformat(view["current_period_end"])
+
+
 async def test_a_trial_gives_access_then_the_first_invoice_is_charged_when_it_ends(app, mcp) -> None:
     async with mcp() as client:
         started = await start(client, "pro_ai_trial")
