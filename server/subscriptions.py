@@ -270,7 +270,7 @@ async def apply_state(
                                                                  changes=changes))  # fmt: skip
     if result.subscription.status in subscription_machine.ENDED:
         # A paid invoice heard of only after the end (a late or out-of-order event) grants no access now.
-        await stored.end_access(conn, locked.tenant_id, locked.id)
+        await subscription_machine.end_access(conn, result.subscription)
     return result
 
 

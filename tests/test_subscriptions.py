@@ -167,7 +167,7 @@ async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app,
         assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["reason"] == "active"
 
 
-async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp) -> None:
+async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client, "pm_card_visa")
         async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
@@ -183,6 +183,18 @@ async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp) -> No
         answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert answer["allowed"] is False and answer["reason"] == "canceled"
         assert datetime.fromisoformat(answer["expires_at"]) == datetime.fromisoformat(ended["ended_at"])
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["allowed"] is False
+    await assert_allowance_expired(db)
+
+
+async def assert_allowance_expired(db: asyncpg.Connection) -> None:
+    """Every credit lot closed with its unspent credits written off, each write-off in the credit ledger."""
+    lots = await db.fetch("SELECT id, quantity, used, written_off, closed_at FROM credit_lots")
+    assert lots and all(lot["closed_at"] is not None for lot in lots)
+    assert all(lot["used"] + lot["written_off"] == lot["quantity"] for lot in lots)
+    expired = await db.fetchval("SELECT -sum(granted_delta) FROM credit_ledger WHERE kind = 'expire'")
+    assert expired == sum(lot["written_off"] for lot in lots)
 
 
 async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, mcp) -> None:
@@ -201,7 +213,7 @@ async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, m
         assert after["expires_at"] == started["current_period_end"]
 
 
-async def test_an_immediate_cancel_ends_access_now(app, mcp) -> None:
+async def test_an_immediate_cancel_ends_access_now(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client)
         ended = await call(
@@ -211,6 +223,9 @@ async def test_an_immediate_cancel_ends_access_now(app, mcp) -> None:
         assert ended["status"] == "canceled" and ended["ended_at"] is not None
         answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert answer["allowed"] is False and answer["reason"] == "canceled"
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["allowed"] is False
+        await assert_allowance_expired(db)
         again = await call(client, "start_subscription", **PLAN, idempotency_key="s2", payment_method="pm_card_visa")
         assert again["subscription_id"] != started["subscription_id"]  # an ended one does not block a new start
 

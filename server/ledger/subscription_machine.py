@@ -6,7 +6,7 @@
     unpaid → active (a late payment) | canceled;  canceled is final
 
 `cancel_at_period_end` is a flag beside the status. Every applied change is audited; ending (canceled or
-unpaid) ends the access its paid periods gave, and a paid invoice becomes a succeeded payment of the
+unpaid) ends the access its paid periods gave and expires its open credit allowances, and a paid invoice becomes a succeeded payment of the
 subscription that grants its period (and the period's credits) once — all in the caller's transaction, on
 a subscription row the caller has locked. The database refuses any status move not listed here
 (subscription_status_moves, which a test compares with ALLOWED).
@@ -80,11 +80,17 @@ async def apply(conn: asyncpg.Connection, locked: Subscription, move: Move) -> M
         conn, locked, move.to_status, move.changes, actor=move.actor, reason=move.reason, audit=True
     )
     if moving and updated.status in ENDED:
-        await stored.end_access(conn, updated.tenant_id, updated.id)
+        await end_access(conn, updated)
     ended = moving and updated.status == Status.CANCELED
     event_type = "subscription.canceled" if ended else "subscription.updated"
     await outbox.record(conn, updated.tenant_id, event_type, SubscriptionView.of(updated))
     return MoveResult(True, updated)
+
+
+async def end_access(conn: asyncpg.Connection, ended: Subscription) -> None:
+    """Ended: its periods not yet over end now and its credit allowances expire, ledgered like any expiry."""
+    await stored.end_access(conn, ended.tenant_id, ended.id)
+    await credit_moves.end_subscription_lots(conn, ended.tenant_id, ended.id)
 
 
 SET_ONCE = frozenset({"provider_subscription_id", "canceled_at", "ended_at", "cancel_reason"})
