@@ -6,10 +6,10 @@
     unpaid → active (a late payment) | canceled;  canceled is final
 
 `cancel_at_period_end` is a flag beside the status. Every applied change is audited; ending (canceled or
-unpaid) ends the access its paid periods gave and expires its open credit allowances, and a paid invoice becomes a succeeded payment of the
-subscription that grants its period (and the period's credits) once — all in the caller's transaction, on
-a subscription row the caller has locked. The database refuses any status move not listed here
-(subscription_status_moves, which a test compares with ALLOWED).
+unpaid) ends the access its paid periods gave and expires its open credit allowances, and a paid invoice
+becomes a succeeded payment of the subscription that grants its period (and the period's credits) once —
+all in the caller's transaction, on a subscription row the caller has locked. The database refuses any
+status move not listed here (subscription_status_moves, which a test compares with ALLOWED).
 """
 
 from __future__ import annotations
