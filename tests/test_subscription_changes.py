@@ -11,9 +11,13 @@ from itertools import pairwise
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from db.pool import transaction
+from server import subscriptions
 from server.config import Settings
+from server.providers import ProviderInvoice
 from tests.helpers import call, eventually, paywarden_command, post_webhook, running_app, sent_to_sandbox, signed
 from tests.test_subscriptions import (
     advance,
@@ -234,3 +238,61 @@ async def test_the_sandbox_clock_commands(app, database_url: str) -> None:
     assert code == 0 and "0 renewals, retries and cancellations ran" in moved, moved
     code, refused = await paywarden_command(database_url, "sandbox", "advance", "--days", "0", port=port)
     assert code == 2 and "--days must be between 1 and 3660" in refused
+
+
+async def test_an_invoice_paid_after_the_subscription_ended_is_recorded_granting_nothing_and_flagged(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await call(client, "cancel_subscription", subscription_id=started["subscription_id"], at_period_end=False)
+        truth = await app.services.provider.retrieve_subscription(started["provider_subscription_id"])
+        assert truth.current_period_end is not None
+        late = ProviderInvoice(
+            provider_invoice_id="in_paid_after_the_end", status="paid", amount_minor=2900, currency="USD",
+            provider_subscription_id=truth.provider_subscription_id, subscription_id=started["subscription_id"],
+            product_id="pro_ai_monthly", period_start=truth.current_period_end,
+            period_end=truth.current_period_end + 30 * 86400, billing_reason="subscription_cycle",
+        )  # fmt: skip
+        async with transaction(app.services.pool) as conn:
+            _, _, sub = await subscriptions.apply_event(
+                conn, app.services.catalog, app.services.provider.name, truth, late, actor="webhook", reason="test",
+                tenant_id=None,
+            )  # fmt: skip
+        assert sub is not None and sub.status == "canceled"
+        answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
+        assert answer["allowed"] is False
+    paid = await db.fetchrow(
+        "SELECT id, status, attention, grants FROM payments WHERE provider_invoice_id = 'in_paid_after_the_end'"
+    )
+    assert paid["status"] == "succeeded" and "ended" in paid["attention"]  # the money is recorded, for an operator
+    assert await db.fetchval("SELECT count(*) FROM entitlements WHERE payment_id = $1", paid["id"]) == 0
+    assert await db.fetchval("SELECT count(*) FROM credit_lots WHERE payment_id = $1", paid["id"]) == 0
+
+
+async def test_the_sandbox_voids_the_open_invoice_of_a_subscription_it_ends(app, mcp, db: asyncpg.Connection) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+            await http.post(
+                f"/v1/subscriptions/{started['provider_subscription_id']}",
+                data={"default_payment_method": "pm_card_chargeCustomerFail"},
+                headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+            )
+        await to_period_end(app, started["current_period_end"])
+        await settled(client, started["subscription_id"], status="past_due")
+        open_invoice = await db.fetchval(
+            "SELECT id FROM sandbox.objects WHERE type = 'invoice' AND object->>'status' = 'open'"
+        )
+        ended = await call(
+            client, "cancel_subscription", subscription_id=started["subscription_id"], at_period_end=False
+        )
+        assert ended["status"] == "canceled"
+        async with httpx.AsyncClient(base_url=app.base_url) as http:
+            paid = await http.post(f"/sandbox/invoice/{open_invoice}/pay")
+        assert paid.status_code == 400
+    invoice = await db.fetchval("SELECT object->>'status' FROM sandbox.objects WHERE id = $1", open_invoice)
+    assert invoice == "void"
+    provider = await provider_subscription(app, started["provider_subscription_id"])
+    assert provider["status"] == "canceled"
+    assert await db.fetchval("SELECT count(*) FROM payments WHERE status = 'succeeded'") == 1

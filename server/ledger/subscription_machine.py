@@ -125,19 +125,27 @@ async def record_paid_invoice(
 ) -> Payment | None:
     """The paid invoice as a succeeded payment of the subscription (the first invoice is the payment that
     start_subscription recorded), granting `grants` for the invoice's period once. Zero invoices (a trial)
-    are not payments."""
+    are not payments. An invoice paid after the subscription was canceled (final) is recorded — the money was
+    taken — but grants nothing and is flagged for an operator to refund or decide."""
     if invoice.amount_minor <= 0 or invoice.period_start is None or invoice.period_end is None:
         return None
+    after_the_end = locked.status == Status.CANCELED
     period = {"period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end)}
-    for_period = [{**grant, **period} for grant in grants]
+    for_period = [] if after_the_end else [{**grant, **period} for grant in grants]
     payment = await _payment_of(conn, locked, invoice, for_period)
     if payment.status in payment_machine.CHARGED:
         return payment
-    await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
+    if not after_the_end:
+        await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
     change = payment_machine.Transition(
         to_status=PaymentStatus.SUCCEEDED, actor=actor, reason=reason, provider_payment_id=invoice.provider_payment_id
     )
-    return (await payment_machine.apply(conn, payment, change)).payment
+    paid = (await payment_machine.apply(conn, payment, change)).payment
+    if after_the_end:
+        note = f"invoice {invoice.provider_invoice_id} was paid after subscription {locked.id} ended: it grants "
+        note += "nothing; refund it or start a new subscription"
+        await payments.flag_attention(conn, paid.id, note)
+    return paid
 
 
 async def _payment_of(
