@@ -65,7 +65,8 @@ async def app(app, owner_database_url: str):
 def settings(settings: Settings, tmp_path: Path) -> Settings:
     catalog = tmp_path / "plans.toml"
     catalog.write_text(CATALOG)
-    return settings.model_copy(update={"catalog_path": catalog, "duplicate_window_seconds": 0})
+    no_approval = {"approval_threshold_minor": 1_000_000}  # the team plan (99.00) starts without an operator
+    return settings.model_copy(update={"catalog_path": catalog, "duplicate_window_seconds": 0, **no_approval})
 
 
 async def start(client, product: str = "pro_ai_monthly", key: str = "s1") -> dict:
@@ -296,3 +297,23 @@ async def test_the_sandbox_voids_the_open_invoice_of_a_subscription_it_ends(app,
     provider = await provider_subscription(app, started["provider_subscription_id"])
     assert provider["status"] == "canceled"
     assert await db.fetchval("SELECT count(*) FROM payments WHERE status = 'succeeded'") == 1
+
+
+async def test_a_renewal_paid_entirely_from_the_customers_credit_still_grants_its_period(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client, "team_ai_monthly")
+        await advance(app, 1)
+        await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="pro_ai_monthly",
+            idempotency_key="c1", when="now",
+        )  # fmt: skip
+        await to_period_end(app, started["current_period_end"])  # the downgrade's credit pays the whole renewal
+        view = await settled(client, started["subscription_id"], invoices=2)
+    renewal = view["invoices"][1]
+    assert renewal["amount_minor"] == 0 and renewal["status"] == "succeeded"
+    period = await db.fetchrow("SELECT expires_at FROM entitlements WHERE payment_id = $1", renewal["payment_id"])
+    assert period["expires_at"] == datetime.fromisoformat(view["current_period_end"])
+    lot = await db.fetchrow("SELECT quantity, expires_at FROM credit_lots WHERE payment_id = $1", renewal["payment_id"])
+    assert lot["quantity"] == 1_000_000 and lot["expires_at"] == period["expires_at"]

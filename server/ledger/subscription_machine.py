@@ -124,12 +124,14 @@ async def record_paid_invoice(
     reason: str,
 ) -> Payment | None:
     """The paid invoice as a succeeded payment of the subscription (the first invoice is the payment that
-    start_subscription recorded), granting `grants` for the invoice's period once. Zero invoices (a trial)
-    are not payments. An invoice paid after the subscription was canceled (final) is recorded — the money was
-    taken — but grants nothing and is flagged for an operator to refund or decide."""
-    if invoice.amount_minor <= 0 or invoice.period_start is None or invoice.period_end is None:
-        return None
+    start_subscription recorded), granting `grants` for the invoice's period once. A zero renewal (paid
+    from the customer's credit at the provider) is a zero payment that grants its period; other zero
+    invoices (a trial's, a proration that cost nothing) are not payments. An invoice paid after the
+    subscription was canceled (final) is recorded — the money was taken — but grants nothing and is flagged
+    for an operator to refund or decide."""
     after_the_end = locked.status == Status.CANCELED
+    if not _is_a_payment(invoice, after_the_end) or invoice.period_start is None or invoice.period_end is None:
+        return None
     period = {"period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end)}
     for_period = [] if after_the_end else [{**grant, **period} for grant in grants]
     payment = await _payment_of(conn, locked, invoice, for_period)
@@ -176,6 +178,12 @@ async def _payment_of(
     return await stored.insert_invoice_payment(
         conn, payments.new_payment_id(), new, locked.id, invoice.provider_invoice_id
     )
+
+
+def _is_a_payment(invoice: ProviderInvoice, after_the_end: bool) -> bool:
+    if invoice.amount_minor > 0:
+        return True
+    return invoice.amount_minor == 0 and invoice.billing_reason == "subscription_cycle" and not after_the_end
 
 
 def _is_the_first_invoice(first: Payment, invoice: ProviderInvoice) -> bool:
