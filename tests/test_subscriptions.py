@@ -238,6 +238,22 @@ async def test_a_second_live_subscription_is_refused_naming_the_first(app, mcp) 
         assert started["subscription_id"] in refused and "already has" in refused
 
 
+async def test_an_unpaid_subscription_is_still_live_since_a_late_payment_brings_it_back(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await db.execute("UPDATE subscriptions SET status = 'unpaid' WHERE id = $1", started["subscription_id"])
+        refused = await call_error(client, "start_subscription", **PLAN, idempotency_key="s2",
+                                   payment_method="pm_card_visa")  # fmt: skip
+        assert started["subscription_id"] in refused and "unpaid" in refused
+    second = "INSERT INTO subscriptions (tenant_id, id, customer_id, product_id, provider, first_payment_id,"
+    second += " idempotency_key) SELECT tenant_id, 'subs_second', customer_id, product_id, provider,"
+    second += " first_payment_id, 'k2' FROM subscriptions WHERE id = $1"
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.execute(second, started["subscription_id"])
+
+
 async def test_without_a_card_the_person_pays_the_first_invoice_on_its_page(app, mcp) -> None:
     async with mcp() as client:
         started = await call(client, "start_subscription", **PLAN, idempotency_key="s1")
