@@ -317,3 +317,53 @@ async def test_a_renewal_paid_entirely_from_the_customers_credit_still_grants_it
     assert period["expires_at"] == datetime.fromisoformat(view["current_period_end"])
     lot = await db.fetchrow("SELECT quantity, expires_at FROM credit_lots WHERE payment_id = $1", renewal["payment_id"])
     assert lot["quantity"] == 1_000_000 and lot["expires_at"] == period["expires_at"]
+
+
+async def item_product(app, provider_subscription_id: str) -> str:
+    provider = await provider_subscription(app, provider_subscription_id)
+    return provider["items"]["data"][0]["price"]["lookup_key"]
+
+
+async def test_a_downgrade_now_follows_the_providers_item_and_changing_back_charges_the_proration(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client, "team_ai_monthly")
+        await advance(app, 1)
+        down = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="pro_ai_monthly",
+            idempotency_key="c1", when="now",
+        )  # fmt: skip
+        assert down["product_id"] == "pro_ai_monthly" and down["pending_product_id"] is None
+        up = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c2", when="now",
+        )  # fmt: skip
+        assert up["product_id"] == "team_ai_monthly"
+        await settled(client, started["subscription_id"], invoices=2)
+    assert await item_product(app, started["provider_subscription_id"]) == "team_ai_monthly"
+    reasons = await db.fetch(
+        "SELECT object->>'billing_reason' AS reason FROM sandbox.objects WHERE type = 'invoice' ORDER BY created_at"
+    )
+    assert [row["reason"] for row in reasons] == ["subscription_create", "subscription_update"]
+    assert await db.fetchval("SELECT sum(quantity) FROM credit_lots") == 5_000_000  # one allowance, not two
+
+
+async def test_changing_back_now_to_the_plan_paid_for_cancels_the_scheduled_change_without_a_charge(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client, "team_ai_monthly")
+        await advance(app, 10)
+        scheduled = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="pro_ai_monthly",
+            idempotency_key="c1",
+        )  # fmt: skip
+        assert scheduled["product_id"] == "team_ai_monthly" and scheduled["pending_product_id"] == "pro_ai_monthly"
+        back = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c2", when="now",
+        )  # fmt: skip
+        assert back["product_id"] == "team_ai_monthly" and back["pending_product_id"] is None
+    assert await item_product(app, started["provider_subscription_id"]) == "team_ai_monthly"
+    assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'invoice'") == 1
