@@ -39,6 +39,7 @@ from server.ledger.subscription_machine import Move
 from server.payments import PaymentView
 from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
 from server.services import Services
+from server.spend_limits import ApprovalNeed
 from server.subscription_views import SubscriptionView
 from server.tenancy import Caller
 
@@ -391,9 +392,10 @@ async def cancel(
 
 async def change(
     services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str,
-    when: When = "period_end",
+    when: When = "period_end", answer: ApprovalAnswer = "not_asked", approved_for: tuple = (),
 ) -> SubscriptionView:  # fmt: skip
-    """Switch plans at the next renewal, or now with the provider's proration (the difference charged now).
+    """Switch plans at the next renewal, or now with the provider's proration (the difference charged now),
+    within the limits and the approval a start of the new plan would meet (charges.guard_plan_change).
     Compared with the provider's subscription item: back to the plan this period was paid for undoes a
     scheduled change without any charge; a plan the item already bills is not changed again."""
     sub = await _get(services, caller, subscription_id)
@@ -407,6 +409,9 @@ async def change(
     if sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE):
         raise NotAllowedNow(f"Subscription {sub.id} is {sub.status}; only a live one can change plans.")
     assert sub.provider_subscription_id is not None
+    if product_id != sub.product_id:
+        request = charge_input(caller, sub.customer_id, product_id, idempotency_key, None)
+        await charges.guard_plan_change(services, request, answer, approved_for)
     truth = await services.provider.retrieve_subscription(sub.provider_subscription_id)
     billed = truth.product_id or sub.product_id
     why = f"change_subscription to {product_id!r} ({when}; idempotency_key {idempotency_key!r})"
@@ -429,6 +434,18 @@ async def _switch(services: Services, sub: Subscription, product: Product, key: 
         provider_subscription_id=sub.provider_subscription_id, plan=plan_of(product), now=now, idempotency_key=key[:255]
     )
     return await services.provider.change_subscription(plan_change)
+
+
+async def change_approval(
+    services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str
+) -> tuple[ApprovalNeed, str]:
+    """Whether change() to `product_id` needs the person's approval, and the question to ask them."""
+    sub = await _get(services, caller, subscription_id)
+    if product_id == sub.product_id:
+        return ApprovalNeed([]), ""
+    return charges.plan_change_approval(
+        services, charge_input(caller, sub.customer_id, product_id, idempotency_key, None)
+    )
 
 
 @retry_on_deadlock

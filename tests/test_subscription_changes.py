@@ -18,7 +18,17 @@ from db.pool import transaction
 from server import subscriptions
 from server.config import Settings
 from server.providers import ProviderInvoice
-from tests.helpers import call, eventually, paywarden_command, post_webhook, running_app, sent_to_sandbox, signed
+from tests.helpers import (
+    api_client,
+    approve_everything,
+    call,
+    eventually,
+    paywarden_command,
+    post_webhook,
+    running_app,
+    sent_to_sandbox,
+    signed,
+)
 from tests.test_subscriptions import (
     advance,
     all_events_delivered,
@@ -367,3 +377,36 @@ async def test_changing_back_now_to_the_plan_paid_for_cancels_the_scheduled_chan
         assert back["product_id"] == "team_ai_monthly" and back["pending_product_id"] is None
     assert await item_product(app, started["provider_subscription_id"]) == "team_ai_monthly"
     assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'invoice'") == 1
+
+
+async def test_a_plan_change_meets_the_limits_and_the_approval_a_start_of_the_new_plan_would(
+    app, mcp, api_key: str, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+    monkeypatch.setattr(app.services.settings, "approval_threshold_minor", 5000)  # team (99.00) needs approval
+    async with api_client(app.base_url, api_key) as http:
+        refused = await http.post(
+            f"/v1/subscriptions/{started['subscription_id']}/change",
+            json={"product_id": "team_ai_monthly", "when": "now"}, headers={"Idempotency-Key": "c1"},
+        )  # fmt: skip
+        assert refused.status_code == 409 and "approval" in refused.json()["detail"], refused.text
+        monkeypatch.setattr(app.services.settings, "approval_threshold_minor", 1_000_000)
+        monkeypatch.setattr(app.services.settings, "max_charge_minor", 5000)
+        limited = await http.post(
+            f"/v1/subscriptions/{started['subscription_id']}/change",
+            json={"product_id": "team_ai_monthly"}, headers={"Idempotency-Key": "c2"},
+        )  # fmt: skip
+        assert limited.status_code == 403 and limited.json()["code"] == "spend_limit_exceeded", limited.text
+    assert await item_product(app, started["provider_subscription_id"]) == "pro_ai_monthly"
+    assert await db.fetchval("SELECT count(*) FROM sandbox.objects WHERE type = 'invoice'") == 1
+    sub = await db.fetchrow("SELECT product_id, pending_product_id FROM subscriptions")
+    assert tuple(sub) == ("pro_ai_monthly", None)
+    monkeypatch.setattr(app.services.settings, "max_charge_minor", 1_000_000)
+    monkeypatch.setattr(app.services.settings, "approval_threshold_minor", 5000)
+    async with mcp(elicitation_callback=approve_everything) as client:  # the person says yes
+        changed = await call(
+            client, "change_subscription", subscription_id=started["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c3",
+        )  # fmt: skip
+    assert changed["pending_product_id"] == "team_ai_monthly"
