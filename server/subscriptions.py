@@ -251,13 +251,17 @@ async def apply_state(
     for paid in _paid_invoices(truth, invoice):
         grants = _grants_of(_product(catalog, paid, locked), paid)
         await subscription_machine.record_paid_invoice(conn, locked, paid, grants, actor=actor, reason=reason)
+    if _older_than(truth, locked):
+        # Fetched before a newer copy was applied (the reconciler and the inbox fetch outside the lock).
+        return subscription_machine.MoveResult(False, locked, "an older copy of the provider's subscription")
     await _first_payment_follows(conn, locked, truth, actor, reason)
     latest = truth.latest_invoice
     product = _plan_billed_now(locked, truth)
+    period_end = _at(truth.current_period_end)
     changes = Changes(
         provider_subscription_id=truth.provider_subscription_id,
         current_period_start=_at(truth.current_period_start),
-        current_period_end=_at(truth.current_period_end),
+        current_period_end=None if _earlier(period_end, locked.current_period_end) else period_end,
         trial_end=_at(truth.trial_end),
         cancel_at_period_end=truth.cancel_at_period_end,
         canceled_at=_at(truth.canceled_at),
@@ -273,6 +277,15 @@ async def apply_state(
         # A paid invoice heard of only after the end (a late or out-of-order event) grants no access now.
         await subscription_machine.end_access(conn, result.subscription)
     return result
+
+
+def _older_than(truth: ProviderSubscription, locked: Subscription) -> bool:
+    """A copy of the provider's subscription from before the period the (locked) row already has."""
+    return _earlier(_at(truth.current_period_start), locked.current_period_start)
+
+
+def _earlier(at: datetime | None, than: datetime | None) -> bool:
+    return at is not None and than is not None and at < than
 
 
 def _plan_billed_now(locked: Subscription, truth: ProviderSubscription) -> str | None:

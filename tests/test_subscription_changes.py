@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -410,3 +411,33 @@ async def test_a_plan_change_meets_the_limits_and_the_approval_a_start_of_the_ne
             idempotency_key="c3",
         )  # fmt: skip
     assert changed["pending_product_id"] == "team_ai_monthly"
+
+
+async def test_an_older_copy_of_the_providers_subscription_never_rolls_it_back(
+    app, mcp, db: asyncpg.Connection
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        older = await app.services.provider.retrieve_subscription(started["provider_subscription_id"])
+        await to_period_end(app, started["current_period_end"])
+        renewed = await settled(client, started["subscription_id"], invoices=2, status="active")
+        await eventually(lambda: _period_moved(client, started))
+        stale = replace(older, status="past_due", latest_invoice=None)  # fetched before the renewal, applied after
+        async with transaction(app.services.pool) as conn:
+            outcome, _, _ = await subscriptions.apply_event(
+                conn, app.services.catalog, app.services.provider.name, stale, None, actor="webhook", reason="test",
+                tenant_id=None,
+            )  # fmt: skip
+        assert outcome == "ignored"
+        after = await call(client, "get_subscription", subscription_id=started["subscription_id"])
+    assert after["status"] == "active"
+    item = (await provider_subscription(app, started["provider_subscription_id"]))["items"]["data"][0]
+    assert datetime.fromisoformat(after["current_period_start"]).timestamp() == item["current_period_start"]
+    assert datetime.fromisoformat(after["current_period_end"]).timestamp() == item["current_period_end"]
+    assert after["current_period_end"] > renewed["current_period_start"]
+    assert await db.fetchval("SELECT count(*) FROM subscription_audit WHERE to_status = 'past_due'") == 0
+
+
+async def _period_moved(client, started: dict) -> bool:
+    view = await call(client, "get_subscription", subscription_id=started["subscription_id"])
+    return view["current_period_start"] != started["current_period_start"]
