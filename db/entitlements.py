@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -108,26 +110,33 @@ async def _lock_feature(connection: asyncpg.Connection, tenant_id: str, customer
     )
 
 
+_STATE = """
+SELECT
+    max(expires_at) FILTER (WHERE starts_at <= now() AND expires_at > now() AND suspended_at IS NULL) AS active_now,
+    max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NULL) AS latest_end,
+    max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at,
+    max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NOT NULL) AS disputed_until
+  FROM entitlements
+ WHERE tenant_id = $3 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
+"""
+STATE_COLUMNS = ("active_now", "latest_end", "last_expired_at", "disputed_until")
+
+
 async def state(connection: asyncpg.Connection, tenant_id: str, customer_id: str, feature: str) -> EntitlementState:
-    row = await connection.fetchrow(
-        """
-        SELECT
-            max(expires_at) FILTER (
-                WHERE starts_at <= now() AND expires_at > now() AND suspended_at IS NULL) AS active_now,
-            max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NULL) AS latest_end,
-            max(expires_at) FILTER (WHERE expires_at <= now()) AS last_expired_at,
-            max(expires_at) FILTER (WHERE expires_at > now() AND suspended_at IS NOT NULL) AS disputed_until
-          FROM entitlements
-         WHERE tenant_id = $3 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
-        """,
-        customer_id,
-        feature,
-        tenant_id,
-    )
+    return state_of(await connection.fetchrow(_STATE, customer_id, feature, tenant_id))
+
+
+def state_of(row: Mapping[str, Any]) -> EntitlementState:
+    """The standing from a row holding the state query's columns (alone, or beside other columns)."""
     active_until = row["latest_end"] if row["active_now"] is not None else None
     return EntitlementState(
         active_until=active_until, last_expired_at=row["last_expired_at"], disputed_until=row["disputed_until"]
     )
+
+
+def state_query() -> str:
+    """The state query, $1 customer, $2 feature, $3 tenant, for a caller that joins more to it."""
+    return _STATE
 
 
 @dataclass(frozen=True)

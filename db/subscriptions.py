@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from db import entitlements
+from db.entitlements import EntitlementState
 from db.payments import NewPayment, Payment
 from server.errors import SubscriptionExists
 
@@ -281,29 +283,38 @@ async def of_customer(conn: asyncpg.Connection, tenant_id: str, customer_id: str
     return [Subscription.from_row(row) for row in rows]
 
 
-async def latest_for_products(
+_LATEST = """
+SELECT s.*, (SELECT max(e.expires_at) FROM payments p
+               JOIN entitlements e ON e.tenant_id = p.tenant_id AND e.payment_id = p.id
+              WHERE p.tenant_id = s.tenant_id AND p.subscription_id = s.id AND e.feature = $2
+                AND e.revoked_at IS NULL AND e.suspended_at IS NULL) AS paid_through
+  FROM subscriptions s
+ WHERE s.tenant_id = $3 AND s.customer_id = $1 AND s.product_id = ANY($4::text[])
+ ORDER BY (s.status NOT IN ('canceled', 'unpaid')) DESC, s.created_at DESC LIMIT 1
+"""
+
+
+async def standing(
     conn: asyncpg.Connection, tenant_id: str, customer_id: str, product_ids: list[str], feature: str
-) -> tuple[Subscription, datetime | None] | None:
-    """The customer's most recent subscription to any of the products (a live one before an ended one), and
-    the end of the latest period of `feature` its paid invoices granted that nobody took back (one query)."""
+) -> tuple[EntitlementState, tuple[Subscription, datetime | None] | None]:
+    """The feature's entitlement state, and the customer's most recent subscription to any of the products (a
+    live one before an ended one) with the end of the latest period of `feature` its paid invoices granted
+    that nobody took back — in one round trip (the entitlement check of a feature a plan grants)."""
     row = await conn.fetchrow(
-        """
-        SELECT s.*, (SELECT max(e.expires_at) FROM payments p
-                       JOIN entitlements e ON e.tenant_id = p.tenant_id AND e.payment_id = p.id
-                      WHERE p.tenant_id = s.tenant_id AND p.subscription_id = s.id AND e.feature = $4
-                        AND e.revoked_at IS NULL AND e.suspended_at IS NULL) AS paid_through
-          FROM subscriptions s
-         WHERE s.tenant_id = $1 AND s.customer_id = $2 AND s.product_id = ANY($3::text[])
-         ORDER BY (s.status NOT IN ('canceled', 'unpaid')) DESC, s.created_at DESC LIMIT 1
-        """,
-        tenant_id,
+        f"SELECT st.*, sub.* FROM ({entitlements.state_query()}) st LEFT JOIN LATERAL ({_LATEST}) sub ON true",
         customer_id,
-        product_ids,
         feature,
+        tenant_id,
+        product_ids,
     )
-    if row is None:
-        return None
     fields = dict(row)
+    state = entitlements.state_of(fields)
+    for column in entitlements.STATE_COLUMNS:
+        fields.pop(column)
+    return state, (_latest_of(fields) if fields["id"] is not None else None)
+
+
+def _latest_of(fields: dict[str, Any]) -> tuple[Subscription, datetime | None]:
     paid_through = fields.pop("paid_through")
     return Subscription.from_row(fields), paid_through
 

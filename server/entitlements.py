@@ -123,11 +123,11 @@ async def _check(
     if services.catalog.is_metered(feature):
         return await _metered(services, tenant_id, customer_id, feature, quantity, products)
     async with connection(services.pool) as conn:
-        state = await entitlement_rows.state(conn, tenant_id, customer_id, feature)
         plans = [p.id for p in products if p.recurring]
-        found = (
-            await subscription_rows.latest_for_products(conn, tenant_id, customer_id, plans, feature) if plans else None
-        )
+        if plans:
+            state, found = await subscription_rows.standing(conn, tenant_id, customer_id, plans, feature)
+        else:
+            state, found = await entitlement_rows.state(conn, tenant_id, customer_id, feature), None
         sub, paid_through = found or (None, None)
         pending = None
         if state.active_until is None and products:
