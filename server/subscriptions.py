@@ -441,7 +441,9 @@ async def change(
     return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why, pending=None))
 
 
-async def _switch(services: Services, sub: Subscription, product: Product, key: str, *, now: bool):
+async def _switch(
+    services: Services, sub: Subscription, product: Product, key: str, *, now: bool
+) -> ProviderSubscription:
     assert sub.provider_subscription_id is not None
     plan_change = PlanChange(
         provider_subscription_id=sub.provider_subscription_id, plan=plan_of(product), now=now, idempotency_key=key[:255]
