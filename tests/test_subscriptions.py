@@ -239,10 +239,11 @@ async def test_a_second_live_subscription_is_refused_naming_the_first(app, mcp) 
 
 
 async def test_an_unpaid_subscription_is_still_live_since_a_late_payment_brings_it_back(
-    app, mcp, db: asyncpg.Connection
+    app, mcp, db: asyncpg.Connection, owner_database_url: str
 ) -> None:
     async with mcp() as client:
         started = await start(client)
+        await all_events_delivered(owner_database_url)  # no start event moves it back to active after this
         await db.execute("UPDATE subscriptions SET status = 'unpaid' WHERE id = $1", started["subscription_id"])
         refused = await call_error(client, "start_subscription", **PLAN, idempotency_key="s2",
                                    payment_method="pm_card_visa")  # fmt: skip
