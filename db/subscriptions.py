@@ -109,10 +109,12 @@ async def insert(
 
 
 async def live_of(conn: asyncpg.Connection, tenant_id: str, customer_id: str, product_id: str) -> Subscription | None:
+    """The subscription not canceled (unpaid included: a late payment brings it back), as the unique index
+    subscriptions_one_live has it."""
     row = await conn.fetchrow(
         """
         SELECT * FROM subscriptions WHERE tenant_id = $1 AND customer_id = $2 AND product_id = $3
-           AND status NOT IN ('canceled', 'unpaid')
+           AND status <> 'canceled'
         """,
         tenant_id,
         customer_id,

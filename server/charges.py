@@ -174,6 +174,40 @@ async def approval_needed(services: Services, request: ChargeInput) -> ApprovalN
     return approval_need(new, services.settings, earlier, request.caller)
 
 
+async def guard_plan_change(
+    services: Services, request: ChargeInput, answer: ApprovalAnswer = "not_asked", approved_for: Sequence[str] = ()
+) -> None:
+    """A plan change bills the new plan's price from now on: it meets the customer's limits, the key's budget
+    and the approval a start of that plan would (no payment waits for an operator: a change that needs one
+    goes ahead only with the person's yes through the MCP client, otherwise it is refused)."""
+    new = price(request, services.catalog, services.provider)
+    async with transaction(services.pool) as conn:
+        await api_keys.require_active(conn, request.caller)
+        await spend.lock_customer(conn, new.tenant_id, request.customer_id)
+        await _check_limits(conn, services.settings, new, request.caller)
+    need = approval_need(new, services.settings, None, request.caller)
+    if not need.reasons or (need.by_client and answer == "approved" and set(need.reasons) <= set(approved_for)):
+        return
+    who = need.operator_only or "the person did not approve it through the MCP client"
+    raise NotAllowedNow(
+        f"Changing to {request.product_id!r} at {format_amount(new.amount_minor, new.currency)} per period needs "
+        f"approval because {' and '.join(need.reasons)}, and {who}. Ask the person to approve it, or an operator "
+        "to raise the limit; the plan is unchanged."
+    )
+
+
+def plan_change_approval(services: Services, request: ChargeInput) -> tuple[ApprovalNeed, str]:
+    """Whether a plan change to request.product_id would need the person's approval, and the question."""
+    new = price(request, services.catalog, services.provider)
+    need = approval_need(new, services.settings, None, request.caller)
+    question = (
+        f"Approve moving customer {new.customer_id!r} to {new.description or request.product_id!r} at "
+        f"{format_amount(new.amount_minor, new.currency)} per period? Approval is needed because "
+        f"{' and '.join(need.reasons)}."
+    )
+    return need, question
+
+
 def approval_question(services: Services, request: ChargeInput, reasons: Sequence[str]) -> str:
     """The same words every time for the same charge: who is charged, how much, for what, and why we ask."""
     new = price(request, services.catalog, services.provider)

@@ -39,6 +39,7 @@ from server.ledger.subscription_machine import Move
 from server.payments import PaymentView
 from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
 from server.services import Services
+from server.spend_limits import ApprovalNeed
 from server.subscription_views import SubscriptionView
 from server.tenancy import Caller
 
@@ -248,15 +249,19 @@ async def apply_state(
     """Bring the (locked) subscription to the provider's state: its paid invoices recorded and granted once,
     its first payment following its first invoice, then its status, period and flags."""
     for paid in _paid_invoices(truth, invoice):
-        grants = [grant.model_dump(exclude_none=True) for grant in _product(catalog, paid, locked).grants]
+        grants = _grants_of(_product(catalog, paid, locked), paid)
         await subscription_machine.record_paid_invoice(conn, locked, paid, grants, actor=actor, reason=reason)
+    if _older_than(truth, locked):
+        # Fetched before a newer copy was applied (the reconciler and the inbox fetch outside the lock).
+        return subscription_machine.MoveResult(False, locked, "an older copy of the provider's subscription")
     await _first_payment_follows(conn, locked, truth, actor, reason)
     latest = truth.latest_invoice
-    product = latest.product_id if latest and latest.status == "paid" and latest.amount_minor else None
+    product = _plan_billed_now(locked, truth)
+    period_end = _at(truth.current_period_end)
     changes = Changes(
         provider_subscription_id=truth.provider_subscription_id,
         current_period_start=_at(truth.current_period_start),
-        current_period_end=_at(truth.current_period_end),
+        current_period_end=None if _earlier(period_end, locked.current_period_end) else period_end,
         trial_end=_at(truth.trial_end),
         cancel_at_period_end=truth.cancel_at_period_end,
         canceled_at=_at(truth.canceled_at),
@@ -270,13 +275,42 @@ async def apply_state(
                                                                  changes=changes))  # fmt: skip
     if result.subscription.status in subscription_machine.ENDED:
         # A paid invoice heard of only after the end (a late or out-of-order event) grants no access now.
-        await stored.end_access(conn, locked.tenant_id, locked.id)
+        await subscription_machine.end_access(conn, result.subscription)
     return result
+
+
+def _older_than(truth: ProviderSubscription, locked: Subscription) -> bool:
+    """A copy of the provider's subscription from before the period the (locked) row already has."""
+    return _earlier(_at(truth.current_period_start), locked.current_period_start)
+
+
+def _earlier(at: datetime | None, than: datetime | None) -> bool:
+    return at is not None and than is not None and at < than
+
+
+def _plan_billed_now(locked: Subscription, truth: ProviderSubscription) -> str | None:
+    """The plan of the current period: the provider's subscription item — unless the item is the plan a change
+    at period end scheduled (the provider bills it from the next renewal), until an invoice of it is paid."""
+    item = truth.product_id
+    if item is None or item != locked.pending_product_id:
+        return item
+    latest = truth.latest_invoice
+    billed = latest is not None and latest.status == "paid" and latest.product_id == item
+    return item if billed else None
 
 
 def _paid_invoices(truth: ProviderSubscription, invoice: ProviderInvoice | None) -> list[ProviderInvoice]:
     found = {i.provider_invoice_id: i for i in (invoice, truth.latest_invoice) if i is not None and i.status == "paid"}
     return sorted(found.values(), key=lambda paid: paid.period_start or 0)
+
+
+def _grants_of(product: Product, invoice: ProviderInvoice) -> list[dict]:
+    """What a paid invoice grants for its period. A proration (a plan changed now) pays the new plan's features
+    for the rest of the period, not its credit allowance: that starts at the next renewal, whole."""
+    grants = [grant.model_dump(exclude_none=True) for grant in product.grants]
+    if invoice.billing_reason == "subscription_update":
+        return [grant for grant in grants if not grant.get("credits")]
+    return grants
 
 
 def _product(catalog: Catalog, invoice: ProviderInvoice, locked: Subscription) -> Product:
@@ -371,9 +405,12 @@ async def cancel(
 
 async def change(
     services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str,
-    when: When = "period_end",
+    when: When = "period_end", answer: ApprovalAnswer = "not_asked", approved_for: tuple = (),
 ) -> SubscriptionView:  # fmt: skip
-    """Switch plans at the next renewal, or now with the provider's proration (the difference charged now)."""
+    """Switch plans at the next renewal, or now with the provider's proration (the difference charged now),
+    within the limits and the approval a start of the new plan would meet (charges.guard_plan_change).
+    Compared with the provider's subscription item: back to the plan this period was paid for undoes a
+    scheduled change without any charge; a plan the item already bills is not changed again."""
     sub = await _get(services, caller, subscription_id)
     product = services.catalog.get(product_id)
     if not product.recurring:
@@ -384,17 +421,46 @@ async def change(
                              f"{current.currency}; a plan change keeps the currency.", param="product_id")  # fmt: skip
     if sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE):
         raise NotAllowedNow(f"Subscription {sub.id} is {sub.status}; only a live one can change plans.")
-    if product_id == sub.product_id and sub.pending_product_id is None:
-        return SubscriptionView.of(sub)
+    assert sub.provider_subscription_id is not None
+    if product_id != sub.product_id:
+        request = charge_input(caller, sub.customer_id, product_id, idempotency_key, None)
+        await charges.guard_plan_change(services, request, answer, approved_for)
+    truth = await services.provider.retrieve_subscription(sub.provider_subscription_id)
+    billed = truth.product_id or sub.product_id
+    why = f"change_subscription to {product_id!r} ({when}; idempotency_key {idempotency_key!r})"
+    key = f"{sub.id}-change-{idempotency_key}"
+    if product_id == sub.product_id or when == "period_end":
+        if billed != product_id:  # no proration: the item bills the plan from the next renewal
+            truth = await _switch(services, sub, product, key, now=False)
+        pending = None if product_id == sub.product_id else product_id
+        return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why,
+                                                      pending=pending, paid_plan=sub.product_id))  # fmt: skip
+    if billed != sub.product_id:  # a change scheduled for the renewal: undone first, so the proration is right
+        await _switch(services, sub, current, f"{key}-undo-scheduled", now=False)
+    truth = await _switch(services, sub, product, key, now=True)
+    return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why, pending=None))
+
+
+async def _switch(
+    services: Services, sub: Subscription, product: Product, key: str, *, now: bool
+) -> ProviderSubscription:
     assert sub.provider_subscription_id is not None
     plan_change = PlanChange(
-        provider_subscription_id=sub.provider_subscription_id, plan=plan_of(product), now=when == "now",
-        idempotency_key=f"{sub.id}-change-{idempotency_key}"[:255],
-    )  # fmt: skip
-    truth = await services.provider.change_subscription(plan_change)
-    why = f"change_subscription to {product_id!r} ({when}; idempotency_key {idempotency_key!r})"
-    pending = product_id if when == "period_end" else None
-    return SubscriptionView.of(await _apply_truth(services, sub.id, truth, actor="agent", reason=why, pending=pending))
+        provider_subscription_id=sub.provider_subscription_id, plan=plan_of(product), now=now, idempotency_key=key[:255]
+    )
+    return await services.provider.change_subscription(plan_change)
+
+
+async def change_approval(
+    services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str
+) -> tuple[ApprovalNeed, str]:
+    """Whether change() to `product_id` needs the person's approval, and the question to ask them."""
+    sub = await _get(services, caller, subscription_id)
+    if product_id == sub.product_id:
+        return ApprovalNeed([]), ""
+    return charges.plan_change_approval(
+        services, charge_input(caller, sub.customer_id, product_id, idempotency_key, None)
+    )
 
 
 @retry_on_deadlock
@@ -405,14 +471,22 @@ async def _apply_truth(
     *,
     actor: str,
     reason: str,
-    pending: str | None = None,
+    pending: str | Literal["unchanged"] | None = "unchanged",
+    paid_plan: str | None = None,
     note: str | None = None,
 ) -> Subscription:
+    """The provider's answer applied; `pending` is the plan a change scheduled for the next renewal (None: no
+    change is scheduled any more), `paid_plan` the plan of the current period when a change did not touch it."""
     async with transaction(services.pool) as conn:
         locked = await stored.lock(conn, subscription_id, tenant_id=None)
         assert locked is not None
-        if pending is not None or note is not None:
-            extra = Changes(pending_product_id=pending, cancel_reason=note)
+        if pending != "unchanged" or note is not None:
+            extra = Changes(
+                pending_product_id=pending if pending != "unchanged" else None,
+                clear_pending_product=pending is None,
+                product_id=paid_plan,
+                cancel_reason=note,
+            )
             locked = await stored.update(conn, locked, locked.status, extra, actor=actor, reason=reason, audit=False)
         result = await apply_state(conn, services.catalog, locked, truth, None, actor=actor, reason=reason)
         return result.subscription

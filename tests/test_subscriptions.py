@@ -167,7 +167,7 @@ async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app,
         assert (await call(client, "check_entitlement", customer_id="ada", feature="pro"))["reason"] == "active"
 
 
-async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp) -> None:
+async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client, "pm_card_visa")
         async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
@@ -183,6 +183,18 @@ async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp) -> No
         answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert answer["allowed"] is False and answer["reason"] == "canceled"
         assert datetime.fromisoformat(answer["expires_at"]) == datetime.fromisoformat(ended["ended_at"])
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["allowed"] is False
+    await assert_allowance_expired(db)
+
+
+async def assert_allowance_expired(db: asyncpg.Connection) -> None:
+    """Every credit lot closed with its unspent credits written off, each write-off in the credit ledger."""
+    lots = await db.fetch("SELECT id, quantity, used, written_off, closed_at FROM credit_lots")
+    assert lots and all(lot["closed_at"] is not None for lot in lots)
+    assert all(lot["used"] + lot["written_off"] == lot["quantity"] for lot in lots)
+    expired = await db.fetchval("SELECT -sum(granted_delta) FROM credit_ledger WHERE kind = 'expire'")
+    assert expired == sum(lot["written_off"] for lot in lots)
 
 
 async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, mcp) -> None:
@@ -201,7 +213,7 @@ async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, m
         assert after["expires_at"] == started["current_period_end"]
 
 
-async def test_an_immediate_cancel_ends_access_now(app, mcp) -> None:
+async def test_an_immediate_cancel_ends_access_now(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client)
         ended = await call(
@@ -211,6 +223,9 @@ async def test_an_immediate_cancel_ends_access_now(app, mcp) -> None:
         assert ended["status"] == "canceled" and ended["ended_at"] is not None
         answer = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert answer["allowed"] is False and answer["reason"] == "canceled"
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["allowed"] is False
+        await assert_allowance_expired(db)
         again = await call(client, "start_subscription", **PLAN, idempotency_key="s2", payment_method="pm_card_visa")
         assert again["subscription_id"] != started["subscription_id"]  # an ended one does not block a new start
 
@@ -221,6 +236,23 @@ async def test_a_second_live_subscription_is_refused_naming_the_first(app, mcp) 
         refused = await call_error(client, "start_subscription", **PLAN, idempotency_key="s2",
                                    payment_method="pm_card_visa")  # fmt: skip
         assert started["subscription_id"] in refused and "already has" in refused
+
+
+async def test_an_unpaid_subscription_is_still_live_since_a_late_payment_brings_it_back(
+    app, mcp, db: asyncpg.Connection, owner_database_url: str
+) -> None:
+    async with mcp() as client:
+        started = await start(client)
+        await all_events_delivered(owner_database_url)  # no start event moves it back to active after this
+        await db.execute("UPDATE subscriptions SET status = 'unpaid' WHERE id = $1", started["subscription_id"])
+        refused = await call_error(client, "start_subscription", **PLAN, idempotency_key="s2",
+                                   payment_method="pm_card_visa")  # fmt: skip
+        assert started["subscription_id"] in refused and "unpaid" in refused
+    second = "INSERT INTO subscriptions (tenant_id, id, customer_id, product_id, provider, first_payment_id,"
+    second += " idempotency_key) SELECT tenant_id, 'subs_second', customer_id, product_id, provider,"
+    second += " first_payment_id, 'k2' FROM subscriptions WHERE id = $1"
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.execute(second, started["subscription_id"])
 
 
 async def test_without_a_card_the_person_pays_the_first_invoice_on_its_page(app, mcp) -> None:

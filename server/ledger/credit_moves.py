@@ -71,14 +71,25 @@ async def expire_subscription_lots(
 ) -> None:
     """A new period began at the provider: the allowances of the periods that ended by then expire, even when
     the provider's clock runs ahead of ours (the sandbox's test clock)."""
-    for lot in await credits.open_lots_of_subscription(conn, tenant_id, subscription_id, ended_by):
+    note = "the subscription's period ended: its allowance expired unspent"
+    await _expire_lots(conn, await credits.open_lots_of_subscription(conn, tenant_id, subscription_id, ended_by), note)
+
+
+async def end_subscription_lots(conn: asyncpg.Connection, tenant_id: str, subscription_id: str) -> None:
+    """The subscription ended (canceled or unpaid): every allowance it still has expires now, as at a period's
+    end (held credits are written off when their reservation closes)."""
+    lots = await credits.open_lots_of_subscription(conn, tenant_id, subscription_id, ended_by="infinity")
+    await _expire_lots(conn, lots, "the subscription ended: its allowance expired unspent")
+
+
+async def _expire_lots(conn: asyncpg.Connection, lots: list[Lot], note: str) -> None:
+    for lot in lots:
         account = await _lock_account_of(conn, lot)
         lot = await credits.get_lot(conn, lot.id)
         if lot.closed_at is not None:
             continue
         await credits.change_lot(conn, lot.id, written_off=lot.free, close=True)
         if lot.free:
-            note = "the subscription's period ended: its allowance expired unspent"
             await credits.post(conn, account, "expire", granted=-lot.free, lot_id=lot.id, note=note)
 
 

@@ -6,10 +6,10 @@
     unpaid → active (a late payment) | canceled;  canceled is final
 
 `cancel_at_period_end` is a flag beside the status. Every applied change is audited; ending (canceled or
-unpaid) ends the access its paid periods gave, and a paid invoice becomes a succeeded payment of the
-subscription that grants its period (and the period's credits) once — all in the caller's transaction, on
-a subscription row the caller has locked. The database refuses any status move not listed here
-(subscription_status_moves, which a test compares with ALLOWED).
+unpaid) ends the access its paid periods gave and expires its open credit allowances, and a paid invoice
+becomes a succeeded payment of the subscription that grants its period (and the period's credits) once —
+all in the caller's transaction, on a subscription row the caller has locked. The database refuses any
+status move not listed here (subscription_status_moves, which a test compares with ALLOWED).
 """
 
 from __future__ import annotations
@@ -80,11 +80,17 @@ async def apply(conn: asyncpg.Connection, locked: Subscription, move: Move) -> M
         conn, locked, move.to_status, move.changes, actor=move.actor, reason=move.reason, audit=True
     )
     if moving and updated.status in ENDED:
-        await stored.end_access(conn, updated.tenant_id, updated.id)
+        await end_access(conn, updated)
     ended = moving and updated.status == Status.CANCELED
     event_type = "subscription.canceled" if ended else "subscription.updated"
     await outbox.record(conn, updated.tenant_id, event_type, SubscriptionView.of(updated))
     return MoveResult(True, updated)
+
+
+async def end_access(conn: asyncpg.Connection, ended: Subscription) -> None:
+    """Ended: its periods not yet over end now and its credit allowances expire, ledgered like any expiry."""
+    await stored.end_access(conn, ended.tenant_id, ended.id)
+    await credit_moves.end_subscription_lots(conn, ended.tenant_id, ended.id)
 
 
 SET_ONCE = frozenset({"provider_subscription_id", "canceled_at", "ended_at", "cancel_reason"})
@@ -118,20 +124,30 @@ async def record_paid_invoice(
     reason: str,
 ) -> Payment | None:
     """The paid invoice as a succeeded payment of the subscription (the first invoice is the payment that
-    start_subscription recorded), granting `grants` for the invoice's period once. Zero invoices (a trial)
-    are not payments."""
-    if invoice.amount_minor <= 0 or invoice.period_start is None or invoice.period_end is None:
+    start_subscription recorded), granting `grants` for the invoice's period once. A zero renewal (paid
+    from the customer's credit at the provider) is a zero payment that grants its period; other zero
+    invoices (a trial's, a proration that cost nothing) are not payments. An invoice paid after the
+    subscription was canceled (final) is recorded — the money was taken — but grants nothing and is flagged
+    for an operator to refund or decide."""
+    after_the_end = locked.status == Status.CANCELED
+    if not _is_a_payment(invoice, after_the_end) or invoice.period_start is None or invoice.period_end is None:
         return None
     period = {"period_start": _iso(invoice.period_start), "period_end": _iso(invoice.period_end)}
-    for_period = [{**grant, **period} for grant in grants]
+    for_period = [] if after_the_end else [{**grant, **period} for grant in grants]
     payment = await _payment_of(conn, locked, invoice, for_period)
     if payment.status in payment_machine.CHARGED:
         return payment
-    await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
+    if not after_the_end:
+        await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
     change = payment_machine.Transition(
         to_status=PaymentStatus.SUCCEEDED, actor=actor, reason=reason, provider_payment_id=invoice.provider_payment_id
     )
-    return (await payment_machine.apply(conn, payment, change)).payment
+    paid = (await payment_machine.apply(conn, payment, change)).payment
+    if after_the_end:
+        note = f"invoice {invoice.provider_invoice_id} was paid after subscription {locked.id} ended: it grants "
+        note += "nothing; refund it or start a new subscription"
+        await payments.flag_attention(conn, paid.id, note)
+    return paid
 
 
 async def _payment_of(
@@ -162,6 +178,12 @@ async def _payment_of(
     return await stored.insert_invoice_payment(
         conn, payments.new_payment_id(), new, locked.id, invoice.provider_invoice_id
     )
+
+
+def _is_a_payment(invoice: ProviderInvoice, after_the_end: bool) -> bool:
+    if invoice.amount_minor > 0:
+        return True
+    return invoice.amount_minor == 0 and invoice.billing_reason == "subscription_cycle" and not after_the_end
 
 
 def _is_the_first_invoice(first: Payment, invoice: ProviderInvoice) -> bool:

@@ -329,6 +329,8 @@ async def pay_hosted_invoice(invoice_id: str, request: Request) -> HTMLResponse:
             return pages.page("Nothing to do", "<p>This invoice is not waiting for payment.</p>", 400)
         sub_id = invoice["parent"]["subscription_details"]["subscription"]
         sub, private = await _locked_subscription(conn, sub_id)
+        if sub["status"] in ("canceled", "incomplete_expired"):
+            return pages.page("Nothing to do", "<p>This subscription has ended; its invoice cannot be paid.</p>", 400)
         work = Billing(conn, None, state.base_url, await billing.now(conn))
         sub["default_payment_method"] = "pm_card_visa"
         if await work.attempt(invoice, "pm_card_visa", off_session=False) == "paid":

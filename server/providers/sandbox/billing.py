@@ -180,8 +180,10 @@ class Billing:
         item["current_period_start"], item["current_period_end"] = bounds
 
     async def end(self, sub: dict[str, Any], private: dict[str, Any], reason: str) -> None:
+        """Canceled: nothing more falls due, and its open invoice is voided (nobody can pay it any more)."""
         private["due_at"] = None
         private["retries"] = []
+        await self.void_open_invoice(sub)
         details = {"comment": None, "feedback": None, "feedback_option": None, "reason": reason}
         await self.move(
             sub, private, status="canceled", ended_at=self.at, canceled_at=sub.get("canceled_at") or self.at,
@@ -222,13 +224,17 @@ class Billing:
 
     async def expire_incomplete(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
         private["due_at"] = None
-        invoice = await store.get_object(self.conn, "invoice", sub["latest_invoice"])
+        await self.void_open_invoice(sub)
+        await self.move(sub, private, status="incomplete_expired", ended_at=self.at)
+
+    async def void_open_invoice(self, sub: dict[str, Any]) -> None:
+        latest = sub.get("latest_invoice")
+        invoice = await store.get_object(self.conn, "invoice", latest) if latest else None
         if invoice is not None and invoice["status"] == "open":
             invoice["status"] = "void"
             invoice["status_transitions"]["voided_at"] = self.at
             await store.put(self.conn, invoice)
             await self.emit("invoice.voided", invoice)
-        await self.move(sub, private, status="incomplete_expired", ended_at=self.at)
 
     async def retry(self, sub: dict[str, Any], private: dict[str, Any]) -> None:
         """A due retry of the open invoice: paid restores the subscription; the last failure ends it."""
