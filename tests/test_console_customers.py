@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from server import tenants
-from tests.helpers import console_client, new_operator, visible_text
+from tests.helpers import call, console_client, new_operator, visible_text
 from tests.test_customers import customer_at_the_provider
 from tests.test_saved_cards import save_card
 
@@ -98,3 +98,19 @@ async def test_a_tenants_operator_links_that_tenants_customers_only(app, db: asy
     assert [tuple(row) for row in await db.fetch("SELECT tenant_id, customer_id FROM customers")] == [
         ("tenant-a", "dan")
     ]
+
+
+async def test_a_customers_subscriptions_show_on_their_page(app, mcp) -> None:
+    async with mcp() as client:
+        started = await call(
+            client, "start_subscription", customer_id="sue", product_id="pro_ai_monthly", idempotency_key="s1",
+            payment_method="pm_card_visa",
+        )  # fmt: skip
+    password = await new_operator(app.services, "vi", "viewer")
+    async with console_client(app, "vi", password) as console:
+        page = await console.get("/console/customer?tenant=default&id=sue")
+        nobody = await console.get("/console/customer?tenant=default&id=zoe")
+    text = visible_text(page.text)
+    assert f"{started['subscription_id']} pro_ai_monthly active" in text, text[:3000]
+    assert started["first_payment_id"] in text
+    assert nobody.status_code == 404 or "No subscriptions." in visible_text(nobody.text)
