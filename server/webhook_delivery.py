@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 from db import outbox as rows
 from db.outbox import ClaimedDelivery
 from db.pool import retry_on_deadlock, transaction
-from server import metrics, webhook_urls
+from server import metrics, tls, webhook_urls
 from server.errors import UnsafeWebhookUrl
 from server.services import Services
 
@@ -76,7 +76,9 @@ class Deliverer:
         self._services = services
         self._settings = services.settings
         # No redirects (a redirect could lead anywhere the guard refused); the pool reuses connections.
-        self._http = httpx.AsyncClient(timeout=self._settings.webhook_timeout_seconds, follow_redirects=False)
+        self._http = httpx.AsyncClient(
+            timeout=self._settings.webhook_timeout_seconds, follow_redirects=False, verify=tls.client_context()
+        )
 
     async def close(self) -> None:
         await self._http.aclose()

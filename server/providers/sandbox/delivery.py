@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 import stripe
 
+from server import tls
 from server.providers.sandbox import store
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class WebhookDeliverer:
         self._secret = secret
         self._poll_seconds = poll_seconds
         self._wake = asyncio.Event()
-        self._http = httpx.AsyncClient(timeout=10.0)
+        self._http = httpx.AsyncClient(timeout=10.0, verify=tls.client_context())
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after the sandbox stores an event)."""
