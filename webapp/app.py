@@ -17,6 +17,7 @@ from webapp import api, health, receipts, webhooks
 from webapp.console import install_console
 from webapp.errors import install_error_handlers
 from webapp.mcp_endpoint import McpGuard, transport_security
+from webapp.routing import add_routes
 
 
 def build_webapp(services: Services, mcp: MCPServer | None = None) -> FastAPI:
@@ -56,9 +57,7 @@ def build_webapp(services: Services, mcp: MCPServer | None = None) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     api.install(app)
-    app.include_router(health.router, include_in_schema=False)
-    app.include_router(webhooks.router, include_in_schema=False)
-    app.include_router(receipts.router, include_in_schema=False)
+    add_routes(app, health.router, webhooks.router, receipts.router)
     install_console(app)
     if services.sandbox is not None:
         app.mount("/sandbox", services.sandbox.app)

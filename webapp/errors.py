@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from server.errors import InvalidRequest, MethodNotAllowed, NotFound, PaywardenError
-from webapp.api import PREFIX
 from webapp.api.problems import problem_response, validation_problem
+from webapp.api.security import PREFIX
 
 
 def error_body(error: PaywardenError) -> dict:

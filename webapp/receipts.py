@@ -14,7 +14,7 @@ from server import receipts
 from server.errors import NotFound
 from webapp.dependencies import ServicesDep
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).with_name("templates")),
     autoescape=select_autoescape(default=True),

@@ -25,7 +25,7 @@ from server.services import Services
 from webapp.dependencies import ServicesDep
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 MAX_BODY_BYTES = 1024 * 1024
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
@@ -19,9 +19,9 @@ from server.webhook_endpoints import OutboundEvent
 from webapp.api import charges, credits, customers, entitlements, subscriptions, webhook_endpoints
 from webapp.api.body_guard import BodyGuard
 from webapp.api.problems import Problem
-from webapp.api.security import authenticated, known_query_parameters
+from webapp.api.security import PREFIX
+from webapp.routing import add_routes
 
-PREFIX = "/v1"
 RESOURCES = (entitlements, customers, charges, subscriptions, credits, webhook_endpoints)
 DESCRIPTION = """\
 The HTTP API for your own backend, beside the MCP server agents use: the same API keys
@@ -34,11 +34,7 @@ endpoints are described under `webhooks`.
 
 def install(app: FastAPI) -> None:
     """Add /v1 to the app: its routes, its body guard, and its OpenAPI document."""
-    api = APIRouter(prefix=PREFIX, dependencies=[Depends(authenticated), Depends(known_query_parameters)])
-    for resource in RESOURCES:
-        api.include_router(resource.router)
-    app.include_router(api)
-    app.include_router(_unknown_paths())
+    add_routes(app, *(resource.router for resource in RESOURCES), UNKNOWN_PATHS)
     app.add_middleware(BodyGuard)
     app.webhooks.post("paywarden-event", summary="An event about your tenant")(_webhook_doc)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -51,18 +47,17 @@ async def _webhook_doc(event: OutboundEvent) -> None:
     anything else is retried with backoff for up to three days."""
 
 
-def _unknown_paths() -> APIRouter:
-    """Any other path under /v1: a problem+json 404, or 405 when the path exists with other methods."""
-    router = APIRouter(include_in_schema=False)
+UNKNOWN_PATHS = APIRouter(include_in_schema=False)
+"""After every resource: any other path under /v1."""
 
-    @router.api_route(PREFIX + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    async def unknown(request: Request) -> None:
-        allowed = sorted(set(_methods_of(request)))
-        if allowed:
-            raise MethodNotAllowed(f"{request.url.path} takes {', '.join(allowed)}, not {request.method}.")
-        raise NotFound(f"No such operation: {request.method} {request.url.path}; see /openapi.json or /docs.")
 
-    return router
+@UNKNOWN_PATHS.api_route(PREFIX + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+async def unknown(request: Request) -> None:
+    """A problem+json 404, or 405 when the path exists with other methods."""
+    allowed = sorted(set(_methods_of(request)))
+    if allowed:
+        raise MethodNotAllowed(f"{request.url.path} takes {', '.join(allowed)}, not {request.method}.")
+    raise NotFound(f"No such operation: {request.method} {request.url.path}; see /openapi.json or /docs.")
 
 
 def _methods_of(request: Request) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import charges, payments, refunds
@@ -24,10 +24,10 @@ from server.payments import PaymentDetails, PaymentPage, PaymentStatus
 from server.refunds import RefundInput, RefundResult
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, REPLAYED_HEADER, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
-from webapp.api.security import ChargeCaller, ReadCaller, RefundCaller
+from webapp.api.security import ChargeCaller, ReadCaller, RefundCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["charges"])
+router = resource_router("charges")
 
 
 class ChargeBody(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import credits
@@ -13,10 +13,10 @@ from server.credits import ConsumeResult, ReservationResult
 from server.fields import MAX_QUANTITY, MAX_TTL_SECONDS, CustomerId, Feature, Quantity, ReservationId
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
-from webapp.api.security import ChargeCaller
+from webapp.api.security import ChargeCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["credits"])
+router = resource_router("credits")
 ONCE = {200: {"description": "Resolved (or, with Idempotent-Replayed, resolved before by the same request)."}}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from server import customers, setups
 from server.customers import CustomerView
@@ -13,10 +13,10 @@ from server.fields import CustomerId
 from server.setups import SetupResult
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
-from webapp.api.security import ChargeCaller, ReadCaller
+from webapp.api.security import ChargeCaller, ReadCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["customers"])
+router = resource_router("customers")
 
 
 @router.get(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from server import entitlements
 from server.entitlements import EntitlementAnswer
 from server.fields import MAX_QUANTITY, CustomerId, Feature
 from webapp.api.problems import problems
-from webapp.api.security import ReadCaller
+from webapp.api.security import ReadCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["entitlements"])
+router = resource_router("entitlements")
 
 
 @router.get(

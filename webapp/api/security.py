@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -73,3 +73,12 @@ async def known_query_parameters(request: Request) -> None:
 def _query_names(dependant: Dependant) -> frozenset[str]:
     own = frozenset(param.alias for param in dependant.query_params)
     return own.union(*(_query_names(sub) for sub in dependant.dependencies))
+
+
+PREFIX = "/v1"
+
+
+def resource_router(tag: str) -> APIRouter:
+    """The routes of one /v1 resource: under /v1, each behind the API key check and the refusal of unknown query
+    parameters, given at creation so the app takes the routes as they are (webapp.routing)."""
+    return APIRouter(prefix=PREFIX, tags=[tag], dependencies=[Depends(authenticated), Depends(known_query_parameters)])

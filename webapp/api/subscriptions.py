@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import subscriptions
@@ -14,10 +14,10 @@ from server.payments import PaymentStatus
 from server.subscriptions import StartResult, SubscriptionDetails, SubscriptionView
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, REPLAYED_HEADER, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
-from webapp.api.security import ChargeCaller, ReadCaller
+from webapp.api.security import ChargeCaller, ReadCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["subscriptions"])
+router = resource_router("subscriptions")
 
 
 class StartBody(BaseModel):

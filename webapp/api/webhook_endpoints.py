@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from server import webhook_endpoints
 from server.outbox import EventType
 from server.webhook_endpoints import EndpointWithSecret, WebhookEndpointView
 from webapp.api.problems import problems
-from webapp.api.security import WebhooksCaller
+from webapp.api.security import WebhooksCaller, resource_router
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(tags=["webhook endpoints"])
+router = resource_router("webhook endpoints")
 EndpointId = Annotated[str, Path(min_length=4, max_length=64, pattern=r"^we_[A-Za-z0-9]+$")]
 
 

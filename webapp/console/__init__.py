@@ -10,14 +10,17 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from webapp.console import admin, approvals, auth, customers, endpoints, inbox, overview, payments
+from webapp.routing import add_routes
 
 STATIC = Path(__file__).with_name("static")
+PAGES = (auth, overview, approvals, payments, customers, inbox, endpoints, admin)
 
 
 def install_console(app: FastAPI) -> None:
     """Mount the console at /console, its static files at /console/static, and send / to it."""
-    for pages in (auth, overview, approvals, payments, customers, inbox, endpoints, admin):
-        app.include_router(pages.router, prefix="/console", include_in_schema=False)  # /openapi.json is the API's
+    add_routes(
+        app, *(pages.router for pages in (auth, overview, approvals, payments, customers, inbox, endpoints, admin))
+    )
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
 
     @app.get("/", include_in_schema=False)

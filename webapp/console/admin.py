@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 
 from server import api_keys, operator_actions, operators, tenants
 from server.operators import ROLES
 from server.tenancy import APPROVERS, SCOPES
 from webapp.console import rendering
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 Checked = Annotated[list[str] | None, Form()]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 
 from server import approvals, operator_actions
@@ -12,11 +12,11 @@ from server.errors import PaywardenError, for_operator
 from server.operators import SignedIn
 from server.services import Services
 from webapp.console import rendering
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 
 from server import operator_sessions
 from server.errors import InvalidRequest, PaywardenError, SignInRefused, SignInThrottled
 from server.services import Services
 from webapp.console import rendering, session
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingAnyDep, ActingDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 
 

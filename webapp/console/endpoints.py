@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 
 from server import operator_actions, tenants, webhook_endpoints
@@ -16,11 +16,11 @@ from server.outbox import EVENT_TYPES
 from server.services import Services
 from server.webhook_endpoints import EndpointWithSecret
 from webapp.console import rendering
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 Checked = Annotated[list[str] | None, Form()]
 

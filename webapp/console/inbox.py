@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response
 
 from server import inbox, operator_actions
 from server.errors import NotFound
 from server.inbox import NO_ACTION, PROBLEMS, InboxFilters
 from webapp.console import rendering
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 OUTCOME_CHOICES = ("all", "problems", "no_action", *PROBLEMS, "applied", *NO_ACTION)
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from server import operator_actions, overview
 from server.money import format_amount
 from webapp.console import rendering
 from webapp.console.charts import Series
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 
 
 @router.get("")

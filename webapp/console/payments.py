@@ -9,18 +9,18 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import Response, StreamingResponse
 
 from server import api_keys, operator_actions, payment_history, payment_search
 from server.payment_search import EXPORT_COLUMNS, PaymentFilters
 from server.payments import PaymentStatus
 from webapp.console import rendering
-from webapp.console.routing import ConsoleRoute
+from webapp.console.routing import console_router
 from webapp.console.session import ActingDep, OperatorDep
 from webapp.dependencies import ServicesDep
 
-router = APIRouter(route_class=ConsoleRoute)
+router = console_router()
 Field = Annotated[str, Form()]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 
 from server.errors import PaywardenError, for_operator
 from webapp.console import rendering, session
@@ -55,3 +55,8 @@ async def refused(request: Request, error: PaywardenError) -> Response:
 
 async def error_page(request: Request, status: int, message: str) -> Response:
     return await rendering.page(request, services_of(request), "error.html", status, status=status, message=message)
+
+
+def console_router() -> APIRouter:
+    """A console page module's routes: under /console, answering as above, outside /openapi.json (the API's)."""
+    return APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
