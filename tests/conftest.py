@@ -9,13 +9,13 @@ folder; nothing here touches a `paywarden up` the user runs.
 from __future__ import annotations
 
 import atexit
+import compileall
 import os
 import secrets
 import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import argon2
@@ -33,7 +33,16 @@ from server.database import as_role
 from server.embedded import embedded_database_url
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, HAVE_CHROMIUM, free_socket, new_key, running_app, with_database
+from tests.helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    HAVE_CHROMIUM,
+    RunningApp,
+    free_socket,
+    new_key,
+    running_app,
+    with_database,
+)
 from tests.reusable_database import ReusableDatabase
 from tools.server import build_server
 
@@ -43,6 +52,19 @@ FAST_AND_UNSAFE = ("fsync", "synchronous_commit", "full_page_writes")
 # Operator passwords are argon2id-hashed with argon2-cffi's defaults (~0.2 s of CPU each, on purpose). The tests
 # sign in hundreds of times, so they hash with the cheapest parameters; test_operators.py checks the defaults.
 operators.HASHER = argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+SOURCES = ("cli", "server", "tools", "db", "webapp", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before the workers start: the project's own modules compiled to bytecode once. Where
+    PYTHONDONTWRITEBYTECODE is set (this machine sets it), every worker and every `paywarden` process the tests
+    start would otherwise compile them all again (installed packages are compiled by uv at install)."""
+    if not hasattr(config, "workerinput"):
+        for package in SOURCES:
+            compileall.compile_dir(PROJECT / package, quiet=1)
 
 
 @pytest.fixture(scope="session")
@@ -152,19 +174,6 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     """The services alone, for tests below the adapters that never reach the provider."""
     async with open_services(settings) as opened:
         yield opened
-
-
-@dataclass(frozen=True)
-class RunningApp:
-    services: Services
-
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings
-
-    @property
-    def base_url(self) -> str:
-        return self.settings.base_url
 
 
 @pytest.fixture
