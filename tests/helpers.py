@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import html
 import inspect
@@ -21,6 +22,8 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +40,7 @@ from openapi_core.testing import MockRequest, MockResponse
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 import cli
-from server import api_keys, webhook_delivery
+from server import api_keys, tls, webhook_delivery
 from server.config import Settings
 from server.services import Services, open_services
 from server.tenancy import DEFAULT_TENANT, SCOPES, Approver, Scope, local_caller
@@ -47,6 +50,12 @@ from webapp.app import build_webapp
 LOCAL = local_caller(DEFAULT_TENANT)
 """The trusted local caller (what stdio and in-process clients act as), for tests below the MCP layer."""
 WEBHOOK_SECRET = "whsec_test_secret"  # the settings fixture's STRIPE_WEBHOOK_SECRET
+
+
+def local_http(**options: Any) -> httpx.AsyncClient:
+    """An HTTP client for the test's own servers, sharing the process's TLS context (httpx builds a new one,
+    CA bundle and all, for every client otherwise: the suite makes thousands)."""
+    return httpx.AsyncClient(verify=tls.client_context(), **options)
 
 
 def with_database(url: str, name: str) -> str:
@@ -110,7 +119,7 @@ async def http_client(url: str, key: str | None, **options: Any) -> AsyncIterato
     """An MCP client over streamable HTTP that sends `Authorization: Bearer <key>` (none if key is None)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with (
-        httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30, read=300), follow_redirects=True) as http,
+        local_http(headers=headers, timeout=httpx.Timeout(30, read=300), follow_redirects=True) as http,
         Client(streamable_http_client(url, http_client=http), **options) as client,
     ):
         yield client
@@ -145,6 +154,19 @@ async def local_mcp(settings: Settings, **options: Any) -> AsyncIterator[Client]
         Client(build_server(services, local_tenant=DEFAULT_TENANT), **options) as client,
     ):
         yield client
+
+
+@dataclass(frozen=True)
+class RunningApp:
+    services: Services
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
 
 
 @asynccontextmanager
@@ -248,13 +270,13 @@ def intent_event(event_type: str, payment: dict, *, event_id: str, amount: int |
 
 
 async def post_webhook(app: Any, body: str | bytes, headers: dict[str, str]) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         return await http.post("/webhooks/stripe", content=body, headers=headers)
 
 
 async def click(page_url: str, button: str) -> str:
     """Open the sandbox's hosted page as a browser would and submit the form of the named button."""
-    async with httpx.AsyncClient(follow_redirects=True) as browser:
+    async with local_http(follow_redirects=True) as browser:
         page = await browser.get(page_url)
         assert page.status_code == 200 and button in page.text
         forms = re.findall(r"<form method=post action='([^']+)'><button[^>]*>([^<]+)</button>", page.text)
@@ -420,7 +442,7 @@ async def _healthy(base: str, process: asyncio.subprocess.Process, said: Any) ->
         said.seek(0)
         raise AssertionError(f"paywarden up exited with {process.returncode}:\n{said.read().decode()[-3000:]}")
     try:
-        async with httpx.AsyncClient() as http:
+        async with local_http() as http:
             return (await http.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
@@ -434,9 +456,8 @@ async def api_client(base_url: str, key: str | None) -> AsyncIterator[httpx.Asyn
     """An HTTP client of /v1 that sends `Authorization: Bearer <key>` and checks every /v1 response it gets
     against the server's own /openapi.json (status, headers, body schema), so no test can see an answer
     the document does not describe."""
-    async with httpx.AsyncClient(base_url=base_url) as plain:
-        problems_are_json = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
-        spec = OpenAPI.from_dict((await plain.get("/openapi.json")).json(), config=problems_are_json)
+    async with local_http(base_url=base_url) as plain:
+        spec = _spec((await plain.get("/openapi.json")).text)
 
     async def documented(response: httpx.Response) -> None:
         await response.aread()
@@ -444,10 +465,18 @@ async def api_client(base_url: str, key: str | None) -> AsyncIterator[httpx.Asyn
             assert_documented(spec, response)
 
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx.AsyncClient(
+    async with local_http(
         base_url=base_url, headers=headers, timeout=30, event_hooks={"response": [documented]}
     ) as http:
         yield http
+
+
+@functools.lru_cache(maxsize=4)
+def _spec(document: str) -> OpenAPI:
+    """The document, checked and read once per text (checking an OpenAPI document is costly, and every app in
+    this process serves the same one)."""
+    problems_are_json = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_dict(json.loads(document), config=problems_are_json)
 
 
 def assert_documented(spec: OpenAPI, response: httpx.Response) -> None:
@@ -613,7 +642,7 @@ async def console_client(
 ) -> AsyncIterator[ConsoleClient]:
     """Signed in to the console as `name` (choosing `choose` as their own password when they sign in with a
     one-time one), following redirects as a browser does."""
-    async with httpx.AsyncClient(base_url=app.base_url, follow_redirects=True) as http:
+    async with local_http(base_url=app.base_url, follow_redirects=True) as http:
         client = ConsoleClient(http)
         answer = await sign_in_over_http(client, name, password)
         if answer.url.path == "/console/password" and choose:
@@ -650,3 +679,84 @@ async def sign_in(page: Any, base_url: str, name: str, password: str, choose: st
 def visible_text(page: str) -> str:
     """What a person reads on an HTML page: no tags, entities decoded, whitespace collapsed."""
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+async def customer_at_the_provider(app, *cards: str) -> str:
+    """A customer the merchant made at the provider before paywarden, with cards saved (the last is newest)."""
+    provider = sandbox_client(app)
+    customer = await provider.v1.customers.create_async({"email": "merchant-made@example.com"})
+    for card in cards:
+        await provider.v1.payment_methods.attach_async(card, {"customer": customer.id})
+    return customer.id
+
+
+async def save_card(client: Client, customer_id: str, card: str = "pm_card_visa", key: str = "setup-1") -> dict:
+    """The person saves `card` on the page setup_payment_method gives; the customer as get_customer shows it
+    once the provider's events have arrived."""
+    setup = await call(client, "setup_payment_method", customer_id=customer_id, idempotency_key=key)
+    assert setup["status"] == "requires_action" and "/sandbox/checkout/cs_test_" in setup["setup_url"]
+    await click(setup["setup_url"], f"Save {card}")
+    return await eventually(lambda: _saved(client, customer_id, setup["setup_id"], card))
+
+
+async def _saved(client: Client, customer_id: str, setup_id: str, card: str) -> dict | None:
+    view = await call(client, "get_customer", customer_id=customer_id)
+    last4 = {"pm_card_visa": "4242", "pm_card_authenticationRequired": "3184", "pm_card_chargeCustomerFail": "0341"}
+    default = [method for method in view["payment_methods"] if method["is_default"]]
+    return view if default and default[0]["last4"] == last4[card] else None
+
+
+async def all_events_delivered(owner_database_url: str) -> None:
+    """No webhook is still being handled (and asking the sandbox for its subscription) while the app shuts down."""
+    conn = await asyncpg.connect(owner_database_url)
+    try:
+        undelivered = "SELECT NOT EXISTS (SELECT 1 FROM sandbox.deliveries WHERE delivered_at IS NULL)"
+        await eventually(lambda: conn.fetchval(undelivered), within=15)
+    finally:
+        await conn.close()
+
+
+async def advance(app: Any, days: int = 0, seconds: int = 0) -> dict:
+    """Move the sandbox's clock forward through its HTTP API (what `paywarden sandbox advance` does)."""
+    async with local_http(base_url=f"{app.base_url}/sandbox") as http:
+        answer = await http.post(
+            "/v1/test_helpers/sandbox_clock/advance",
+            data={"days": str(days)} if days else {"seconds": str(seconds)},
+            headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+async def to_period_end(app: Any, period_end: str) -> None:
+    """Advance the sandbox's clock a minute past `period_end`."""
+    async with local_http(base_url=f"{app.base_url}/sandbox") as http:
+        clock = await http.get(
+            "/v1/test_helpers/sandbox_clock", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
+        )
+    left = datetime.fromisoformat(period_end).timestamp() - clock.json()["frozen_time"]
+    await advance(app, seconds=max(int(left) + 60, 1))
+
+
+async def provider_subscription(app: Any, provider_id: str) -> dict:
+    async with local_http(base_url=f"{app.base_url}/sandbox") as http:
+        answer = await http.get(
+            f"/v1/subscriptions/{provider_id}", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
+        )
+    return answer.json()
+
+
+async def settled(client: Client, subscription_id: str, *, renewed_from: str | None = None, **expected: Any) -> dict:
+    """The subscription once the provider's events have brought it to `expected` (and `invoices` paid ones),
+    and, given `renewed_from` (a period's end), into a later period (a renewal's invoice may be applied before
+    the update that moves the period)."""
+    invoices = expected.pop("invoices", None)
+
+    async def check() -> dict | None:
+        view = await call(client, "get_subscription", subscription_id=subscription_id)
+        paid = [p for p in view["invoices"] if p["status"] in ("succeeded", "refunded", "partially_refunded")]
+        matches = all(view[name] == value for name, value in expected.items())
+        renewed = renewed_from is None or view["current_period_end"] != renewed_from
+        return view if matches and renewed and (invoices is None or len(paid) == invoices) else None
+
+    return await eventually(check)

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from mcp import Client
 
@@ -19,6 +18,7 @@ from tests.helpers import (
     call,
     click,
     eventually,
+    local_http,
     local_mcp,
     post_webhook,
     running_app,
@@ -80,7 +80,7 @@ async def test_a_page_that_expires_cancels_the_payment(app, mcp, db: asyncpg.Con
         entitlement = await call(client, "check_entitlement", customer_id="bea", feature="pro")
     assert canceled["failure_reason"] == "the payment page expired before the person paid"
     assert entitlement["allowed"] is False
-    async with httpx.AsyncClient() as browser:
+    async with local_http() as browser:
         assert "This checkout has expired" in (await browser.get(charge["next_action_url"])).text
 
 

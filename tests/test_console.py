@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import asyncpg
-import httpx
 from mcp import Client
 
 from server import overview, payment_search, tenants
@@ -16,6 +15,7 @@ from tests.helpers import (
     call,
     console_client,
     intent_event,
+    local_http,
     new_key,
     new_operator,
     paywarden_command,
@@ -56,7 +56,7 @@ async def test_every_page_reads_without_javascript_and_loads_nothing_from_elsewh
 
 
 async def test_the_root_leads_to_the_console(app) -> None:
-    async with httpx.AsyncClient(base_url=app.base_url, follow_redirects=True) as http:
+    async with local_http(base_url=app.base_url, follow_redirects=True) as http:
         answer = await http.get("/")
     assert answer.url.path == "/console/sign-in" and "Sign in" in visible_text(answer.text)
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from server import tenants
-from tests.helpers import call, console_client, new_operator, visible_text
-from tests.test_customers import customer_at_the_provider
-from tests.test_saved_cards import save_card
+from tests.helpers import call, console_client, customer_at_the_provider, new_operator, save_card, visible_text
 
 LINK = "/console/customers/link"
 LINK_FORM = f'action="{LINK}"'

@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncpg
 import stripe
 
-from tests.helpers import call, call_error, http_client, new_key, paywarden_command, sandbox_client
+from tests.helpers import (
+    call,
+    call_error,
+    customer_at_the_provider,
+    http_client,
+    new_key,
+    paywarden_command,
+)
 
 
 async def paywarden(app, *args: str, expect_failure: bool = False) -> str:
     code, out = await paywarden_command(app.settings.database_url, *args, port=str(app.settings.port))
     assert (code != 0) == expect_failure, out
     return out
-
-
-async def customer_at_the_provider(app, *cards: str) -> str:
-    """A customer the merchant made at the provider before paywarden, with cards saved (the last is newest)."""
-    provider = sandbox_client(app)
-    customer = await provider.v1.customers.create_async({"email": "merchant-made@example.com"})
-    for card in cards:
-        await provider.v1.payment_methods.attach_async(card, {"customer": customer.id})
-    return customer.id
 
 
 async def test_a_linked_customers_saved_cards_can_be_charged(app, mcp, db: asyncpg.Connection) -> None:

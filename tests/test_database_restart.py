@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from db.migrate import migrate_url
@@ -22,7 +21,7 @@ from server import charges
 from server.charges import ChargeInput
 from server.config import Settings
 from server.services import open_services
-from tests.helpers import LOCAL, click, eventually, free_socket, serving
+from tests.helpers import LOCAL, click, eventually, free_socket, local_http, serving
 from tests.restartable_postgres import RestartablePostgres
 from webapp.app import build_webapp
 
@@ -126,7 +125,7 @@ async def _outage(database: RestartablePostgres, ledger: Settings, answered: lis
     await database.stop()
     try:
         await eventually(lambda: _true(503 in answered), within=30)
-        async with httpx.AsyncClient() as http:
+        async with local_http() as http:
             readiness = (await http.get(f"{ledger.base_url}/readyz")).status_code
         await asyncio.sleep(1.0)
     finally:

@@ -7,7 +7,18 @@ import asyncio
 
 import httpx
 
-from tests.helpers import api_client, assert_problem, call, call_error, click, eventually, http_client, key_id, new_key
+from tests.helpers import (
+    api_client,
+    assert_problem,
+    call,
+    call_error,
+    click,
+    eventually,
+    http_client,
+    key_id,
+    local_http,
+    new_key,
+)
 
 VISA = "pm_card_visa"
 
@@ -227,7 +238,7 @@ async def test_the_rate_limit_is_shared_with_mcp_and_answers_429(app, database_u
 
 
 async def test_the_openapi_document_describes_the_api(app):
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         spec = (await http.get("/openapi.json")).json()
         docs = await http.get("/docs")
         static = await http.get("/docs/static/swagger-ui-bundle.js")

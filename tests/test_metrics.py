@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import call, signed
+from tests.helpers import call, local_http, signed
 from tests.helpers import post_webhook as post
 
 
 async def scrape(app) -> dict[tuple[str, tuple], float]:
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         response = await http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     return {

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 
-import httpx
 import stripe
 
 from server import logs
@@ -18,6 +17,7 @@ from tests.helpers import (
     http_client,
     intent_event,
     key_id,
+    local_http,
     new_key,
     paywarden_command,
     post_webhook,
@@ -109,7 +109,7 @@ async def test_commands_read_the_env_file_they_are_given(database_url: str, tmp_
 
 
 async def test_a_wrong_key_is_told_it_is_not_valid(app) -> None:
-    async with httpx.AsyncClient() as http:
+    async with local_http() as http:
         answer = await http.post(f"{app.base_url}/mcp", json={}, headers={"Authorization": "Bearer pwk_wrong"})
     assert answer.status_code == 401 and "resource_metadata=" in answer.headers["WWW-Authenticate"]
     assert "The API key is not valid" in answer.json()["error_description"]
@@ -121,7 +121,7 @@ async def test_a_revoked_key_is_told_it_is_not_valid(app, database_url: str, db)
         await call(client, "check_entitlement", customer_id="c", feature="pro")
     code, out = await paywarden_command(database_url, "keys", "revoke", await key_id(db, key))
     assert code == 0 and "revoked at" in out
-    async with httpx.AsyncClient(base_url=app.base_url, headers={"Authorization": f"Bearer {key}"}) as http:
+    async with local_http(base_url=app.base_url, headers={"Authorization": f"Bearer {key}"}) as http:
         answer = await http.post("/mcp", json={})
         over_http_api = await http.get("/v1/customers/c/entitlements/pro")
     assert answer.status_code == 401 and "The API key is not valid" in answer.json()["error_description"]

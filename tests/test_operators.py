@@ -7,7 +7,6 @@ import asyncio
 import re
 
 import asyncpg
-import httpx
 import pytest
 from argon2 import PasswordHasher
 
@@ -19,6 +18,7 @@ from tests.helpers import (
     SIGNIN_INPUT,
     console_client,
     free_socket,
+    local_http,
     new_operator,
     paywarden_command,
     quiet_settings,
@@ -143,7 +143,7 @@ async def test_a_forged_or_stale_cookie_is_no_session(app) -> None:
 async def test_the_cookies_are_secure_behind_https(app) -> None:
     settings = app.settings.model_copy(update={"public_url": "https://pay.example.com"})
     with free_socket() as sock:
-        async with running_app(settings, sock) as services, httpx.AsyncClient() as http:
+        async with running_app(settings, sock) as services, local_http() as http:
             password = await new_operator(services, "ada", "viewer")
             base = f"http://127.0.0.1:{sock.getsockname()[1]}"
             form = await http.get(f"{base}/console/sign-in")
@@ -161,7 +161,7 @@ async def test_the_cookies_are_secure_behind_https(app) -> None:
 
 async def test_the_sign_in_form_needs_its_own_token(app) -> None:
     await new_operator(app.services, "ada", "viewer")
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         answer = await http.post("/console/sign-in", data={"name": "ada", "password": "x", "signin_token": "made-up"})
     assert answer.status_code == 403 and "sign-in form expired" in answer.text
 

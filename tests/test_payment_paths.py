@@ -7,7 +7,7 @@ import re
 import asyncpg
 import httpx
 
-from tests.helpers import call, eventually
+from tests.helpers import call, eventually, local_http
 
 
 async def status_becomes(client, payment_id: str, wanted: str):
@@ -101,7 +101,7 @@ async def _event_stored(db: asyncpg.Connection, event_type: str) -> str | None:
 
 async def click(page_url: str, button: str) -> str:
     """Open the hosted page as a browser would and submit the form of the named button."""
-    async with httpx.AsyncClient(follow_redirects=True) as browser:
+    async with local_http(follow_redirects=True) as browser:
         page = await browser.get(page_url)
         assert page.status_code == 200 and button in page.text
         forms = re.findall(r"<form method=post action='([^']+)'><button[^>]*>([^<]+)</button>", page.text)

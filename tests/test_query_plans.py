@@ -24,7 +24,7 @@ from server import charges, credits, customers, entitlements, inbox, payments, r
 from server.charges import ChargeInput
 from server.refunds import RefundInput
 from server.services import Services
-from tests.helpers import LOCAL, intent_event, signed
+from tests.helpers import LOCAL, advance, intent_event, signed
 
 CUSTOMERS = 3000
 BIG_TABLES = frozenset({
@@ -159,7 +159,6 @@ async def test_disputes_and_receipts_read_no_big_table_whole(app, explained) -> 
 
 async def test_subscriptions_read_no_big_table_whole(app, explained) -> None:
     from server import subscriptions
-    from tests.test_subscriptions import advance
 
     services, plans = explained
     request = subscriptions.charge_input(LOCAL, "cus_g83", "pro_ai_monthly", "plan-sub", "pm_card_visa")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import httpx
 import pytest
 
 from db import payments
 from server.ledger import payment_machine
-from tests.helpers import call, intent_event, signed, visible_text
+from tests.helpers import call, intent_event, local_http, signed, visible_text
 from tests.helpers import post_webhook as post
 
 
@@ -30,7 +29,7 @@ async def test_a_paid_charge_has_a_receipt_page_showing_its_refunds(mcp, app) ->
     assert shown["receipt_number"] == 1
     url = shown["receipt_url"]
     assert url.startswith(f"{app.base_url}/receipts/") and len(url.rsplit("/", 1)[1]) >= 32
-    async with httpx.AsyncClient() as http:
+    async with local_http() as http:
         page = await http.get(url)
         guessed = await http.get(url[:-2] + "xx")
     text = visible_text(page.text)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from server.database import EMBEDDED_SERVER_ROLE
@@ -20,6 +19,7 @@ from tests.helpers import (
     call,
     http_client,
     intent_event,
+    local_http,
     new_key,
     paywarden_command,
     paywarden_up,
@@ -98,7 +98,7 @@ async def _storm(replicas: list[str], waiting: list[dict]) -> list[str]:
     ]
     deliveries = [event for event in events for _ in range(3)]
     random.Random(16).shuffle(deliveries)
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with local_http(timeout=30) as http:
         answers = await asyncio.gather(
             *(
                 http.post(f"{replicas[n % 3]}/webhooks/stripe", content=body, headers=signed(body))

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from db.pool import create_pool
 from server.providers.sandbox import events, store
 from server.providers.sandbox.delivery import WebhookDeliverer, backoff_seconds
-from tests.helpers import free_socket, serving
+from tests.helpers import free_socket, local_http, serving
 
 
 @pytest.fixture
@@ -116,9 +116,8 @@ async def _pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def test_the_sandbox_api_answers_only_paywarden_itself(app) -> None:
     """It holds every tenant's payments: a wrong key, or a request addressed to another host name (DNS
     rebinding), gets nothing."""
-    import httpx
 
-    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+    async with local_http(base_url=f"{app.base_url}/sandbox") as http:
         right = {"Authorization": f"Bearer {app.services.sandbox.api_key}"}
         assert (await http.get("/v1/events", headers=right)).status_code == 200
         for guess in ("sk_test_guess", "sk_test_sandbox"):  # the well-known key of earlier versions opens nothing

@@ -20,24 +20,9 @@ from tests.helpers import (
     http_client,
     new_key,
     sandbox_client,
+    save_card,
     sent_to_sandbox,
 )
-
-
-async def save_card(client: Client, customer_id: str, card: str = "pm_card_visa", key: str = "setup-1") -> dict:
-    """The person saves `card` on the page setup_payment_method gives; the customer as get_customer shows it
-    once the provider's events have arrived."""
-    setup = await call(client, "setup_payment_method", customer_id=customer_id, idempotency_key=key)
-    assert setup["status"] == "requires_action" and "/sandbox/checkout/cs_test_" in setup["setup_url"]
-    await click(setup["setup_url"], f"Save {card}")
-    return await eventually(lambda: _saved(client, customer_id, setup["setup_id"], card))
-
-
-async def _saved(client: Client, customer_id: str, setup_id: str, card: str) -> dict | None:
-    view = await call(client, "get_customer", customer_id=customer_id)
-    last4 = {"pm_card_visa": "4242", "pm_card_authenticationRequired": "3184", "pm_card_chargeCustomerFail": "0341"}
-    default = [method for method in view["payment_methods"] if method["is_default"]]
-    return view if default and default[0]["last4"] == last4[card] else None
 
 
 def saved_charge(customer_id: str, key: str, **extra: Any) -> dict:

@@ -22,6 +22,7 @@ from tests.helpers import (
     http_client,
     intent_event,
     key_id,
+    local_http,
     new_key,
     paywarden_command,
     running_app,
@@ -42,7 +43,7 @@ TEN_DOLLARS = {"amount_minor": 1000, "currency": "USD", "payment_method": "pm_ca
 
 async def post_mcp(app, key: str | None = None, **headers: str) -> httpx.Response:
     auth = {"Authorization": f"Bearer {key}"} if key else {}
-    async with httpx.AsyncClient() as http:
+    async with local_http() as http:
         return await http.post(f"{app.base_url}/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth, **headers})
 
 
@@ -55,7 +56,7 @@ async def test_no_key_gets_401_with_where_to_learn_about_the_resource(app) -> No
     assert answer.status_code == 401
     challenge = answer.headers["WWW-Authenticate"]
     assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
-    async with httpx.AsyncClient() as http:
+    async with local_http() as http:
         metadata = (await http.get(f"{app.base_url}/.well-known/oauth-protected-resource/mcp")).json()
     assert metadata["resource"] == f"{app.base_url}/mcp"
 
@@ -187,7 +188,7 @@ async def test_a_forged_host_or_origin_is_refused(app, api_key: str) -> None:
 
 async def test_no_key_can_hold_a_get_stream_open(app, api_key: str) -> None:
     """Stateless /mcp offers no standalone GET stream (the spec allows 405): nothing to hold open."""
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with local_http(timeout=5) as http:
         answer = await http.get(
             f"{app.base_url}/mcp", headers={"Authorization": f"Bearer {api_key}", "Accept": "text/event-stream"}
         )
@@ -202,7 +203,7 @@ async def test_an_address_sending_wrong_keys_is_paused(app, api_key: str) -> Non
 
 async def test_metrics_can_require_a_token(settings, listening_socket) -> None:
     guarded = settings.model_copy(update={"metrics_token": SecretStr("scrape-me-please")})
-    async with running_app(guarded, listening_socket), httpx.AsyncClient(base_url=guarded.base_url) as http:
+    async with running_app(guarded, listening_socket), local_http(base_url=guarded.base_url) as http:
         refused = await http.get("/metrics")
         wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
         scraped = await http.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"})
@@ -213,7 +214,7 @@ async def test_metrics_can_require_a_token(settings, listening_socket) -> None:
 async def test_the_sandbox_trusts_no_forwarded_request(app) -> None:
     """A proxy on this machine would make every caller look local: a forwarded request is refused, key or not."""
     right = {"Authorization": f"Bearer {app.services.sandbox.api_key}"}
-    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+    async with local_http(base_url=f"{app.base_url}/sandbox") as http:
         for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
             forwarded = await http.get("/v1/events", headers={**right, header: "203.0.113.9"})
             assert forwarded.status_code == 403, header
@@ -224,7 +225,7 @@ async def test_allowed_hosts_are_configurable(settings: Settings, listening_sock
     public = settings.model_copy(update={"allowed_hosts": "pay.example.com"})
     async with running_app(public, listening_socket):
         base = f"http://127.0.0.1:{public.port}"
-        async with httpx.AsyncClient() as http:
+        async with local_http() as http:
             auth = {**MCP_HEADERS, "Authorization": f"Bearer {api_key}"}
             allowed = await http.post(f"{base}/mcp", json=INITIALIZE, headers={**auth, "Host": "pay.example.com"})
             other = await http.post(f"{base}/mcp", json=INITIALIZE, headers={**auth, "Host": "evil.example"})
@@ -349,7 +350,7 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
 
     async def deliver(path: str, payment: dict, event_id: str, secret: str) -> httpx.Response:
         body = intent_event("payment_intent.succeeded", payment, event_id=event_id)
-        async with httpx.AsyncClient(base_url=app.base_url) as http:
+        async with local_http(base_url=app.base_url) as http:
             return await http.post(path, content=body, headers=signed(body, secret))
 
     own = "/webhooks/stripe/tenant-a"
@@ -382,7 +383,7 @@ async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app,
             waiting[tenant] = await call(client, "create_charge", customer_id="c", idempotency_key="w", **PAID_LATER)
     processing = intent_event("payment_intent.processing", waiting["tenant-a"], event_id="evt_shared")
     real = intent_event("payment_intent.succeeded", waiting["tenant-b"], event_id="evt_shared")
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         first = await http.post(
             "/webhooks/stripe/tenant-a", content=processing, headers=signed(processing, "whsec_tenant_a")
         )
@@ -429,7 +430,7 @@ async def test_tenant_commands(app, database_url: str, db) -> None:
     assert code == 0 and "is closed" in out
     body = intent_event("payment_intent.succeeded", {"provider_payment_id": "pi_x", "amount_minor": 1,
                         "currency": "USD", "payment_id": "pay_x"}, event_id="evt_closed")  # fmt: skip
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         closed = await http.post("/webhooks/stripe/acme", content=body, headers=signed(body, "whsec_acme"))
     assert closed.status_code == 404 and await db.fetchval("SELECT count(*) FROM webhook_events") == 0
 

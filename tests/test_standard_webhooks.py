@@ -8,12 +8,11 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from tests.helpers import call, local_mcp, running_app
+from tests.helpers import call, local_http, local_mcp, running_app
 
 SECRET = "whsec_" + base64.b64encode(b"paywarden-standard-webhooks-test!").decode()
 OLD = "whsec_" + base64.b64encode(b"the-secret-that-is-being-rotated").decode()
@@ -51,7 +50,7 @@ async def test_a_signed_standard_webhook_moves_the_payment(standard_app, db: asy
     body = json.dumps({"type": "payment_intent.succeeded", "timestamp": datetime.now(UTC).isoformat(), "data": intent})
     headers = signed(body)
     headers["webhook-signature"] = "v1,bm90LXRoZS1zaWduYXR1cmU= " + headers["webhook-signature"]  # several
-    async with httpx.AsyncClient(base_url=standard_app.base_url) as http:
+    async with local_http(base_url=standard_app.base_url) as http:
         response = await http.post("/webhooks/standard", content=body, headers=headers)
         again = await http.post("/webhooks/standard", content=body, headers=headers)
     assert response.status_code == 200 and response.json()["outcome"] == "applied"
@@ -73,7 +72,7 @@ async def test_a_signed_standard_webhook_moves_the_payment(standard_app, db: asy
 )
 async def test_bad_standard_signatures_store_nothing(standard_app, db, make_headers, expected) -> None:
     body = json.dumps({"type": "customer.created", "data": {}})
-    async with httpx.AsyncClient(base_url=standard_app.base_url) as http:
+    async with local_http(base_url=standard_app.base_url) as http:
         response = await http.post("/webhooks/standard", content=body, headers=make_headers(body))
     assert response.status_code == 400 and expected in response.json()["error"]["message"]
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
@@ -82,7 +81,7 @@ async def test_bad_standard_signatures_store_nothing(standard_app, db, make_head
 async def test_an_id_too_long_to_store_is_refused_not_truncated(standard_app, db) -> None:
     """Truncating would let two ids that share their first 255 characters collide: one a duplicate."""
     body = json.dumps({"type": "customer.created", "data": {}})
-    async with httpx.AsyncClient(base_url=standard_app.base_url) as http:
+    async with local_http(base_url=standard_app.base_url) as http:
         response = await http.post("/webhooks/standard", content=body, headers=signed(body, msg_id="m" * 300))
     assert response.status_code == 400 and "longer than 255 characters" in response.json()["error"]["message"]
     assert await db.fetchval("SELECT count(*) FROM webhook_events") == 0
@@ -90,13 +89,13 @@ async def test_an_id_too_long_to_store_is_refused_not_truncated(standard_app, db
 
 async def test_a_rotated_out_secret_still_verifies_while_listed(standard_app, db) -> None:
     body = json.dumps({"type": "customer.created", "data": {}})
-    async with httpx.AsyncClient(base_url=standard_app.base_url) as http:
+    async with local_http(base_url=standard_app.base_url) as http:
         response = await http.post("/webhooks/standard", content=body, headers=signed(body, secret=OLD, msg_id="m2"))
     assert response.status_code == 200 and response.json()["outcome"] == "unhandled"
 
 
 async def test_without_a_secret_the_endpoint_says_so(app) -> None:
     body = json.dumps({"type": "customer.created", "data": {}})
-    async with httpx.AsyncClient(base_url=app.base_url) as http:
+    async with local_http(base_url=app.base_url) as http:
         response = await http.post("/webhooks/standard", content=body, headers=signed(body))
     assert response.status_code == 404 and "PAYWARDEN_STANDARD_WEBHOOK_SECRET" in response.json()["error"]["message"]

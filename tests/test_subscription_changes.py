@@ -12,7 +12,6 @@ from itertools import pairwise
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pytest
 
 from db.pool import transaction
@@ -20,21 +19,21 @@ from server import subscriptions
 from server.config import Settings
 from server.providers import ProviderInvoice
 from tests.helpers import (
+    RunningApp,
+    advance,
+    all_events_delivered,
     api_client,
     approve_everything,
     call,
     eventually,
+    local_http,
     paywarden_command,
     post_webhook,
+    provider_subscription,
     running_app,
     sent_to_sandbox,
-    signed,
-)
-from tests.test_subscriptions import (
-    advance,
-    all_events_delivered,
-    provider_subscription,
     settled,
+    signed,
     to_period_end,
 )
 
@@ -189,7 +188,6 @@ async def test_duplicate_and_shuffled_subscription_events_converge_on_the_provid
 ) -> None:
     quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
     async with running_app(quiet, listening_socket) as services:
-        from tests.conftest import RunningApp
         from tests.helpers import local_mcp
 
         app = RunningApp(services)
@@ -285,7 +283,7 @@ async def test_an_invoice_paid_after_the_subscription_ended_is_recorded_granting
 async def test_the_sandbox_voids_the_open_invoice_of_a_subscription_it_ends(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client)
-        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        async with local_http(base_url=f"{app.base_url}/sandbox") as http:
             await http.post(
                 f"/v1/subscriptions/{started['provider_subscription_id']}",
                 data={"default_payment_method": "pm_card_chargeCustomerFail"},
@@ -300,7 +298,7 @@ async def test_the_sandbox_voids_the_open_invoice_of_a_subscription_it_ends(app,
             client, "cancel_subscription", subscription_id=started["subscription_id"], at_period_end=False
         )
         assert ended["status"] == "canceled"
-        async with httpx.AsyncClient(base_url=app.base_url) as http:
+        async with local_http(base_url=app.base_url) as http:
             paid = await http.post(f"/sandbox/invoice/{open_invoice}/pay")
         assert paid.status_code == 400
     invoice = await db.fetchval("SELECT object->>'status' FROM sandbox.objects WHERE id = $1", open_invoice)
@@ -321,7 +319,7 @@ async def test_a_renewal_paid_entirely_from_the_customers_credit_still_grants_it
             idempotency_key="c1", when="now",
         )  # fmt: skip
         await to_period_end(app, started["current_period_end"])  # the downgrade's credit pays the whole renewal
-        view = await settled(client, started["subscription_id"], invoices=2)
+        view = await settled(client, started["subscription_id"], invoices=2, renewed_from=started["current_period_end"])
     renewal = view["invoices"][1]
     assert renewal["amount_minor"] == 0 and renewal["status"] == "succeeded"
     period = await db.fetchrow("SELECT expires_at FROM entitlements WHERE payment_id = $1", renewal["payment_id"])

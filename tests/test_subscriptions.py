@@ -5,15 +5,29 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from mcp import Client
 
 from server.errors import SpendLimitExceeded
-from tests.helpers import LOCAL, api_client, assert_problem, call, call_error, click, eventually, sent_to_sandbox
+from tests.helpers import (
+    LOCAL,
+    RunningApp,
+    advance,
+    all_events_delivered,
+    api_client,
+    assert_problem,
+    call,
+    call_error,
+    click,
+    local_http,
+    provider_subscription,
+    save_card,
+    sent_to_sandbox,
+    settled,
+    to_period_end,
+)
 
 PLAN = {"customer_id": "ada", "product_id": "pro_ai_monthly"}
 
@@ -23,59 +37,6 @@ async def app(app, owner_database_url: str):
     """The running app; the test ends once the sandbox has delivered every event it emitted."""
     yield app
     await all_events_delivered(owner_database_url)
-
-
-async def all_events_delivered(owner_database_url: str) -> None:
-    """No webhook is still being handled (and asking the sandbox for its subscription) while the app shuts down."""
-    conn = await asyncpg.connect(owner_database_url)
-    try:
-        undelivered = "SELECT NOT EXISTS (SELECT 1 FROM sandbox.deliveries WHERE delivered_at IS NULL)"
-        await eventually(lambda: conn.fetchval(undelivered), within=15)
-    finally:
-        await conn.close()
-
-
-async def advance(app: Any, days: int = 0, seconds: int = 0) -> dict:
-    """Move the sandbox's clock forward through its HTTP API (what `paywarden sandbox advance` does)."""
-    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
-        answer = await http.post(
-            "/v1/test_helpers/sandbox_clock/advance",
-            data={"days": str(days)} if days else {"seconds": str(seconds)},
-            headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
-        )
-    assert answer.status_code == 200, answer.text
-    return answer.json()
-
-
-async def to_period_end(app: Any, period_end: str) -> None:
-    """Advance the sandbox's clock a minute past `period_end`."""
-    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
-        clock = await http.get(
-            "/v1/test_helpers/sandbox_clock", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
-        )
-    left = datetime.fromisoformat(period_end).timestamp() - clock.json()["frozen_time"]
-    await advance(app, seconds=max(int(left) + 60, 1))
-
-
-async def provider_subscription(app: Any, provider_id: str) -> dict:
-    async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
-        answer = await http.get(
-            f"/v1/subscriptions/{provider_id}", headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"}
-        )
-    return answer.json()
-
-
-async def settled(client: Client, subscription_id: str, **expected: Any) -> dict:
-    """The subscription once the provider's events have brought it to `expected` (and `invoices` paid ones)."""
-    invoices = expected.pop("invoices", None)
-
-    async def check() -> dict | None:
-        view = await call(client, "get_subscription", subscription_id=subscription_id)
-        paid = [p for p in view["invoices"] if p["status"] in ("succeeded", "refunded", "partially_refunded")]
-        matches = all(view[name] == value for name, value in expected.items())
-        return view if matches and (invoices is None or len(paid) == invoices) else None
-
-    return await eventually(check)
 
 
 def at(unix: int) -> datetime:
@@ -144,7 +105,7 @@ async def test_the_monthly_allowance_is_granted_once_per_period_and_expires_at_i
 async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app, mcp) -> None:
     async with mcp() as client:
         started = await start(client, "pm_card_visa")
-        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        async with local_http(base_url=f"{app.base_url}/sandbox") as http:
             changed = await http.post(
                 f"/v1/subscriptions/{started['provider_subscription_id']}",
                 data={"default_payment_method": "pm_card_chargeCustomerFail"},
@@ -155,7 +116,7 @@ async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app,
         await settled(client, started["subscription_id"], status="past_due")
         grace = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert grace["allowed"] is True and grace["reason"] == "past_due"
-        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        async with local_http(base_url=f"{app.base_url}/sandbox") as http:
             recovered = await http.post(
                 f"/v1/subscriptions/{started['provider_subscription_id']}",
                 data={"default_payment_method": "pm_card_visa"},
@@ -170,7 +131,7 @@ async def test_a_failed_renewal_is_past_due_and_still_allowed_then_recovers(app,
 async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp, db: asyncpg.Connection) -> None:
     async with mcp() as client:
         started = await start(client, "pm_card_visa")
-        async with httpx.AsyncClient(base_url=f"{app.base_url}/sandbox") as http:
+        async with local_http(base_url=f"{app.base_url}/sandbox") as http:
             await http.post(
                 f"/v1/subscriptions/{started['provider_subscription_id']}",
                 data={"default_payment_method": "pm_card_chargeCustomerFail"},
@@ -318,7 +279,6 @@ async def test_concurrent_starts_for_one_customer_and_plan_make_one_subscription
 
 
 async def test_a_saved_card_pays_the_first_invoice_and_every_renewal(app, mcp, db: asyncpg.Connection) -> None:
-    from tests.test_saved_cards import save_card
 
     async with mcp() as client:
         view = await save_card(client, "ada")
@@ -350,7 +310,6 @@ async def test_the_reconciler_brings_a_quiet_subscription_to_the_providers_state
     settings, listening_socket, db: asyncpg.Connection
 ) -> None:
     from server import subscriptions
-    from tests.conftest import RunningApp
     from tests.helpers import local_mcp, running_app
 
     quiet = settings.model_copy(update={"sandbox_deliver_webhooks": False, "reconcile_interval_seconds": 0})
@@ -414,6 +373,6 @@ async def test_a_first_invoice_nobody_pays_expires_and_ends_the_start(app, mcp) 
         await advance(app, 1)  # Stripe's 23 hours pass
         ended = await settled(client, started["subscription_id"], status="canceled")
         assert ended["invoices"][0]["status"] == "canceled" and ended["ended_at"] is not None
-        async with httpx.AsyncClient() as browser:
+        async with local_http() as browser:
             page = await browser.get(started["next_action_url"])
         assert "void" in page.text

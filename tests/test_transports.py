@@ -22,6 +22,7 @@ from tests.helpers import (
     free_port,
     free_socket,
     http_client,
+    local_http,
     new_key,
     paywarden_command,
     process_environment,
@@ -140,7 +141,7 @@ async def test_paywarden_up_with_no_settings_serves_everything_and_stops_cleanly
 
 async def _healthy(base: str) -> bool:
     try:
-        async with httpx.AsyncClient() as http:
+        async with local_http() as http:
             response = await http.get(f"{base}/readyz")
             return response.status_code == 200 and response.json()["database"] == "ok"
     except httpx.HTTPError:

@@ -16,7 +16,7 @@ import httpx
 from server import charges
 from server.charges import ChargeInput
 from server.services import open_services
-from tests.helpers import LOCAL, signed
+from tests.helpers import LOCAL, local_http, signed
 from tests.helpers import WEBHOOK_SECRET as SECRET
 
 PAYMENTS = 200
@@ -113,7 +113,7 @@ async def deliver(base_url: str, deliveries: list[tuple[str, bool]]) -> list[tup
             response = await http.post("/webhooks/stripe", content=body, headers=headers)
             answers.append((response.status_code, is_forged))
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    async with local_http(base_url=base_url, timeout=30) as http:
         await asyncio.gather(*(worker(http) for _ in range(16)))
     return answers
 

@@ -6,10 +6,9 @@ import json
 import time
 
 import asyncpg
-import httpx
 import pytest
 
-from tests.helpers import WEBHOOK_SECRET, call, database_refusing_connections, intent_event, signed
+from tests.helpers import WEBHOOK_SECRET, call, database_refusing_connections, intent_event, local_http, signed
 from tests.helpers import post_webhook as post
 
 
@@ -188,13 +187,13 @@ async def test_while_the_database_is_down_webhooks_get_503_and_readyz_fails(
     app, db, database_url, owner_database_url
 ) -> None:
     body = json.dumps({"id": "evt_t11", "type": "customer.created", "data": {"object": {}}})
-    async with database_refusing_connections(owner_database_url), httpx.AsyncClient(base_url=app.base_url) as http:
+    async with database_refusing_connections(owner_database_url), local_http(base_url=app.base_url) as http:
         ready = await http.get("/readyz")
         alive = await http.get("/healthz")
         hook = await http.post("/webhooks/stripe", content=body, headers=signed(body))
     assert (ready.status_code, alive.status_code, hook.status_code) == (503, 200, 503)
     assert "database is not answering" in hook.json()["error"]["message"]
-    async with httpx.AsyncClient(base_url=app.base_url) as http:  # the provider retries: now it lands
+    async with local_http(base_url=app.base_url) as http:  # the provider retries: now it lands
         again = await http.post("/webhooks/stripe", content=body, headers=signed(body))
     assert again.status_code == 200
     fresh = await asyncpg.connect(database_url)
