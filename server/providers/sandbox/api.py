@@ -35,8 +35,10 @@ def build_app(state: SandboxState) -> FastAPI:
     """The sandbox as an application of its own, to be mounted at /sandbox."""
     app = FastAPI(title="paywarden sandbox provider", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
+    # The routes themselves, as one flat table (include_router would rebuild them for every app and walk
+    # nested routers on every request).
     for routes in (router, api_customers.router, api_checkout.router, api_money.router, api_billing.router):
-        app.include_router(routes)
+        app.router.routes.extend(routes.routes)
     app.add_exception_handler(SandboxError, _stripe_shaped_error)
     for unavailable in DATABASE_GONE:
         app.add_exception_handler(unavailable, _database_gone)
