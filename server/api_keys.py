@@ -116,8 +116,12 @@ async def listing(services: Services, tenant_id: str | None = None) -> list[ApiK
 
 
 async def revoke(services: Services, key_id: str) -> ApiKey:
-    async with transaction(services.pool) as conn:
-        key = await api_keys.revoke(conn, key_id)
+    """Revoke the key; this returns once every serving process has been sent the revocation (key_cache)."""
+    async with key_cache.hearing_revocation(services.settings.listen_url, key_id[:64]) as announced:
+        async with transaction(services.pool) as conn:
+            key = await api_keys.revoke(conn, key_id)
+        if key is not None:
+            await announced()
     if key is None:
         raise PaywardenError(f"No key {key_id!r}; `paywarden keys list` shows the ids.")
     return key

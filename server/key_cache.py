@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
@@ -20,6 +20,7 @@ from db.api_keys import REVOCATIONS, ApiKey
 logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 PING_SECONDS = 5.0
+ANNOUNCED_WITHIN_SECONDS = 5.0
 
 
 class KeyCache:
@@ -87,4 +88,30 @@ async def _listen_once(cache: KeyCache, database_url: str) -> None:
             await connection.fetchval("SELECT 1", timeout=PING_SECONDS)  # a silent network would hide a revocation
     finally:
         cache.stop()
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def hearing_revocation(database_url: str | None, key_id: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """Listen for the key's revocation while the block revokes it; the block awaits what this yields after the
+    commit, to wait (at most ANNOUNCED_WITHIN_SECONDS) until the announcement comes back. PostgreSQL signals
+    every listening session at once when the revocation commits, so once the revoker hears its own, each serving
+    process has been sent it too: a revoke returns when the revocation is announced, not merely committed, and
+    the key's next request is refused. Without a listening address (behind a transaction pooler nobody caches
+    keys) there is nothing to wait for."""
+    heard = asyncio.Event()
+
+    async def announced() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(heard.wait(), ANNOUNCED_WITHIN_SECONDS)
+
+    if database_url is None:
+        heard.set()
+        yield announced
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.add_listener(REVOCATIONS, lambda *notice: heard.set() if notice[3] == key_id else None)
+        yield announced
+    finally:
         await connection.close()
