@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -59,9 +60,11 @@ SOURCES = ("cli", "server", "tools", "db", "webapp", "tests")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Before the workers start: the project's own modules compiled to bytecode once. Where
-    PYTHONDONTWRITEBYTECODE is set (this machine sets it), every worker and every `paywarden` process the tests
-    start would otherwise compile them all again (installed packages are compiled by uv at install)."""
+    """Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set (this machine sets it), or every worker and
+    every `paywarden` process the tests start would compile everything again: before the workers start, the
+    project's own modules are compiled once (installed packages are compiled by uv at install), and every process
+    lets pytest cache the test modules it rewrites for their assertions."""
+    sys.dont_write_bytecode = False
     if not hasattr(config, "workerinput"):
         for package in SOURCES:
             compileall.compile_dir(PROJECT / package, quiet=1)
