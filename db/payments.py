@@ -69,7 +69,8 @@ class Payment(NewPayment):
     provider_checkout_id: str | None = None
     """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
     receipt_number: int | None = None
-    """The tenant's receipt number, given in the transaction that moved the payment to succeeded."""
+    """The tenant's receipt number, given as the transaction that moved the payment to succeeded commits (a
+    trigger: the tenant's counter is locked only while that commit happens)."""
     receipt_token: str | None = None
     """The unguessable part of the receipt page's address."""
     succeeded_at: datetime | None = None
@@ -226,6 +227,7 @@ async def move(
                    next_action_url = $5,
                    failure_reason = $6,
                    submit_lease_until = CASE WHEN $3 = 'created' THEN submit_lease_until END,
+                   succeeded_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE succeeded_at END,
                    updated_at = now()
              WHERE tenant_id = $1 AND id = $2
             RETURNING *
@@ -247,31 +249,6 @@ async def move(
         api_key_id,
     )
     return Payment.from_row(row)
-
-
-async def number_receipt(connection: asyncpg.Connection, locked: Payment) -> Payment:
-    """Give the (locked, just succeeded) payment its tenant's next receipt number. The upsert locks the tenant's
-    counter row until the transaction ends, so numbers are handed out in commit order and a rollback gives its
-    number back: no gaps, no duplicates."""
-    row = await connection.fetchrow(
-        """
-        WITH next AS (
-            INSERT INTO receipt_counters AS c (tenant_id, last_number)
-            SELECT $1, 1 WHERE NOT EXISTS (
-                SELECT 1 FROM payments WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NOT NULL)
-            ON CONFLICT (tenant_id) DO UPDATE SET last_number = c.last_number + 1
-            RETURNING last_number
-        )
-        UPDATE payments SET receipt_number = next.last_number, receipt_token = $3, succeeded_at = now()
-          FROM next
-         WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NULL
-        RETURNING payments.*
-        """,
-        locked.tenant_id,
-        locked.id,
-        secrets.token_urlsafe(24),
-    )
-    return Payment.from_row(row) if row else locked
 
 
 async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, provider_payment_id: str) -> None:

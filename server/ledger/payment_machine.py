@@ -6,9 +6,10 @@
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
-audited, the change to `succeeded` numbers the receipt and grants the payment's entitlements, and the merchant's outbox
-gets the events these changes make (payment.*, approval.requested, entitlement.*) — all inside the
-caller's transaction, on a payment row the caller has locked.
+audited, the change to `succeeded` grants the payment's entitlements, and the merchant's outbox gets the
+events these changes make (payment.*, approval.requested, entitlement.*) — all inside the caller's
+transaction, on a payment row the caller has locked. The receipt number of a success is given by the database
+as that transaction commits (migration 0114): a payment returned here has none yet.
 """
 
 from __future__ import annotations
@@ -96,8 +97,6 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     grants = await _grant_or_revoke(connection, updated)
     if change.to_status == Status.SUCCEEDED:
         await dispute_machine.after_success(connection, updated)
-        # Late, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
-        updated = await payments.number_receipt(connection, updated)
     await outbox.payment_moved(connection, updated, grants=grants)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
