@@ -139,16 +139,24 @@ async def record_outcome(
     note: str | None,
     setup_id: str | None = None,
     tenant_id: str | None = None,
+    events: list[dict[str, Any]] | None = None,
+    retry_for_seconds: float = 0,
 ) -> None:
     """What became of the event, and the payment or setup it was about (whose tenant it belongs to, unless
-    `tenant_id` says)."""
+    `tenant_id` says); with `events`, the outbox events applying it made, written in order in the same
+    statement (record_outbox_event, as db/outbox.insert_events does; each names its tenant)."""
     await connection.execute(
         """
-        UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, setup_id = $5, attempts = attempts + 1,
-               last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
-               tenant_id = coalesce(tenant_id, $6, (SELECT tenant_id FROM payments WHERE id = $3),
-                                    (SELECT tenant_id FROM payment_setups WHERE id = $5))
-         WHERE id = $1
+        WITH outcome AS (
+            UPDATE webhook_events
+               SET outcome = $2, payment_id = $3, note = $4, setup_id = $5, attempts = attempts + 1,
+                   last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
+                   tenant_id = coalesce(tenant_id, $6, (SELECT tenant_id FROM payments WHERE id = $3),
+                                        (SELECT tenant_id FROM payment_setups WHERE id = $5))
+             WHERE id = $1
+        )
+        SELECT record_outbox_event(e ->> 'id', e ->> 'tenant', e ->> 'type', e, $8)
+          FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS events (e, n) ORDER BY n
         """,
         inbox_id,
         outcome,
@@ -156,4 +164,6 @@ async def record_outcome(
         note,
         setup_id,
         tenant_id,
+        events or [],
+        retry_for_seconds,
     )

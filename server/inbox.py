@@ -24,7 +24,7 @@ from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from db.reports import InboxQuery
-from server import disputes, metrics, subscriptions
+from server import disputes, metrics, outbox, subscriptions
 from server.config import Settings
 from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
 from server.filters import day_after, day_start
@@ -363,10 +363,11 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
-            if event.dispute is not None:
-                result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
-            else:
-                result = await _apply(conn, services, event, actor, arrival.tenant_id)
+            with outbox.held(conn) as made:  # written with the outcome, below: one round trip fewer
+                if event.dispute is not None:
+                    result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
+                else:
+                    result = await _apply(conn, services, event, actor, arrival.tenant_id)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -382,6 +383,8 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
             note=result.note,
             setup_id=result.setup_id,
             tenant_id=result.tenant_id,
+            events=made.payloads,
+            retry_for_seconds=outbox.RETRY_FOR_SECONDS,
         )
         return result
 
