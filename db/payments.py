@@ -79,9 +79,16 @@ class Payment(NewPayment):
     provider_invoice_id: str | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Payment:
+    def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Payment:
         fields = dict(row)
         return cls(**{**fields, "status": PaymentStatus(fields["status"])})
+
+
+@dataclass(frozen=True)
+class Moved:
+    payment: Payment
+    disputed: bool
+    """Moved to succeeded, with a dispute recorded before (always False for other moves)."""
 
 
 def new_payment_id() -> str:
@@ -216,8 +223,9 @@ async def move(
     actor: str,
     reason: str | None,
     api_key_id: str | None,
-) -> Payment:
-    """Move the (locked) payment to `status` and append its audit row, in one statement."""
+) -> Moved:
+    """Move the (locked) payment to `status` and append its audit row, in one statement; a move to succeeded
+    also says whether a dispute of the payment was heard of before (events come in any order)."""
     row = await connection.fetchrow(
         """
         WITH moved AS (
@@ -235,7 +243,10 @@ async def move(
             INSERT INTO payment_audit (tenant_id, payment_id, actor, from_status, to_status, reason, api_key_id)
             SELECT tenant_id, id, $7, $8, status, $9, $10 FROM moved
         )
-        SELECT * FROM moved
+        SELECT moved.*, $3 = 'succeeded' AND EXISTS (
+                   SELECT 1 FROM disputes d WHERE d.tenant_id = moved.tenant_id AND d.payment_id = moved.id
+               ) AS disputed
+          FROM moved
         """,
         locked.tenant_id,
         locked.id,
@@ -248,7 +259,9 @@ async def move(
         reason,
         api_key_id,
     )
-    return Payment.from_row(row)
+    fields = dict(row)
+    disputed = fields.pop("disputed")
+    return Moved(Payment.from_row(fields), disputed)
 
 
 async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, provider_payment_id: str) -> None:

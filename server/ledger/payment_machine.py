@@ -82,7 +82,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     if change.to_status not in ALLOWED[locked.status]:
         note = f"out of order: payment is {locked.status} and cannot move to {change.to_status}"
         return TransitionResult(False, locked, note)
-    updated = await payments.move(
+    moved = await payments.move(
         connection,
         locked,
         change.to_status,
@@ -93,9 +93,10 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         reason=change.reason,
         api_key_id=change.api_key_id,
     )
+    updated = moved.payment
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
     grants = await _grant_or_revoke(connection, updated)
-    if change.to_status == Status.SUCCEEDED:
+    if moved.disputed:
         await dispute_machine.after_success(connection, updated)
     await outbox.payment_moved(connection, updated, grants=grants)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
