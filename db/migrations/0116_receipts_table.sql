@@ -7,12 +7,16 @@
 CREATE TABLE receipts (
     tenant_id  text NOT NULL,
     number     bigint NOT NULL CHECK (number > 0),
-    payment_id text NOT NULL UNIQUE,
-    token      text NOT NULL UNIQUE,
+    payment_id text NOT NULL,
+    token      text NOT NULL,
     PRIMARY KEY (tenant_id, number),
+    CONSTRAINT receipts_one_per_payment UNIQUE (tenant_id, payment_id),
+    CONSTRAINT receipts_token_once UNIQUE (tenant_id, token),
     CONSTRAINT receipts_number_payment UNIQUE (tenant_id, number, payment_id),
     FOREIGN KEY (tenant_id, payment_id) REFERENCES payments (tenant_id, id)
 );
+-- The receipt page is found by its token alone (the URL names no tenant; 244 random bits do not repeat).
+CREATE INDEX receipts_by_token ON receipts (token);
 
 -- A record: written once, as the success commits, never rewritten.
 REVOKE UPDATE, DELETE, TRUNCATE ON receipts FROM paywarden_app;
