@@ -31,28 +31,18 @@ async def grant_for_payment(connection: asyncpg.Connection, payment: Payment) ->
     """
     time_grants = [grant for grant in payment.grants if not grant.get("credits")]
     for grant in sorted(time_grants, key=lambda grant: grant["feature"]):  # one lock order: no deadlock
-        await _lock_feature(connection, payment.tenant_id, payment.customer_id, grant["feature"])
         if grant.get("period_end"):
+            await _lock_feature(connection, payment.tenant_id, payment.customer_id, grant["feature"])
             await _grant_period(connection, payment, grant)
             continue
+        # The lock, then the insert stacked after the current end (migration 0115), in one round trip.
         await connection.execute(
-            """
-            WITH current_end AS (
-                SELECT max(expires_at) AS ends FROM entitlements
-                 WHERE tenant_id = $5 AND customer_id = $1 AND feature = $2 AND revoked_at IS NULL
-                   AND suspended_at IS NULL  -- a disputed period gives no access now: a new one starts now
-            ), start AS (
-                SELECT greatest(now(), coalesce((SELECT ends FROM current_end), now())) AS at
-            )
-            INSERT INTO entitlements (tenant_id, customer_id, feature, payment_id, starts_at, expires_at)
-            SELECT $5, $1, $2, $3, start.at, start.at + make_interval(days => $4) FROM start
-            ON CONFLICT (tenant_id, payment_id, feature) DO NOTHING
-            """,
+            "SELECT grant_stacked_period($1, $2, $3, $4, $5)",
+            payment.tenant_id,
             payment.customer_id,
             grant["feature"],
             payment.id,
             int(grant["days"]),
-            payment.tenant_id,
         )
 
 

@@ -69,7 +69,8 @@ class Payment(NewPayment):
     provider_checkout_id: str | None = None
     """The provider's payment page (a Checkout Session) the person pays on, when there is one."""
     receipt_number: int | None = None
-    """The tenant's receipt number, given in the transaction that moved the payment to succeeded."""
+    """The tenant's receipt number, given as the transaction that moved the payment to succeeded commits (a
+    trigger: the tenant's counter is locked only while that commit happens)."""
     receipt_token: str | None = None
     """The unguessable part of the receipt page's address."""
     succeeded_at: datetime | None = None
@@ -78,9 +79,16 @@ class Payment(NewPayment):
     provider_invoice_id: str | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Payment:
+    def from_row(cls, row: asyncpg.Record | dict[str, Any]) -> Payment:
         fields = dict(row)
         return cls(**{**fields, "status": PaymentStatus(fields["status"])})
+
+
+@dataclass(frozen=True)
+class Moved:
+    payment: Payment
+    disputed: bool
+    """Moved to succeeded, with a dispute recorded before (always False for other moves)."""
 
 
 def new_payment_id() -> str:
@@ -215,8 +223,9 @@ async def move(
     actor: str,
     reason: str | None,
     api_key_id: str | None,
-) -> Payment:
-    """Move the (locked) payment to `status` and append its audit row, in one statement."""
+) -> Moved:
+    """Move the (locked) payment to `status` and append its audit row, in one statement; a move to succeeded
+    also says whether a dispute of the payment was heard of before (events come in any order)."""
     row = await connection.fetchrow(
         """
         WITH moved AS (
@@ -226,6 +235,7 @@ async def move(
                    next_action_url = $5,
                    failure_reason = $6,
                    submit_lease_until = CASE WHEN $3 = 'created' THEN submit_lease_until END,
+                   succeeded_at = CASE WHEN $3 = 'succeeded' THEN now() ELSE succeeded_at END,
                    updated_at = now()
              WHERE tenant_id = $1 AND id = $2
             RETURNING *
@@ -233,7 +243,10 @@ async def move(
             INSERT INTO payment_audit (tenant_id, payment_id, actor, from_status, to_status, reason, api_key_id)
             SELECT tenant_id, id, $7, $8, status, $9, $10 FROM moved
         )
-        SELECT * FROM moved
+        SELECT moved.*, $3 = 'succeeded' AND EXISTS (
+                   SELECT 1 FROM disputes d WHERE d.tenant_id = moved.tenant_id AND d.payment_id = moved.id
+               ) AS disputed
+          FROM moved
         """,
         locked.tenant_id,
         locked.id,
@@ -246,32 +259,9 @@ async def move(
         reason,
         api_key_id,
     )
-    return Payment.from_row(row)
-
-
-async def number_receipt(connection: asyncpg.Connection, locked: Payment) -> Payment:
-    """Give the (locked, just succeeded) payment its tenant's next receipt number. The upsert locks the tenant's
-    counter row until the transaction ends, so numbers are handed out in commit order and a rollback gives its
-    number back: no gaps, no duplicates."""
-    row = await connection.fetchrow(
-        """
-        WITH next AS (
-            INSERT INTO receipt_counters AS c (tenant_id, last_number)
-            SELECT $1, 1 WHERE NOT EXISTS (
-                SELECT 1 FROM payments WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NOT NULL)
-            ON CONFLICT (tenant_id) DO UPDATE SET last_number = c.last_number + 1
-            RETURNING last_number
-        )
-        UPDATE payments SET receipt_number = next.last_number, receipt_token = $3, succeeded_at = now()
-          FROM next
-         WHERE tenant_id = $1 AND id = $2 AND receipt_number IS NULL
-        RETURNING payments.*
-        """,
-        locked.tenant_id,
-        locked.id,
-        secrets.token_urlsafe(24),
-    )
-    return Payment.from_row(row) if row else locked
+    fields = dict(row)
+    disputed = fields.pop("disputed")
+    return Moved(Payment.from_row(fields), disputed)
 
 
 async def attach_provider_id(connection: asyncpg.Connection, payment_id: str, provider_payment_id: str) -> None:

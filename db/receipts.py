@@ -23,12 +23,13 @@ async def by_token(connection: asyncpg.Connection, token: str) -> ReceiptFacts |
     row = await connection.fetchrow(
         """
         SELECT p.*, t.name AS merchant, m.brand AS card_brand, m.last4 AS card_last4
-          FROM payments p
+          FROM receipts r
+          JOIN payments p ON p.tenant_id = r.tenant_id AND p.id = r.payment_id
           JOIN tenants t ON t.id = p.tenant_id
           LEFT JOIN saved_payment_methods m
             ON m.tenant_id = p.tenant_id AND m.provider = p.provider
            AND m.provider_payment_method_id = p.payment_method
-         WHERE p.receipt_token = $1
+         WHERE r.token = $1
         """,
         token,
     )

@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from db.payments import Payment
+
 OUTCOMES = (
     "received",
     "applied",
@@ -54,6 +56,12 @@ async def store(
     )
     if inserted is not None:
         return inserted, "received"
+    return await _stored_before(connection, provider, endpoint, event_id)
+
+
+async def _stored_before(
+    connection: asyncpg.Connection, provider: str, endpoint: str, event_id: str
+) -> tuple[int, str]:
     row = await connection.fetchrow(
         "SELECT id, outcome FROM webhook_events WHERE provider = $1 AND endpoint = $2 AND event_id = $3 FOR UPDATE",
         provider,
@@ -61,6 +69,52 @@ async def store(
         event_id,
     )
     return row["id"], row["outcome"]
+
+
+async def store_and_lock_payment(
+    connection: asyncpg.Connection,
+    *,
+    provider: str,
+    endpoint: str,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    source: str,
+    tenant_id: str | None,
+    payment_id: str,
+) -> tuple[int, str, Payment | None]:
+    """`store`, and when the event is new, the payment it names row-locked (as db/payments.lock does) in the
+    same statement: the inbox row first, then the payment, as when they are two statements."""
+    row = await connection.fetchrow(
+        """
+        WITH stored AS (
+            INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, source, tenant_id)
+            VALUES ($1, $2, $3, $4, $5, 'received', $6, $7)
+            ON CONFLICT (provider, endpoint, event_id) DO NOTHING
+            RETURNING id
+        )
+        SELECT (SELECT id FROM stored) AS inbox_id, p.*
+          FROM (SELECT 1) AS one
+          LEFT JOIN LATERAL (
+              SELECT * FROM payments
+               WHERE id = $8 AND ($7::text IS NULL OR tenant_id = $7) AND EXISTS (SELECT 1 FROM stored)
+                 FOR NO KEY UPDATE
+          ) AS p ON true
+        """,
+        provider,
+        endpoint,
+        event_id,
+        event_type,
+        payload,
+        source,
+        tenant_id,
+        payment_id,
+    )
+    fields = dict(row)
+    inbox_id = fields.pop("inbox_id")
+    if inbox_id is None:
+        return (*await _stored_before(connection, provider, endpoint, event_id), None)
+    return inbox_id, "received", Payment.from_row(fields) if fields["id"] is not None else None
 
 
 async def record_failure(
@@ -139,16 +193,24 @@ async def record_outcome(
     note: str | None,
     setup_id: str | None = None,
     tenant_id: str | None = None,
+    events: list[dict[str, Any]] | None = None,
+    retry_for_seconds: float = 0,
 ) -> None:
     """What became of the event, and the payment or setup it was about (whose tenant it belongs to, unless
-    `tenant_id` says)."""
+    `tenant_id` says); with `events`, the outbox events applying it made, written in order in the same
+    statement (record_outbox_event, as db/outbox.insert_events does; each names its tenant)."""
     await connection.execute(
         """
-        UPDATE webhook_events SET outcome = $2, payment_id = $3, note = $4, setup_id = $5, attempts = attempts + 1,
-               last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
-               tenant_id = coalesce(tenant_id, $6, (SELECT tenant_id FROM payments WHERE id = $3),
-                                    (SELECT tenant_id FROM payment_setups WHERE id = $5))
-         WHERE id = $1
+        WITH outcome AS (
+            UPDATE webhook_events
+               SET outcome = $2, payment_id = $3, note = $4, setup_id = $5, attempts = attempts + 1,
+                   last_error = NULL, last_attempt_at = now(), next_attempt_at = NULL,
+                   tenant_id = coalesce(tenant_id, $6, (SELECT tenant_id FROM payments WHERE id = $3),
+                                        (SELECT tenant_id FROM payment_setups WHERE id = $5))
+             WHERE id = $1
+        )
+        SELECT record_outbox_event(e ->> 'id', e ->> 'tenant', e ->> 'type', e, $8)
+          FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS events (e, n) ORDER BY n
         """,
         inbox_id,
         outcome,
@@ -156,4 +218,6 @@ async def record_outcome(
         note,
         setup_id,
         tenant_id,
+        events or [],
+        retry_for_seconds,
     )

@@ -18,7 +18,7 @@ from db import api_keys as stored_keys
 from db import audit as audit_trail
 from db import customers, idempotency, payments, spend
 from db.payments import NewPayment, Payment, PaymentStatus
-from db.pool import retry_on_deadlock, transaction
+from db.pool import connection, retry_on_deadlock, transaction
 from server import api_keys
 from server.catalog import Catalog
 from server.config import Settings
@@ -372,7 +372,18 @@ async def _apply_answer(
         failure_reason=answer.failure_reason,
     )
     async with transaction(services.pool) as conn:
-        return await payment_machine.apply(conn, await _locked(conn, payment_id), change)
+        result = await payment_machine.apply(conn, await _locked(conn, payment_id), change)
+    return await _as_committed(services, result)
+
+
+async def _as_committed(services: Services, result: TransitionResult) -> TransitionResult:
+    """A success gets its receipt number as its transaction commits: the payment read again, number included."""
+    payment = result.payment
+    if not (result.applied and payment.status in payment_machine.CHARGED and payment.receipt_number is None):
+        return result
+    async with connection(services.pool) as conn:
+        committed = await payments.get(conn, payment.id, tenant_id=None)
+    return replace(result, payment=committed or payment)
 
 
 async def verify_success(services: Services, payment: Payment) -> str | None:

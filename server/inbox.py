@@ -24,7 +24,7 @@ from db.payments import Payment, PaymentStatus
 from db.pool import RETRYABLE, connection, retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from db.reports import InboxQuery
-from server import disputes, metrics, subscriptions
+from server import disputes, metrics, outbox, subscriptions
 from server.config import Settings
 from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
 from server.filters import day_after, day_start
@@ -359,14 +359,15 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
     provider = services.provider.name
     actor = "reconciler" if arrival.source == "event_list" else "webhook"
     async with transaction(services.pool) as conn:
-        inbox_id, outcome = await _store(conn, provider, event, arrival)
+        inbox_id, outcome, locked = await _store_and_lock(conn, provider, event, arrival)
         if outcome not in RETRYABLE_OUTCOMES:
             return Ingested("duplicate", note=f"event already received ({outcome}); nothing changed")
         try:
-            if event.dispute is not None:
-                result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
-            else:
-                result = await _apply(conn, services, event, actor, arrival.tenant_id)
+            with outbox.held(conn) as made:  # written with the outcome, below: one round trip fewer
+                if event.dispute is not None:
+                    result = await _apply_dispute(conn, provider, event, actor, arrival.tenant_id, services.settings)
+                else:
+                    result = await _apply(conn, services, event, actor, arrival.tenant_id, locked)
         except RETRYABLE:
             raise  # a deadlock victim: the whole delivery is tried again (retry_on_deadlock)
         except Exception as error:
@@ -382,6 +383,8 @@ async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival
             note=result.note,
             setup_id=result.setup_id,
             tenant_id=result.tenant_id,
+            events=made.payloads,
+            retry_for_seconds=outbox.RETRY_FOR_SECONDS,
         )
         return result
 
@@ -415,6 +418,35 @@ async def _store(conn: asyncpg.Connection, provider: str, event: WebhookEvent, a
     )
 
 
+async def _store_and_lock(
+    conn: asyncpg.Connection, provider: str, event: WebhookEvent, arrival: Arrival
+) -> tuple[int, str, Payment | None]:
+    """`_store`; for a new event about a payment named by paywarden's id (what _apply would lock first), that
+    payment locked in the same statement (one round trip fewer). None when it was not locked here."""
+    payment_id = _payment_named(event)
+    if payment_id is None:
+        return (*await _store(conn, provider, event, arrival), None)
+    return await webhook_events.store_and_lock_payment(
+        conn,
+        provider=provider,
+        endpoint=arrival.endpoint,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=event.payload,
+        source=arrival.source,
+        tenant_id=arrival.tenant_id,
+        payment_id=payment_id,
+    )
+
+
+def _payment_named(event: WebhookEvent) -> str | None:
+    """The payment id an event about a payment names, when _apply would lock that payment first."""
+    others = (event.dispute, event.subscription, event.refund, event.setup, event.detached_payment_method)
+    if event.payment is None or any(other is not None for other in others):
+        return None
+    return event.payment.payment_id[:64] if event.payment.payment_id else None
+
+
 async def _failed(conn: asyncpg.Connection, services: Services, inbox_id: int, problem: str) -> Ingested:
     attempts_before = (await webhook_events.get(conn, inbox_id))["attempts"]
     outcome = await webhook_events.record_failure(
@@ -439,8 +471,14 @@ def _ids(event: WebhookEvent) -> dict[str, str]:
 
 
 async def _apply(
-    conn: asyncpg.Connection, services: Services, event: WebhookEvent, actor: str, tenant_id: str | None
+    conn: asyncpg.Connection,
+    services: Services,
+    event: WebhookEvent,
+    actor: str,
+    tenant_id: str | None,
+    locked: Payment | None = None,
 ) -> Ingested:
+    """`locked`: the payment the event names, already locked with the inbox row (see _store_and_lock)."""
     provider = services.provider.name
     why = f"{event.event_type} ({event.event_id})"
     if event.subscription is not None:
@@ -454,7 +492,7 @@ async def _apply(
     reported = event.payment
     if reported is None:
         return Ingested("unhandled", note=f"event type {event.event_type} changes no payment")
-    payment = await _find_payment(conn, provider, reported, tenant_id)
+    payment = locked or await _find_payment(conn, provider, reported, tenant_id)
     if payment is None:
         return Ingested("unmatched", note="no payment of ours matches this event")
     if payment.subscription_id:

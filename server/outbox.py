@@ -11,6 +11,11 @@ event as a model (OutboundEvent).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -53,6 +58,38 @@ PAYMENT_EVENTS: dict[PaymentStatus, EventType] = {
 """The event a payment's move to each status is reported as."""
 
 
+@dataclass
+class HeldEvents:
+    """Events written on `conn` while held (see `held`): the caller writes them itself, in order."""
+
+    conn: asyncpg.Connection
+    payloads: list[dict[str, Any]] = dataclass_field(default_factory=list)
+
+
+_held: ContextVar[HeldEvents | None] = ContextVar("outbox_held", default=None)
+
+
+@contextmanager
+def held(conn: asyncpg.Connection) -> Iterator[HeldEvents]:
+    """Inside this, events written on `conn` are kept instead of written, for the caller to write with its
+    own last statement of the transaction (the webhook inbox writes them with the event's outcome: one round
+    trip fewer). They are still written in the transaction of the change, or not at all."""
+    events = HeldEvents(conn)
+    token = _held.set(events)
+    try:
+        yield events
+    finally:
+        _held.reset(token)
+
+
+async def _write(conn: asyncpg.Connection, tenant_id: str, payloads: list[dict[str, Any]]) -> None:
+    events = _held.get()
+    if events is not None and events.conn is conn:
+        events.payloads += payloads
+        return
+    await outbox.insert_events(conn, tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
+
+
 class EntitlementGrant(BaseModel):
     """What one payment granted of one feature: a period of time, or a lot of credits."""
 
@@ -81,7 +118,7 @@ async def record(conn: asyncpg.Connection, tenant_id: str, event_type: EventType
     """Write the event, and a delivery for each of the tenant's endpoints that wants it, in `conn`'s
     transaction; its id."""
     payload = event(tenant_id, event_type, data)
-    await outbox.insert_events(conn, tenant_id, [payload], retry_for_seconds=RETRY_FOR_SECONDS)
+    await _write(conn, tenant_id, [payload])
     return payload["id"]
 
 
@@ -96,13 +133,13 @@ async def payment_moved(conn: asyncpg.Connection, payment: Payment, grants: Even
     if grants is not None:
         events += [(grants, grant) for grant in await grants_of(conn, payment)]
     payloads = [event(payment.tenant_id, kind, data) for kind, data in events]
-    await outbox.insert_events(conn, payment.tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
+    await _write(conn, payment.tenant_id, payloads)
 
 
 async def grants_revoked(conn: asyncpg.Connection, payment: Payment) -> None:
     """What the payment granted was taken back without a status change (a lost dispute)."""
     payloads = [event(payment.tenant_id, "entitlement.revoked", grant) for grant in await grants_of(conn, payment)]
-    await outbox.insert_events(conn, payment.tenant_id, payloads, retry_for_seconds=RETRY_FOR_SECONDS)
+    await _write(conn, payment.tenant_id, payloads)
 
 
 async def dispute_changed(conn: asyncpg.Connection, dispute: DisputeView, tenant_id: str, *, opened: bool) -> None:

@@ -120,7 +120,7 @@ async def test_a_failed_inbox_event_is_replayed(app, mcp, page: Page, db, monkey
         waiting = await call(client, "create_charge", customer_id="cus_x", idempotency_key="k", product_id="day_pass")
     real_apply = inbox._apply
 
-    async def broken(conn, provider, event, actor, tenant_id):
+    async def broken(conn, provider, event, actor, tenant_id, *locked):
         raise RuntimeError("handler bug")
 
     monkeypatch.setattr(inbox, "_apply", broken)

@@ -150,10 +150,10 @@ async def test_an_event_that_fails_to_apply_is_kept_as_failed_and_passed_over(
         await reconcile_once(services)
         real_apply = inbox._apply
 
-        async def failing_for_one_payment(conn, provider, event, actor, tenant_id):
+        async def failing_for_one_payment(conn, provider, event, actor, tenant_id, *locked):
             if event.payment is not None and event.payment.provider_payment_id == broken.provider_payment_id:
                 raise RuntimeError("handler bug")
-            return await real_apply(conn, provider, event, actor, tenant_id)
+            return await real_apply(conn, provider, event, actor, tenant_id, *locked)
 
         monkeypatch.setattr(inbox, "_apply", failing_for_one_payment)
         await click(broken.next_action_url, "Pay")  # its events come first in the list

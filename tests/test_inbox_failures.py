@@ -25,10 +25,10 @@ async def two_payments(mcp) -> list[dict]:
 def processing_handler_breaks(monkeypatch):
     real_apply = inbox._apply
 
-    async def breaking_apply(conn, provider, event, actor, tenant_id):
+    async def breaking_apply(conn, provider, event, actor, tenant_id, *locked):
         if event.event_type == "payment_intent.processing":
             raise RuntimeError("handler bug for processing events")
-        return await real_apply(conn, provider, event, actor, tenant_id)
+        return await real_apply(conn, provider, event, actor, tenant_id, *locked)
 
     monkeypatch.setattr(inbox, "_apply", breaking_apply)
     return monkeypatch

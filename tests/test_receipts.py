@@ -55,14 +55,16 @@ async def test_a_rolled_back_success_gives_its_number_back(services, db) -> None
     first, second = await _processing_payments(db, "default", 2)
 
     async def succeed(payment_id: str, *, then_fail: bool) -> int | None:
-        async with services.pool.acquire() as conn, conn.transaction():
-            locked = await payments.lock(conn, payment_id, tenant_id=None)
-            moved = await payment_machine.apply(
-                conn, locked, payment_machine.Transition(to_status="succeeded", actor="webhook")
-            )
-            if then_fail:
-                raise RuntimeError("rolled back")
-            return moved.payment.receipt_number
+        async with services.pool.acquire() as conn:
+            async with conn.transaction():
+                locked = await payments.lock(conn, payment_id, tenant_id=None)
+                await payment_machine.apply(
+                    conn, locked, payment_machine.Transition(to_status="succeeded", actor="webhook")
+                )
+                if then_fail:
+                    await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # numbered now, then rolled back
+                    raise RuntimeError("rolled back")
+            return await conn.fetchval("SELECT receipt_number FROM payments WHERE id = $1", payment_id)
 
     with pytest.raises(RuntimeError):
         await succeed(first, then_fail=True)
@@ -100,7 +102,37 @@ async def test_numbering_a_receipt_never_makes_rows_referring_to_the_payment_wai
     async with services.pool.acquire() as conn, conn.transaction():
         locked = await payments.lock(conn, payment_id, tenant_id=None)
         await conn.execute("UPDATE payments SET status = 'succeeded' WHERE id = $1", payment_id)
-        assert (await payments.number_receipt(conn, locked)).receipt_number == 1
+        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the numbering a commit does, done now
+        assert (await payments.get(conn, locked.id, tenant_id=None)).receipt_number == 1
         async with db.transaction():  # what a foreign key check of a row referring to the payment takes
             await db.execute("SET LOCAL lock_timeout = '1s'")
             assert await db.fetchval("SELECT id FROM payments WHERE id = $1 FOR KEY SHARE", payment_id)
+
+
+async def test_a_success_holds_its_tenants_receipt_counter_only_while_it_commits(services, db) -> None:
+    first, second = await _processing_payments(db, "default", 2)
+    succeeded = payment_machine.Transition(to_status="succeeded", actor="webhook")
+    async with services.pool.acquire() as slow, slow.transaction():
+        await payment_machine.apply(slow, await payments.lock(slow, first, tenant_id=None), succeeded)
+        async with services.pool.acquire() as quick:
+            async with quick.transaction():  # a later success of the tenant does not wait for the open one
+                await quick.execute("SET LOCAL lock_timeout = '1s'")
+                await payment_machine.apply(quick, await payments.lock(quick, second, tenant_id=None), succeeded)
+    numbers = await db.fetch("SELECT id, receipt_number FROM payments ORDER BY receipt_number")
+    assert [(row["id"], row["receipt_number"]) for row in numbers] == [(second, 1), (first, 2)]
+
+
+async def test_the_payment_succeeded_event_says_the_receipt_number_given_at_commit(app, db) -> None:
+    ids = await _processing_payments(db, "default", 2)
+    for payment_id in ids:
+        body = _succeeded(payment_id)
+        assert (await post(app, body, signed(body))).json()["outcome"] == "applied"
+    rows = await db.fetch(
+        """
+        SELECT payload -> 'data' ->> 'payment_id' AS payment_id, (payload -> 'data' ->> 'receipt_number')::int AS number
+          FROM outbox_events WHERE type = 'payment.succeeded'
+        """
+    )
+    given = await db.fetch("SELECT id, receipt_number FROM payments WHERE id = ANY($1::text[])", ids)
+    assert {(row["payment_id"], row["number"]) for row in rows} == {(row["id"], row["receipt_number"]) for row in given}
+    assert sorted(row["number"] for row in rows) == [1, 2]

@@ -6,9 +6,10 @@
 
 Terminal states never move backwards. A change that the machine does not allow (an
 out-of-order or stale provider event) is reported, never applied. Every applied change is
-audited, the change to `succeeded` numbers the receipt and grants the payment's entitlements, and the merchant's outbox
-gets the events these changes make (payment.*, approval.requested, entitlement.*) — all inside the
-caller's transaction, on a payment row the caller has locked.
+audited, the change to `succeeded` grants the payment's entitlements, and the merchant's outbox gets the
+events these changes make (payment.*, approval.requested, entitlement.*) — all inside the caller's
+transaction, on a payment row the caller has locked. The receipt number of a success is given by the database
+as that transaction commits (migration 0114): a payment returned here has none yet.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
     if change.to_status not in ALLOWED[locked.status]:
         note = f"out of order: payment is {locked.status} and cannot move to {change.to_status}"
         return TransitionResult(False, locked, note)
-    updated = await payments.move(
+    moved = await payments.move(
         connection,
         locked,
         change.to_status,
@@ -92,12 +93,11 @@ async def apply(connection: asyncpg.Connection, locked: Payment, change: Transit
         reason=change.reason,
         api_key_id=change.api_key_id,
     )
+    updated = moved.payment
     metrics.PAYMENT_TRANSITIONS.labels(change.to_status).inc()
     grants = await _grant_or_revoke(connection, updated)
-    if change.to_status == Status.SUCCEEDED:
+    if moved.disputed:
         await dispute_machine.after_success(connection, updated)
-        # Late, because the tenant's receipt counter stays locked until commit: every success of the tenant waits.
-        updated = await payments.number_receipt(connection, updated)
     await outbox.payment_moved(connection, updated, grants=grants)
     if change.to_status == Status.SUCCEEDED and updated.refunded_minor > 0:
         # A refund the provider reported before its success event: settle it now.
