@@ -39,6 +39,7 @@ async def empty_database(server_url: str):
         await admin.close()
 
 
+@pytest.mark.slow
 async def test_concurrent_migrations_apply_each_file_exactly_once(empty_database: str) -> None:
     results = await asyncio.gather(*(migrate_url(empty_database) for _ in range(4)))
     applied = sorted(m.version for result in results for m in result)

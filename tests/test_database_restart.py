@@ -25,6 +25,8 @@ from tests.helpers import LOCAL, click, eventually, free_socket, local_http, ser
 from tests.restartable_postgres import RestartablePostgres
 from webapp.app import build_webapp
 
+pytestmark = pytest.mark.slow  # real processes: scheduled first (tests/conftest.py)
+
 PAYMENTS = 60
 OUTAGE_AFTER_DELIVERIES = 12
 

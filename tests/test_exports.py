@@ -11,6 +11,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import call, paywarden_command, process_environment
 
 TODAY = datetime.now(UTC).date().isoformat()
@@ -74,6 +76,7 @@ async def test_every_export_has_its_documented_columns_and_filters(mcp, app, db,
     assert code == 1 and "YYYY-MM-DD" in said
 
 
+@pytest.mark.slow
 async def test_a_large_export_streams_in_constant_memory(db, database_url, tmp_path) -> None:
     await db.execute(
         "INSERT INTO payments (id, tenant_id, customer_id, amount_minor, currency, provider)"

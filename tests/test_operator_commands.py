@@ -7,6 +7,7 @@ import json
 import logging
 import os
 
+import pytest
 import stripe
 
 from server import logs
@@ -37,6 +38,7 @@ async def test_approve_prints_the_page_the_person_must_now_pay_on(app, mcp) -> N
     assert "now requires_action" in out and f"{app.base_url}/sandbox/checkout/cs_test_" in out
 
 
+@pytest.mark.slow
 async def test_operator_commands_speak_to_an_operator(app, mcp, database_url: str) -> None:
     async with mcp() as client:
         held = await call(client, "create_charge", **{**HELD, "payment_method": "pm_card_visa"})

@@ -149,6 +149,7 @@ async def test_two_delivery_workers_deliver_each_event_once(services, settings, 
     assert await db.fetchval("SELECT count(*) FROM webhook_delivery_attempts") == 60
 
 
+@pytest.mark.slow
 async def test_two_paywarden_up_processes_deliver_each_event_once(services, database_url, db):
     async with webhook_receiver() as receiver:
         added = await webhook_endpoints.add(services, tenant_id="default", url=receiver.url)

@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers import call, http_client, new_key, paywarden_command, paywarden_up, paywarden_ups, running_app
 
+pytestmark = pytest.mark.slow  # real processes: scheduled first (tests/conftest.py)
+
 CHARGE = {
     "customer_id": "cus_r",
     "idempotency_key": "crash-1",

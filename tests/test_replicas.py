@@ -28,6 +28,8 @@ from tests.helpers import (
 )
 from tests.pgbouncer import PgBouncer
 
+pytestmark = pytest.mark.slow  # real processes: scheduled first (tests/conftest.py)
+
 CHARGE = {
     "customer_id": "cus_r",
     "idempotency_key": "same",

@@ -87,6 +87,7 @@ def embedded_data_dir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 async def test_paywarden_up_with_no_settings_serves_everything_and_stops_cleanly(embedded_data_dir: Path) -> None:
     """The README's first command: no DATABASE_URL, so an embedded PostgreSQL of its own, migrated by its
     superuser and used by a server role that owns nothing."""
@@ -160,6 +161,7 @@ async def _first_key_printed(process: asyncio.subprocess.Process) -> tuple[str, 
     raise AssertionError(f"paywarden up printed no first key:\n{printed}")
 
 
+@pytest.mark.slow
 async def test_paywarden_mcp_over_stdio_acts_as_its_configured_tenant(database_url: str) -> None:
     """stdio lists every tool and needs no key; it acts as PAYWARDEN_STDIO_TENANT, and refuses to start for
     a tenant that does not exist."""

@@ -12,6 +12,7 @@ import random
 
 import asyncpg
 import httpx
+import pytest
 
 from server import charges
 from server.charges import ChargeInput
@@ -50,6 +51,7 @@ def implied(statuses: set[str]) -> str:
     return max(statuses, key=RANK.get) if statuses else "created"
 
 
+@pytest.mark.slow
 async def test_a_storm_of_events_converges_exactly(app, db: asyncpg.Connection) -> None:
     rng = random.Random(2026)
     async with open_services(app.settings.model_copy(update={"duplicate_window_seconds": 0})) as services:
