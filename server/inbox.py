@@ -351,6 +351,13 @@ async def _store_and_apply(services: Services, event: WebhookEvent, arrival: Arr
         return await _store_and_apply_once(services, event, arrival)
     except _ApplyFailed as failed:
         return await _store_failed(services, event, arrival, failed.problem)
+    except RETRYABLE:
+        raise
+    except asyncpg.PostgresError as error:
+        # Refused after applying, as it was written or at COMMIT (a deferred check: the receipt's numbering
+        # waiting too long for its tenant's counter, say): kept as failed like any failure to apply.
+        logger.exception("storing event %s failed; kept for retry", event.event_id, extra=_ids(event))
+        return await _store_failed(services, event, arrival, f"{type(error).__name__}: {str(error)[:300]}")
 
 
 async def _store_and_apply_once(services: Services, event: WebhookEvent, arrival: Arrival) -> Ingested:
