@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 1.0
 PING_SECONDS = 5.0
 ANNOUNCED_WITHIN_SECONDS = 5.0
+LISTEN_CONNECT_SECONDS = 5.0
 
 
 class KeyCache:
@@ -98,18 +99,25 @@ async def hearing_revocation(database_url: str | None, key_id: str) -> AsyncIter
     every listening session at once when the revocation commits, so once the revoker hears its own, each serving
     process has been sent it too: a revoke returns when the revocation is announced, not merely committed, and
     the key's next request is refused. Without a listening address (behind a transaction pooler nobody caches
-    keys) there is nothing to wait for."""
+    keys) there is nothing to wait for; nor when the listening address does not answer (the revoke commits all the
+    same)."""
     heard = asyncio.Event()
 
     async def announced() -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(heard.wait(), ANNOUNCED_WITHIN_SECONDS)
 
-    if database_url is None:
+    try:
+        connection = await asyncpg.connect(database_url, timeout=LISTEN_CONNECT_SECONDS) if database_url else None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        # The revocation still commits: only its announcement goes unconfirmed (a process that cannot hear
+        # revocations empties its cache and asks the database for every key).
+        logger.warning("cannot confirm a revocation's announcement (%s)", type(error).__name__)
+        connection = None
+    if connection is None:
         heard.set()
         yield announced
         return
-    connection = await asyncpg.connect(database_url)
     try:
         await connection.add_listener(REVOCATIONS, lambda *notice: heard.set() if notice[3] == key_id else None)
         yield announced

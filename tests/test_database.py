@@ -228,3 +228,15 @@ async def test_a_server_role_cannot_migrate_and_says_how(empty_database: str) ->
         as_role(empty_database, EMBEDDED_SERVER_ROLE), "migrate", migration_database_url=empty_database
     )
     assert code == 0 and "applied" in out
+
+
+async def test_functions_that_run_as_their_owner_resolve_names_in_the_catalog_first(db) -> None:
+    """A SECURITY DEFINER function looking in `public` first would run a same-named function anyone may have
+    created there (before PostgreSQL 15, everyone could) with the owner's rights."""
+    rows = await db.fetch(
+        "SELECT p.proname, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+        " WHERE p.prosecdef AND n.nspname = 'public'"
+    )
+    assert rows, "the receipt-number event function runs as its owner"
+    for row in rows:
+        assert "search_path=pg_catalog, pg_temp" in (row["proconfig"] or []), dict(row)

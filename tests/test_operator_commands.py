@@ -10,9 +10,10 @@ import os
 import pytest
 import stripe
 
-from server import logs
+from server import api_keys, logs
 from server.embedded import _running
 from server.providers.stripe import _safe_message
+from server.services import open_services
 from tests.helpers import (
     call,
     http_client,
@@ -128,6 +129,15 @@ async def test_a_revoked_key_is_told_it_is_not_valid(app, database_url: str, db)
         over_http_api = await http.get("/v1/customers/c/entitlements/pro")
     assert answer.status_code == 401 and "The API key is not valid" in answer.json()["error_description"]
     assert over_http_api.status_code == 401 and "not valid" in over_http_api.json()["detail"]
+
+
+async def test_a_revoke_commits_even_when_its_announcement_cannot_be_confirmed(settings, database_url, db) -> None:
+    key = await new_key(database_url)
+    deaf = settings.model_copy(update={"listen_database_url": "postgresql://nobody@127.0.0.1:1/none"})
+    async with open_services(deaf) as services:
+        revoked = await api_keys.revoke(services, await key_id(db, key))
+    assert revoked.revoked_at is not None
+    assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", revoked.id)
 
 
 def test_the_provider_library_logs_no_request_lines() -> None:
