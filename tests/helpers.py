@@ -11,6 +11,9 @@ import inspect
 import io
 import json
 import logging
+import multiprocessing
+import multiprocessing.context
+import multiprocessing.process
 import os
 import re
 import signal
@@ -412,13 +415,12 @@ async def paywarden_ups(database_url: str, count: int, **settings: str) -> Async
 
 @asynccontextmanager
 async def paywarden_up(database_url: str, **settings: str) -> AsyncIterator[str]:
-    """`paywarden up` as its own process on a free port; yields its base URL, stops it afterwards."""
+    """`paywarden up` as its own process on a free port; yields its base URL, stops it afterwards (SIGINT)."""
     port = free_port()
     env = process_environment(database_url, port=str(port), **settings)
-    with tempfile.TemporaryFile() as said:  # what it printed, to say why if it never becomes ready
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "up", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=said
-        )
+    with tempfile.NamedTemporaryFile() as said:  # what it printed, to say why if it never becomes ready
+        process = _forked_processes().Process(target=_serve_up, args=(env, said.name), daemon=True)
+        process.start()
         base = f"http://127.0.0.1:{port}"
         try:
             await eventually(lambda: _healthy(base, process, said), within=30)
@@ -427,20 +429,40 @@ async def paywarden_up(database_url: str, **settings: str) -> AsyncIterator[str]
             await _stop(process)
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 15)
-        except TimeoutError:
+@functools.cache
+def _forked_processes() -> multiprocessing.context.ForkServerContext:
+    """`paywarden up` processes are forked from a server process that imported paywarden once (the standard
+    library's forkserver), not started from scratch: each is a process of its own, with its own memory, signals
+    and death, without the second and a half of imports a new interpreter spends (the suite starts dozens).
+    `paywarden up` as a user starts it, from a new interpreter, is tested in test_transports.py."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["cli"])
+    return context
+
+
+def _serve_up(env: dict[str, str], said: str) -> None:
+    """In the forked process: the environment the command would have, its output where the test reads it."""
+    os.environ.clear()
+    os.environ.update(env)
+    with open(os.devnull, "wb") as nothing, open(said, "wb") as errors:
+        os.dup2(nothing.fileno(), 1)
+        os.dup2(errors.fileno(), 2)
+    sys.exit(cli.main(["up"]))
+
+
+async def _stop(process: multiprocessing.process.BaseProcess) -> None:
+    if process.exitcode is None:
+        os.kill(process.pid, signal.SIGINT)
+        await asyncio.to_thread(process.join, 15)
+        if process.exitcode is None:
             process.kill()
-            await process.wait()
+            await asyncio.to_thread(process.join)
 
 
-async def _healthy(base: str, process: asyncio.subprocess.Process, said: Any) -> bool:
-    if process.returncode is not None:
+async def _healthy(base: str, process: multiprocessing.process.BaseProcess, said: Any) -> bool:
+    if process.exitcode is not None:
         said.seek(0)
-        raise AssertionError(f"paywarden up exited with {process.returncode}:\n{said.read().decode()[-3000:]}")
+        raise AssertionError(f"paywarden up exited with {process.exitcode}:\n{said.read().decode()[-3000:]}")
     try:
         async with local_http() as http:
             return (await http.get(f"{base}/readyz")).status_code == 200
