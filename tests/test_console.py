@@ -346,8 +346,11 @@ async def test_the_apps_webhook_endpoints_from_the_console(app, mcp, db: asyncpg
         event_id = receiver.events[0]["id"]
         assert receiver.events[0]["data"]["payment_id"] == paid["payment_id"]
 
-        deliveries = await console.get(f"/console/endpoints/{endpoint_id}")
-        assert event_id in deliveries.text and "delivered" in visible_text(deliveries.text)
+        async def delivered() -> bool:  # the receiver answers before the delivery's outcome is written
+            page = await console.get(f"/console/endpoints/{endpoint_id}")
+            return event_id in page.text and "delivered" in visible_text(page.text)
+
+        await eventually(delivered)
         back = f"/console/endpoints/{endpoint_id}"
         again = await console.post("/console/endpoints/redeliver", {"event_id": event_id, "back": back})
         assert f"Event {event_id} is queued again for 1 endpoint(s)" in visible_text(again.text)
