@@ -413,16 +413,7 @@ async def _store_failed(services: Services, event: WebhookEvent, arrival: Arriva
 
 
 async def _store(conn: asyncpg.Connection, provider: str, event: WebhookEvent, arrival: Arrival) -> tuple[int, str]:
-    return await webhook_events.store(
-        conn,
-        provider=provider,
-        endpoint=arrival.endpoint,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        payload=event.payload,
-        source=arrival.source,
-        tenant_id=arrival.tenant_id,
-    )
+    return await webhook_events.store(conn, **_inbox_row(provider, event, arrival))
 
 
 async def _store_and_lock(
@@ -434,16 +425,21 @@ async def _store_and_lock(
     if payment_id is None:
         return (*await _store(conn, provider, event, arrival), None)
     return await webhook_events.store_and_lock_payment(
-        conn,
-        provider=provider,
-        endpoint=arrival.endpoint,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        payload=event.payload,
-        source=arrival.source,
-        tenant_id=arrival.tenant_id,
-        payment_id=payment_id,
+        conn, **_inbox_row(provider, event, arrival), payment_id=payment_id
     )
+
+
+def _inbox_row(provider: str, event: WebhookEvent, arrival: Arrival) -> dict[str, Any]:
+    """What the inbox keeps of an event: its identity (provider, endpoint, id), type, body and arrival."""
+    return {
+        "provider": provider,
+        "endpoint": arrival.endpoint,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "payload": event.payload,
+        "source": arrival.source,
+        "tenant_id": arrival.tenant_id,
+    }
 
 
 def _payment_named(event: WebhookEvent) -> str | None:
