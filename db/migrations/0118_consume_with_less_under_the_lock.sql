@@ -7,9 +7,12 @@
 --   * the row is taken by the guarded UPDATE that moves its balance, as a plain guarded UPDATE would,
 --     instead of by a SELECT … FOR UPDATE and an UPDATE after it (the guard is re-checked on the row as it
 --     is once the lock is ours);
+--   * the credits.low_balance event is passed only by a caller told that its consume takes the balance
+--     below the threshold (outcome needs_low_balance_event, nothing done), so the application builds and
+--     sends it only then, not for every consume;
 --   * the lots are drawn in the function's own statements instead of through draw_credits, from the lot that
 --     expires first alone when it covers the quantity (most often it does), without summing every open lot.
--- The outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
+-- The other outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
 -- account equals ledger at commit) and the CHECKs are as in 0014.
 CREATE OR REPLACE FUNCTION consume_credits(
     p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_key text, p_request jsonb,
@@ -50,14 +53,18 @@ BEGIN
     UPDATE credit_accounts a SET used = a.used + p_quantity, updated_at = now()
      WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature
        AND a.granted - a.used - a.reserved >= p_quantity
+       AND (p_low_event IS NOT NULL OR p_low_threshold IS NULL  -- not below the threshold by this consume
+            OR a.granted - a.used - a.reserved < p_low_threshold
+            OR a.granted - a.used - a.reserved - p_quantity >= p_low_threshold)
     RETURNING * INTO account;
-    IF NOT FOUND THEN  -- too few credits, or no account yet: nothing done
+    IF NOT FOUND THEN  -- too few credits, no account yet, or the event is needed: nothing done
         INSERT INTO credit_accounts (tenant_id, customer_id, feature) VALUES (p_tenant, p_customer, p_feature)
             ON CONFLICT DO NOTHING;
         SELECT * INTO account FROM credit_accounts a
          WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature;
-        RETURN QUERY SELECT 'insufficient', account.granted, account.used, account.reserved,
-                            NULL::text, NULL::jsonb, NULL::jsonb;
+        RETURN QUERY SELECT CASE WHEN account.granted - account.used - account.reserved >= p_quantity
+                                 THEN 'needs_low_balance_event' ELSE 'insufficient' END,
+                            account.granted, account.used, account.reserved, NULL::text, NULL::jsonb, NULL::jsonb;
         RETURN;
     END IF;
     before := account.granted - account.used - account.reserved + p_quantity;
