@@ -76,7 +76,7 @@ BEGIN
              WHERE f.tenant_id = p_tenant AND f.customer_id = p_customer AND f.feature = p_feature
                AND f.closed_at IS NULL AND f.quantity - f.used - f.held - f.written_off > 0
              ORDER BY f.expires_at NULLS LAST, f.id LIMIT 1)
-       AND l.quantity - l.used - l.held - l.written_off >= p_quantity;
+       AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off >= p_quantity;
     IF FOUND THEN
         drawn := p_quantity;
     ELSE
