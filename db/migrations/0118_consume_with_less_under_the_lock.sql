@@ -10,10 +10,53 @@
 --   * the credits.low_balance event is passed only by a caller told that its consume takes the balance
 --     below the threshold (outcome needs_low_balance_event, nothing done), so the application builds and
 --     sends it only then, not for every consume;
---   * the lots are drawn in the function's own statements instead of through draw_credits, from the lot that
---     expires first alone when it covers the quantity (most often it does), without summing every open lot.
+--   * draw_credits (consume's and reserve's draw) takes from the lot that expires first alone when that lot
+--     covers the quantity, as it most often does, without summing every open lot first.
 -- The other outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
 -- account equals ledger at commit) and the CHECKs are as in 0014.
+
+-- Take `quantity` from the account's open lots, the one that expires first first (as in 0014).
+CREATE OR REPLACE FUNCTION draw_credits(p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_hold boolean)
+RETURNS TABLE (lot_id bigint, taken bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    -- Most often the lot that expires first covers the quantity alone.
+    RETURN QUERY
+    UPDATE credit_lots l
+       SET used = l.used + CASE WHEN p_hold THEN 0 ELSE p_quantity END,
+           held = l.held + CASE WHEN p_hold THEN p_quantity ELSE 0 END
+     WHERE l.tenant_id = p_tenant AND l.id = (
+            SELECT f.id FROM credit_lots f
+             WHERE f.tenant_id = p_tenant AND f.customer_id = p_customer AND f.feature = p_feature
+               AND f.closed_at IS NULL AND f.quantity - f.used - f.held - f.written_off > 0
+             ORDER BY f.expires_at NULLS LAST, f.id LIMIT 1)
+       AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off >= p_quantity
+    RETURNING l.id, p_quantity;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    -- Otherwise as many lots as it takes, the one that expires first first (0014).
+    RETURN QUERY
+    WITH open_lots AS (
+        SELECT l.id, l.quantity - l.used - l.held - l.written_off AS free,
+               (sum(l.quantity - l.used - l.held - l.written_off)
+                    OVER (ORDER BY l.expires_at NULLS LAST, l.id))::bigint AS free_through
+          FROM credit_lots l
+         WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
+           AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off > 0
+    ), taking AS (
+        SELECT o.id, least(o.free, p_quantity - (o.free_through - o.free)) AS take
+          FROM open_lots o
+         WHERE o.free_through - o.free < p_quantity  -- the lots before it did not cover the quantity
+    )
+    UPDATE credit_lots l
+       SET used = l.used + CASE WHEN p_hold THEN 0 ELSE t.take END,
+           held = l.held + CASE WHEN p_hold THEN t.take ELSE 0 END
+      FROM taking t
+     WHERE l.id = t.id
+    RETURNING l.id, t.take;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION consume_credits(
     p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_key text, p_request jsonb,
     p_note text, p_api_key text, p_low_threshold bigint, p_low_event jsonb, p_retry_for_seconds double precision
@@ -69,37 +112,7 @@ BEGIN
     END IF;
     before := account.granted - account.used - account.reserved + p_quantity;
 
-    -- Most often the lot that expires first covers the quantity alone.
-    UPDATE credit_lots l SET used = l.used + p_quantity
-     WHERE l.tenant_id = p_tenant AND l.id = (
-            SELECT f.id FROM credit_lots f
-             WHERE f.tenant_id = p_tenant AND f.customer_id = p_customer AND f.feature = p_feature
-               AND f.closed_at IS NULL AND f.quantity - f.used - f.held - f.written_off > 0
-             ORDER BY f.expires_at NULLS LAST, f.id LIMIT 1)
-       AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off >= p_quantity;
-    IF FOUND THEN
-        drawn := p_quantity;
-    ELSE
-        -- The open lots, the one that expires first first (as draw_credits, 0014, takes them).
-        WITH open_lots AS (
-            SELECT l.id, l.quantity - l.used - l.held - l.written_off AS free,
-                   (sum(l.quantity - l.used - l.held - l.written_off)
-                        OVER (ORDER BY l.expires_at NULLS LAST, l.id))::bigint AS free_through
-              FROM credit_lots l
-             WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
-               AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off > 0
-        ), taking AS (
-            SELECT o.id, least(o.free, p_quantity - (o.free_through - o.free)) AS take
-              FROM open_lots o
-             WHERE o.free_through - o.free < p_quantity  -- the lots before it did not cover the quantity
-        ), drawn_lots AS (
-            UPDATE credit_lots l SET used = l.used + t.take
-              FROM taking t
-             WHERE l.tenant_id = p_tenant AND l.id = t.id
-            RETURNING t.take
-        )
-        SELECT coalesce(sum(d.take), 0) INTO drawn FROM drawn_lots d;
-    END IF;
+    SELECT coalesce(sum(d.taken), 0) INTO drawn FROM draw_credits(p_tenant, p_customer, p_feature, p_quantity, false) d;
     IF drawn <> p_quantity THEN
         RAISE EXCEPTION 'the open lots of credit account (%, %, %) hold % free credits, the account says %',
             p_tenant, p_customer, p_feature, drawn, before USING ERRCODE = 'integrity_constraint_violation';
