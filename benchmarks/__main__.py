@@ -131,11 +131,18 @@ def _line(row: Row) -> str:
         target, met = "—", ""
     else:
         target, met = "≥" + format(row.target, ".2g"), "met" if ratio >= row.target else "MISSED"
-    return (
+    line = (
         f"{row.operation:<54} {ours.per_second:>11.0f} {theirs.per_second:>10.0f} {ratio:>6.2f} "
         f"{target:>5} {met:<6} {ours.p50_ms:>7.2f} {ours.p99_ms:>7.2f} "
         f"{theirs.p50_ms:>8.2f} {theirs.p99_ms:>8.2f}"
     )
+    if ours.cpu_ms:
+        line += f"\n  CPU ms per operation: paywarden {_cpu(ours)}; baseline {_cpu(theirs)}"
+    return line
+
+
+def _cpu(measurement: Measurement) -> str:
+    return ", ".join(f"{name} {ms:.2f}" for name, ms in measurement.cpu_ms.items())
 
 
 def main() -> None:

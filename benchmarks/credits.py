@@ -4,9 +4,11 @@ in this process, both on one account each (every operation contends for that row
 
 from __future__ import annotations
 
+import os
+
 import asyncpg
 
-from benchmarks.harness import Measurement, ScratchDatabase, alternate
+from benchmarks.harness import CpuProbe, Measurement, ScratchDatabase, alternate
 from db import payments
 from db.payments import NewPayment
 from db.pool import transaction
@@ -29,6 +31,7 @@ async def consume(
     async with open_services(settings) as services:
         await grant(services.pool, "bench", rounds * operations * 2)
         raw_pool = await _raw_account(database.owner_url, rounds * operations * 2)
+        probe = CpuProbe({"this process": os.getpid()})  # both sides run here, as in an application
         try:
             return await alternate(
                 rounds,
@@ -36,6 +39,7 @@ async def consume(
                 concurrency,
                 lambda n: credits.consume(services, caller, "bench", FEATURE, 1, f"k{n}"),
                 lambda n: raw_pool.execute(GUARDED_UPDATE, "raw", 1),
+                (probe, probe),
             )
         finally:
             await raw_pool.close()

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,10 +77,60 @@ class Measurement:
     per_second: float
     p50_ms: float
     p99_ms: float
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per operation, by process (CpuProbe): where the time goes. Empty when not probed."""
 
 
-async def measure(operations: int, concurrency: int, operation: Operation) -> Measurement:
-    """`concurrency` workers take numbers 0..operations-1 off one queue; the rate and the latencies."""
+@dataclass(frozen=True)
+class CpuProbe:
+    """The processes an operation's CPU time is charged to: these, by name, and PostgreSQL's server processes
+    (every process named postgres on this machine: on a shared server, others' work counts too). Read from
+    /proc, so on Linux only; elsewhere nothing is charged."""
+
+    processes: dict[str, int]
+
+    def read(self) -> dict[tuple[str, int], float]:
+        seconds = {(name, pid): _cpu_seconds(pid) for name, pid in self.processes.items()}
+        seconds.update({("PostgreSQL", pid): _cpu_seconds(pid) for pid in _postgres_pids()})
+        return seconds
+
+
+def cpu_per_operation(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], operations: int
+) -> dict[str, float]:
+    """Milliseconds per operation by name; a process started meanwhile is charged all its time."""
+    per_name: dict[str, float] = {}
+    for (name, pid), seconds in after.items():
+        used = seconds - before.get((name, pid), 0.0)
+        per_name[name] = per_name.get(name, 0.0) + 1000 * used / operations
+    return per_name
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system time of a process so far; 0 when it cannot be read (gone, or no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").glob("[0-9]*/comm") if Path("/proc").is_dir() else []:
+        try:
+            if entry.read_text().strip() == "postgres":
+                pids.append(int(entry.parent.name))
+        except OSError:
+            continue  # gone meanwhile
+    return pids
+
+
+async def measure(
+    operations: int, concurrency: int, operation: Operation, probe: CpuProbe | None = None
+) -> Measurement:
+    """`concurrency` workers take numbers 0..operations-1 off one queue; the rate and the latencies (and with a
+    probe, the CPU time per operation)."""
     queue = iter(range(operations))
     latencies: list[float] = []
 
@@ -90,14 +140,17 @@ async def measure(operations: int, concurrency: int, operation: Operation) -> Me
             await operation(n)
             latencies.append(time.perf_counter() - started)
 
+    cpu_before = probe.read() if probe else {}
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
+    cpu = cpu_per_operation(cpu_before, probe.read(), operations) if probe else {}
     latencies.sort()
     return Measurement(
         per_second=operations / elapsed,
         p50_ms=1000 * latencies[len(latencies) // 2],
         p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        cpu_ms=cpu,
     )
 
 
@@ -106,14 +159,22 @@ async def rate(operations: int, concurrency: int, operation: Operation) -> float
 
 
 async def alternate(
-    rounds: int, operations: int, concurrency: int, ours: Operation, baseline: Operation
+    rounds: int,
+    operations: int,
+    concurrency: int,
+    ours: Operation,
+    baseline: Operation,
+    probes: tuple[CpuProbe, CpuProbe] | None = None,
 ) -> tuple[Measurement, Measurement]:
     """A B A B …: each side's round with the median rate, so a noisy moment hurts neither side alone. The
-    operation numbers keep counting across rounds (each side may need fresh ids)."""
+    operation numbers keep counting across rounds (each side may need fresh ids). `probes`: whose CPU time
+    each side is charged (ours, the baseline's)."""
+    our_probe, their_probe = probes or (None, None)
     mine, theirs = [], []
     for round_number in range(rounds):
-        mine.append(await measure(operations, concurrency, _shifted(ours, round_number * operations)))
-        theirs.append(await measure(operations, concurrency, _shifted(baseline, round_number * operations)))
+        offset = round_number * operations
+        mine.append(await measure(operations, concurrency, _shifted(ours, offset), our_probe))
+        theirs.append(await measure(operations, concurrency, _shifted(baseline, offset), their_probe))
     return _median(mine), _median(theirs)
 
 
@@ -132,6 +193,7 @@ def _between(by_rate: list[Measurement]) -> Measurement:
         statistics.mean([low.per_second, high.per_second]),
         statistics.mean([low.p50_ms, high.p50_ms]),
         statistics.mean([low.p99_ms, high.p99_ms]),
+        {name: statistics.mean([low.cpu_ms.get(name, 0.0), high.cpu_ms.get(name, 0.0)]) for name in low.cpu_ms},
     )
 
 

@@ -8,6 +8,7 @@ Each operation is a payment_intent.succeeded for a payment of its own, waiting f
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import asyncpg
@@ -15,8 +16,8 @@ import httpx
 import stripe
 
 from benchmarks.entitlements import TOKEN
-from benchmarks.harness import Measurement, ScratchDatabase, alternate, free_port, server_process
-from benchmarks.paywarden_process import WEBHOOK_SECRET, paywarden_up
+from benchmarks.harness import CpuProbe, Measurement, ScratchDatabase, alternate, free_port, server_process
+from benchmarks.paywarden_process import WEBHOOK_SECRET, paywarden_process
 
 
 async def seed_waiting_payments(owner_url: str, count: int) -> None:
@@ -62,8 +63,8 @@ async def ingest(
     bare = ["-m", "benchmarks.baselines.bare_api", str(bare_port), database.server_url, TOKEN, WEBHOOK_SECRET]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with (
-        paywarden_up(database) as base,
-        server_process(bare, {}, f"http://127.0.0.1:{bare_port}/docs"),
+        paywarden_process(database) as (base, server_pid),
+        server_process(bare, {}, f"http://127.0.0.1:{bare_port}/docs") as bare_pid,
         httpx.AsyncClient(limits=limits, timeout=30) as http,
     ):
 
@@ -77,4 +78,8 @@ async def ingest(
             answer = await http.post(f"http://127.0.0.1:{bare_port}/hook", content=body, headers=signed(body))
             answer.raise_for_status()
 
-        return await alternate(rounds, operations, concurrency, ours, theirs)
+        probes = (
+            CpuProbe({"load generator": os.getpid(), "server": server_pid}),
+            CpuProbe({"load generator": os.getpid(), "server": bare_pid}),
+        )
+        return await alternate(rounds, operations, concurrency, ours, theirs, probes)

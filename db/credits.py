@@ -429,7 +429,8 @@ async def draw(conn: asyncpg.Connection, account: Account, quantity: int, *, hol
 
 @dataclass(frozen=True)
 class Consumed:
-    """What consume_credits (0014) did: outcome consumed, replay, insufficient or time_to_act."""
+    """What consume_credits (0014, 0118) did: outcome consumed, replay, insufficient, time_to_act or
+    needs_low_balance_event (nothing done: run it again with the event, below)."""
 
     outcome: str
     account: Account | None
@@ -450,12 +451,13 @@ async def consume(
     request: dict[str, Any],
     note: str,
     api_key_id: str | None,
-    low_balance: tuple[int, dict[str, Any]] | None,
+    low_threshold: int | None,
+    low_event: dict[str, Any] | None,
     retry_for_seconds: float,
 ) -> Consumed:
     """One statement, so on a pool its own transaction: the account stays locked only while PostgreSQL
-    works. `low_balance`: (threshold, the credits.low_balance event to record on crossing it)."""
-    threshold, event = low_balance if low_balance else (None, None)
+    works. `low_event`: the credits.low_balance event to record when the balance goes below `low_threshold`;
+    without it such a consume does nothing and answers needs_low_balance_event."""
     row = await conn.fetchrow(
         "SELECT * FROM consume_credits($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         tenant_id,
@@ -466,8 +468,8 @@ async def consume(
         request,
         note,
         api_key_id,
-        threshold,
-        event,
+        low_threshold,
+        low_event,
         retry_for_seconds,
     )
     account = None

@@ -194,8 +194,8 @@ async def release(services: Services, caller: Caller, reservation_id: str) -> Re
 async def consume(
     services: Services, caller: Caller, customer_id: str, feature: str, quantity: int, key: str
 ) -> ConsumeResult:
-    """In one statement (consume_credits, migration 0014) unless a reservation or lot is due to expire:
-    then time acts first, here, and the same statement runs in that transaction."""
+    """In one statement (consume_credits, migrations 0014 and 0118) unless a reservation or lot is due to
+    expire: then time acts first, here, and the same statement runs in that transaction."""
     require_metered(services, feature)
     consume_once = _consume_statement(services.catalog, caller, customer_id, feature, quantity, key)
     async with connection(services.pool) as conn:
@@ -211,19 +211,25 @@ async def consume(
 def _consume_statement(
     catalog: Catalog, caller: Caller, customer_id: str, feature: str, quantity: int, key: str
 ) -> Callable[[asyncpg.Connection], Awaitable[credits.Consumed]]:
+    """The statement, run without the credits.low_balance event first: the event is built only when the
+    database answers that this consume would take the balance below the threshold, and the statement then
+    runs again with it (nothing was done the first time)."""
     threshold = catalog.low_balance_threshold(feature)
-    low_balance = None
-    if threshold is not None:
-        empty = CreditBalance(granted=0, used=0, reserved=0, remaining=0)  # filled in by the database
-        data = LowBalance(customer_id=customer_id, feature=feature, low_balance_threshold=threshold, balance=empty)
-        low_balance = (threshold, outbox.event(caller.tenant_id, "credits.low_balance", data))
 
-    def consume_once(conn: asyncpg.Connection) -> Awaitable[credits.Consumed]:
+    def run(conn: asyncpg.Connection, low_event: dict[str, Any] | None) -> Awaitable[credits.Consumed]:
         return credits.consume(
             conn, caller.tenant_id, customer_id, feature, quantity, key,
-            request=_consume_request(feature, quantity), note=f"idempotency_key {key!r}",
-            api_key_id=caller.key_id, low_balance=low_balance, retry_for_seconds=outbox.RETRY_FOR_SECONDS,
+            request=_consume_request(feature, quantity), note=f"idempotency_key {key!r}", api_key_id=caller.key_id,
+            low_threshold=threshold, low_event=low_event, retry_for_seconds=outbox.RETRY_FOR_SECONDS,
         )  # fmt: skip
+
+    async def consume_once(conn: asyncpg.Connection) -> credits.Consumed:
+        done = await run(conn, None)
+        if done.outcome == "needs_low_balance_event" and threshold is not None:
+            empty = CreditBalance(granted=0, used=0, reserved=0, remaining=0)  # filled in by the database
+            data = LowBalance(customer_id=customer_id, feature=feature, low_balance_threshold=threshold, balance=empty)
+            done = await run(conn, outbox.event(caller.tenant_id, "credits.low_balance", data))
+        return done
 
     return consume_once
 

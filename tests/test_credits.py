@@ -25,7 +25,7 @@ id = "credits_50"
 name = "50 units"
 amount_minor = 500
 currency = "USD"
-grants = [{ feature = "units", credits = 50 }]
+grants = [{ feature = "units", credits = 50, low_balance_threshold = 20 }]
 
 [[products]]
 id = "credits_100k"
@@ -110,6 +110,20 @@ async def test_a_hundred_concurrent_consumers_on_fifty_credits(credit_settings, 
     assert len(successes) == 50 and len(refusals) == 50
     assert all(isinstance(r, InsufficientCredits) and "0 remaining" in r.message for r in refusals)
     await assert_ledger_matches(db, "c100", "units")
+
+
+async def test_the_consume_that_takes_the_balance_below_the_threshold_tells_it_once(credit_settings, db) -> None:
+    """Consumes are sent without the credits.low_balance event; the one that crosses the threshold is told so
+    and runs again with it, whatever the concurrency: one event, with the balance after that consume."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "low", "credits_50", "p")
+        await asyncio.gather(*(credits.consume(services, LOCAL, "low", "units", 3, f"k{n}") for n in range(16)))
+    events = await db.fetch("SELECT payload FROM outbox_events WHERE type = 'credits.low_balance'")
+    assert len(events) == 1
+    data = json.loads(events[0]["payload"])["data"]
+    assert data["low_balance_threshold"] == 20 and data["customer_id"] == "low"
+    assert data["balance"]["remaining"] == 17  # 50, 47, … 20, 17: the first balance below 20
+    await assert_ledger_matches(db, "low", "units")
 
 
 async def test_concurrent_reserve_settle_release_consume_keep_the_books(credit_settings, db) -> None:

@@ -28,7 +28,9 @@ from tests.helpers import (
 
 
 @pytest.fixture
-async def empty_database(server_url: str):
+async def empty_database(server_url: str, template_database: str):
+    """A database with nothing in it, on a server whose roles exist (the template's migration made them): a
+    test that logs in as the server's role must not depend on another having run first."""
     name = f"paywarden_empty_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(with_database(server_url, "postgres"))
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -1,0 +1,141 @@
+-- consume_credits with less done while the account row is locked (issue 16). A busy customer's consumes
+-- queue on that row, so the work between taking it and committing is what limits their rate:
+--   * whether a reservation or lot is due to expire is asked before the row is taken. now() is the
+--     transaction's start either way, and what others commit meanwhile can only close lots and settle
+--     reservations (which at worst sends the caller through time_to_act for nothing) or add ones that
+--     expire later than now();
+--   * the row is taken by the guarded UPDATE that moves its balance, as a plain guarded UPDATE would,
+--     instead of by a SELECT … FOR UPDATE and an UPDATE after it (the guard is re-checked on the row as it
+--     is once the lock is ours);
+--   * the credits.low_balance event is passed only by a caller told that its consume takes the balance
+--     below the threshold (outcome needs_low_balance_event, nothing done), so the application builds and
+--     sends it only then, not for every consume;
+--   * draw_credits (consume's and reserve's draw) takes from the lot that expires first alone when that lot
+--     covers the quantity, as it most often does, without summing every open lot first.
+-- The other outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
+-- account equals ledger at commit) and the CHECKs are as in 0014.
+
+-- Take `quantity` from the account's open lots, the one that expires first first (as in 0014).
+CREATE OR REPLACE FUNCTION draw_credits(p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_hold boolean)
+RETURNS TABLE (lot_id bigint, taken bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    -- Most often the lot that expires first covers the quantity alone.
+    RETURN QUERY
+    UPDATE credit_lots l
+       SET used = l.used + CASE WHEN p_hold THEN 0 ELSE p_quantity END,
+           held = l.held + CASE WHEN p_hold THEN p_quantity ELSE 0 END
+     WHERE l.tenant_id = p_tenant AND l.id = (
+            SELECT f.id FROM credit_lots f
+             WHERE f.tenant_id = p_tenant AND f.customer_id = p_customer AND f.feature = p_feature
+               AND f.closed_at IS NULL AND f.quantity - f.used - f.held - f.written_off > 0
+             ORDER BY f.expires_at NULLS LAST, f.id LIMIT 1)
+       AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off >= p_quantity
+    RETURNING l.id, p_quantity;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    -- Otherwise as many lots as it takes, the one that expires first first (0014).
+    RETURN QUERY
+    WITH open_lots AS (
+        SELECT l.id, l.quantity - l.used - l.held - l.written_off AS free,
+               (sum(l.quantity - l.used - l.held - l.written_off)
+                    OVER (ORDER BY l.expires_at NULLS LAST, l.id))::bigint AS free_through
+          FROM credit_lots l
+         WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
+           AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off > 0
+    ), taking AS (
+        SELECT o.id, least(o.free, p_quantity - (o.free_through - o.free)) AS take
+          FROM open_lots o
+         WHERE o.free_through - o.free < p_quantity  -- the lots before it did not cover the quantity
+    )
+    UPDATE credit_lots l
+       SET used = l.used + CASE WHEN p_hold THEN 0 ELSE t.take END,
+           held = l.held + CASE WHEN p_hold THEN t.take ELSE 0 END
+      FROM taking t
+     WHERE l.id = t.id
+    RETURNING l.id, t.take;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION consume_credits(
+    p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_key text, p_request jsonb,
+    p_note text, p_api_key text, p_low_threshold bigint, p_low_event jsonb, p_retry_for_seconds double precision
+) RETURNS TABLE (
+    outcome text, granted bigint, used bigint, reserved bigint,
+    earlier_kind text, earlier_request jsonb, earlier_result jsonb
+) LANGUAGE plpgsql AS $$
+DECLARE
+    account credit_accounts%ROWTYPE;
+    before bigint;
+    drawn bigint;
+    entry bigint;
+BEGIN
+    -- A key used before is answered without waiting for the account; one taken while this waits is
+    -- caught by the insert at the end.
+    RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
+                   FROM credit_operations o
+                   LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
+                  WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM credit_reservations r
+                WHERE r.tenant_id = p_tenant AND r.customer_id = p_customer AND r.feature = p_feature
+                  AND r.status = 'held' AND r.expires_at <= now())
+       OR EXISTS (SELECT 1 FROM credit_lots l
+                   WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
+                     AND l.closed_at IS NULL AND l.expires_at <= now()) THEN
+        SELECT * INTO account FROM credit_accounts a
+         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature;
+        RETURN QUERY SELECT 'time_to_act', account.granted, account.used, account.reserved,
+                            NULL::text, NULL::jsonb, NULL::jsonb;
+        RETURN;
+    END IF;
+
+    UPDATE credit_accounts a SET used = a.used + p_quantity, updated_at = now()
+     WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature
+       AND a.granted - a.used - a.reserved >= p_quantity
+       AND (p_low_event IS NOT NULL OR p_low_threshold IS NULL  -- not below the threshold by this consume
+            OR a.granted - a.used - a.reserved < p_low_threshold
+            OR a.granted - a.used - a.reserved - p_quantity >= p_low_threshold)
+    RETURNING * INTO account;
+    IF NOT FOUND THEN  -- too few credits, no account yet, or the event is needed: nothing done
+        INSERT INTO credit_accounts (tenant_id, customer_id, feature) VALUES (p_tenant, p_customer, p_feature)
+            ON CONFLICT DO NOTHING;
+        SELECT * INTO account FROM credit_accounts a
+         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature;
+        RETURN QUERY SELECT CASE WHEN account.granted - account.used - account.reserved >= p_quantity
+                                 THEN 'needs_low_balance_event' ELSE 'insufficient' END,
+                            account.granted, account.used, account.reserved, NULL::text, NULL::jsonb, NULL::jsonb;
+        RETURN;
+    END IF;
+    before := account.granted - account.used - account.reserved + p_quantity;
+
+    SELECT coalesce(sum(d.taken), 0) INTO drawn FROM draw_credits(p_tenant, p_customer, p_feature, p_quantity, false) d;
+    IF drawn <> p_quantity THEN
+        RAISE EXCEPTION 'the open lots of credit account (%, %, %) hold % free credits, the account says %',
+            p_tenant, p_customer, p_feature, drawn, before USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    INSERT INTO credit_ledger (tenant_id, customer_id, feature, kind, used_delta, note, api_key_id)
+    VALUES (p_tenant, p_customer, p_feature, 'consume', p_quantity, p_note, p_api_key) RETURNING id INTO entry;
+    INSERT INTO credit_operations (tenant_id, customer_id, idempotency_key, kind, request, result, ledger_id)
+    VALUES (p_tenant, p_customer, p_key, 'consume', p_request, '{}'::jsonb, entry) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN  -- the key was taken meanwhile for another feature's account: retried, it is a replay
+        RAISE EXCEPTION 'idempotency key % was taken by a concurrent credit operation', p_key
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+
+    IF p_low_threshold IS NOT NULL AND before >= p_low_threshold
+       AND p_low_threshold > account.granted - account.used - account.reserved THEN
+        PERFORM record_outbox_event(
+            p_low_event ->> 'id', p_tenant, 'credits.low_balance',
+            jsonb_set(p_low_event, '{data,balance}', jsonb_build_object(
+                'granted', account.granted, 'used', account.used, 'reserved', account.reserved,
+                'remaining', account.granted - account.used - account.reserved)),
+            p_retry_for_seconds);
+    END IF;
+    RETURN QUERY SELECT 'consumed', account.granted, account.used, account.reserved,
+                        NULL::text, NULL::jsonb, NULL::jsonb;
+END;
+$$;
