@@ -85,7 +85,8 @@ async def _listen_once(cache: KeyCache, database_url: str) -> None:
         cache.enabled = True
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), PING_SECONDS)
+                async with asyncio.timeout(PING_SECONDS):  # not wait_for: it can swallow a cancellation on 3.11
+                    await lost.wait()
             await connection.fetchval("SELECT 1", timeout=PING_SECONDS)  # a silent network would hide a revocation
     finally:
         cache.stop()
@@ -105,7 +106,8 @@ async def hearing_revocation(database_url: str | None, key_id: str) -> AsyncIter
 
     async def announced() -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(heard.wait(), ANNOUNCED_WITHIN_SECONDS)
+            async with asyncio.timeout(ANNOUNCED_WITHIN_SECONDS):
+                await heard.wait()
 
     try:
         connection = await asyncpg.connect(database_url, timeout=LISTEN_CONNECT_SECONDS) if database_url else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,6 +99,23 @@ async def test_webhooks_are_retried_until_acknowledged(database_url: str) -> Non
     sock.close()
     assert [event_id for event_id, _ in received] == [event["id"]] * 3
     assert row["attempts"] == 3 and row["delivered_at"] is not None and row["last_error"] is None
+
+
+async def test_delivery_stops_when_it_is_cancelled_as_it_is_woken(database_url: str) -> None:
+    """Stopping the server cancels the delivery loop; an event stored at that moment wakes it too. Waiting
+    through asyncio.wait_for, Python 3.11 let the wake-up swallow the cancellation, and the loop ran on while
+    the server waited for it to end (a test's teardown hung once in about twenty suite runs)."""
+    async with _pool(database_url) as pool:
+        deliverer = WebhookDeliverer(pool, "http://127.0.0.1:9/hook", "whsec_stop_test", poll_seconds=60)
+        for _ in range(20):
+            task = asyncio.create_task(deliverer.run_forever())
+            await asyncio.sleep(0.05)  # past its first pass over an empty queue: waiting to be woken
+            deliverer.wake()
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=5)
+            assert done == {task} and task.cancelled()
+            deliverer = WebhookDeliverer(pool, "http://127.0.0.1:9/hook", "whsec_stop_test", poll_seconds=60)
+        await deliverer.close()
 
 
 async def _make_due_now(pool: asyncpg.Pool) -> None:

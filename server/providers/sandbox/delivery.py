@@ -44,7 +44,10 @@ class WebhookDeliverer:
             while True:
                 await self._deliver_safely()
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                    # Not asyncio.wait_for: on Python 3.11 a wake-up at the moment the loop is cancelled made it
+                    # swallow the cancellation, and the loop ran on (a server's shutdown then waited forever).
+                    async with asyncio.timeout(self._poll_seconds):
+                        await self._wake.wait()
                 self._wake.clear()
         finally:
             await self.close()
