@@ -452,7 +452,9 @@ def _serve_up(env: dict[str, str], said: str) -> None:
 
 async def _stop(process: multiprocessing.process.BaseProcess) -> None:
     if process.exitcode is None:
-        os.kill(process.pid, signal.SIGINT)
+        # A process that crashed on purpose may be gone, reaped by the forkserver, before its exit code is read.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGINT)
         await asyncio.to_thread(process.join, 15)
         if process.exitcode is None:
             process.kill()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from db import credits as db_credits
+from db.pool import transaction
 from server import credits
 from server.credits import CreditBalance
 from server.errors import IdempotencyKeyReused, InsufficientCredits, NotAllowedNow, ReservationNotFound
@@ -124,6 +128,60 @@ async def test_the_consume_that_takes_the_balance_below_the_threshold_tells_it_o
     assert data["low_balance_threshold"] == 20 and data["customer_id"] == "low"
     assert data["balance"]["remaining"] == 17  # 50, 47, … 20, 17: the first balance below 20
     await assert_ledger_matches(db, "low", "units")
+
+
+@asynccontextmanager
+async def _granting_while(
+    services, customer: str, feature: str, quantity: int, *, paid_by: str, until: str | None = None
+) -> AsyncIterator[None]:
+    """A grant of `quantity` credits held uncommitted (the account row changed, locked) while the block runs."""
+    async with transaction(services.pool) as conn:
+        account = await db_credits.lock_account(conn, DEFAULT_TENANT, customer, feature)
+        lot = await db_credits.insert_lot(conn, account, paid_by, quantity, None if until else 365, until=until)
+        await db_credits.post(conn, account, "grant", granted=quantity, lot_id=lot, payment_id=paid_by)
+        yield
+
+
+async def _payment_of(db: asyncpg.Connection, customer: str, product: str) -> str:
+    return await db.fetchval("SELECT id FROM payments WHERE customer_id = $1 AND product_id = $2", customer, product)
+
+
+@pytest.mark.parametrize("account_before", ["all_held", "none"])
+async def test_a_consume_that_waits_for_a_grant_gets_the_credits(credit_settings, db, account_before) -> None:
+    """The guarded update reads the account as committed (nothing free, or no account yet) and matches nothing
+    while a grant is on its way: the consume then waits on the row and decides on it as the grant left it.
+    It consumes; it is never told its fresh key was used before, nor asked for an event the feature lacks."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "wait", "credits_50", "p")  # pays for the llm_tokens lot granted below
+        if account_before == "all_held":
+            await buy(services, "wait", "credits_100k", "p2")
+            await credits.reserve(services, LOCAL, "wait", "llm_tokens", 100_000, "h", 60)
+        paid_by = await _payment_of(db, "wait", "credits_50")
+        async with _granting_while(services, "wait", "llm_tokens", 1_000, paid_by=paid_by):
+            consuming = asyncio.create_task(credits.consume(services, LOCAL, "wait", "llm_tokens", 10, "c"))
+            await asyncio.sleep(0.3)  # its guarded update has matched nothing; it waits on the row
+        consumed = await consuming
+    assert consumed.consumed == 10 and not consumed.replayed and consumed.balance.remaining == 990
+    await assert_ledger_matches(db, "wait", "llm_tokens")
+
+
+async def test_a_lot_granted_already_expired_while_a_consume_waits_is_never_drawn(credit_settings, db) -> None:
+    """A subscription period paid late grants a lot whose end has passed. Granted while a consume waits on the
+    account, it is expired before the consume draws (as time always acts first), not spent."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "late", "credits_50", "p1")
+        await buy(services, "late", "credits_100k", "p2")  # pays for the expired units lot below
+        paid_by = await _payment_of(db, "late", "credits_100k")
+        async with _granting_while(services, "late", "units", 100, paid_by=paid_by, until="2020-01-01T00:00:00Z"):
+            consuming = asyncio.create_task(credits.consume(services, LOCAL, "late", "units", 30, "c"))
+            await asyncio.sleep(0.3)  # past the question before the row: waiting on it
+        consumed = await consuming
+    expired = await db.fetchrow(
+        "SELECT used, written_off, closed_at FROM credit_lots WHERE payment_id = $1 AND feature = 'units'", paid_by
+    )
+    assert expired["used"] == 0 and expired["written_off"] == 100 and expired["closed_at"] is not None
+    assert consumed.consumed == 30 and consumed.balance.remaining == 20
+    await assert_ledger_matches(db, "late", "units")
 
 
 async def test_concurrent_reserve_settle_release_consume_keep_the_books(credit_settings, db) -> None:

@@ -1,9 +1,10 @@
 -- consume_credits with less done while the account row is locked (issue 16). A busy customer's consumes
 -- queue on that row, so the work between taking it and committing is what limits their rate:
---   * whether a reservation or lot is due to expire is asked before the row is taken. now() is the
---     transaction's start either way, and what others commit meanwhile can only close lots and settle
---     reservations (which at worst sends the caller through time_to_act for nothing) or add ones that
---     expire later than now();
+--   * whether a reservation is due to expire is asked before the row is taken (now() is the transaction's
+--     start either way; reservations others commit meanwhile expire later than that), and whether a lot is,
+--     too. A lot can come already expired (a subscription period paid late), so that one question is asked
+--     again once the row is held; that rare case is refused as a serialization failure, run again by the
+--     caller, and then answered time_to_act before the row is taken;
 --   * the row is taken by the guarded UPDATE that moves its balance, as a plain guarded UPDATE would,
 --     instead of by a SELECT … FOR UPDATE and an UPDATE after it (the guard is re-checked on the row as it
 --     is once the lock is ours);
@@ -11,7 +12,12 @@
 --     below the threshold (outcome needs_low_balance_event, nothing done), so the application builds and
 --     sends it only then, not for every consume;
 --   * draw_credits (consume's and reserve's draw) takes from the lot that expires first alone when that lot
---     covers the quantity, as it most often does, without summing every open lot first.
+--     covers the quantity, as it most often does, without summing every open lot first. It never takes from
+--     a lot past its expiry (every caller lets time act first, so there is none; should there be one, the
+--     draw comes up short and says so).
+-- When the guarded UPDATE matches nothing, the row is locked and the outcome decided on it as it then is:
+-- too few credits, the event needed, or enough after all (credits given back while this waited), in which
+-- case the consume goes on under the lock.
 -- The other outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
 -- account equals ledger at commit) and the CHECKs are as in 0014.
 
@@ -28,6 +34,7 @@ BEGIN
             SELECT f.id FROM credit_lots f
              WHERE f.tenant_id = p_tenant AND f.customer_id = p_customer AND f.feature = p_feature
                AND f.closed_at IS NULL AND f.quantity - f.used - f.held - f.written_off > 0
+               AND (f.expires_at IS NULL OR f.expires_at > now())
              ORDER BY f.expires_at NULLS LAST, f.id LIMIT 1)
        AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off >= p_quantity
     RETURNING l.id, p_quantity;
@@ -43,6 +50,7 @@ BEGIN
           FROM credit_lots l
          WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
            AND l.closed_at IS NULL AND l.quantity - l.used - l.held - l.written_off > 0
+           AND (l.expires_at IS NULL OR l.expires_at > now())
     ), taking AS (
         SELECT o.id, least(o.free, p_quantity - (o.free_through - o.free)) AS take
           FROM open_lots o
@@ -100,18 +108,42 @@ BEGIN
             OR a.granted - a.used - a.reserved < p_low_threshold
             OR a.granted - a.used - a.reserved - p_quantity >= p_low_threshold)
     RETURNING * INTO account;
-    IF NOT FOUND THEN  -- too few credits, no account yet, or the event is needed: nothing done
-        INSERT INTO credit_accounts (tenant_id, customer_id, feature) VALUES (p_tenant, p_customer, p_feature)
-            ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN  -- too few credits, no account yet, or the event is needed: decided on the locked row
         SELECT * INTO account FROM credit_accounts a
-         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature;
-        RETURN QUERY SELECT CASE WHEN account.granted - account.used - account.reserved >= p_quantity
-                                 THEN 'needs_low_balance_event' ELSE 'insufficient' END,
-                            account.granted, account.used, account.reserved, NULL::text, NULL::jsonb, NULL::jsonb;
-        RETURN;
+         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO credit_accounts (tenant_id, customer_id, feature) VALUES (p_tenant, p_customer, p_feature)
+                ON CONFLICT DO NOTHING;
+            SELECT * INTO account FROM credit_accounts a
+             WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature FOR UPDATE;
+        END IF;
+        before := account.granted - account.used - account.reserved;
+        IF before < p_quantity THEN
+            RETURN QUERY SELECT 'insufficient', account.granted, account.used, account.reserved,
+                                NULL::text, NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
+        IF p_low_event IS NULL AND p_low_threshold IS NOT NULL
+           AND before >= p_low_threshold AND before - p_quantity < p_low_threshold THEN
+            RETURN QUERY SELECT 'needs_low_balance_event', account.granted, account.used, account.reserved,
+                                NULL::text, NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
+        -- enough after all: credits came back (a release, a grant) while the guarded UPDATE waited
+        UPDATE credit_accounts a SET used = a.used + p_quantity, updated_at = now()
+         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature
+        RETURNING * INTO account;
     END IF;
     before := account.granted - account.used - account.reserved + p_quantity;
 
+    -- A lot granted past its expiry (a subscription period paid late) while this waited for the row: time
+    -- acts first. Run again (as a serialization failure is), the question before the row answers time_to_act.
+    IF EXISTS (SELECT 1 FROM credit_lots l
+                WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
+                  AND l.closed_at IS NULL AND l.expires_at <= now()) THEN
+        RAISE EXCEPTION 'credit account (%, %, %) has a lot to expire first', p_tenant, p_customer, p_feature
+            USING ERRCODE = 'serialization_failure';
+    END IF;
     SELECT coalesce(sum(d.taken), 0) INTO drawn FROM draw_credits(p_tenant, p_customer, p_feature, p_quantity, false) d;
     IF drawn <> p_quantity THEN
         RAISE EXCEPTION 'the open lots of credit account (%, %, %) hold % free credits, the account says %',
