@@ -17,6 +17,7 @@ from db.pool import transaction
 from server import credits
 from server.credits import CreditBalance
 from server.errors import IdempotencyKeyReused, InsufficientCredits, NotAllowedNow, ReservationNotFound
+from server.ledger import credit_moves
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT, local_caller
 from tests.helpers import LOCAL, assert_ledger_matches, call, call_error
@@ -182,6 +183,108 @@ async def test_a_lot_granted_already_expired_while_a_consume_waits_is_never_draw
     assert expired["used"] == 0 and expired["written_off"] == 100 and expired["closed_at"] is not None
     assert consumed.consumed == 30 and consumed.balance.remaining == 20
     await assert_ledger_matches(db, "late", "units")
+
+
+async def _low_balance_events(db: asyncpg.Connection) -> list[dict]:
+    rows = await db.fetch("SELECT payload FROM outbox_events WHERE type = 'credits.low_balance' ORDER BY seq")
+    return [json.loads(row["payload"])["data"] for row in rows]
+
+
+@pytest.mark.parametrize(("quantity", "told"), [(35, True), (25, False)])
+async def test_a_consume_that_waits_for_a_grant_tells_the_low_balance_it_leaves(
+    credit_settings, db, quantity: int, told: bool
+) -> None:
+    """Decided on the locked row after a grant: below the threshold (from 50 to 15), the event, with the balance
+    after this consume; above it (from 50 to 25), none."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "told", "credits_50", "p")
+        await buy(services, "told", "credits_100k", "p2")  # pays for the units lot granted below
+        await credits.reserve(services, LOCAL, "told", "units", 40, "h", 60)  # 10 left: the first event
+        async with _granting_while(
+            services, "told", "units", 40, paid_by=await _payment_of(db, "told", "credits_100k")
+        ):
+            consuming = asyncio.create_task(credits.consume(services, LOCAL, "told", "units", quantity, "c"))
+            await asyncio.sleep(0.3)
+        consumed = await consuming
+    assert consumed.balance.remaining == 50 - quantity
+    events = await _low_balance_events(db)
+    assert [event["balance"]["remaining"] for event in events] == ([10, 15] if told else [10])
+    await assert_ledger_matches(db, "told", "units")
+
+
+async def test_a_retry_of_a_consume_waiting_on_a_busy_account_is_a_replay(credit_settings, db) -> None:
+    """A client sends the same consume again while the first waits on the account: once the row is free, one
+    consumes and the other is its replay, never a refusal for want of credits the first has taken."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "again", "credits_50", "p")
+        async with transaction(services.pool) as conn:
+            await db_credits.lock_account(conn, DEFAULT_TENANT, "again", "units")  # someone else's operation
+            first = asyncio.create_task(credits.consume(services, LOCAL, "again", "units", 50, "k"))
+            await asyncio.sleep(0.2)
+            retry = asyncio.create_task(credits.consume(services, LOCAL, "again", "units", 50, "k"))
+            await asyncio.sleep(0.2)
+        answers = await asyncio.gather(first, retry)
+    assert sorted(answer.replayed for answer in answers) == [False, True]
+    assert all(answer.balance.remaining == 0 for answer in answers)
+    await assert_ledger_matches(db, "again", "units")
+
+
+async def test_a_reservation_due_when_it_commits_is_expired_before_a_waiting_consume(credit_settings, db) -> None:
+    """A reservation with a short life whose transaction began before the consume's commits already due: time
+    acts on it first (its credits come back), then the consume."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "due2", "credits_50", "p")
+        async with transaction(services.pool) as conn:
+            account = await db_credits.lock_account(conn, DEFAULT_TENANT, "due2", "units")
+            held = await db_credits.insert_reservation(conn, db_credits.new_reservation_id(), account, 40, 1)
+            await credit_moves.hold(conn, account, held.id, 40)
+            await db_credits.post(conn, account, "reserve", reserved=40, reservation_id=held.id)
+            await asyncio.sleep(1.2)  # due now, still uncommitted
+            consuming = asyncio.create_task(credits.consume(services, LOCAL, "due2", "units", 30, "c"))
+            await asyncio.sleep(0.3)
+        consumed = await consuming
+    assert consumed.consumed == 30 and consumed.balance.remaining == 20
+    assert await db.fetchval("SELECT status FROM credit_reservations WHERE id = $1", held.id) == "expired"
+    await assert_ledger_matches(db, "due2", "units")
+
+
+async def test_lots_granted_already_expired_one_after_another_never_fail_a_consume(credit_settings, db) -> None:
+    """A burst of late-paid periods, each granting a lot already past its end while consumes queue on the
+    account: every consume is done or refused for want of credits, never failed."""
+    async with open_services(credit_settings) as services:
+        for n in range(5):
+            await buy(services, "burst", "credits_50", f"p{n}")
+        for n in range(8):
+            await buy(services, "burst", "credits_100k", f"q{n}")
+        payments = await db.fetch("SELECT id FROM payments WHERE customer_id = 'burst' AND product_id = 'credits_100k'")
+
+        async def late_grants() -> None:
+            for payment in payments:
+                async with _granting_while(
+                    services, "burst", "units", 7, paid_by=payment["id"], until="2020-01-01T00:00:00Z"
+                ):
+                    await asyncio.sleep(0.12)
+                await asyncio.sleep(0.005)
+
+        async def consumer(n: int) -> list[str]:
+            said = []
+            for i in range(20):
+                try:
+                    await credits.consume(services, LOCAL, "burst", "units", 1, f"k{n}-{i}")
+                    said.append("consumed")
+                except Exception as error:  # what the caller would be told, whatever it is
+                    said.append(type(error).__name__)
+            return said
+
+        _, *said = await asyncio.gather(late_grants(), *(consumer(n) for n in range(12)))
+    assert {answer for answers in said for answer in answers} == {"consumed"}  # 240 of the 250 credits
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM credit_lots WHERE customer_id = 'burst' AND used > 0 AND expires_at < '2021-01-01'"
+        )
+        == 0
+    )
+    await assert_ledger_matches(db, "burst", "units")
 
 
 async def test_concurrent_reserve_settle_release_consume_keep_the_books(credit_settings, db) -> None:

@@ -1,10 +1,5 @@
 -- consume_credits with less done while the account row is locked (issue 16). A busy customer's consumes
 -- queue on that row, so the work between taking it and committing is what limits their rate:
---   * whether a reservation is due to expire is asked before the row is taken (now() is the transaction's
---     start either way; reservations others commit meanwhile expire later than that), and whether a lot is,
---     too. A lot can come already expired (a subscription period paid late), so that one question is asked
---     again once the row is held; that rare case is refused as a serialization failure, run again by the
---     caller, and then answered time_to_act before the row is taken;
 --   * the row is taken by the guarded UPDATE that moves its balance, as a plain guarded UPDATE would,
 --     instead of by a SELECT … FOR UPDATE and an UPDATE after it (the guard is re-checked on the row as it
 --     is once the lock is ours);
@@ -15,11 +10,16 @@
 --     covers the quantity, as it most often does, without summing every open lot first. It never takes from
 --     a lot past its expiry (every caller lets time act first, so there is none; should there be one, the
 --     draw comes up short and says so).
--- When the guarded UPDATE matches nothing, the row is locked and the outcome decided on it as it then is:
--- too few credits, the event needed, or enough after all (credits given back while this waited), in which
--- case the consume goes on under the lock.
--- The other outcomes, the replay, the idempotency key, the ledger entry and its triggers (running totals,
--- account equals ledger at commit) and the CHECKs are as in 0014.
+-- Whether a reservation or a lot is due to expire is asked once the row is held, as in 0014: both can be
+-- committed while a consume waits for the row already due (a reservation whose transaction began before the
+-- consume's, with a short time to live; a subscription period paid late). When one is, the balance moved by
+-- the guarded UPDATE is put back and the answer is time_to_act (server/credits.py lets time act under the
+-- lock, then runs this again). When the guarded UPDATE matches nothing (it reads the row as committed), the
+-- row is locked and the outcome decided on it as it then is: time to act, a replay (the same key, committed
+-- while this waited), too few credits, the event needed, or enough after all (credits given back while
+-- this waited), in which case the consume goes on under the lock.
+-- The replay, the idempotency key, the ledger entry and its triggers (running totals, account equals
+-- ledger at commit) and the CHECKs are as in 0014.
 
 -- Take `quantity` from the account's open lots, the one that expires first first (as in 0014).
 CREATE OR REPLACE FUNCTION draw_credits(p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_hold boolean)
@@ -65,6 +65,18 @@ BEGIN
 END;
 $$;
 
+-- Whether time must act on the account before credits move: a held reservation or an open lot is due to
+-- expire (the questions of 0014, asked by the caller holding the account's row).
+CREATE FUNCTION credit_time_to_act(p_tenant text, p_customer text, p_feature text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM credit_reservations r
+                    WHERE r.tenant_id = p_tenant AND r.customer_id = p_customer AND r.feature = p_feature
+                      AND r.status = 'held' AND r.expires_at <= now())
+        OR EXISTS (SELECT 1 FROM credit_lots l
+                    WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
+                      AND l.closed_at IS NULL AND l.expires_at <= now())
+$$;
+
 CREATE OR REPLACE FUNCTION consume_credits(
     p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_key text, p_request jsonb,
     p_note text, p_api_key text, p_low_threshold bigint, p_low_event jsonb, p_retry_for_seconds double precision
@@ -88,19 +100,6 @@ BEGIN
         RETURN;
     END IF;
 
-    IF EXISTS (SELECT 1 FROM credit_reservations r
-                WHERE r.tenant_id = p_tenant AND r.customer_id = p_customer AND r.feature = p_feature
-                  AND r.status = 'held' AND r.expires_at <= now())
-       OR EXISTS (SELECT 1 FROM credit_lots l
-                   WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
-                     AND l.closed_at IS NULL AND l.expires_at <= now()) THEN
-        SELECT * INTO account FROM credit_accounts a
-         WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature;
-        RETURN QUERY SELECT 'time_to_act', account.granted, account.used, account.reserved,
-                            NULL::text, NULL::jsonb, NULL::jsonb;
-        RETURN;
-    END IF;
-
     UPDATE credit_accounts a SET used = a.used + p_quantity, updated_at = now()
      WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature
        AND a.granted - a.used - a.reserved >= p_quantity
@@ -108,7 +107,16 @@ BEGIN
             OR a.granted - a.used - a.reserved < p_low_threshold
             OR a.granted - a.used - a.reserved - p_quantity >= p_low_threshold)
     RETURNING * INTO account;
-    IF NOT FOUND THEN  -- too few credits, no account yet, or the event is needed: decided on the locked row
+    IF FOUND THEN
+        IF credit_time_to_act(p_tenant, p_customer, p_feature) THEN
+            UPDATE credit_accounts a SET used = a.used - p_quantity  -- put back: time acts first
+             WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature
+            RETURNING * INTO account;
+            RETURN QUERY SELECT 'time_to_act', account.granted, account.used, account.reserved,
+                                NULL::text, NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
+    ELSE  -- decided on the locked row, as it is now
         SELECT * INTO account FROM credit_accounts a
          WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature FOR UPDATE;
         IF NOT FOUND THEN
@@ -116,6 +124,19 @@ BEGIN
                 ON CONFLICT DO NOTHING;
             SELECT * INTO account FROM credit_accounts a
              WHERE a.tenant_id = p_tenant AND a.customer_id = p_customer AND a.feature = p_feature FOR UPDATE;
+        END IF;
+        IF credit_time_to_act(p_tenant, p_customer, p_feature) THEN
+            RETURN QUERY SELECT 'time_to_act', account.granted, account.used, account.reserved,
+                                NULL::text, NULL::jsonb, NULL::jsonb;
+            RETURN;
+        END IF;
+        -- the same key, committed while this waited (a client's retry of this very request): a replay
+        RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
+                       FROM credit_operations o
+                       LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
+                      WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
+        IF FOUND THEN
+            RETURN;
         END IF;
         before := account.granted - account.used - account.reserved;
         IF before < p_quantity THEN
@@ -136,14 +157,6 @@ BEGIN
     END IF;
     before := account.granted - account.used - account.reserved + p_quantity;
 
-    -- A lot granted past its expiry (a subscription period paid late) while this waited for the row: time
-    -- acts first. Run again (as a serialization failure is), the question before the row answers time_to_act.
-    IF EXISTS (SELECT 1 FROM credit_lots l
-                WHERE l.tenant_id = p_tenant AND l.customer_id = p_customer AND l.feature = p_feature
-                  AND l.closed_at IS NULL AND l.expires_at <= now()) THEN
-        RAISE EXCEPTION 'credit account (%, %, %) has a lot to expire first', p_tenant, p_customer, p_feature
-            USING ERRCODE = 'serialization_failure';
-    END IF;
     SELECT coalesce(sum(d.taken), 0) INTO drawn FROM draw_credits(p_tenant, p_customer, p_feature, p_quantity, false) d;
     IF drawn <> p_quantity THEN
         RAISE EXCEPTION 'the open lots of credit account (%, %, %) hold % free credits, the account says %',
