@@ -22,6 +22,16 @@ OUTCOMES = (
 """What became of a stored event (the outcome column's CHECK lists the same)."""
 
 
+_STORE = """
+    INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, source, tenant_id)
+    VALUES ($1, $2, $3, $4, $5, 'received', $6, $7)
+    ON CONFLICT (provider, endpoint, event_id) DO NOTHING
+    RETURNING id
+"""
+"""A new event's inbox row ($1–$7: provider, endpoint, event id, type, body, source, tenant), or nothing when
+it was stored before."""
+
+
 async def store(
     connection: asyncpg.Connection,
     *,
@@ -40,12 +50,7 @@ async def store(
     at a tenant's own endpoint (otherwise when it matches a payment).
     """
     inserted = await connection.fetchval(
-        """
-        INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, source, tenant_id)
-        VALUES ($1, $2, $3, $4, $5, 'received', $6, $7)
-        ON CONFLICT (provider, endpoint, event_id) DO NOTHING
-        RETURNING id
-        """,
+        _STORE,
         provider,
         endpoint,
         event_id,
@@ -86,13 +91,8 @@ async def store_and_lock_payment(
     """`store`, and when the event is new, the payment it names row-locked (as db/payments.lock does) in the
     same statement: the inbox row first, then the payment, as when they are two statements."""
     row = await connection.fetchrow(
-        """
-        WITH stored AS (
-            INSERT INTO webhook_events (provider, endpoint, event_id, event_type, payload, outcome, source, tenant_id)
-            VALUES ($1, $2, $3, $4, $5, 'received', $6, $7)
-            ON CONFLICT (provider, endpoint, event_id) DO NOTHING
-            RETURNING id
-        )
+        f"""
+        WITH stored AS ({_STORE})
         SELECT (SELECT id FROM stored) AS inbox_id, p.*
           FROM (SELECT 1) AS one
           LEFT JOIN LATERAL (

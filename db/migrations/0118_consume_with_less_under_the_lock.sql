@@ -77,6 +77,18 @@ LANGUAGE sql STABLE AS $$
                       AND l.closed_at IS NULL AND l.expires_at <= now())
 $$;
 
+-- A key used before (for any operation), as consume_credits answers it: its kind, request and result, and
+-- for a consume the balance after it (its ledger entry's running totals).
+CREATE FUNCTION credit_replay(p_tenant text, p_customer text, p_key text) RETURNS TABLE (
+    outcome text, granted bigint, used bigint, reserved bigint,
+    earlier_kind text, earlier_request jsonb, earlier_result jsonb
+) LANGUAGE sql STABLE AS $$
+    SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
+      FROM credit_operations o
+      LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
+     WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key
+$$;
+
 CREATE OR REPLACE FUNCTION consume_credits(
     p_tenant text, p_customer text, p_feature text, p_quantity bigint, p_key text, p_request jsonb,
     p_note text, p_api_key text, p_low_threshold bigint, p_low_event jsonb, p_retry_for_seconds double precision
@@ -92,10 +104,7 @@ DECLARE
 BEGIN
     -- A key used before is answered without waiting for the account; one taken while this waits is
     -- caught by the insert at the end.
-    RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
-                   FROM credit_operations o
-                   LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
-                  WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
+    RETURN QUERY SELECT * FROM credit_replay(p_tenant, p_customer, p_key);
     IF FOUND THEN
         RETURN;
     END IF;
@@ -131,10 +140,7 @@ BEGIN
             RETURN;
         END IF;
         -- the same key, committed while this waited (a client's retry of this very request): a replay
-        RETURN QUERY SELECT 'replay', e.granted_after, e.used_after, e.reserved_after, o.kind, o.request, o.result
-                       FROM credit_operations o
-                       LEFT JOIN credit_ledger e ON e.tenant_id = o.tenant_id AND e.id = o.ledger_id
-                      WHERE o.tenant_id = p_tenant AND o.customer_id = p_customer AND o.idempotency_key = p_key;
+        RETURN QUERY SELECT * FROM credit_replay(p_tenant, p_customer, p_key);
         IF FOUND THEN
             RETURN;
         END IF;
