@@ -338,6 +338,20 @@ async def assert_ledger_matches(
     )
     assert dict(account) == dict(ledger) == dict(lots)
     assert account["granted"] - account["used"] - account["reserved"] >= 0
+    await _assert_next_expiry_not_late(db, tenant_id, customer, feature)
+
+
+async def _assert_next_expiry_not_late(db: asyncpg.Connection, tenant_id: str, customer: str, feature: str) -> None:
+    """The account's next_expiry_at is never later than the expiry of one of its held reservations or open
+    lots (migration 0120): a consume that trusts it never skips time acting."""
+    row = await db.fetchrow(
+        "SELECT next_expiry_at, credit_next_expiry($1, $2, $3) AS due FROM credit_accounts"
+        " WHERE tenant_id = $1 AND customer_id = $2 AND feature = $3",
+        tenant_id,
+        customer,
+        feature,
+    )
+    assert row["due"] is None or (row["next_expiry_at"] is not None and row["next_expiry_at"] <= row["due"]), dict(row)
 
 
 # --- The command line -----------------------------------------------------------------------------

@@ -373,6 +373,56 @@ async def test_a_consume_lets_time_act_first(credit_settings, db) -> None:
     await assert_ledger_matches(db, "due", "units")
 
 
+async def _next_expiry(db: asyncpg.Connection, customer: str, feature: str):
+    return await db.fetchval(
+        "SELECT next_expiry_at FROM credit_accounts WHERE customer_id = $1 AND feature = $2", customer, feature
+    )
+
+
+async def test_the_account_knows_when_its_next_expiry_is_and_a_passed_one_is_asked_once(credit_settings, db) -> None:
+    """A held reservation brings the account's next_expiry_at forward; settled before it expires, it leaves that
+    time behind it. Once the time has passed, the next consume asks the tables (nothing is due), consumes, and
+    sets it exactly again, so the consume after it takes the guarded update alone."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "soon", "credits_50", "p")  # a lot without expiry
+        assert await _next_expiry(db, "soon", "units") is None
+        held = await credits.reserve(services, LOCAL, "soon", "units", 10, "h", 1)
+        expires_at = await db.fetchval("SELECT expires_at FROM credit_reservations WHERE id = $1", held.reservation_id)
+        assert await _next_expiry(db, "soon", "units") == expires_at
+        await credits.settle(services, LOCAL, held.reservation_id, 4)
+        assert await _next_expiry(db, "soon", "units") == expires_at  # left behind: only ever early
+        await asyncio.sleep(1.1)
+        first = await credits.consume(services, LOCAL, "soon", "units", 1, "c1")
+        assert await _next_expiry(db, "soon", "units") is None
+        second = await credits.consume(services, LOCAL, "soon", "units", 1, "c2")
+    assert (first.balance.remaining, second.balance.remaining) == (45, 44)
+    kinds = await db.fetch("SELECT kind FROM credit_ledger WHERE customer_id = 'soon' ORDER BY id")
+    assert [k["kind"] for k in kinds] == ["grant", "reserve", "settle", "consume", "consume"]  # nothing expired
+    await assert_ledger_matches(db, "soon", "units")
+
+
+async def test_a_lot_with_an_expiry_brings_the_next_expiry_forward_and_time_acts_on_it(credit_settings, db) -> None:
+    """A lot granted with an end sets next_expiry_at; once that end passes, a consume lets time act on the lot
+    (its credits written off) before it draws from the rest."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "ends", "credits_50", "p1")
+        await buy(services, "ends", "credits_100k", "p2")  # pays for the units lot below
+        paid_by = await _payment_of(db, "ends", "credits_100k")
+        async with _granting_while(services, "ends", "units", 30, paid_by=paid_by, until="2099-01-01T00:00:00Z"):
+            pass
+        assert str(await _next_expiry(db, "ends", "units")).startswith("2099-01-01")
+        ended = "UPDATE credit_lots SET expires_at = now() - interval '1 second' WHERE payment_id = $1"
+        await db.execute(ended, paid_by)
+        assert await _next_expiry(db, "ends", "units") <= await db.fetchval("SELECT now()")
+        consumed = await credits.consume(services, LOCAL, "ends", "units", 50, "c")
+    assert consumed.balance.model_dump() == {"granted": 50, "used": 50, "reserved": 0, "remaining": 0}
+    kinds = await db.fetch(
+        "SELECT kind FROM credit_ledger WHERE customer_id = 'ends' AND feature = 'units' ORDER BY id"
+    )
+    assert [k["kind"] for k in kinds] == ["grant", "grant", "expire", "consume"]
+    await assert_ledger_matches(db, "ends", "units")
+
+
 async def test_a_consume_kept_before_results_were_ledger_entries_replays(credit_settings, db) -> None:
     kept = {"customer_id": "old", "feature": "units", "consumed": 3,
             "balance": {"granted": 50, "used": 3, "reserved": 0, "remaining": 47}}  # fmt: skip
