@@ -13,13 +13,13 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, Field
 
-from db import audit, payments, refunds
+from db import audit, disputes, payments, refunds
 from db.payments import Payment
 from db.pool import retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from server import api_keys
 from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow, PaymentNotFound, ProviderError
-from server.ledger import refund_outcomes
+from server.ledger import dispute_machine, refund_outcomes
 from server.ledger.payment_machine import PAID
 from server.money import format_amount
 from server.payments import PaymentView
@@ -92,6 +92,7 @@ async def record(services: Services, request: RefundInput) -> tuple[Refund, bool
         if earlier is not None:
             _require_same_request(request, earlier)
             return earlier, True
+        await _require_no_chargeback(conn, payment)
         amount = await _amount_to_refund(conn, payment, request.amount_minor)
         services.provider.check_chargeable(amount, payment.currency)
         recorded = await refunds.insert(
@@ -176,6 +177,21 @@ def amount_to_refund(payment: Payment, in_flight_minor: int, asked: int | None) 
             f"refunded; {format_amount(asked, payment.currency)} was asked."
         )
     return left if asked is None else asked
+
+
+async def _require_no_chargeback(conn: asyncpg.Connection, payment: Payment) -> None:
+    """NotAllowedNow while the payment is charged back (dispute_machine.CHARGED_BACK). A dispute is applied on
+    the payment's locked row, as this is asked, so a refund recorded before the chargeback was heard of is
+    refused by the provider instead (charge_disputed: the refund fails and holds nothing)."""
+    for dispute in await disputes.of_payment(conn, payment.tenant_id, payment.id):
+        if dispute.status in dispute_machine.CHARGED_BACK:
+            state = "lost" if dispute.status == "lost" else f"open ({dispute.status})"
+            raise NotAllowedNow(
+                f"Payment {payment.id} is charged back: dispute {dispute.id} is {state}, and the card's bank has "
+                f"taken {format_amount(dispute.amount_minor, dispute.currency)} back from the merchant, so a refund "
+                "would pay the customer twice. Answer the dispute instead (`paywarden disputes evidence`); "
+                "a refund is possible again if it is won."
+            )
 
 
 async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:

@@ -10,7 +10,15 @@ from typing import Any
 from server import inbox
 from server.providers.stripe import event_from_payload
 from server.services import open_services
-from tests.helpers import approve_everything, call, eventually, paywarden_command, quiet_settings, sent_to_sandbox
+from tests.helpers import (
+    approve_everything,
+    call,
+    call_error,
+    eventually,
+    paywarden_command,
+    quiet_settings,
+    sent_to_sandbox,
+)
 
 
 async def _evidence(app: Any, *args: str) -> tuple[int, str]:
@@ -36,8 +44,11 @@ async def test_the_evidence_tells_the_charges_history_and_is_submitted_as_the_op
         await call(
             client, "consume_credits", customer_id="cus_ev", feature="llm_tokens", quantity=300, idempotency_key="u"
         )
-        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="rf", amount_minor=1000)
-    dispute_id = await eventually(lambda: db.fetchval("SELECT id FROM disputes"))
+        dispute_id = await eventually(lambda: db.fetchval("SELECT id FROM disputes"))
+        refused = await call_error(
+            client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="rf", amount_minor=1000
+        )
+    assert "is charged back" in refused  # so the evidence can say that no refund was given
 
     code, said = await _evidence(app, dispute_id, "--json")
     assert code == 0, said
@@ -51,7 +62,7 @@ async def test_the_evidence_tells_the_charges_history_and_is_submitted_as_the_op
     assert "access to pro from" in fields["access_activity_log"]
     # the credits used came from another purchase (credits_100k): not service this payment delivered
     assert "llm_tokens" not in fields["access_activity_log"]
-    assert "10.00 USD (succeeded" in fields["refund_refusal_explanation"]
+    assert fields["refund_refusal_explanation"] == "No refund was requested for this payment."
     assert fields["service_date"] == facts["paid_at"][:10]
 
     code, text = await _evidence(app, dispute_id)
@@ -74,6 +85,7 @@ async def test_evidence_is_staged_when_a_dispute_opens_if_asked(mcp, app, db, da
             client, "create_charge", customer_id="cus_st", idempotency_key="s1", product_id="pro_monthly",
             payment_method="pm_card_visa",
         )  # fmt: skip
+        await call(client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="rf", amount_minor=1000)
     dispute = {
         "id": "du_staged", "object": "dispute", "amount": 2000, "currency": "usd", "charge": "ch_x",
         "payment_intent": paid["provider_payment_id"], "reason": "fraudulent", "status": "needs_response",
@@ -86,6 +98,7 @@ async def test_evidence_is_staged_when_a_dispute_opens_if_asked(mcp, app, db, da
     staged = json.loads(row["evidence"])
     assert row["evidence_staged_at"] is not None and row["evidence_submitted_at"] is None
     assert "Pro, 30 days" in staged["fields"]["product_description"]
+    assert "Refunds given for this payment: 10.00 USD (succeeded" in staged["fields"]["refund_refusal_explanation"]
     actions = [r["action"] for r in await db.fetch("SELECT action FROM dispute_audit ORDER BY id")]
     assert actions == ["opened", "evidence_staged"]
     assert await db.fetchval("SELECT count(*) FROM sandbox.requests WHERE path LIKE '/v1/disputes%'") == 0

@@ -13,6 +13,7 @@ import pytest
 from server import inbox
 from server.config import Settings
 from server.ledger import dispute_machine
+from server.providers.sandbox import movements, store
 from server.providers.stripe import event_from_payload
 from server.services import open_services
 from tests.helpers import (
@@ -119,6 +120,64 @@ async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_
     assert again == 1 and "already closed" in said
     unknown, said = await paywarden_command(database_url, "sandbox", "dispute", "close", "du_nope", "--lost")
     assert unknown == 1 and "no dispute 'du_nope'" in said
+
+
+async def _refund(mcp: Any, payment_id: str, key: str) -> dict | str:
+    """The refund, or the message the agent reads when it is refused."""
+    async with mcp() as client:
+        result = await client.call_tool("refund_payment", {"payment_id": payment_id, "idempotency_key": key})
+    if result.is_error:
+        return " ".join(part.text for part in result.content if hasattr(part, "text"))
+    return result.structured_content
+
+
+async def test_a_charged_back_payment_is_refunded_only_once_the_dispute_is_won(mcp, app, db, database_url) -> None:
+    """The bank has taken the money back: a refund would pay the customer twice. Refused, saying why and what
+    to do instead, nothing recorded; once the merchant wins the dispute, the refund goes through."""
+    paid = await _charge(mcp, "pro_monthly", "pm_card_createDispute")
+    opened = await _dispute(db, paid["payment_id"], "needs_response")
+    refused = await _refund(mcp, paid["payment_id"], "r1")
+    assert isinstance(refused, str) and f"dispute {opened['id']} is open (needs_response)" in refused
+    assert "taken 20.00 USD back" in refused and "paywarden disputes evidence" in refused
+    assert await db.fetchval("SELECT count(*) FROM refunds") == 0
+    code, said = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
+    assert code == 0, said
+    await _dispute(db, paid["payment_id"], "won")
+    refunded = await _refund(mcp, paid["payment_id"], "r2")
+    assert isinstance(refunded, dict) and refunded["status"] == "succeeded", refunded
+    assert refunded["payment"]["status"] == "refunded"
+
+
+async def test_an_inquiry_moves_no_money_and_a_refund_may_settle_it(mcp, app, db) -> None:
+    paid = await _charge(mcp, "pro_monthly", "pm_card_visa")
+    body = _dispute_event("charge.dispute.created", paid, "warning_needs_response", event_id="evt_w1")
+    assert (await post(app, body, signed(body))).json()["outcome"] == "applied"
+    refunded = await _refund(mcp, paid["payment_id"], "r1")
+    assert isinstance(refunded, dict) and refunded["status"] == "succeeded", refunded
+
+
+async def test_a_lost_chargeback_refuses_a_refund(mcp, app, db, database_url) -> None:
+    paid = await _charge(mcp, "pro_monthly", "pm_card_createDispute")
+    opened = await _dispute(db, paid["payment_id"])
+    code, said = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--lost")
+    assert code == 0, said
+    await _dispute(db, paid["payment_id"], "lost")
+    refused = await _refund(mcp, paid["payment_id"], "r1")
+    assert isinstance(refused, str) and f"dispute {opened['id']} is lost" in refused
+    assert await db.fetchval("SELECT count(*) FROM refunds") == 0
+
+
+async def test_a_refund_asked_before_the_chargeback_is_heard_of_is_refused_by_the_provider(mcp, app, db) -> None:
+    """The bank's chargeback reached the provider, not yet paywarden: the refund is recorded and sent, the
+    provider refuses it (charge_disputed, as Stripe does), and it fails, holding nothing."""
+    paid = await _charge(mcp, "pro_monthly", "pm_card_visa")
+    intent = await db.fetchval("SELECT provider_payment_id FROM payments WHERE id = $1", paid["payment_id"])
+    async with app.services.pool.acquire() as conn:
+        await movements.open_dispute(conn, await store.get_intent(conn, intent))  # at the provider only: no event
+    refunded = await _refund(mcp, paid["payment_id"], "r1")
+    assert isinstance(refunded, dict) and refunded["status"] == "failed", refunded
+    assert "has been charged back; cannot issue a refund" in refunded["failure_reason"]
+    assert refunded["payment"]["status"] == "succeeded" and refunded["payment"]["refunded_minor"] == 0
 
 
 async def test_credits_are_held_while_disputed_and_given_back_when_won(mcp, app, db, database_url) -> None:

@@ -11,7 +11,16 @@ import stripe.params as stripe_params
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from server.providers.sandbox import api_billing, api_checkout, api_customers, api_money, intents, pages, store
+from server.providers.sandbox import (
+    api_billing,
+    api_checkout,
+    api_customers,
+    api_money,
+    intents,
+    movements,
+    pages,
+    store,
+)
 from server.providers.sandbox.events import emit
 from server.providers.sandbox.intents import Outcome
 from server.providers.sandbox.requests import (
@@ -121,6 +130,11 @@ async def create_refund(request: Request) -> JSONResponse:
         if not isinstance(intent_id, str):
             raise SandboxError(400, "Missing required param: payment_intent.", param="payment_intent")
         intent = await existing_intent(conn, intent_id, lock=True)
+        if await movements.charged_back(conn, intent_id):
+            charge = intent.get("latest_charge") or intent_id
+            raise SandboxError(
+                400, f"Charge {charge} has been charged back; cannot issue a refund.", code="charge_disputed"
+            )
         refund, events = intents.new_refund(intent, params, await store.refunded_total(conn, intent_id))
         await store.insert_refund(conn, refund)
         for event_type, obj in events:

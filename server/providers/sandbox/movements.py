@@ -153,6 +153,17 @@ async def put_dispute(conn: asyncpg.Connection, dispute: dict[str, Any]) -> None
     )
 
 
+async def charged_back(conn: asyncpg.Connection, payment_intent: str) -> bool:
+    """A dispute of this payment has taken its money (open or lost): Stripe refuses a refund then."""
+    return await conn.fetchval(
+        """
+        SELECT EXISTS (SELECT 1 FROM sandbox.disputes
+                        WHERE payment_intent = $1 AND object ->> 'status' IN ('needs_response', 'under_review', 'lost'))
+        """,
+        payment_intent,
+    )
+
+
 async def get_dispute(conn: asyncpg.Connection, dispute_id: str) -> dict[str, Any] | None:
     return await conn.fetchval("SELECT object FROM sandbox.disputes WHERE id = $1", dispute_id)
 
