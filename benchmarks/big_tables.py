@@ -68,9 +68,10 @@ SELECT 'default', 'cus_g' || n, 'pro', 'pay_g' || n, now() - interval '1 day' * 
   FROM generate_series(1, $1::int) n
 """
 _ACCOUNTS = """
-INSERT INTO credit_accounts (tenant_id, customer_id, feature, granted, used, reserved)
-SELECT 'default', 'cus_g' || n, 'llm_tokens', 1000, $2::int - 1, 0 FROM generate_series(1, $1::int) n
-"""
+INSERT INTO credit_accounts (tenant_id, customer_id, feature, granted, used, reserved, next_expiry_at)
+SELECT 'default', 'cus_g' || n, 'llm_tokens', 1000, $2::int - 1, 0, now() + interval '364 days'
+  FROM generate_series(1, $1::int) n
+"""  # next_expiry_at: never later than the lot's end (written below, in 365 days), as the triggers would have it
 _LOTS = """
 INSERT INTO credit_lots (id, tenant_id, customer_id, feature, payment_id, quantity, used, expires_at)
 OVERRIDING SYSTEM VALUE

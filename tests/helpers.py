@@ -338,10 +338,10 @@ async def assert_ledger_matches(
     )
     assert dict(account) == dict(ledger) == dict(lots)
     assert account["granted"] - account["used"] - account["reserved"] >= 0
-    await _assert_next_expiry_not_late(db, tenant_id, customer, feature)
+    await assert_next_expiry_not_late(db, tenant_id, customer, feature)
 
 
-async def _assert_next_expiry_not_late(db: asyncpg.Connection, tenant_id: str, customer: str, feature: str) -> None:
+async def assert_next_expiry_not_late(db: asyncpg.Connection, tenant_id: str, customer: str, feature: str) -> None:
     """The account's next_expiry_at is never later than the expiry of one of its held reservations or open
     lots (migration 0120): a consume that trusts it never skips time acting."""
     row = await db.fetchrow(

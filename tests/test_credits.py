@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +21,7 @@ from server.errors import IdempotencyKeyReused, InsufficientCredits, NotAllowedN
 from server.ledger import credit_moves
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT, local_caller
-from tests.helpers import LOCAL, assert_ledger_matches, call, call_error
+from tests.helpers import LOCAL, assert_ledger_matches, assert_next_expiry_not_late, call, call_error
 
 TENANT_B = local_caller("tenant_b")
 
@@ -421,6 +422,90 @@ async def test_a_lot_with_an_expiry_brings_the_next_expiry_forward_and_time_acts
     )
     assert [k["kind"] for k in kinds] == ["grant", "grant", "expire", "consume"]
     await assert_ledger_matches(db, "ends", "units")
+
+
+@pytest.mark.parametrize("then", ["the_account_is_right", "a_consume_after_the_end"])
+async def test_a_lots_end_changed_by_hand_while_a_consume_waits_keeps_next_expiry_early(
+    credit_settings, db, owner_database_url, then: str
+) -> None:
+    """A lot's end brought forward by hand (the lot row alone, not its account first) while next_expiry_at has
+    passed already: the trigger still takes the account row, so a consume waits for that change and sets
+    next_expiry_at from it, never from the lot's old end; after the new end, time acts before a draw
+    (found by a review: the trigger's UPDATE used to match nothing, and a consume then wrote the old end)."""
+    async with open_services(credit_settings) as services:
+        await buy(services, "race", "credits_100k", "p1")  # lot A: 100,000 llm_tokens, ends in 365 days
+        await buy(services, "race", "credits_50", "p2")  # pays for lot B below
+        paid_by = await _payment_of(db, "race", "credits_50")
+        async with _granting_while(services, "race", "llm_tokens", 5, paid_by=paid_by, until="2099-01-01T00:00:00Z"):
+            pass  # lot B: 5 llm_tokens, ends in 2099
+        held = await credits.reserve(services, LOCAL, "race", "llm_tokens", 1, "h", 1)
+        await credits.release(services, LOCAL, held.reservation_id)
+        await asyncio.sleep(1.1)  # next_expiry_at: the released reservation's end, passed; nothing is due
+        by_hand = await asyncpg.connect(owner_database_url)
+        try:
+            async with by_hand.transaction():
+                await by_hand.execute(
+                    "UPDATE credit_lots SET expires_at = now() + interval '1.5 seconds'"
+                    " WHERE customer_id = 'race' AND feature = 'llm_tokens' AND payment_id <> $1",
+                    paid_by,
+                )
+                consuming = asyncio.create_task(credits.consume(services, LOCAL, "race", "llm_tokens", 10, "c1"))
+                await asyncio.sleep(0.3)
+        finally:
+            await by_hand.close()
+        assert (await consuming).balance.remaining == 100_005 - 10
+        if then == "a_consume_after_the_end":
+            await asyncio.sleep(1.5)  # lot A has ended: its 99,990 free credits expire before any draw
+            with pytest.raises(InsufficientCredits):  # 5 left, in lot B
+                await credits.consume(services, LOCAL, "race", "llm_tokens", 100, "c2")
+    await assert_ledger_matches(db, "race", "llm_tokens")
+
+
+async def test_short_lived_lots_and_holds_among_consumes_keep_next_expiry_early(credit_settings, db) -> None:
+    """The application's own paths at once: lots granted with ends a moment away (some already past), one-second
+    reservations settled or released, consumes. Every answer is a result or too few credits; next_expiry_at is
+    never late, checked while they run, and the books hold."""
+    rng = random.Random(5)
+    async with open_services(credit_settings) as services:
+        for n in range(3):
+            await buy(services, "storm", "credits_50", f"p{n}")
+        for n in range(6):
+            await buy(services, "storm", "credits_100k", f"q{n}")
+        payments = await db.fetch("SELECT id FROM payments WHERE customer_id = 'storm' AND product_id = 'credits_100k'")
+        errors: list[str] = []
+        looking = asyncio.Lock()
+
+        async def grants() -> None:
+            for payment in payments:
+                until = (datetime.now(UTC) + timedelta(seconds=rng.uniform(-0.5, 1.5))).isoformat()
+                async with _granting_while(services, "storm", "units", 20, paid_by=payment["id"], until=until):
+                    await asyncio.sleep(rng.uniform(0, 0.2))
+                await asyncio.sleep(0.2)
+
+        async def worker(n: int) -> None:
+            for i in range(15):
+                try:
+                    if rng.random() < 0.5:
+                        await credits.consume(services, LOCAL, "storm", "units", rng.randint(1, 4), f"c{n}-{i}")
+                    else:
+                        held = await credits.reserve(
+                            services, LOCAL, "storm", "units", rng.randint(1, 4), f"r{n}-{i}", 1
+                        )
+                        await asyncio.sleep(rng.choice([0, 0.1, 1.1]))
+                        if rng.random() < 0.5:
+                            await credits.settle(services, LOCAL, held.reservation_id, rng.randint(0, 5))
+                        else:
+                            await credits.release(services, LOCAL, held.reservation_id)
+                except InsufficientCredits:
+                    pass
+                except Exception as error:  # what the caller would be told, whatever it is
+                    errors.append(f"{type(error).__name__}: {error}")
+                async with looking:  # one connection for the checks
+                    await assert_next_expiry_not_late(db, DEFAULT_TENANT, "storm", "units")
+
+        await asyncio.gather(grants(), *(worker(n) for n in range(10)))
+    assert errors == []
+    await assert_ledger_matches(db, "storm", "units")
 
 
 async def test_a_consume_kept_before_results_were_ledger_entries_replays(credit_settings, db) -> None:

@@ -40,12 +40,14 @@ UPDATE credit_accounts a SET next_expiry_at = due.next_expiry_at
  WHERE a.tenant_id = due.tenant_id AND a.customer_id = due.customer_id AND a.feature = due.feature;
 
 -- A lot opened or a reservation held with an expiry brings its account's next_expiry_at forward when it is
--- sooner. The writer holds the account row already (server/ledger/credit_moves.py, server/credits.py).
+-- sooner. The application's writers hold the account row already (server/ledger/credit_moves.py,
+-- server/credits.py). The UPDATE takes the row whatever its value, so a writer that did not (a hand-written
+-- UPDATE of a lot's end) waits for a consume that holds it, and then lowers what that consume set from what
+-- it could see: never a time later than this row's end (least() passes over NULL).
 CREATE FUNCTION bring_account_next_expiry_forward() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE credit_accounts a SET next_expiry_at = NEW.expires_at
-     WHERE a.tenant_id = NEW.tenant_id AND a.customer_id = NEW.customer_id AND a.feature = NEW.feature
-       AND (a.next_expiry_at IS NULL OR a.next_expiry_at > NEW.expires_at);
+    UPDATE credit_accounts a SET next_expiry_at = least(a.next_expiry_at, NEW.expires_at)
+     WHERE a.tenant_id = NEW.tenant_id AND a.customer_id = NEW.customer_id AND a.feature = NEW.feature;
     RETURN NULL;
 END;
 $$;
