@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, Field
 
-from db import credits
+from db import credits, disputes
 from db.credits import Account, Reservation
 from db.pool import connection, retry_on_deadlock, transaction
 from server import outbox
@@ -117,7 +117,7 @@ async def reserve(
             now = await credits.get_reservation(conn, caller.tenant_id, earlier["reservation_id"])
             assert now is not None
             return ReservationResult.of(now, account, replayed=True)  # as it is now: it may have been settled since
-        _require(account, quantity)
+        await _require(conn, account, quantity)
         reservation = await credits.insert_reservation(
             conn, credits.new_reservation_id(), account, quantity, ttl_seconds
         )
@@ -147,7 +147,7 @@ async def settle(services: Services, caller: Caller, reservation_id: str, used: 
         usable = await credit_moves.usable_hold(conn, reservation)  # holds on refunded lots cannot be used
         extra = max(used - usable, 0)
         if extra:
-            _require(account, extra, f"settling {used} against a usable hold of {usable}")
+            await _require(conn, account, extra, f"settling {used} against a usable hold of {usable}")
             await credit_moves.use(conn, account, extra)
         settled, account = await credit_moves.close(
             conn, account, reservation, "settled", used=used, from_hold=min(used, usable), api_key_id=caller.key_id
@@ -205,6 +205,9 @@ async def consume(
             before, account = await _open(conn, caller.tenant_id, customer_id, feature)
             await _tell_if_low(conn, services.catalog, before, account)
             done = await consume_once(conn)
+    if done.outcome == "insufficient" and done.account is not None:
+        async with connection(services.pool) as conn:
+            await _require(conn, done.account, quantity)
     return _consumed(done, customer_id, feature, quantity, key)
 
 
@@ -240,8 +243,7 @@ def _consumed(done: credits.Consumed, customer_id: str, feature: str, quantity: 
     if done.outcome == "consumed" and done.account is not None:
         balance = CreditBalance.of(done.account)
         return ConsumeResult(customer_id=customer_id, feature=feature, consumed=quantity, balance=balance)
-    if done.outcome == "insufficient" and done.account is not None:
-        _require(done.account, quantity)
+    assert done.outcome != "insufficient", done  # refused by consume() already
     _refuse_reuse(key, done.earlier_kind, done.earlier_request, "consume", _consume_request(feature, quantity))
     if done.account is None:  # consumed before its result was kept as a ledger entry (migration 0014)
         return ConsumeResult.model_validate({**done.earlier_result, "replayed": True})
@@ -319,14 +321,26 @@ async def _locked_reservation(
     return reservation, before, account
 
 
-def _require(account: Account, quantity: int, doing: str | None = None) -> None:
-    if account.remaining < quantity:
-        what = doing or f"{quantity} asked"
+async def _require(conn: asyncpg.Connection, account: Account, quantity: int, doing: str | None = None) -> None:
+    """InsufficientCredits unless the account covers `quantity`. While open disputes hold some of its credits,
+    the refusal says so, as check_entitlement's `disputed` does: selling more to a customer whose bank is taking
+    the payment back is not the answer."""
+    if account.remaining >= quantity:
+        return
+    short = (
+        f"Not enough {account.feature} for customer {account.customer_id!r}: {account.remaining} remaining "
+        f"({account.reserved} reserved), {doing or f'{quantity} asked'}."
+    )
+    held = await disputes.credits_held(conn, account.tenant_id, account.customer_id, account.feature)
+    if held:
         raise InsufficientCredits(
-            f"Not enough {account.feature} for customer {account.customer_id!r}: {account.remaining} remaining "
-            f"({account.reserved} reserved), {what}. Offer the customer a top-up (check_entitlement lists the "
-            "products) and charge it with create_charge."
+            f"{short} {held} more are held while the payment that granted them is disputed with the customer's "
+            "bank; they come back if the merchant wins. Do not charge again for them; tell the person to contact "
+            "the merchant."
         )
+    raise InsufficientCredits(
+        f"{short} Offer the customer a top-up (check_entitlement lists the products) and charge it with create_charge."
+    )
 
 
 def _resolved_again(reservation: Reservation, account: Account, wanted: str, used: int | None) -> ReservationResult:

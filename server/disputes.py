@@ -22,6 +22,11 @@ from server.errors import NotAllowedNow, NotFound
 from server.money import format_amount
 from server.services import Services
 
+CHARGED_BACK = frozenset({"needs_response", "under_review", "lost"})
+"""A chargeback the card's bank has opened (or decided against the merchant): the money is withdrawn, so a
+refund would return it a second time. Refunds are refused then, as Stripe refuses them (charge_disputed);
+an inquiry (warning_*) moves no money and a refund may still settle it."""
+
 EVIDENCE_TEXT_LIMIT = 20_000
 """Stripe's limit for each free-text evidence field."""
 

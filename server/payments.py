@@ -68,7 +68,8 @@ NEXT_STEP: dict[PaymentStatus, str] = {
     PaymentStatus.FAILED: "The payment failed (see failure_reason). Nothing was charged. To try again, ask the person "
     "for another payment method and use a NEW idempotency_key.",
     PaymentStatus.CANCELED: "Canceled; nothing was charged.",
-    PaymentStatus.PARTIALLY_REFUNDED: "Paid, and part of it was refunded (refunded_minor); its entitlements stay.",
+    PaymentStatus.PARTIALLY_REFUNDED: "Paid, and part of it was refunded (refunded_minor); the periods it granted "
+    "stay, and the same share of any credits it granted was taken back.",
     PaymentStatus.REFUNDED: "Refunded in full; the entitlements it granted are revoked.",
 }
 
@@ -163,11 +164,27 @@ async def details(services: Services, caller: Caller, payment_id: str) -> Paymen
         entries = await audit.timeline(conn, payment_id)
         opened = await disputes.of_payment(conn, payment.tenant_id, payment.id)
     timeline = [TimelineEntry(**vars(entry)) for entry in entries]
-    return PaymentDetails.of(
-        payment,
-        timeline=timeline,
-        receipt_url=receipts.receipt_url(services, payment),
-        disputes=opened,
+    shown = PaymentDetails.of(
+        payment, timeline=timeline, receipt_url=receipts.receipt_url(services, payment), disputes=opened
+    )
+    charged_back = [dispute for dispute in opened if dispute.status in disputes.CHARGED_BACK]
+    return shown.model_copy(update={"next_step": _charged_back_step(charged_back[0])}) if charged_back else shown
+
+
+def _charged_back_step(dispute: DisputeView) -> str:
+    """What to do with a payment the customer's bank has taken back (its status stays succeeded: the charge
+    itself happened)."""
+    if dispute.status == "lost":
+        return (
+            f"Charged back: dispute {dispute.dispute_id} was lost, the customer's bank gave {dispute.amount_display} "
+            "back, and what the payment granted is revoked. Do not refund it; check_entitlement tells what the "
+            "customer has now."
+        )
+    kept = "paused" if dispute.access_suspended else "kept"
+    return (
+        f"Disputed: the customer's bank opened dispute {dispute.dispute_id} ({dispute.status}) and took "
+        f"{dispute.amount_display} back for now; what the payment granted is {kept} until it closes. Do not refund "
+        "it or charge again for it; the merchant answers the dispute with evidence."
     )
 
 

@@ -18,8 +18,9 @@ from db.payments import Payment
 from db.pool import retry_on_deadlock, transaction
 from db.refunds import Refund, RefundStatus
 from server import api_keys
+from server.disputes import CHARGED_BACK
 from server.errors import ChargeInProgress, IdempotencyKeyReused, NotAllowedNow, PaymentNotFound, ProviderError
-from server.ledger import dispute_machine, refund_outcomes
+from server.ledger import refund_outcomes
 from server.ledger.payment_machine import PAID
 from server.money import format_amount
 from server.payments import PaymentView
@@ -180,18 +181,23 @@ def amount_to_refund(payment: Payment, in_flight_minor: int, asked: int | None) 
 
 
 async def _require_no_chargeback(conn: asyncpg.Connection, payment: Payment) -> None:
-    """NotAllowedNow while the payment is charged back (dispute_machine.CHARGED_BACK). A dispute is applied on
+    """NotAllowedNow while the payment is charged back (CHARGED_BACK, server/disputes.py). A dispute is applied on
     the payment's locked row, as this is asked, so a refund recorded before the chargeback was heard of is
     refused by the provider instead (charge_disputed: the refund fails and holds nothing)."""
     for dispute in await disputes.of_payment(conn, payment.tenant_id, payment.id):
-        if dispute.status in dispute_machine.CHARGED_BACK:
-            state = "lost" if dispute.status == "lost" else f"open ({dispute.status})"
+        if dispute.status not in CHARGED_BACK:
+            continue
+        amount = format_amount(dispute.amount_minor, dispute.currency)
+        if dispute.status == "lost":
             raise NotAllowedNow(
-                f"Payment {payment.id} is charged back: dispute {dispute.id} is {state}, and the card's bank has "
-                f"taken {format_amount(dispute.amount_minor, dispute.currency)} back from the merchant, so a refund "
-                "would pay the customer twice. Answer the dispute instead (`paywarden disputes evidence`); "
-                "a refund is possible again if it is won."
+                f"Payment {payment.id} was charged back: dispute {dispute.id} was lost, and the card's bank gave "
+                f"{amount} back to the customer, so a refund would pay them twice. There is nothing left to refund."
             )
+        raise NotAllowedNow(
+            f"Payment {payment.id} is charged back: dispute {dispute.id} is open ({dispute.status}), and the card's "
+            f"bank has taken {amount} back from the merchant, so a refund would pay the customer twice. Answer the "
+            "dispute instead (`paywarden disputes evidence`); a refund is possible again if it is won."
+        )
 
 
 async def _amount_to_refund(conn: asyncpg.Connection, payment: Payment, asked: int | None) -> int:

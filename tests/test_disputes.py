@@ -20,6 +20,7 @@ from tests.helpers import (
     OWN_PASSWORD,
     assert_ledger_matches,
     call,
+    call_error,
     console_client,
     eventually,
     intent_event,
@@ -115,7 +116,11 @@ async def test_a_lost_dispute_revokes_like_a_full_refund(mcp, app, db, database_
     answer = await _entitlement(mcp)
     assert answer["allowed"] is False and answer["reason"] != "disputed"
     refused = await _refund(mcp, paid["payment_id"], "r1")  # the bank gave the money back: no refund on top
-    assert isinstance(refused, str) and f"dispute {opened['id']} is lost" in refused
+    assert isinstance(refused, str) and f"dispute {opened['id']} was lost" in refused
+    assert "nothing left to refund" in refused and "evidence" not in refused
+    async with mcp() as client:
+        shown = await call(client, "get_payment", payment_id=paid["payment_id"])
+    assert shown["next_step"].startswith(f"Charged back: dispute {opened['id']} was lost")
     assert await db.fetchval("SELECT count(*) FROM refunds") == 0
     assert await db.fetchval("SELECT revoked_at IS NOT NULL FROM entitlements") is True
     assert await db.fetchval("SELECT count(*) FROM outbox_events WHERE type = 'entitlement.revoked'") == 1
@@ -141,6 +146,10 @@ async def test_a_charged_back_payment_is_refunded_only_once_the_dispute_is_won(m
     opened = await _dispute(db, paid["payment_id"], "needs_response")
     refused = await _refund(mcp, paid["payment_id"], "r1")
     assert isinstance(refused, str) and f"dispute {opened['id']} is open (needs_response)" in refused
+    async with mcp() as client:
+        shown = await call(client, "get_payment", payment_id=paid["payment_id"])
+    assert shown["status"] == "succeeded" and shown["next_step"].startswith("Disputed: the customer's bank opened")
+    assert "is paused until it closes. Do not refund it" in shown["next_step"]
     assert "taken 20.00 USD back" in refused and "paywarden disputes evidence" in refused
     assert await db.fetchval("SELECT count(*) FROM refunds") == 0
     code, said = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
@@ -182,6 +191,17 @@ async def test_credits_are_held_while_disputed_and_given_back_when_won(mcp, app,
     opened = await _dispute(db, disputed["payment_id"])
     answer = await _entitlement(mcp, "llm_tokens", quantity=150_000)
     assert answer["reason"] == "disputed" and answer["balance"]["remaining"] == 99_000
+    async with mcp() as client:  # short only by what the dispute holds: no top-up offered
+        short = await call_error(
+            client,
+            "consume_credits",
+            customer_id="cus_dis",
+            feature="llm_tokens",
+            quantity=150_000,
+            idempotency_key="u2",
+        )
+    assert "99000 remaining" in short and "100000 more are held while the payment" in short
+    assert "Do not charge again" in short and "create_charge" not in short
     await assert_ledger_matches(db, "cus_dis", "llm_tokens")
     code, _ = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
     assert code == 0

@@ -32,10 +32,6 @@ from server.providers import ProviderDispute
 
 OPEN = frozenset({"warning_needs_response", "warning_under_review", "needs_response", "under_review"})
 CLOSED = frozenset({"warning_closed", "won", "lost", "prevented"})
-CHARGED_BACK = frozenset({"needs_response", "under_review", "lost"})
-"""A chargeback the card's bank has opened (or decided against the merchant): the money is withdrawn, so a
-refund would return it a second time. Refunds are refused then, as Stripe refuses them (charge_disputed);
-an inquiry (warning_*) moves no money and a refund may still settle it."""
 GIVEN_BACK = frozenset({"warning_closed", "won", "prevented"})
 """Closed in the merchant's favour: what the dispute suspended comes back."""
 BACKWARDS = frozenset({("under_review", "needs_response"), ("warning_under_review", "warning_needs_response")})
