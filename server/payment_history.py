@@ -41,6 +41,11 @@ class PaymentHistory:
     receipt_number: int | None = None
     receipt_url: str | None = None
 
+    @property
+    def charged_back_by(self) -> DisputeView | None:
+        """The chargeback that refuses refunds of this payment (server/refunds.py), if any."""
+        return next((d for d in self.disputes if d.status in disputes.CHARGED_BACK), None)
+
 
 async def find(services: Services, payment_id: str, tenant_id: str | None) -> Payment:
     """The payment, if it belongs to `tenant_id` (None: any tenant); another tenant's is PaymentNotFound."""

@@ -279,6 +279,12 @@ async def test_the_console_shows_a_payments_disputes_and_receipt(mcp, app, db) -
     assert page.status_code == 200
     assert f"{opened['id']}" in text and "needs_response" in text and "access paused" in text and "fraudulent" in text
     assert "Receipt #1" in text and "/receipts/" in page.text
+    support = await new_operator(app.services, "sup", "support")
+    async with console_client(app, "sup", support) as console:  # may refund, but not this payment
+        page = await console.get(f"/console/payments/{paid['payment_id']}")
+    text = visible_text(page.text)
+    assert f"No refund: the customer's bank has taken this payment back (dispute {opened['id']}" in text
+    assert "Refund…" not in text and "Answer the dispute with evidence instead" in text
     async with console_client(app, "fin", OWN_PASSWORD, choose=None) as console:
         page = await console.get("/console/customer?tenant=default&id=cus_dis")
     text = visible_text(page.text)
