@@ -7,7 +7,7 @@
     │   ├── IdempotencyKeyReused   (409) the key was used for a different request
     │   ├── SpendLimitExceeded     (403) a configured limit forbids the charge
     │   ├── InsufficientCredits    (402) the balance cannot cover the credits asked for
-    │   ├── NotAllowedNow          (409) the payment is not in a state that allows this
+    │   ├── NotAllowedNow          (409) not allowed in the state the payment, reservation or subscription is in
     │   │   ├── NoSavedPaymentMethod   the customer has no saved card to charge
     │   │   └── SubscriptionExists     the customer already has a live subscription to the product
     │   ├── UnsafeWebhookUrl       a webhook endpoint URL paywarden will not send to
@@ -91,7 +91,7 @@ class UnknownProduct(InvalidRequest):
 
 
 class IdempotencyKeyReused(InvalidRequest):
-    """This idempotency_key was already used for a different request; use a new key for a new charge."""
+    """This idempotency_key was already used for a different request; use a new key for a new request."""
 
     code = "idempotency_key_reused"
     status = 409
@@ -113,7 +113,7 @@ class InsufficientCredits(InvalidRequest):
 
 
 class NotAllowedNow(InvalidRequest):
-    """The payment is not in a state that allows this."""
+    """Not allowed in the state the payment, reservation or subscription is in now."""
 
     code = "not_allowed_now"
     status = 409
