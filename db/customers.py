@@ -327,7 +327,8 @@ async def has_any_record(connection: asyncpg.Connection, tenant_id: str, custome
             -- may expect a Seq Scan to meet one early; the newest payment is the customer index's first entry.
             OR (SELECT created_at FROM payments WHERE tenant_id = $1 AND customer_id = $2
                  ORDER BY created_at DESC LIMIT 1) IS NOT NULL
-            OR EXISTS (SELECT 1 FROM credit_accounts WHERE tenant_id = $1 AND customer_id = $2)
+            -- credits that ever moved: a consume refused or a balance read opens an empty account, no record
+            OR EXISTS (SELECT 1 FROM credit_ledger WHERE tenant_id = $1 AND customer_id = $2)
             OR EXISTS (SELECT 1 FROM customer_audit WHERE tenant_id = $1 AND customer_id = $2)
         """,
         tenant_id,

@@ -54,6 +54,11 @@ async def test_a_charge_and_its_lookups_answer_as_the_tools_do(app, mcp, api_key
 
 async def test_saving_a_card_and_the_customer_over_http(app, mcp, api_key):
     async with api_client(app.base_url, api_key) as http, mcp() as client:
+        refused = await http.post(  # opens an empty credit account: no record of carol
+            "/v1/credits/consumptions", headers={"Idempotency-Key": "c1"},
+            json={"customer_id": "carol", "feature": "llm_tokens", "quantity": 1},
+        )  # fmt: skip
+        assert refused.status_code == 402
         unknown = await http.get("/v1/customers/carol")
         assert unknown.status_code == 404 and unknown.json()["code"] == "customer_not_found"
         setup = await http.post("/v1/customers/carol/payment_method_setups", headers={"Idempotency-Key": "s1"})
