@@ -23,7 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     link.add_argument("--force", action="store_true", help="relink a customer already linked to another one")
     link.add_argument("--by", default=os.environ.get("USER") or "operator", help="who links (audited)")
     link.set_defaults(command=run_link)
-    listing = actions.add_parser("list", help="customers known at the provider")
+    listing = actions.add_parser(
+        "list", help="customers linked to a provider customer (a saved card, a subscription, customers link)"
+    )
     listing.add_argument("--tenant", help="only this tenant's")
     listing.set_defaults(command=run_list)
     show = actions.add_parser("show", help="a customer's saved cards, access, credits and latest payments")
@@ -52,7 +54,7 @@ def run_list(settings: Settings, args: argparse.Namespace) -> int:
     for customer in found:
         since = f"{customer.created_at:%Y-%m-%d}"
         print(f"{customer.tenant_id} {customer.customer_id} {customer.provider_customer_id} since {since}")
-    print(f"{len(found)} customer(s) at the provider")
+    print(f"{len(found)} customer(s) linked to a provider customer")
     return 0
 
 

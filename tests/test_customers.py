@@ -67,12 +67,12 @@ async def test_customers_list_shows_one_tenants_customers_when_asked(app, databa
     await paywarden(app, "customers", "link", "bob", theirs, "--tenant", "acme")
     everyone = await paywarden(app, "customers", "list")
     assert f"default bob {ours} since " in everyone and f"acme bob {theirs} since " in everyone
-    assert "2 customer(s) at the provider" in everyone
+    assert "2 customer(s) linked to a provider customer" in everyone
     only_acme = await paywarden(app, "customers", "list", "--tenant", "acme")
     assert f"acme bob {theirs} since " in only_acme and ours not in only_acme
-    assert "1 customer(s) at the provider" in only_acme
+    assert "1 customer(s) linked to a provider customer" in only_acme
     nobody = await paywarden(app, "customers", "list", "--tenant", "nobody")
-    assert "0 customer(s) at the provider" in nobody
+    assert "0 customer(s) linked to a provider customer" in nobody
 
 
 async def test_customers_show_and_get_customer_tell_everything_a_customer_has(app, mcp) -> None:
