@@ -4,7 +4,8 @@ both refuse the same values; HINTS says what a valid value looks like, for both 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -95,6 +96,18 @@ ReservationId = Annotated[
     StringConstraints(strip_whitespace=True, min_length=5, max_length=64, pattern=r"^rsv_[A-Za-z0-9]+$"),
     Field(description="The reservation_id reserve_credits returned (rsv_…)."),
 ]
+
+
+def problem_words(detail: Mapping[str, Any]) -> str:
+    """A validation error's words for the caller. A pattern's own text is not shown: for identifiers and
+    text it is a character class of the very invisible characters it refuses."""
+    if detail["type"] == "string_pattern_mismatch":
+        return (
+            "has characters that are not allowed here (control characters, or invisible ones such as bidi "
+            "overrides and zero-width spaces)"
+        )
+    return str(detail["msg"])
+
 
 HINTS = {
     "amount_minor": "an integer in the currency's minor units, e.g. 1999 for 19.99 USD or 500 for 500 JPY",

@@ -29,9 +29,9 @@ BASE = {"customer_id": "cus_x", "idempotency_key": "bad-1"}
         ({"product_id": "pro_monthly", "idempotency_key": "k" * 300}, "at most 255 characters"),
         ({"product_id": "p" * 65}, "at most 64 characters"),
         ({"product_id": "pro_monthly", "customer_id": ""}, "at least 1 character"),
-        ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: String should match"),
-        ({"product_id": "pro_monthly", "idempotency_key": "k\u200b1"}, "idempotency_key: String should match"),
-        ({"product_id": "pro_monthly", "description": "refund \u2066me\u2069"}, "description: String should match"),
+        ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: has characters that"),
+        ({"product_id": "pro_monthly", "idempotency_key": "k\u200b1"}, "idempotency_key: has characters"),
+        ({"product_id": "pro_monthly", "description": "refund \u2066me\u2069"}, "description: has characters"),
     ],
 )
 async def test_create_charge_rejects(mcp, db: asyncpg.Connection, arguments: dict, expected: str) -> None:
@@ -80,5 +80,6 @@ async def test_argument_errors_say_how_to_fix_the_call(mcp) -> None:
 async def test_control_characters_are_refused_clearly(mcp, db: asyncpg.Connection, tool: str, arguments) -> None:
     async with mcp() as client:
         message = await call_error(client, tool, **arguments)
-    assert "Invalid arguments" in message and "should match pattern" in message
+    assert "Invalid arguments" in message and "has characters that are not allowed here" in message
+    assert "\\x00" not in message.split("(got")[0]  # no pattern text
     assert await db.fetchval("SELECT count(*) FROM payments") == 0

@@ -20,6 +20,7 @@ from server.fields import (
     ReservationId,
     SubscriptionId,
     When,
+    problem_words,
 )
 
 __all__ = [
@@ -48,7 +49,7 @@ def describe_argument_errors(tool: str, error: ValidationError) -> str:
 
 def _problem(detail: dict) -> str:
     field = ".".join(str(part) for part in detail["loc"]) or "arguments"
-    problem = f"{field}: {detail['msg']}"
+    problem = f"{field}: {problem_words(detail)}"
     if "input" in detail and detail["type"] != "missing":
         problem += f" (got {_short(detail['input'])})"
     hint = HINTS.get(str(detail["loc"][0])) if detail["loc"] else None

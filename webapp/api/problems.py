@@ -22,7 +22,7 @@ from server.errors import (
     Unauthenticated,
     UnknownParameter,
 )
-from server.fields import HINTS
+from server.fields import HINTS, problem_words
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:paywarden:problem:"
@@ -98,7 +98,7 @@ def _param_error(detail: dict[str, Any]) -> ParamError:
         return ParamError(param=param, detail=f"{param}: this operation does not take {param}")
     if where == "body" and not path:
         return ParamError(param="body", detail="body: send a JSON object with this operation's fields")
-    said = f"{param}: required" if detail["type"] == "missing" else f"{param}: {detail['msg']}"
+    said = f"{param}: required" if detail["type"] == "missing" else f"{param}: {problem_words(detail)}"
     if "input" in detail and detail["type"] != "missing":
         said += f" (got {_short(detail['input'])})"
     hint = HTTP_HINTS.get(param)
