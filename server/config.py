@@ -14,6 +14,8 @@ PROVIDER_ATTEMPTS = 3
 """One provider call plus the SDK's two network retries."""
 DEFAULT_MAX_CHARGE_MINOR = 100_000
 """A fresh install never lets one call move more than this (1,000.00 in a two-decimal currency)."""
+MAX_RATE_PER_MINUTE = 1_000_000
+"""The most requests per minute an API key may be given (the database keeps a 32-bit integer)."""
 
 
 class Settings(BaseSettings):
@@ -104,7 +106,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     """Extra Host values /mcp accepts besides localhost (comma-separated, e.g. `pay.example.com,pay.example.com:443`);
     other hosts get 421 (DNS rebinding protection). Browser origins allowed are the same hosts over http(s)."""
-    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_per_minute: int = Field(default=600, ge=1, le=MAX_RATE_PER_MINUTE)
     """Default HTTP requests per minute for a new API key (`keys create --rate-per-minute` overrides it).
     An MCP client makes several per tool call (initialize, notifications, the call itself)."""
     metrics_token: SecretStr | None = None
