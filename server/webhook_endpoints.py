@@ -23,6 +23,7 @@ from server import tenants, webhook_urls
 from server.credits import LowBalance
 from server.disputes import DisputeView
 from server.errors import EventNotFound, InvalidRequest, WebhookEndpointNotFound
+from server.fields import check_listing_limit
 from server.outbox import EVENT_TYPES, RETRY_FOR_SECONDS, EntitlementGrant, EventType
 from server.payments import PaymentView
 from server.services import Services
@@ -199,6 +200,7 @@ async def deliveries(
 ) -> list[DeliveryView]:
     """The endpoint's latest deliveries, newest first, each with every attempt (`only_failed`: those
     whose attempts so far failed, still retrying or given up)."""
+    check_listing_limit(limit)
     async with connection(services.pool) as conn:
         if await rows.get_endpoint(conn, endpoint_id, tenant_id=tenant_id) is None:
             raise _not_found(endpoint_id)

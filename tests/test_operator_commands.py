@@ -98,6 +98,13 @@ async def test_webhooks_list_shows_problems_and_hides_what_needed_no_action(app,
     assert "malformed_" in problems and "evt_quiet" not in problems and "1 needing an operator" in problems
 
 
+@pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999"])
+@pytest.mark.parametrize("listing", [("webhooks", "list"), ("endpoints", "deliveries", "we_nope")])
+async def test_a_listing_limit_out_of_range_is_refused_plainly(database_url: str, listing, limit) -> None:
+    code, out = await paywarden_command(database_url, *listing, "--limit", limit)
+    assert (code, out) == (1, f"paywarden: --limit must be from 1 to 10000; got {limit}.\n")
+
+
 async def test_keys_list_shows_a_budget_as_an_amount(database_url: str) -> None:
     await new_key(database_url, budget_minor=10_000, budget_currency="USD")
     code, listed = await paywarden_command(database_url, "keys", "list")
