@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except asyncpg.PostgresError as error:
         print(f"paywarden: the database refused: {error.__class__.__name__}: {error}", file=sys.stderr)
     except (ConfigurationError, ValidationError) as error:
-        shown = error.message if isinstance(error, PaywardenError) else error
-        print(f"paywarden: configuration problem: {shown}", file=sys.stderr)
+        shown = error.message if isinstance(error, PaywardenError) else str(error)
+        for problem in shown.splitlines():
+            print(f"paywarden: configuration problem: {problem}", file=sys.stderr)
     except PaywardenError as error:
         print(f"paywarden: {operator_message(error, settings)}", file=sys.stderr)
         return 1

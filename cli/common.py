@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from server import database
-from server.config import Settings
+from server.config import Settings, read_settings
 from server.errors import PaywardenError, ProviderUnavailable, for_operator
 from server.services import Services, open_services
 
@@ -23,10 +23,10 @@ T = TypeVar("T")
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The environment's settings (and those of `.env`, or of the file PAYWARDEN_ENV_FILE names; empty
-    for none), with --host and --port on top."""
+    for none), with --host and --port on top; a ConfigurationError naming each problem."""
     given = {name: getattr(args, name, None) for name in ("host", "port")}
     env_file = os.environ.get("PAYWARDEN_ENV_FILE", ".env") or None
-    return Settings(_env_file=env_file, **{name: value for name, value in given.items() if value is not None})
+    return read_settings(env_file, {name: value for name, value in given.items() if value is not None})
 
 
 def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:

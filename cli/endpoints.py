@@ -76,7 +76,7 @@ def run_enable(settings: Settings, args: argparse.Namespace) -> int:
     endpoint, resumed = with_services(
         settings, lambda services: webhook_endpoints.enable(services, args.endpoint_id, tenant_id=None)
     )
-    print(f"{endpoint.endpoint_id} enabled; {resumed} waiting deliver{'y' if resumed == 1 else 'ies'} go out now")
+    print(f"{endpoint.endpoint_id} enabled; {webhook_endpoints.resumed_said(resumed)}")
     return 0
 
 
@@ -130,11 +130,20 @@ def run_redeliver(settings: Settings, args: argparse.Namespace) -> int:
 
 def _line(endpoint: WebhookEndpointView) -> str:
     events = ",".join(endpoint.event_types) or "all events"
-    failing = f" failing since {endpoint.failing_since:%Y-%m-%d %H:%M}" if endpoint.failing_since else ""
     return (
-        f"{endpoint.endpoint_id} tenant={endpoint.tenant} {endpoint.status}{failing} url={endpoint.url} "
+        f"{endpoint.endpoint_id} tenant={endpoint.tenant} {_state(endpoint)} url={endpoint.url} "
         f"events={events} created={endpoint.created_at:%Y-%m-%d %H:%M}"
     )
+
+
+def _state(endpoint: WebhookEndpointView) -> str:
+    """Still sending while recent attempts fail reads differently from paused (failing) or disabled."""
+    since = f"{endpoint.failing_since:%Y-%m-%d %H:%M}" if endpoint.failing_since else None
+    if endpoint.status == "enabled":
+        return f"enabled, last attempts failing since {since}" if since else "enabled"
+    if endpoint.status == "failing":
+        return f"failing{f' since {since}' if since else ''}, paused until `paywarden endpoints enable`"
+    return "disabled, paused until `paywarden endpoints enable`"
 
 
 def _delivery_line(delivery: DeliveryView) -> str:

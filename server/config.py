@@ -6,14 +6,19 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.errors import ConfigurationError
 
 DEFAULT_CATALOG = Path(__file__).with_name("catalog.toml")
 PROVIDER_ATTEMPTS = 3
 """One provider call plus the SDK's two network retries."""
 DEFAULT_MAX_CHARGE_MINOR = 100_000
 """A fresh install never lets one call move more than this (1,000.00 in a two-decimal currency)."""
+MAX_RATE_PER_MINUTE = 1_000_000
+"""The most requests per minute an API key may be given (the database keeps a 32-bit integer)."""
 
 
 class Settings(BaseSettings):
@@ -64,7 +69,7 @@ class Settings(BaseSettings):
     allow_live: bool = False
     """A live Stripe key (sk_live_…) is refused unless this is true."""
 
-    max_charge_minor: int | None = Field(default=DEFAULT_MAX_CHARGE_MINOR, gt=0)
+    max_charge_minor: int | None = Field(default=DEFAULT_MAX_CHARGE_MINOR)
     """The largest single charge, in the minor units of its currency; `0` or `none` turns the cap off."""
     daily_limit_minor: int | None = Field(default=None, gt=0)
     """The most one customer may be charged in any rolling 24 hours, per currency, in minor units."""
@@ -104,7 +109,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = ""
     """Extra Host values /mcp accepts besides localhost (comma-separated, e.g. `pay.example.com,pay.example.com:443`);
     other hosts get 421 (DNS rebinding protection). Browser origins allowed are the same hosts over http(s)."""
-    rate_limit_per_minute: int = Field(default=600, ge=1)
+    rate_limit_per_minute: int = Field(default=600, ge=1, le=MAX_RATE_PER_MINUTE)
     """Default HTTP requests per minute for a new API key (`keys create --rate-per-minute` overrides it).
     An MCP client makes several per tool call (initialize, notifications, the call itself)."""
     metrics_token: SecretStr | None = None
@@ -156,6 +161,13 @@ class Settings(BaseSettings):
             return None
         return None if value == 0 else value
 
+    @field_validator("max_charge_minor", mode="after")
+    @classmethod
+    def _cap_is_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("must be a positive number of minor units, or 0 or none to turn the cap off")
+        return value
+
     @model_validator(mode="after")
     def _lease_outlasts_provider_calls(self) -> Settings:
         slowest = self.provider_timeout_seconds * PROVIDER_ATTEMPTS + 5  # + the SDK's retry back-off
@@ -192,3 +204,65 @@ class Settings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.data_dir / "pgdata"
+
+
+def read_settings(env_file: str | None, flags: dict[str, object]) -> Settings:
+    """The environment's settings (and `env_file`'s) with command-line `flags` (by field name) on top; or a
+    ConfigurationError saying each problem on a line of its own, naming the variable or flag to change."""
+    try:
+        return Settings(_env_file=env_file, **flags)
+    except ValidationError as error:
+        problems = [_problem(detail, flags) for detail in error.errors(include_url=False)]
+        raise ConfigurationError("\n".join(problems)) from None
+
+
+def _problem(detail: ErrorDetails, flags: dict[str, object]) -> str:
+    if not detail["loc"]:  # a rule across settings: its message names them
+        return detail["msg"].removeprefix("Value error, ").rstrip(".") + "."
+    field = str(detail["loc"][0])
+    named = f"--{field.replace('_', '-')}" if field in flags else _variable(field)
+    given = detail["input"]
+    shown = "" if _is_secret(field) else f"; got {given[:40]!r}" if isinstance(given, str) else f"; got {given}"
+    return f"{named} {_in_words(detail)}{shown}."
+
+
+def _variable(field: str) -> str:
+    """The environment variable a field is read from (its alias, like DATABASE_URL, where it has one)."""
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field if field.isupper() else f"PAYWARDEN_{field.upper()}"
+
+
+def _is_secret(field: str) -> bool:
+    """Secrets and database URLs (which may carry a password) are never repeated back."""
+    info = Settings.model_fields.get(field)
+    name = field.lower()
+    named_so = name.endswith("url") or any(word in name for word in ("secret", "key", "token", "password"))
+    return named_so or (info is not None and "SecretStr" in str(info.annotation))
+
+
+_IN_WORDS = {
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "literal_error": "must be {expected}",
+    "too_short": "must be at least {min_length} characters long",
+    "too_long": "must be at most {max_length} characters long",
+}
+
+
+def _in_words(detail: ErrorDetails) -> str:
+    template = _IN_WORDS.get(detail["type"])
+    if template is not None:
+        limits = {
+            name: f"{value:g}" if isinstance(value, float) else value for name, value in detail.get("ctx", {}).items()
+        }
+        return template.format(**limits)
+    said = detail["msg"].removeprefix("Value error, ")
+    return f"must be {said.removeprefix('Input should be ')}" if said.startswith("Input should be ") else said

@@ -9,12 +9,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
+from server.errors import InvalidRequest
 from server.money import MAX_AMOUNT_MINOR
 from server.text import IDENTIFIER_PATTERN, TEXT_PATTERN
 
 MAX_QUANTITY = 10**12
 MAX_PAGE_SIZE = 100
 MAX_TTL_SECONDS = 86_400
+MAX_LISTING = 10_000
+"""The most rows one listing (`--limit`) shows."""
 
 _NO_CONTROL = IDENTIFIER_PATTERN
 _TEXT = TEXT_PATTERN  # free text: tabs and line breaks allowed
@@ -126,3 +129,10 @@ HINTS = {
     "subscription_id": "the subs_… id that start_subscription returned",
     "when": "'period_end' or 'now'",
 }
+
+
+def check_listing_limit(limit: int) -> int:
+    """How many rows a listing may show: 1 to MAX_LISTING."""
+    if not 1 <= limit <= MAX_LISTING:
+        raise InvalidRequest(f"--limit must be from 1 to {MAX_LISTING}; got {limit}.", param="limit")
+    return limit

@@ -27,6 +27,7 @@ from db.reports import InboxQuery
 from server import disputes, metrics, outbox, subscriptions
 from server.config import Settings
 from server.errors import InvalidRequest, NotFound, ProviderError, for_operator
+from server.fields import check_listing_limit
 from server.filters import day_after, day_start
 from server.ledger import dispute_machine, payment_machine, refund_outcomes, setup_outcomes
 from server.ledger.setup_outcomes import describe
@@ -212,6 +213,7 @@ def storable_text(text: str) -> str:
 async def listing(services: Services, *, which: str = "default", limit: int = 50) -> list[InboxEntry]:
     """The newest stored events. `which`: `default` (what did something, and problems), `problems`,
     `failed`, or `all` (normal traffic that needed no action too)."""
+    check_listing_limit(limit)
     outcomes = {**FILTERS, "default": FILTERS[""], "failed": ["failed", "parked"]}[which]
     async with connection(services.pool) as conn:
         rows = await webhook_events.listing(conn, outcomes=outcomes, limit=limit)

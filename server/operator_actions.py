@@ -239,7 +239,7 @@ async def change_endpoint(services: Services, operator: SignedIn, endpoint_id: s
     scope = {"tenant_id": operator.tenant_id}
     if change == "enable":
         endpoint, resumed = await webhook_endpoints.enable(services, endpoint_id, **scope)
-        said = f"{endpoint.endpoint_id} is enabled; {resumed} waiting deliveries go out now."
+        said = f"{endpoint.endpoint_id} is enabled; {webhook_endpoints.resumed_said(resumed)}."
     elif change == "disable":
         endpoint = await webhook_endpoints.disable(services, endpoint_id, **scope)
         said = f"{endpoint.endpoint_id} is disabled: its events queue until it is enabled again."

@@ -12,6 +12,8 @@ from server.errors import InvalidRequest, NotFound
 from server.services import Services
 
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+STRIPE_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9_+/=-]{32,}")
+"""What Stripe's dashboard and `stripe listen` give: whsec_ and at least 32 letters and digits."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,28 @@ async def listing(services: Services) -> list[TenantSummary]:
 
 async def set_webhook_secret(services: Services, tenant_id: str, secret: str | None) -> None:
     """The secret(s) the tenant's own endpoint /webhooks/stripe/<tenant> verifies; None closes it."""
-    if secret is not None and not all(part.strip().startswith("whsec_") for part in secret.split(",")):
-        raise InvalidRequest("A Stripe webhook secret starts with whsec_.")
+    if secret is not None:
+        _check_webhook_secrets(secret)
     async with transaction(services.pool) as conn:
         found = await api_keys.set_webhook_secret(conn, tenant_id, secret)
     if not found:
         raise NotFound(f"No tenant {tenant_id!r}; `paywarden tenants list` shows them.")
+
+
+def _check_webhook_secrets(secret: str) -> None:
+    for part in (part.strip() for part in secret.split(",")):
+        if STRIPE_WEBHOOK_SECRET.fullmatch(part):
+            continue
+        problem = (
+            f"the one given has {len(part) - len('whsec_')} characters after whsec_"
+            if part.startswith("whsec_")
+            else "the one given does not start with whsec_"
+        )
+        raise InvalidRequest(
+            f"A Stripe webhook secret starts with whsec_ and has at least 32 letters and digits after it; {problem}. "
+            "Copy the endpoint's signing secret from the Stripe dashboard (or what `stripe listen` prints); "
+            "give several, comma-separated, to rotate."
+        )
 
 
 async def webhook_secret(services: Services, tenant_id: str) -> str | None:

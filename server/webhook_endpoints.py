@@ -22,7 +22,8 @@ from db.pool import connection, transaction
 from server import tenants, webhook_urls
 from server.credits import LowBalance
 from server.disputes import DisputeView
-from server.errors import EventNotFound, InvalidRequest, WebhookEndpointNotFound
+from server.errors import EventNotFound, InvalidRequest, NotAllowedNow, WebhookEndpointNotFound
+from server.fields import check_listing_limit
 from server.outbox import EVENT_TYPES, RETRY_FOR_SECONDS, EntitlementGrant, EventType
 from server.payments import PaymentView
 from server.services import Services
@@ -187,6 +188,11 @@ async def enable(services: Services, endpoint_id: str, *, tenant_id: str | None)
     return WebhookEndpointView.of(endpoint), resumed
 
 
+def resumed_said(resumed: int) -> str:
+    """What enabling set going, for a person: `1 waiting delivery goes out now`."""
+    return f"{resumed} waiting delivery goes out now" if resumed == 1 else f"{resumed} waiting deliveries go out now"
+
+
 async def disable(services: Services, endpoint_id: str, *, tenant_id: str | None) -> WebhookEndpointView:
     """Send nothing until enabled again; events keep queueing for it meanwhile."""
     async with transaction(services.pool) as conn:
@@ -199,6 +205,7 @@ async def deliveries(
 ) -> list[DeliveryView]:
     """The endpoint's latest deliveries, newest first, each with every attempt (`only_failed`: those
     whose attempts so far failed, still retrying or given up)."""
+    check_listing_limit(limit)
     async with connection(services.pool) as conn:
         if await rows.get_endpoint(conn, endpoint_id, tenant_id=tenant_id) is None:
             raise _not_found(endpoint_id)
@@ -208,11 +215,21 @@ async def deliveries(
 
 
 async def redeliver(services: Services, event_id: str, *, tenant_id: str | None) -> int:
-    """Send the event again, now, to every endpoint that had it (receivers deduplicate on its id); how many."""
+    """Send the event again, now, to every endpoint that had it (receivers deduplicate on its id); how many.
+    Refused when no endpoint that had it is left."""
     async with transaction(services.pool) as conn:
-        if await rows.get_event(conn, event_id, tenant_id=tenant_id) is None:
+        event = await rows.get_event(conn, event_id, tenant_id=tenant_id)
+        if event is None:
             raise EventNotFound(f"No event {event_id!r}; `paywarden endpoints deliveries ENDPOINT` lists event ids.")
-        return await rows.redeliver(conn, event_id, RETRY_FOR_SECONDS)
+        queued = await rows.redeliver(conn, event_id, RETRY_FOR_SECONDS)
+    if queued == 0:
+        raise NotAllowedNow(
+            f"Nothing was queued: no endpoint would receive event {event_id!r} (every endpoint it was sent to "
+            "has been removed, or it was never sent to one). A new endpoint receives events from then on: add one "
+            f"with `paywarden endpoints add --tenant {event['tenant_id']} URL` (or POST /v1/webhook_endpoints).",
+            param="event_id",
+        )
+    return queued
 
 
 async def _locked(conn, endpoint_id: str, tenant_id: str | None) -> Endpoint:

@@ -32,6 +32,7 @@ PAID = {"customer_id": "cus_paid", "idempotency_key": "paid-1", "product_id": "p
 PAGES = ["/console", "/console?days=30", "/console?days=90", "/console/payments", "/console/approvals",
          "/console/customers", "/console/inbox", "/console/inbox?outcome=all", "/console/keys", "/console/operators",
          "/console/tenants", "/console/activity", "/console/endpoints"]  # fmt: skip
+ACME_SECRET = "whsec_acmeSigningSecret0123456789abcdef"
 EMPTY_TOKEN = 'name="csrf_token" value=""'
 
 
@@ -249,9 +250,9 @@ async def test_admins_manage_keys_operators_and_tenants(app, mcp, db: asyncpg.Co
 
         opened = await console.post("/console/tenants", {"tenant": "acme", "name": "Acme"})
         assert "Tenant 'acme' created." in visible_text(opened.text)
-        endpoint = await console.post("/console/tenants/acme/webhook-secret", {"secret": "whsec_acme"})
+        endpoint = await console.post("/console/tenants/acme/webhook-secret", {"secret": ACME_SECRET})
         assert "/webhooks/stripe/acme now verifies with the given secret" in visible_text(endpoint.text)
-        assert await db.fetchval("SELECT webhook_secret FROM tenants WHERE id = 'acme'") == "whsec_acme"
+        assert await db.fetchval("SELECT webhook_secret FROM tenants WHERE id = 'acme'") == ACME_SECRET
     actions = [row["action"] for row in await db.fetch("SELECT action FROM operator_audit WHERE operator = 'ada'")]
     assert actions[1:] == ["password.change", "key.create", "key.revoke", "operator.create", "operator.reset",
                            "operator.disable", "tenant.create", "tenant.webhook_secret.set"]  # fmt: skip

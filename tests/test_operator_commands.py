@@ -98,6 +98,40 @@ async def test_webhooks_list_shows_problems_and_hides_what_needed_no_action(app,
     assert "malformed_" in problems and "evt_quiet" not in problems and "1 needing an operator" in problems
 
 
+@pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999"])
+@pytest.mark.parametrize("listing", [("webhooks", "list"), ("endpoints", "deliveries", "we_nope")])
+async def test_a_listing_limit_out_of_range_is_refused_plainly(database_url: str, listing, limit) -> None:
+    code, out = await paywarden_command(database_url, *listing, "--limit", limit)
+    assert (code, out) == (1, f"paywarden: --limit must be from 1 to 10000; got {limit}.\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "settings", "said"),
+    [
+        (("up", "--port", "99999"), {}, ["--port must be at most 65535; got 99999."]),
+        (("mcp",), {"port": "http"}, ["PAYWARDEN_PORT must be a whole number; got 'http'."]),
+        (
+            ("keys", "list"),
+            {"provider": "paypal", "approval_expiry_hours": "0", "secret_key": "short-and-secret"},
+            [
+                "PAYWARDEN_PROVIDER must be 'sandbox' or 'stripe'; got 'paypal'.",
+                "PAYWARDEN_APPROVAL_EXPIRY_HOURS must be more than 0; got '0'.",
+                "PAYWARDEN_SECRET_KEY must be at least 32 characters long.",  # a secret is never repeated back
+            ],
+        ),
+        (
+            ("up",),
+            {"submit_lease_seconds": "10"},
+            ["PAYWARDEN_SUBMIT_LEASE_SECONDS (10) must be at least 65: 3 provider attempts of "
+             "PAYWARDEN_PROVIDER_TIMEOUT_SECONDS (20) plus a margin."],
+        ),
+    ],
+)  # fmt: skip
+async def test_settings_that_cannot_work_are_named_one_a_line(database_url: str, command, settings, said) -> None:
+    code, out = await paywarden_command(database_url, *command, **settings)
+    assert (code, out.splitlines()) == (2, [f"paywarden: configuration problem: {line}" for line in said])
+
+
 async def test_keys_list_shows_a_budget_as_an_amount(database_url: str) -> None:
     await new_key(database_url, budget_minor=10_000, budget_currency="USD")
     code, listed = await paywarden_command(database_url, "keys", "list")

@@ -316,6 +316,33 @@ async def test_a_failing_endpoint_pauses_and_resumes_when_enabled(services, sett
     assert await db.fetchval("SELECT status FROM webhook_endpoints") == "enabled"
 
 
+async def test_the_endpoints_commands_say_what_an_endpoint_does_and_what_was_queued(services, database_url, db):
+    added = await webhook_endpoints.add(services, tenant_id="default", url="http://127.0.0.1:9/hooks")
+    async with transaction(services.pool) as conn:
+        event_id = await outbox.record(
+            conn, "default", "payment.succeeded", PaymentView.model_validate(_a_payment_view(1))
+        )
+
+    async def listed() -> str:  # the endpoint's state, as `endpoints list` says it
+        code, out = await paywarden_command(database_url, "endpoints", "list")
+        assert code == 0, out
+        return out.split(" tenant=default ")[1].split(" url=")[0]
+
+    await db.execute("UPDATE webhook_endpoints SET failing_since = '2030-01-02 03:04Z', failures_in_a_row = 1")
+    assert await listed() == "enabled, last attempts failing since 2030-01-02 03:04"
+    await db.execute("UPDATE webhook_endpoints SET status = 'failing'")
+    assert await listed() == "failing since 2030-01-02 03:04, paused until `paywarden endpoints enable`"
+    code, out = await paywarden_command(database_url, "endpoints", "enable", added.endpoint_id)
+    assert (code, out) == (0, f"{added.endpoint_id} enabled; 1 waiting delivery goes out now\n")
+    assert await listed() == "enabled"
+    assert (await paywarden_command(database_url, "endpoints", "disable", added.endpoint_id))[0] == 0
+    assert await listed() == "disabled, paused until `paywarden endpoints enable`"
+    assert (await paywarden_command(database_url, "endpoints", "remove", added.endpoint_id))[0] == 0
+    code, out = await paywarden_command(database_url, "endpoints", "redeliver", event_id)
+    assert code == 1 and out.startswith(f"paywarden: Nothing was queued: no endpoint would receive event {event_id!r}")
+    assert "`paywarden endpoints add --tenant default URL`" in out
+
+
 async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(services):
     added = await webhook_endpoints.add(services, tenant_id="default", url="http://127.0.0.1:9/hooks")
     rotated = await webhook_endpoints.rotate_secret(services, added.endpoint_id, tenant_id=None, overlap_hours=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
-from pydantic import ValidationError
 
 from cli.running import banner
-from server.config import Settings
+from server.config import Settings, read_settings
+from server.errors import ConfigurationError
 from tests.helpers import call, call_error
 from tools.server import TOOL_SCOPES
 
@@ -40,8 +40,12 @@ def test_the_cap_is_on_unless_turned_off_explicitly(monkeypatch, configured: str
 
 def test_a_negative_cap_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("PAYWARDEN_MAX_CHARGE_MINOR", "-5")
-    with pytest.raises(ValidationError, match="max_charge_minor"):
-        Settings(_env_file=None)
+    with pytest.raises(ConfigurationError) as refused:
+        read_settings(None, {})
+    assert refused.value.message == (
+        "PAYWARDEN_MAX_CHARGE_MINOR must be a positive number of minor units, or 0 or none to turn the cap off; "
+        "got '-5'."
+    )
 
 
 async def test_an_argument_a_tool_does_not_take_is_refused_by_every_tool(mcp, db: asyncpg.Connection) -> None:

@@ -38,6 +38,8 @@ INITIALIZE = {
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 PAID = {"product_id": "pro_monthly", "payment_method": "pm_card_visa"}
 PAID_LATER = {"product_id": "pro_monthly"}  # no payment method: waits for the person (requires_action)
+TENANT_A_SECRET = "whsec_tenantAsigningSecret0123456789abc"  # as long as Stripe's: 32 characters or more
+ACME_SECRET = "whsec_acmeSigningSecret0123456789abcdef"
 TEN_DOLLARS = {"amount_minor": 1000, "currency": "USD", "payment_method": "pm_card_visa"}
 
 
@@ -341,7 +343,7 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
     """The platform endpoint routes by the payment an event names; a tenant's own endpoint, signed with
     its own secret, can touch only that tenant's payments."""
     keys = {tenant: await new_key(database_url, tenant_id=tenant) for tenant in ("tenant-a", "tenant-b")}
-    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", "whsec_tenant_a")
+    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", TENANT_A_SECRET)
     assert code == 0, out
     waiting = {}
     for tenant, key in keys.items():
@@ -354,12 +356,12 @@ async def test_webhooks_reach_the_right_tenant(app, database_url: str, db: async
             return await http.post(path, content=body, headers=signed(body, secret))
 
     own = "/webhooks/stripe/tenant-a"
-    crossing = await deliver(own, waiting["tenant-b"], "evt_b", "whsec_tenant_a")  # one account: every endpoint
+    crossing = await deliver(own, waiting["tenant-b"], "evt_b", TENANT_A_SECRET)  # one account: every endpoint
     assert crossing.status_code == 200 and crossing.json()["outcome"] == "not_for_tenant"  # gets every event
     assert (await deliver(own, waiting["tenant-a"], "evt_platform_secret", WEBHOOK_SECRET)).status_code == 400
-    assert (await deliver(own, waiting["tenant-a"], "evt_a", "whsec_tenant_a")).json()["outcome"] == "applied"
+    assert (await deliver(own, waiting["tenant-a"], "evt_a", TENANT_A_SECRET)).json()["outcome"] == "applied"
     for closed in ("/webhooks/stripe/tenant-b", "/webhooks/stripe/nobody"):
-        assert (await deliver(closed, waiting["tenant-b"], "evt_closed", "whsec_tenant_a")).status_code == 404
+        assert (await deliver(closed, waiting["tenant-b"], "evt_closed", TENANT_A_SECRET)).status_code == 404
     assert (await deliver("/webhooks/stripe", waiting["tenant-b"], "evt_b", WEBHOOK_SECRET)).json()[
         "outcome"
     ] == "applied"
@@ -375,7 +377,7 @@ async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app,
     """Tenant A, holding its own endpoint's secret, posts an event id first (about its own payment); the
     platform's real event of that id, about tenant B's payment, is still applied: ids are per endpoint."""
     keys = {tenant: await new_key(database_url, tenant_id=tenant) for tenant in ("tenant-a", "tenant-b")}
-    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", "whsec_tenant_a")
+    code, out = await paywarden_command(database_url, "tenants", "webhook-secret", "tenant-a", TENANT_A_SECRET)
     assert code == 0, out
     waiting = {}
     for tenant, key in keys.items():
@@ -385,7 +387,7 @@ async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app,
     real = intent_event("payment_intent.succeeded", waiting["tenant-b"], event_id="evt_shared")
     async with local_http(base_url=app.base_url) as http:
         first = await http.post(
-            "/webhooks/stripe/tenant-a", content=processing, headers=signed(processing, "whsec_tenant_a")
+            "/webhooks/stripe/tenant-a", content=processing, headers=signed(processing, TENANT_A_SECRET)
         )
         platform = await http.post("/webhooks/stripe", content=real, headers=signed(real, WEBHOOK_SECRET))
     assert first.json()["outcome"] == "applied" and platform.json()["outcome"] == "applied"
@@ -402,11 +404,16 @@ async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app,
         (("--tenant", "t2", "--budget-minor", "5000"), "A key budget needs both an amount in minor units"),
         (("--tenant", "t2", "--budget-minor", "5000", "--budget-currency", "XYZ"), "Unknown currency 'XYZ'"),
         (("--tenant", "t2", "--budget-minor", "0", "--budget-currency", "USD"), "--budget-minor must be a positive"),
+        (
+            ("--tenant", "t2", "--budget-minor", "99999999999999999999", "--budget-currency", "USD"),
+            "--budget-minor must be a positive number of minor units, at most 99999999",
+        ),
+        (("--tenant", "t2", "--rate-per-minute", "99999999999"), "--rate-per-minute must be positive and at most"),
     ],
 )
 async def test_keys_create_refuses_bad_input_and_writes_nothing(database_url: str, db, arguments, expected) -> None:
     code, out = await paywarden_command(database_url, "keys", "create", "--name", "n", *arguments)
-    assert code != 0 and expected in out and "Traceback" not in out
+    assert code == 1 and out.startswith(f"paywarden: {expected}") and "database refused" not in out
     assert await db.fetchval("SELECT count(*) FROM api_keys") == 0
     assert [row["id"] for row in await db.fetch("SELECT id FROM tenants")] == ["default"]
 
@@ -417,12 +424,14 @@ async def test_tenant_commands(app, database_url: str, db) -> None:
     assert code == 0 and "tenant 'acme' already exists" in again
     for bad, expected in [
         (("acme", "not_a_secret"), "A Stripe webhook secret starts with whsec_"),
-        (("nobody", "whsec_x"), "No tenant 'nobody'"),
+        (("acme", "whsec_abc"), "at least 32 letters and digits after it; the one given has 3 characters after"),
+        (("acme", f"{ACME_SECRET},whsec_abc"), "the one given has 3 characters after whsec_"),
+        (("nobody", ACME_SECRET), "No tenant 'nobody'"),
         (("acme",), "Give the secret, or --remove"),
     ]:
         code, out = await paywarden_command(database_url, "tenants", "webhook-secret", *bad)
         assert code != 0 and expected in out
-    assert (await paywarden_command(database_url, "tenants", "webhook-secret", "acme", "whsec_acme"))[0] == 0
+    assert (await paywarden_command(database_url, "tenants", "webhook-secret", "acme", ACME_SECRET))[0] == 0
     code, listed = await paywarden_command(database_url, "tenants", "list")
     assert "acme name='Acme Inc.' active_keys=0 own_webhook_endpoint=/webhooks/stripe/acme" in listed
 
@@ -431,7 +440,7 @@ async def test_tenant_commands(app, database_url: str, db) -> None:
     body = intent_event("payment_intent.succeeded", {"provider_payment_id": "pi_x", "amount_minor": 1,
                         "currency": "USD", "payment_id": "pay_x"}, event_id="evt_closed")  # fmt: skip
     async with local_http(base_url=app.base_url) as http:
-        closed = await http.post("/webhooks/stripe/acme", content=body, headers=signed(body, "whsec_acme"))
+        closed = await http.post("/webhooks/stripe/acme", content=body, headers=signed(body, ACME_SECRET))
     assert closed.status_code == 404 and await db.fetchval("SELECT count(*) FROM webhook_events") == 0
 
 

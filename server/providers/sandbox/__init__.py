@@ -46,11 +46,14 @@ async def clock(pool: asyncpg.Pool) -> int:
         return await billing.now(conn)
 
 
-async def advance_clock(pool: asyncpg.Pool, seconds: int, base_url: str) -> tuple[int, int]:
+async def advance_clock(pool: asyncpg.Pool, days: int, base_url: str) -> tuple[int, int]:
     """Move the sandbox's clock forward, running every renewal, retry and period-end cancellation that falls
-    due, in order (their events are delivered by the running sandbox as usual): (the new time, how many ran)."""
+    due, in order (their events are delivered by the running sandbox as usual): (the new time, how many ran).
+    Raises ValueError, with a message for people, for days out of range."""
+    if not 1 <= days <= billing.MAX_ADVANCE_DAYS:
+        raise ValueError(f"--days must be between 1 and {billing.MAX_ADVANCE_DAYS}; got {days}.")
     async with pool.acquire() as conn, conn.transaction():
-        return await billing.advance(conn, seconds, f"{base_url}/sandbox")
+        return await billing.advance(conn, days * billing.DAY, f"{base_url}/sandbox")
 
 
 async def api_key(pool: asyncpg.Pool) -> str:

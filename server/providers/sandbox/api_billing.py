@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from server.providers.sandbox import billing, pages, store
 from server.providers.sandbox.api_customers import existing_customer_id
-from server.providers.sandbox.billing import Billing
+from server.providers.sandbox.billing import MAX_ADVANCE_DAYS, Billing
 from server.providers.sandbox.objects import fill, price_template, product_template
 from server.providers.sandbox.requests import (
     Answer,
@@ -31,7 +31,6 @@ from server.providers.sandbox.requests import (
 )
 
 router = APIRouter(tags=["sandbox"])
-MAX_ADVANCE_DAYS = 3660
 
 
 @router.post("/v1/products")

@@ -33,6 +33,8 @@ RETRY_AFTER_DAYS = (1, 3, 5)
 """A failed renewal is tried again this many days after its first failure; after the last, the subscription ends."""
 LIVE = ("trialing", "active", "past_due", "incomplete")
 DAY = 86400
+MAX_ADVANCE_DAYS = 3660
+"""The furthest one advance moves the test clock."""
 
 
 async def now(conn: asyncpg.Connection) -> int:
