@@ -110,15 +110,24 @@ async def test_an_unknown_dispute_is_said_plainly(app) -> None:
 
 
 async def test_credits_the_disputed_payment_bought_count_as_service_delivered(mcp, app, db) -> None:
+    """The credits are used before the dispute is heard of (a dispute opened right away by the test card could
+    hold them first, and the consume would be refused)."""
     async with mcp() as client:
-        await call(
+        paid = await call(
             client, "create_charge", customer_id="cus_cr", idempotency_key="c1", product_id="credits_100k",
-            payment_method="pm_card_createDispute",
+            payment_method="pm_card_visa",
         )  # fmt: skip
         await call(
             client, "consume_credits", customer_id="cus_cr", feature="llm_tokens", quantity=250, idempotency_key="u1"
         )
-    dispute_id = await eventually(lambda: db.fetchval("SELECT id FROM disputes"))
+    dispute = {
+        "id": "du_cr", "object": "dispute", "amount": paid["amount_minor"], "currency": "usd", "charge": "ch_x",
+        "payment_intent": paid["provider_payment_id"], "reason": "fraudulent", "status": "needs_response",
+        "evidence_details": {"due_by": int(time.time()) + 86_400},
+    }  # fmt: skip
+    event = {"id": "evt_cr", "object": "event", "type": "charge.dispute.created", "data": {"object": dispute}}
+    assert (await inbox.ingest(app.services, event_from_payload(event))).outcome == "applied"
+    dispute_id = "du_cr"
     code, said = await _evidence(app, dispute_id, "--json")
     assert code == 0, said
     assert "llm_tokens: 250 credits used in 1 uses" in _json_of(said)["fields"]["access_activity_log"]
