@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from benchmarks.harness import ScratchDatabase, free_port, server_process
 from server import api_keys
-from server.config import Settings
+from server.config import MAX_RATE_PER_MINUTE, Settings
 from server.services import open_services
 from server.tenancy import DEFAULT_TENANT, SCOPES
 
@@ -46,6 +46,6 @@ async def new_key(database: ScratchDatabase) -> str:
     settings = Settings(_env_file=None, database_url=database.server_url, port=free_port())
     async with open_services(settings) as services:
         issued = await api_keys.issue(
-            services, tenant_id=DEFAULT_TENANT, name="bench", scopes=list(SCOPES), rate_per_minute=10_000_000
+            services, tenant_id=DEFAULT_TENANT, name="bench", scopes=list(SCOPES), rate_per_minute=MAX_RATE_PER_MINUTE
         )
     return issued.secret
