@@ -17,7 +17,7 @@ from db.pool import connection, transaction
 from server import key_cache
 from server.config import MAX_RATE_PER_MINUTE
 from server.errors import InvalidKey, InvalidRequest, NotFound, PaywardenError
-from server.money import MAX_AMOUNT_MINOR, format_amount, normalize_currency
+from server.money import MAX_TOTAL_MINOR, format_amount, normalize_currency
 from server.services import Services
 from server.tenancy import APPROVERS, SCOPES, Approver, Caller, Scope
 from server.tenants import check_tenant_id
@@ -89,9 +89,9 @@ def _check_key_settings(name: str, rate: int, budget_minor: int | None, budget_c
         raise InvalidRequest("A key needs a name saying what it is for, e.g. the agent's name.")
     if not 0 < rate <= MAX_RATE_PER_MINUTE:
         raise InvalidRequest(f"--rate-per-minute must be positive and at most {MAX_RATE_PER_MINUTE}; got {rate}.")
-    if budget_minor is not None and not 0 < budget_minor <= MAX_AMOUNT_MINOR:
+    if budget_minor is not None and not 0 < budget_minor <= MAX_TOTAL_MINOR:
         raise InvalidRequest(
-            f"--budget-minor must be a positive number of minor units, at most {MAX_AMOUNT_MINOR} "
+            f"--budget-minor must be a positive number of minor units, at most {MAX_TOTAL_MINOR} "
             f"(e.g. 10000 for 100.00 USD); got {budget_minor}."
         )
     if (budget_minor is None) != (budget_currency is None):

@@ -17,7 +17,7 @@ PROVIDER_ATTEMPTS = 3
 """One provider call plus the SDK's two network retries."""
 DEFAULT_MAX_CHARGE_MINOR = 100_000
 """A fresh install never lets one call move more than this (1,000.00 in a two-decimal currency)."""
-MAX_RATE_PER_MINUTE = 1_000_000
+MAX_RATE_PER_MINUTE = 2**31 - 1
 """The most requests per minute an API key may be given (the database keeps a 32-bit integer)."""
 
 
@@ -156,17 +156,22 @@ class Settings(BaseSettings):
     @field_validator("max_charge_minor", mode="before")
     @classmethod
     def _no_cap_when_told(cls, value: object) -> object:
-        """`0` or `none` turns the per-charge cap off explicitly (unset keeps the safe default)."""
-        if isinstance(value, str) and value.strip().lower() in ("0", "none"):
+        """`none` turns the per-charge cap off explicitly, as 0 does (unset keeps the safe default)."""
+        if isinstance(value, str) and value.strip().lower() == "none":
             return None
-        return None if value == 0 else value
+        return value
 
     @field_validator("max_charge_minor", mode="after")
     @classmethod
     def _cap_is_positive(cls, value: int | None) -> int | None:
         if value is not None and value < 0:
             raise ValueError("must be a positive number of minor units, or 0 or none to turn the cap off")
-        return value
+        return None if value == 0 else value  # 0 however written (00, +0)
+
+    @field_validator("operator_approval_above_minor", mode="before")
+    @classmethod
+    def _empty_leaves_it_to_each_key(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _lease_outlasts_provider_calls(self) -> Settings:

@@ -322,7 +322,7 @@ async def _locked_reservation(
 
 
 async def _require(conn: asyncpg.Connection, account: Account, quantity: int, doing: str | None = None) -> None:
-    """InsufficientCredits unless the account covers `quantity`. While open disputes hold some of its credits,
+    """InsufficientCredits unless the account covers `quantity`. When what open disputes hold would cover it,
     the refusal says so, as check_entitlement's `disputed` does: selling more to a customer whose bank is taking
     the payment back is not the answer."""
     if account.remaining >= quantity:
@@ -332,7 +332,7 @@ async def _require(conn: asyncpg.Connection, account: Account, quantity: int, do
         f"({account.reserved} reserved), {doing or f'{quantity} asked'}."
     )
     held = await disputes.credits_held(conn, account.tenant_id, account.customer_id, account.feature)
-    if held:
+    if held and account.remaining + held >= quantity:  # short only by what the dispute holds
         raise InsufficientCredits(
             f"{short} {held} more are held while the payment that granted them is disputed with the customer's "
             "bank; they come back if the merchant wins. Do not charge again for them; tell the person to contact "

@@ -101,10 +101,13 @@ ReservationId = Annotated[
 ]
 
 
+_INVISIBLE_REFUSED = (IDENTIFIER_PATTERN, TEXT_PATTERN)
+
+
 def problem_words(detail: Mapping[str, Any]) -> str:
-    """A validation error's words for the caller. A pattern's own text is not shown: for identifiers and
-    text it is a character class of the very invisible characters it refuses."""
-    if detail["type"] == "string_pattern_mismatch":
+    """A validation error's words for the caller. The identifier and text patterns are not shown: each is a
+    character class of the very invisible characters it refuses. Other patterns (pay_…, a currency) are."""
+    if detail["type"] == "string_pattern_mismatch" and detail.get("ctx", {}).get("pattern") in _INVISIBLE_REFUSED:
         return (
             "has characters that are not allowed here (control characters, or invisible ones such as bidi "
             "overrides and zero-width spaces)"

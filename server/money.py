@@ -29,6 +29,9 @@ EXPONENTS: dict[str, int] = {
 
 MAX_AMOUNT_MINOR = 99_999_999
 """The largest single charge, in minor units (the card networks' eight-digit ceiling)."""
+MAX_TOTAL_MINOR = 999_999_999_999
+"""The largest sum a limit over many charges may name (a key's 24-hour budget), in minor units: a
+thousand of the largest charges and more, far inside PostgreSQL's bigint."""
 
 
 def normalize_currency(code: str) -> str:

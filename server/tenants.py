@@ -12,6 +12,7 @@ from server.errors import InvalidRequest, NotFound
 from server.services import Services
 
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_SECRET_CHARACTERS = re.compile(r"[A-Za-z0-9_+/=-]*")
 STRIPE_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9_+/=-]{32,}")
 """What Stripe's dashboard and `stripe listen` give: whsec_ and at least 32 letters and digits."""
 
@@ -70,16 +71,24 @@ def _check_webhook_secrets(secret: str) -> None:
     for part in (part.strip() for part in secret.split(",")):
         if STRIPE_WEBHOOK_SECRET.fullmatch(part):
             continue
-        problem = (
-            f"the one given has {len(part) - len('whsec_')} characters after whsec_"
-            if part.startswith("whsec_")
-            else "the one given does not start with whsec_"
-        )
+        problem = _what_is_wrong_with(part)
         raise InvalidRequest(
             f"A Stripe webhook secret starts with whsec_ and has at least 32 letters and digits after it; {problem}. "
             "Copy the endpoint's signing secret from the Stripe dashboard (or what `stripe listen` prints); "
             "give several, comma-separated, to rotate."
         )
+
+
+def _what_is_wrong_with(part: str) -> str:
+    """Said without repeating the secret."""
+    if not part:
+        return "one of those given is empty (a comma too many?)"
+    if not part.startswith("whsec_"):
+        return "one of those given does not start with whsec_"
+    rest = part.removeprefix("whsec_")
+    if not _SECRET_CHARACTERS.fullmatch(rest):
+        return "one of those given has a character after whsec_ that a signing secret does not (a stray quote?)"
+    return f"one of those given has only {len(rest)} characters after whsec_"
 
 
 async def webhook_secret(services: Services, tenant_id: str) -> str | None:

@@ -202,6 +202,16 @@ async def test_credits_are_held_while_disputed_and_given_back_when_won(mcp, app,
         )
     assert "99000 remaining" in short and "100000 more are held while the payment" in short
     assert "Do not charge again" in short and "create_charge" not in short
+    async with mcp() as client:  # more than the dispute holds: a top-up is the answer
+        beyond = await call_error(
+            client,
+            "consume_credits",
+            customer_id="cus_dis",
+            feature="llm_tokens",
+            quantity=500_000,
+            idempotency_key="u3",
+        )
+    assert "Offer the customer a top-up" in beyond and "disputed" not in beyond
     await assert_ledger_matches(db, "cus_dis", "llm_tokens")
     code, _ = await paywarden_command(database_url, "sandbox", "dispute", "close", opened["id"], "--won")
     assert code == 0

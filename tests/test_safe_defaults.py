@@ -24,7 +24,9 @@ async def test_one_call_moves_at_most_the_default_cap(mcp, db: asyncpg.Connectio
     assert await db.fetchval("SELECT count(*) FROM payments") == 1
 
 
-@pytest.mark.parametrize(("configured", "cap"), [(None, 100_000), ("none", None), ("0", None), ("250", 250)])
+@pytest.mark.parametrize(
+    ("configured", "cap"), [(None, 100_000), ("none", None), ("0", None), ("00", None), ("+0", None), ("250", 250)]
+)
 def test_the_cap_is_on_unless_turned_off_explicitly(monkeypatch, configured: str | None, cap: int | None) -> None:
     if configured is None:
         monkeypatch.delenv("PAYWARDEN_MAX_CHARGE_MINOR", raising=False)
@@ -36,6 +38,12 @@ def test_the_cap_is_on_unless_turned_off_explicitly(monkeypatch, configured: str
     assert ("Largest single charge: no cap" in said) == (cap is None)
     if cap is not None:
         assert f"Largest single charge: {cap} minor units" in said
+
+
+@pytest.mark.parametrize(("configured", "above"), [("", None), ("  ", None), ("0", 0), ("700", 700)])
+def test_an_empty_operator_threshold_leaves_approval_to_each_key(monkeypatch, configured: str, above) -> None:
+    monkeypatch.setenv("PAYWARDEN_OPERATOR_APPROVAL_ABOVE_MINOR", configured)
+    assert read_settings(None, {}).operator_approval_above_minor == above
 
 
 def test_a_negative_cap_is_refused(monkeypatch) -> None:

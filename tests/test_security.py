@@ -406,7 +406,7 @@ async def test_an_event_id_a_tenant_posts_first_cannot_shadow_the_platforms(app,
         (("--tenant", "t2", "--budget-minor", "0", "--budget-currency", "USD"), "--budget-minor must be a positive"),
         (
             ("--tenant", "t2", "--budget-minor", "99999999999999999999", "--budget-currency", "USD"),
-            "--budget-minor must be a positive number of minor units, at most 99999999",
+            "--budget-minor must be a positive number of minor units, at most 999999999999",
         ),
         (("--tenant", "t2", "--rate-per-minute", "99999999999"), "--rate-per-minute must be positive and at most"),
     ],
@@ -424,8 +424,13 @@ async def test_tenant_commands(app, database_url: str, db) -> None:
     assert code == 0 and "tenant 'acme' already exists" in again
     for bad, expected in [
         (("acme", "not_a_secret"), "A Stripe webhook secret starts with whsec_"),
-        (("acme", "whsec_abc"), "at least 32 letters and digits after it; the one given has 3 characters after"),
-        (("acme", f"{ACME_SECRET},whsec_abc"), "the one given has 3 characters after whsec_"),
+        (
+            ("acme", "whsec_abc"),
+            "at least 32 letters and digits after it; one of those given has only 3 characters after",
+        ),
+        (("acme", f"{ACME_SECRET},whsec_abc"), "one of those given has only 3 characters after whsec_"),
+        (("acme", f'{ACME_SECRET}"'), "a character after whsec_ that a signing secret does not (a stray quote?)"),
+        (("acme", f"{ACME_SECRET},"), "one of those given is empty (a comma too many?)"),
         (("nobody", ACME_SECRET), "No tenant 'nobody'"),
         (("acme",), "Give the secret, or --remove"),
     ]:

@@ -32,6 +32,7 @@ BASE = {"customer_id": "cus_x", "idempotency_key": "bad-1"}
         ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: has characters that"),
         ({"product_id": "pro_monthly", "idempotency_key": "k\u200b1"}, "idempotency_key: has characters"),
         ({"product_id": "pro_monthly", "description": "refund \u2066me\u2069"}, "description: has characters"),
+        ({"amount_minor": 500, "currency": "U$D"}, "currency: String should match pattern"),  # not about invisibles
     ],
 )
 async def test_create_charge_rejects(mcp, db: asyncpg.Connection, arguments: dict, expected: str) -> None:
