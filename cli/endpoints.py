@@ -121,10 +121,10 @@ def run_deliveries(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_redeliver(settings: Settings, args: argparse.Namespace) -> int:
-    count = with_services(
+    done = with_services(
         settings, lambda services: webhook_endpoints.redeliver(services, args.event_id, tenant_id=None)
     )
-    print(f"{args.event_id}: queued again for {count} endpoint(s); it goes out within seconds")
+    print(done.said())
     return 0
 
 

@@ -334,20 +334,22 @@ async def attempts_of(conn: asyncpg.Connection, delivery_ids: list[int]) -> list
     return [Attempt.from_row(row) for row in rows]
 
 
-async def redeliver(conn: asyncpg.Connection, event_id: str, retry_for_seconds: float) -> int:
-    """Send the event again to every live endpoint that had it: due now, with a fresh retry window."""
-    result = await conn.execute(
+async def redeliver(conn: asyncpg.Connection, event_id: str, retry_for_seconds: float) -> list[str]:
+    """Send the event again to every endpoint that had it and is not removed: due now, with a fresh retry
+    window. The status of each endpoint it was queued for (enabled, failing, disabled)."""
+    rows = await conn.fetch(
         """
         UPDATE webhook_deliveries d
            SET status = 'pending', next_attempt_at = now(), give_up_after = now() + make_interval(secs => $2),
                delivered_at = NULL
           FROM webhook_endpoints e
          WHERE d.event_id = $1 AND e.id = d.endpoint_id AND e.removed_at IS NULL
+        RETURNING e.status
         """,
         event_id,
         retry_for_seconds,
     )
-    return int(result.split()[-1])
+    return [row["status"] for row in rows]
 
 
 async def mark_failing(conn: asyncpg.Connection, endpoint_id: str) -> bool:

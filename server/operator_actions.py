@@ -260,12 +260,12 @@ async def rotate_endpoint_secret(services: Services, operator: SignedIn, endpoin
     return rotated
 
 
-async def redeliver(services: Services, operator: SignedIn, event_id: str) -> int:
-    """Send one of paywarden's events to the tenant's app again; to how many endpoints."""
+async def redeliver(services: Services, operator: SignedIn, event_id: str) -> webhook_endpoints.Redelivery:
+    """Send one of paywarden's events to the tenant's app again."""
     operator.require("replay")
-    count = await webhook_endpoints.redeliver(services, event_id.strip(), tenant_id=operator.tenant_id)
+    done = await webhook_endpoints.redeliver(services, event_id.strip(), tenant_id=operator.tenant_id)
     await operators.record(services, operator.acting, "event.redeliver", event_id.strip(), operator.tenant_id, None)
-    return count
+    return done
 
 
 def _reason(reason: str) -> str | None:

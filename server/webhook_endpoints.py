@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -214,14 +215,34 @@ async def deliveries(
     return [DeliveryView.of(d, [a for a in attempts if a.delivery_id == d.id]) for d in found]
 
 
-async def redeliver(services: Services, event_id: str, *, tenant_id: str | None) -> int:
-    """Send the event again, now, to every endpoint that had it (receivers deduplicate on its id); how many.
-    Refused when no endpoint that had it is left."""
+@dataclass(frozen=True)
+class Redelivery:
+    event_id: str
+    queued: int
+    """Endpoints the event is queued for again."""
+    paused: int
+    """Of those, endpoints paused (failing or disabled): it goes to them once they are enabled again."""
+
+    def said(self) -> str:
+        done = f"Event {self.event_id} is queued again for {self.queued} endpoint(s)"
+        if not self.paused:
+            return f"{done}; it goes out within seconds."
+        enable = "(`paywarden endpoints enable ENDPOINT_ID`, or Enable in the console)"
+        live = self.queued - self.paused
+        if not live:
+            return f"{done}, paused: it goes out once enabled again {enable}."
+        return f"{done}: to {live} within seconds, to the {self.paused} paused one(s) once enabled again {enable}."
+
+
+async def redeliver(services: Services, event_id: str, *, tenant_id: str | None) -> Redelivery:
+    """Send the event again, now, to every endpoint that had it (receivers deduplicate on its id). Refused
+    when no endpoint that had it is left."""
     async with transaction(services.pool) as conn:
         event = await rows.get_event(conn, event_id, tenant_id=tenant_id)
         if event is None:
             raise EventNotFound(f"No event {event_id!r}; `paywarden endpoints deliveries ENDPOINT` lists event ids.")
-        queued = await rows.redeliver(conn, event_id, RETRY_FOR_SECONDS)
+        statuses = await rows.redeliver(conn, event_id, RETRY_FOR_SECONDS)
+    queued = len(statuses)
     if queued == 0:
         raise NotAllowedNow(
             f"Nothing was queued: no endpoint would receive event {event_id!r} (every endpoint it was sent to "
@@ -229,7 +250,7 @@ async def redeliver(services: Services, event_id: str, *, tenant_id: str | None)
             f"with `paywarden endpoints add --tenant {event['tenant_id']} URL` (or POST /v1/webhook_endpoints).",
             param="event_id",
         )
-    return queued
+    return Redelivery(event_id, queued, paused=sum(status != "enabled" for status in statuses))
 
 
 async def _locked(conn, endpoint_id: str, tenant_id: str | None) -> Endpoint:

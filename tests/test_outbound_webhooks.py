@@ -337,6 +337,8 @@ async def test_the_endpoints_commands_say_what_an_endpoint_does_and_what_was_que
     assert await listed() == "enabled"
     assert (await paywarden_command(database_url, "endpoints", "disable", added.endpoint_id))[0] == 0
     assert await listed() == "disabled, paused until `paywarden endpoints enable`"
+    code, out = await paywarden_command(database_url, "endpoints", "redeliver", event_id)
+    assert code == 0 and f"Event {event_id} is queued again for 1 endpoint(s), paused: it goes out once" in out
     assert (await paywarden_command(database_url, "endpoints", "remove", added.endpoint_id))[0] == 0
     code, out = await paywarden_command(database_url, "endpoints", "redeliver", event_id)
     assert code == 1 and out.startswith(f"paywarden: Nothing was queued: no endpoint would receive event {event_id!r}")
@@ -404,7 +406,7 @@ async def test_the_endpoints_commands(app, database_url, db):
         receiver.up = True
         await eventually(lambda: receiver.events)
         code, out = await paywarden_command(database_url, "endpoints", "redeliver", event_id)
-        assert code == 0 and "1 endpoint(s)" in out
+        assert code == 0 and "queued again for 1 endpoint(s); it goes out within seconds." in out
         await eventually(lambda: len(receiver.events) == 2)
         assert receiver.ids() == {event_id: 2}  # the same webhook-id: the receiver can tell it is a repeat
         code, out = await paywarden_command(database_url, "endpoints", "rotate-secret", endpoint_id)

@@ -57,9 +57,8 @@ async def add(
 async def redeliver(
     request: Request, services: ServicesDep, operator: ActingDep, event_id: Field = "", back: Field = ""
 ) -> Response:
-    count = await operator_actions.redeliver(services, operator, event_id)
-    said = f"Event {event_id.strip()} is queued again for {count} endpoint(s); it goes out within seconds."
-    return await rendering.redirect(request, services, rendering.local_path(back, "/console/endpoints"), said)
+    done = await operator_actions.redeliver(services, operator, event_id)
+    return await rendering.redirect(request, services, rendering.local_path(back, "/console/endpoints"), done.said())
 
 
 @router.post("/endpoints/{endpoint_id}/rotate")
