@@ -61,6 +61,9 @@ async def test_a_year_of_monthly_renewals_pays_twelve_invoices_and_access_ends_w
         entitled = await call(client, "check_entitlement", customer_id="ada", feature="pro")
         assert entitled["allowed"]
         assert datetime.fromisoformat(entitled["expires_at"]) == datetime.fromisoformat(last_end)
+        # the running period's allowance alone, though the newest invoice was heard of before the ones it follows
+        tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
+        assert tokens["balance"]["granted"] == 1_000_000
         payments = await call(client, "list_payments", customer_id="ada", limit=50)
         assert len(payments["payments"]) == 12
         assert {p["subscription_id"] for p in payments["payments"]} == {started["subscription_id"]}

@@ -137,12 +137,16 @@ async def record_paid_invoice(
     payment = await _payment_of(conn, locked, invoice, for_period)
     if payment.status in payment_machine.CHARGED:
         return payment
-    if not after_the_end:
-        await credit_moves.expire_subscription_lots(conn, locked.tenant_id, locked.id, ended_by=period["period_start"])
     change = payment_machine.Transition(
         to_status=PaymentStatus.SUCCEEDED, actor=actor, reason=reason, provider_payment_id=invoice.provider_payment_id
     )
     paid = (await payment_machine.apply(conn, payment, change)).payment
+    if not after_the_end:
+        # What ended by the latest period heard of expires, this invoice's own allowance too when a later period
+        # was paid first (the provider's events may come out of order, e.g. after a long outage).
+        await credit_moves.expire_subscription_lots(
+            conn, locked.tenant_id, locked.id, ended_by=_iso(_latest_start(locked, invoice.period_start))
+        )
     if after_the_end:
         note = f"invoice {invoice.provider_invoice_id} was paid after subscription {locked.id} ended: it grants "
         note += "nothing; refund it or start a new subscription"
@@ -192,6 +196,12 @@ def _is_the_first_invoice(first: Payment, invoice: ProviderInvoice) -> bool:
     still_open = first.status not in payment_machine.CHARGED | {PaymentStatus.FAILED, PaymentStatus.CANCELED}
     same_money = (first.amount_minor, first.currency) == (invoice.amount_minor, invoice.currency)
     return first.provider_invoice_id is None and still_open and same_money
+
+
+def _latest_start(locked: Subscription, period_start: int) -> int:
+    """The start of the latest period known: this invoice's, or the subscription's current one if later."""
+    current = locked.current_period_start
+    return max(period_start, int(current.timestamp())) if current is not None else period_start
 
 
 def _iso(unix_seconds: int) -> str:
