@@ -83,8 +83,10 @@ class EntitlementAnswer(BaseModel):
 
 NEXT_STEP: dict[str, str] = {
     "active": "Go ahead: the customer has paid for this feature.",
-    "no_entitlement": "Not allowed. Offer one of the products in offers and charge with create_charge.",
-    "expired": "Not allowed: access has expired. Offer a renewal from offers and charge with create_charge.",
+    "no_entitlement": "Not allowed. Offer one of the products in offers: start_subscription for a plan (an offer "
+    "with an interval), create_charge for the others.",
+    "expired": "Not allowed: access has expired. Offer a renewal from offers: start_subscription for a plan, "
+    "create_charge for the others.",
     "payment_pending": "Not allowed yet: a payment is in progress (pending_payment_id). Check get_payment; "
     "if a person must act, share its next_action_url.",
     "insufficient_balance": "Not enough credits for this quantity. Offer a top-up from offers and charge it "

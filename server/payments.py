@@ -126,6 +126,8 @@ class PaymentView(BaseModel):
 def _next_step(payment: Payment) -> str:
     if payment.status == PaymentStatus.SUCCEEDED and not payment.grants:
         return "Paid. (An ad-hoc charge grants no entitlements.)"
+    if payment.status == PaymentStatus.CANCELED and payment.failure_reason:  # who said no, or what ran out
+        return f"Canceled: {payment.failure_reason}. Nothing was charged."
     return NEXT_STEP[payment.status]
 
 

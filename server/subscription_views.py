@@ -58,6 +58,19 @@ class SubscriptionView(BaseModel):
             next_action_url=sub.next_action_url,
             first_payment_id=sub.first_payment_id,
             provider_subscription_id=sub.provider_subscription_id,
-            next_step=NEXT_STEP[sub.status],
+            next_step=_next_step(sub),
             **extra,
         )
+
+
+def _next_step(sub: Subscription) -> str:
+    """NEXT_STEP for its status, where the rest of the subscription does not say otherwise."""
+    if sub.cancel_at_period_end and sub.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING):
+        until = "trial_end" if sub.status == SubscriptionStatus.TRIALING else "current_period_end"
+        return f"Canceled at the period's end: the customer has access until {until}, then it ends instead of renewing."
+    if sub.status == SubscriptionStatus.CANCELED and sub.ended_at is None:
+        return (
+            "Ended before it began: its first payment did not go through (get_payment on first_payment_id says why), "
+            "and nothing was granted. Start a new subscription, with another card, to subscribe."
+        )
+    return NEXT_STEP[sub.status]

@@ -49,6 +49,7 @@ async def test_declining_or_cancelling_records_a_canceled_payment(mcp, db: async
             charge = await call(client, "create_charge", **{**BIG, "idempotency_key": f"no-{n}"})
         assert len(asked) == 1
         assert charge["status"] == "canceled" and "declined" in charge["failure_reason"]
+        assert charge["next_step"] == "Canceled: the person declined the charge when asked. Nothing was charged."
     assert await db.fetchval("SELECT count(*) FROM sandbox.payment_intents") == 0
 
 

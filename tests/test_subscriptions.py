@@ -166,6 +166,7 @@ async def test_cancel_at_period_end_keeps_access_until_then_and_not_after(app, m
         started = await start(client)
         canceled = await call(client, "cancel_subscription", subscription_id=started["subscription_id"])
         assert canceled["cancel_at_period_end"] is True and canceled["status"] == "active"
+        assert "ends instead of renewing" in canceled["next_step"] and "renews by itself" not in canceled["next_step"]
         again = await call(client, "cancel_subscription", subscription_id=started["subscription_id"])
         assert again["cancel_at_period_end"] is True
         still = await call(client, "check_entitlement", customer_id="ada", feature="pro")
@@ -363,6 +364,7 @@ async def test_a_declined_card_starts_nothing_and_says_why(app, mcp) -> None:
     async with mcp() as client:
         refused = await start(client, "pm_card_chargeDeclined")
         assert refused["status"] == "canceled" and refused["first_payment_status"] == "failed"
+        assert refused["next_step"].startswith("Ended before it began: its first payment did not go through")
         payment = await call(client, "get_payment", payment_id=refused["first_payment_id"])
         assert "declined" in payment["failure_reason"]
         again = await start(client, "pm_card_visa", key="s2")
