@@ -68,6 +68,8 @@ async def test_a_year_of_monthly_renewals_pays_twelve_invoices_and_access_ends_w
         assert len(payments["payments"]) == 12
         assert {p["subscription_id"] for p in payments["payments"]} == {started["subscription_id"]}
         assert {p["amount_minor"] for p in payments["payments"]} == {2900}
+        renewals = [p["description"] for p in payments["payments"] if p["payment_id"] != started["first_payment_id"]]
+        assert len(renewals) == 11 and all(d.startswith("pro_ai_monthly: renewal (invoice in_") for d in renewals)
     paid = await db.fetchval(
         "SELECT count(*) FROM sandbox.objects WHERE type = 'invoice' AND object->>'status' = 'paid'"
     )

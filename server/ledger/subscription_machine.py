@@ -173,7 +173,7 @@ async def _payment_of(
         product_id=invoice.product_id or locked.product_id,
         amount_minor=invoice.amount_minor,
         currency=invoice.currency,
-        description=f"{invoice.billing_reason or 'invoice'} {invoice.provider_invoice_id}",
+        description=_description(invoice.product_id or locked.product_id, invoice),
         payment_method=None,
         grants=grants,
         provider=locked.provider,
@@ -196,6 +196,15 @@ def _is_the_first_invoice(first: Payment, invoice: ProviderInvoice) -> bool:
     still_open = first.status not in payment_machine.CHARGED | {PaymentStatus.FAILED, PaymentStatus.CANCELED}
     same_money = (first.amount_minor, first.currency) == (invoice.amount_minor, invoice.currency)
     return first.provider_invoice_id is None and still_open and same_money
+
+
+INVOICE_KINDS = {"subscription_cycle": "renewal", "subscription_update": "plan change"}
+"""What a provider's billing_reason means to a person reading a payment."""
+
+
+def _description(product_id: str, invoice: ProviderInvoice) -> str:
+    kind = INVOICE_KINDS.get(invoice.billing_reason or "", "invoice")
+    return f"{product_id}: {kind} (invoice {invoice.provider_invoice_id})"
 
 
 def _latest_start(locked: Subscription, period_start: int) -> int:
