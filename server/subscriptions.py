@@ -36,7 +36,7 @@ from server.faults import crash_if_asked
 from server.ledger import payment_machine, setup_outcomes, subscription_machine
 from server.ledger.setup_outcomes import CardOwner
 from server.ledger.subscription_machine import Move
-from server.payments import PaymentView
+from server.payments import PAGE_SHOWN, PageShown, PaymentView, page_left_open
 from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
 from server.services import Services
 from server.spend_limits import ApprovalNeed
@@ -50,6 +50,14 @@ logger = logging.getLogger(__name__)
 class StartResult(SubscriptionView):
     replayed: bool = Field(description="True when this idempotency_key was used before: the original subscription.")
     first_payment_status: PaymentStatus
+    payment_page: PageShown = Field(default="not_sent", description=PAGE_SHOWN)
+
+    def after_page(self, shown: PageShown) -> StartResult:
+        """The result once next_action_url (the first invoice's page) was sent to the person: a page turned down
+        leaves the subscription incomplete."""
+        left_open = page_left_open(shown, "next_action_url")
+        step = f"{left_open} {self.next_step}" if left_open else self.next_step
+        return self.model_copy(update={"payment_page": shown, "next_step": step})
 
 
 class SubscriptionHistoryEntry(BaseModel):

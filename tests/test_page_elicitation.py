@@ -65,6 +65,21 @@ async def test_approval_then_the_page_in_one_call(mcp, db: asyncpg.Connection, m
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_the_first_invoices_page_of_a_subscription_is_sent_to_the_person(
+    mcp, db: asyncpg.Connection, mode: str
+) -> None:
+    person = Person()
+    async with mcp(elicitation_callback=person, mode=mode) as client:
+        started = await call(
+            client, "start_subscription", customer_id="cus_sub", product_id="pro_ai_monthly", idempotency_key="s1"
+        )
+    assert started["status"] == "incomplete" and started["replayed"] is False
+    assert person.urls == [started["next_action_url"]] and started["payment_page"] == "accepted"
+    assert person.seen[-1].message == "To start the pro_ai_monthly subscription, pay its first invoice on this page."
+    assert await db.fetchval("SELECT count(*) FROM subscriptions") == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_the_page_for_saving_a_card_is_sent_to_the_person(mcp, db: asyncpg.Connection, mode: str) -> None:
     person = Person("decline")
     async with mcp(elicitation_callback=person, mode=mode) as client:

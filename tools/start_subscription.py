@@ -7,6 +7,7 @@ from mcp.types import InputRequiredResult, ToolAnnotations
 
 from server import charges, subscriptions
 from server.charges import ApprovalAnswer
+from server.subscription_views import SubscriptionStatus
 from server.subscriptions import StartResult
 from server.tenancy import Scope
 from tools.arguments import CustomerId, IdempotencyKey, PaymentMethod, ProductId
@@ -41,7 +42,9 @@ async def start_subscription(
     A customer has at most one live subscription per product; a second start is refused and names the first.
 
     Returns the subscription: status 'active' (paid), 'trialing' (free trial until trial_end) or 'incomplete'
-    (the first invoice is not paid yet: share next_action_url). Trust check_entitlement for access.
+    (the first invoice is not paid yet): a client that can show pages gets next_action_url for the person
+    directly (payment_page says what they did with it); share it with them otherwise. Trust check_entitlement
+    for access.
     """
     request = subscriptions.charge_input(caller(ctx), customer_id, product_id, idempotency_key, payment_method)
     person = Conversation(ctx)
@@ -53,4 +56,25 @@ async def start_subscription(
             return said
         answer = {True: "approved", False: "declined", None: "unavailable"}[said]
     approved = tuple(need.reasons) if answer == "approved" else ()
-    return await subscriptions.start(services(ctx), request, answer, approved)
+    started = await subscriptions.start(services(ctx), request, answer, approved)
+    return await _with_the_page(person, _as_first_made(person, started))
+
+
+def _as_first_made(person: Conversation, result: StartResult) -> StartResult:
+    """A later round of the same call finds the subscription its first round started: not a replay."""
+    first = person.carried.setdefault("subscription", {"id": result.subscription_id, "replayed": result.replayed})
+    return (
+        result.model_copy(update={"replayed": first["replayed"]}) if first["id"] == result.subscription_id else result
+    )
+
+
+async def _with_the_page(person: Conversation, result: StartResult) -> StartResult | InputRequiredResult:
+    """The first invoice's page, sent to the person through the client when it can show pages."""
+    if result.status != SubscriptionStatus.INCOMPLETE or not result.next_action_url:
+        answered = person.page_answered_last_round()
+        return result.after_page(answered) if answered else result
+    message = f"To start the {result.product_id} subscription, pay its first invoice on this page."
+    shown = await person.page(message, result.next_action_url, result.subscription_id)
+    if isinstance(shown, InputRequiredResult):
+        return shown
+    return result.after_page(shown)
