@@ -420,15 +420,8 @@ async def change(
     Compared with the provider's subscription item: back to the plan this period was paid for undoes a
     scheduled change without any charge; a plan the item already bills is not changed again."""
     sub = await _get(services, caller, subscription_id)
-    product = services.catalog.get(product_id)
-    if not product.recurring:
-        raise InvalidRequest(f"Product {product_id!r} does not renew; pick a recurring product.", param="product_id")
+    product = _changeable_to(services.catalog, sub, product_id)
     current = services.catalog.get(sub.product_id)
-    if product.currency != current.currency:
-        raise InvalidRequest(f"Product {product_id!r} is priced in {product.currency}, the subscription in "
-                             f"{current.currency}; a plan change keeps the currency.", param="product_id")  # fmt: skip
-    if sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE):
-        raise NotAllowedNow(f"Subscription {sub.id} is {sub.status}; only a live one can change plans.")
     assert sub.provider_subscription_id is not None
     if product_id != sub.product_id:
         request = charge_input(caller, sub.customer_id, product_id, idempotency_key, None)
@@ -459,11 +452,27 @@ async def _switch(
     return await services.provider.change_subscription(plan_change)
 
 
+def _changeable_to(catalog: Catalog, sub: Subscription, product_id: str) -> Product:
+    """The plan `sub` may change to, or why not (asked before the person is asked to approve anything)."""
+    product = catalog.get(product_id)
+    if not product.recurring:
+        raise InvalidRequest(f"Product {product_id!r} does not renew; pick a recurring product.", param="product_id")
+    current = catalog.get(sub.product_id)
+    if product.currency != current.currency:
+        raise InvalidRequest(f"Product {product_id!r} is priced in {product.currency}, the subscription in "
+                             f"{current.currency}; a plan change keeps the currency.", param="product_id")  # fmt: skip
+    if sub.status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE):
+        raise NotAllowedNow(f"Subscription {sub.id} is {sub.status}; only a live one can change plans.")
+    return product
+
+
 async def change_approval(
     services: Services, caller: Caller, subscription_id: str, product_id: str, idempotency_key: str
 ) -> tuple[ApprovalNeed, str]:
-    """Whether change() to `product_id` needs the person's approval, and the question to ask them."""
+    """Whether change() to `product_id` needs the person's approval, and the question to ask them; a change
+    that cannot be made is refused before anyone is asked."""
     sub = await _get(services, caller, subscription_id)
+    _changeable_to(services.catalog, sub, product_id)
     if product_id == sub.product_id:
         return ApprovalNeed([]), ""
     return charges.plan_change_approval(

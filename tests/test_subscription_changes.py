@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from mcp.types import ElicitResult
 
 from db.pool import transaction
 from server import subscriptions
@@ -25,6 +26,7 @@ from tests.helpers import (
     api_client,
     approve_everything,
     call,
+    call_error,
     eventually,
     local_http,
     paywarden_command,
@@ -410,6 +412,29 @@ async def test_a_plan_change_meets_the_limits_and_the_approval_a_start_of_the_ne
             idempotency_key="c3",
         )  # fmt: skip
     assert changed["pending_product_id"] == "team_ai_monthly"
+
+
+async def test_a_plan_change_that_cannot_be_made_is_refused_before_anyone_is_asked(
+    app, mcp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app.services.settings, "approval_threshold_minor", 5000)  # team (99.00) needs approval
+    asked: list[object] = []
+
+    async def person(context, params):
+        asked.append(params)
+        return ElicitResult(action="accept", content={"approve": True})
+
+    async with mcp(elicitation_callback=person) as client:
+        unpaid = await call(
+            client, "start_subscription", customer_id="ada", product_id="pro_ai_monthly", idempotency_key="s1"
+        )  # no card: the first invoice waits for the person
+        asked.clear()
+        refused = await call_error(
+            client, "change_subscription", subscription_id=unpaid["subscription_id"], product_id="team_ai_monthly",
+            idempotency_key="c1",
+        )  # fmt: skip
+    assert unpaid["status"] == "incomplete" and "is incomplete; only a live one can change plans" in refused
+    assert asked == []
 
 
 async def test_an_older_copy_of_the_providers_subscription_never_rolls_it_back(
