@@ -126,7 +126,7 @@ class SignedIn:
 
     def require(self, permission: Permission) -> None:
         if not self.can(permission):
-            raise NotPermitted(f"Operator {self.name!r} is a {self.role}, which may not do this; ask an admin.")
+            raise NotPermitted(f"Operator {self.name!r} has the {self.role} role, which may not do this; ask an admin.")
 
     def may_see(self, tenant_id: str | None) -> bool:
         return self.tenant_id is None or self.tenant_id == tenant_id

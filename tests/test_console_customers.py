@@ -74,7 +74,7 @@ async def test_a_viewer_cannot_link_and_a_link_without_the_csrf_token_is_refused
     password = await new_operator(app.services, "vic", "viewer")
     async with console_client(app, "vic", password) as console:
         forged = await console.post(LINK, fields)
-    assert forged.status_code == 403 and "is a viewer, which may not do this" in visible_text(forged.text)
+    assert forged.status_code == 403 and "has the viewer role, which may not do this" in visible_text(forged.text)
     password = await new_operator(app.services, "sam", "support")
     async with console_client(app, "sam", password) as console:
         tokenless = await console.post(LINK, fields, csrf=False)
