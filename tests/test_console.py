@@ -263,7 +263,7 @@ async def test_roles_decide_what_an_operator_may_open(app) -> None:
     async with console_client(app, "sam", password) as console:
         for path in ("/console/keys", "/console/operators", "/console/tenants"):
             answer = await console.get(path)
-            assert answer.status_code == 403 and "has the support role, which may not do this" in visible_text(answer.text)
+            assert answer.status_code == 403 and "has the support role, which may not" in visible_text(answer.text)
         created = await console.post("/console/keys", {"tenant": "default", "name": "x", "scopes": ["read"]})
         assert created.status_code == 403
         assert "API keys" not in (await console.get("/console")).text
