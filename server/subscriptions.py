@@ -107,7 +107,11 @@ async def start(
         sub = await stored.get(conn, payment.subscription_id or "", tenant_id=request.caller.tenant_id)
     if sub is None:  # held or declined before a subscription was written
         raise NotAllowedNow(f"The first payment {payment.id} is {payment.status}: {PaymentView.of(payment).next_step}")
-    return StartResult.of(sub, replayed=replayed, first_payment_status=payment.status)
+    started = StartResult.of(sub, replayed=replayed, first_payment_status=payment.status)
+    if payment.status == PaymentStatus.REQUIRES_APPROVAL:  # the subscription waits on its first payment's approval
+        waiting = f"Its first payment {payment.id} waits for approval: {PaymentView.of(payment).next_step}"
+        return started.model_copy(update={"next_step": waiting})
+    return started
 
 
 async def _record(conn: asyncpg.Connection, services: Services, request: ChargeInput, payment: Payment) -> Payment:

@@ -346,6 +346,7 @@ async def test_a_start_is_limited_and_approved_like_a_charge(
                                headers={"Idempotency-Key": "a1"})  # fmt: skip
         assert held.status_code == 202 and held.json()["first_payment_status"] == "requires_approval"
         assert held.json()["provider_subscription_id"] is None  # nothing at the provider before the approval
+        assert held.json()["next_step"].startswith(f"Its first payment {held.json()['first_payment_id']} waits for")
         await charges.approve(services, held.json()["first_payment_id"], "olga")
         looked_up = (await http.get(f"/v1/subscriptions/{held.json()['subscription_id']}")).json()
         assert looked_up["status"] == "active"
