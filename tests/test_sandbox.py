@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
+import httpx
 import pytest
 import stripe
 from starlette.applications import Starlette
@@ -140,5 +141,9 @@ async def test_the_sandbox_api_answers_only_paywarden_itself(app) -> None:
         assert (await http.get("/v1/events", headers=right)).status_code == 200
         for guess in ("sk_test_guess", "sk_test_sandbox"):  # the well-known key of earlier versions opens nothing
             assert (await http.get("/v1/events", headers={"Authorization": f"Bearer {guess}"})).status_code == 401
+        as_curl_u = httpx.BasicAuth(app.services.sandbox.api_key, "")  # Stripe's `curl -u KEY:`, as test mode takes
+        assert (await http.get("/v1/events", auth=as_curl_u)).status_code == 200
+        assert (await http.get("/v1/events", auth=httpx.BasicAuth("sk_test_guess", ""))).status_code == 401
+        assert (await http.get("/v1/events", headers={"Authorization": "Basic %%%"})).status_code == 401
         rebound = await http.get("/v1/events", headers={**right, "Host": "evil.example"})
         assert rebound.status_code == 403 and "addressed to this machine" in rebound.json()["error"]["message"]

@@ -182,7 +182,7 @@ async def about() -> JSONResponse:
     return JSONResponse(
         {
             "sandbox": "paywarden's local, Stripe-compatible payment provider; no real money moves",
-            "api": "/sandbox/v1/… (Authorization: Bearer <the key `paywarden sandbox key` prints>)",
+            "api": "/sandbox/v1/… (Bearer KEY, or curl -u KEY: with the key `paywarden sandbox key` prints)",
             "hosted_pages": "/sandbox/pay/{payment_intent_id}, /sandbox/checkout/{checkout_session_id}",
         }
     )

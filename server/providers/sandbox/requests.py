@@ -3,6 +3,8 @@ Stripe's idempotency, the request log, and errors in Stripe's shape."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -141,11 +143,25 @@ def authenticate(request: Request) -> str:
         raise SandboxError(403, "The sandbox API answers only callers on this machine.")
     if urlsplit(f"//{request.headers.get('host', '')}").hostname not in _local_names(request):
         raise SandboxError(403, "The sandbox API answers only requests addressed to this machine.")
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key = _key_sent(request.headers.get("Authorization", ""))
     expected = state_of(request).api_key
-    if scheme.lower() != "bearer" or not hmac.compare_digest(key.encode(), expected.encode()):
+    if not hmac.compare_digest(key.encode(), expected.encode()):
         raise SandboxError(401, "Invalid API key for the sandbox.", type_="invalid_request_error")
     return key
+
+
+def _key_sent(authorization: str) -> str:
+    """The key, sent as Stripe takes it: `Bearer KEY`, or HTTP Basic with the key as the user name
+    (`curl -u KEY:`); empty when neither."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(credentials, validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+    return ""
 
 
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
