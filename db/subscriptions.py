@@ -60,6 +60,9 @@ class Subscription(NewSubscription):
     submit_lease_until: datetime | None
     created_at: datetime
     updated_at: datetime
+    card_to_apply: str | None = None
+    """A card the customer saved that the provider does not charge for this subscription yet (pm_…)."""
+    card_marked_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Subscription:
@@ -250,6 +253,79 @@ async def update(
         audit,
     )
     return Subscription.from_row(row)
+
+
+LIVE_FOR_CARDS = ("trialing", "active", "past_due")
+"""The subscriptions a newly saved card is for: those the provider charges, or will."""
+
+
+async def mark_card_to_apply(
+    conn: asyncpg.Connection, tenant_id: str, provider: str, customer_id: str, card: str, *, actor: str, reason: str
+) -> list[str]:
+    """Mark the customer's live subscriptions (started at the provider) with the card their renewals should charge,
+    each audited; their ids."""
+    rows = await conn.fetch(
+        """
+        WITH marked AS (
+            UPDATE subscriptions SET card_to_apply = $4, card_marked_at = now()
+             WHERE tenant_id = $1 AND provider = $2 AND customer_id = $3 AND status = ANY($5::text[])
+               AND provider_subscription_id IS NOT NULL
+            RETURNING tenant_id, id, status
+        ), audited AS (
+            INSERT INTO subscription_audit (tenant_id, subscription_id, actor, from_status, to_status, reason)
+            SELECT tenant_id, id, $6, status, status, $7 FROM marked
+        )
+        SELECT id FROM marked ORDER BY id
+        """,
+        tenant_id,
+        provider,
+        customer_id,
+        card,
+        list(LIVE_FOR_CARDS),
+        actor,
+        reason,
+    )
+    return [row["id"] for row in rows]
+
+
+async def cards_to_apply(conn: asyncpg.Connection, *, marked_seconds_ago: float, limit: int) -> list[str]:
+    """Subscriptions whose saved card is still to be applied at the provider, marked at least that long ago."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM subscriptions
+         WHERE card_to_apply IS NOT NULL AND card_marked_at <= now() - make_interval(secs => $1)
+         ORDER BY card_marked_at LIMIT $2
+        """,
+        marked_seconds_ago,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def card_applied(
+    conn: asyncpg.Connection, locked: Subscription, card: str, *, actor: str, reason: str
+) -> Subscription | None:
+    """The (locked) subscription's mark cleared, audited — if it still names `card` (a newer card saved meanwhile
+    keeps its own mark); None otherwise."""
+    row = await conn.fetchrow(
+        """
+        WITH cleared AS (
+            UPDATE subscriptions SET card_to_apply = NULL, card_marked_at = NULL
+             WHERE tenant_id = $1 AND id = $2 AND card_to_apply = $3
+            RETURNING *
+        ), audited AS (
+            INSERT INTO subscription_audit (tenant_id, subscription_id, actor, from_status, to_status, reason)
+            SELECT tenant_id, id, $4, status, status, $5 FROM cleared
+        )
+        SELECT * FROM cleared
+        """,
+        locked.tenant_id,
+        locked.id,
+        card,
+        actor,
+        reason,
+    )
+    return Subscription.from_row(row) if row else None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ NEXT_STEP: dict[str, str] = {
     "person to contact the merchant.",
     "trialing": "Go ahead: the customer is in a subscription's free trial (until expires_at).",
     "past_due": "Go ahead for now: the subscription's renewal payment failed and the provider is retrying it; "
-    "access continues meanwhile. Suggest the person update their card.",
+    "access continues meanwhile. Suggest the person save a new card (setup_payment_method): the open invoice "
+    "is retried with it at once.",
     "canceled": "Not allowed: the customer's subscription ended at expires_at. Offer a product from offers "
     "(start_subscription for a plan, create_charge for a pass).",
 }

@@ -6,7 +6,8 @@ tried again when the provider redelivers it, when the reconciler runs (with back
 never dropped; after PAYWARDEN_MAX_EVENT_ATTEMPTS it is parked for an operator.
 
 Events move payments (payment intents, and the payment pages they are paid on), refunds, disputes, and card
-setups (a card saved becomes the customer's default; a card detached at the provider is forgotten).
+setups (a card saved becomes the customer's default, and the card their live subscriptions charge — the
+provider is told once the event's transaction commits; a card detached at the provider is forgotten).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class Ingested:
     setup_id: str | None = None
     tenant_id: str | None = None
     """The tenant of what the event touched, when it is neither a payment nor a setup (a saved card)."""
+    subscriptions_to_update: tuple[str, ...] = ()
+    """Subscriptions to charge the card a setup saved, told to the provider once this is committed."""
 
 
 async def ingest(services: Services, event: WebhookEvent, arrival: Arrival | None = None) -> Ingested:
@@ -136,6 +139,9 @@ async def ingest(services: Services, event: WebhookEvent, arrival: Arrival | Non
     metrics.WEBHOOK_EVENTS.labels(result.outcome).inc()
     if result.close_at_provider:
         await close_at_provider(services.provider, result.close_at_provider)
+    if result.subscriptions_to_update:
+        actor = "reconciler" if arrival.source == "event_list" else "webhook"
+        await subscriptions.use_saved_cards(services, result.subscriptions_to_update, actor=actor)
     return result
 
 
@@ -622,7 +628,8 @@ async def _apply_setup(
         return Ingested("unmatched", note="no card setup of ours matches this event")
     change = await setup_outcomes.apply(conn, setup, reported, actor=actor, reason=why)
     if change.applied:
-        return Ingested("applied", note=f"setup {setup.id}: {setup.status} -> {change.setup.status}", setup_id=setup.id)
+        note = f"setup {setup.id}: {setup.status} -> {change.setup.status}"
+        return Ingested("applied", note=note, setup_id=setup.id, subscriptions_to_update=change.subscriptions_to_update)
     return Ingested("ignored", note=change.note, setup_id=setup.id)
 
 

@@ -9,6 +9,8 @@ behind are handled one by one:
   idempotency window; older ones are reported for an operator instead.
 - open at the provider (`pending`, `requires_action`, `processing`) and quiet for a while: the
   provider's record is fetched and applied through the same state machine as webhooks.
+Subscriptions are compared with the provider likewise, and a card the customer saved that the provider was
+not told of (it did not answer) becomes the card their subscriptions charge.
 Running it twice changes nothing the second time.
 """
 
@@ -256,6 +258,12 @@ async def _refresh_subscriptions(services: Services, report: ReconcileReport) ->
     report.updated += await subscriptions.reconcile_quiet(services, quiet_seconds=quiet, limit=BATCH)
 
 
+async def _finish_saved_cards(services: Services, report: ReconcileReport) -> None:
+    """Cards saved while the provider did not answer: made the card their subscriptions charge now."""
+    quiet = services.settings.reconcile_after_seconds
+    report.updated += await subscriptions.finish_saved_cards(services, marked_seconds_ago=quiet, limit=BATCH)
+
+
 async def _apply_provider_record(services: Services, payment: payments.Payment) -> bool:
     truth = await charges.provider_record(services, payment)
     reason = "the provider's record, fetched by the reconciler"
@@ -301,6 +309,7 @@ STEPS: tuple[tuple[str, Callable[[Services, ReconcileReport], Awaitable[None]]],
     ("unfinished payments", _resubmit_unfinished),
     ("quiet open payments", _refresh_open),
     ("quiet subscriptions", _refresh_subscriptions),
+    ("saved cards for subscriptions", _finish_saved_cards),
     ("refunds", _finish_refunds),
     ("failed webhook events", _retry_failed_events),
     ("recent successes", _verify_recent_successes),

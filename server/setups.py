@@ -1,6 +1,7 @@
 """Saving a card, once, by the person: recorded before the provider is asked, idempotent per key like a
 charge; the provider's page (a Checkout Session in setup mode) is where the person saves it, and the
-provider's events (through the inbox) store it as the customer's default."""
+provider's events (through the inbox) store it as the customer's default — and the card their live
+subscriptions charge (server/subscriptions.py, use_saved_cards)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from db import customers, setups
 from db.pool import connection, retry_on_deadlock, transaction
 from db.setups import Setup, SetupStatus
 from server import customers as customer_service
+from server import subscriptions
 from server.errors import ChargeInProgress, ProviderError
 from server.ledger import setup_outcomes
 from server.ledger.setup_outcomes import SetupChange
@@ -27,7 +29,8 @@ NEXT_STEP = {
     "same idempotency_key to finish it.",
     SetupStatus.REQUIRES_ACTION: "The person must open setup_url and save a card there. Afterwards get_customer "
     "shows the card, and create_charge(..., payment_method='saved') charges it.",
-    SetupStatus.SUCCEEDED: "A card is saved: charge it with create_charge(..., payment_method='saved').",
+    SetupStatus.SUCCEEDED: "A card is saved: charge it with create_charge(..., payment_method='saved'). The "
+    "customer's live subscriptions charge it from now on (a past-due one has its open invoice retried with it).",
     SetupStatus.CANCELED: "The page closed without a card saved. Call setup_payment_method with a NEW "
     "idempotency_key to offer it again.",
     SetupStatus.FAILED: "The provider refused (see failure_reason). Nothing was saved.",
@@ -129,7 +132,9 @@ async def _submit(services: Services, caller: Caller, setup: Setup) -> Setup:
         async with transaction(services.pool) as conn:
             await setups.release_lease(conn, setup.id, setup.submit_lease_until)
         raise
-    return (await apply_outcome(services, setup.id, answer, actor="provider", reason="the provider's answer")).setup
+    change = await apply_outcome(services, setup.id, answer, actor="provider", reason="the provider's answer")
+    await subscriptions.use_saved_cards(services, change.subscriptions_to_update, actor="provider")
+    return change.setup
 
 
 @retry_on_deadlock

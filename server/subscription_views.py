@@ -14,8 +14,10 @@ NEXT_STEP: dict[SubscriptionStatus, str] = {
     SubscriptionStatus.TRIALING: "In its free trial: the customer has access until trial_end, then the first "
     "invoice is charged.",
     SubscriptionStatus.ACTIVE: "Paid: the customer has access until current_period_end; it renews by itself.",
-    SubscriptionStatus.PAST_DUE: "A renewal payment failed; the provider is retrying it and access continues "
-    "meanwhile. Ask the person to update their card (setup_payment_method) if it keeps failing.",
+    SubscriptionStatus.PAST_DUE: "A renewal payment failed; access continues while the provider retries it on its "
+    "schedule. To recover now, ask the person to save a new card (setup_payment_method): once they have, the "
+    "subscription charges that card and its open invoice is retried with it at once — get_subscription then "
+    "shows it active (if the new card is declined too, it stays past_due).",
     SubscriptionStatus.CANCELED: "Ended: access stopped at ended_at. Start a new subscription to subscribe again.",
     SubscriptionStatus.UNPAID: "The provider gave up collecting a renewal: access has ended until an invoice is paid.",
 }

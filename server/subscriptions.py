@@ -3,7 +3,8 @@ by server/charges.py), cancel, change plans, look up; and the provider's subscri
 (from its events, from the answer to a start, and by the reconciler) through the subscription machine.
 
 Entitlements follow the provider's periods: each paid invoice grants its period's features and credits
-once; `past_due` keeps access through the provider's retries; canceled or unpaid ends it.
+once; `past_due` keeps access through the provider's retries; canceled or unpaid ends it. A card the customer
+saves becomes the card their live subscriptions charge, and a past-due invoice is retried with it at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 import asyncpg
 from pydantic import BaseModel, Field
 
+from db import customers as stored_customers
 from db import payments
 from db import subscriptions as stored
 from db.payments import Payment, PaymentStatus
@@ -27,6 +29,7 @@ from server.errors import (
     ChargeInProgress,
     InvalidRequest,
     NotAllowedNow,
+    PaywardenError,
     ProviderError,
     ProviderUnavailable,
     SubscriptionExists,
@@ -37,7 +40,14 @@ from server.ledger import payment_machine, setup_outcomes, subscription_machine
 from server.ledger.setup_outcomes import CardOwner
 from server.ledger.subscription_machine import Move
 from server.payments import PAGE_SHOWN, PageShown, PaymentView, page_left_open
-from server.providers import PlanChange, PlanPrice, ProviderInvoice, ProviderSubscription, SubscriptionRequest
+from server.providers import (
+    CardChange,
+    PlanChange,
+    PlanPrice,
+    ProviderInvoice,
+    ProviderSubscription,
+    SubscriptionRequest,
+)
 from server.services import Services
 from server.spend_limits import ApprovalNeed
 from server.subscription_views import SubscriptionView
@@ -538,6 +548,100 @@ async def _get(services: Services, caller: Caller, subscription_id: str) -> Subs
     if sub is None:
         raise SubscriptionNotFound(f"No subscription with subscription_id {subscription_id!r}.")
     return sub
+
+
+# --- a card the customer saved -----------------------------------------------------------------------
+
+
+async def use_saved_cards(
+    services: Services, subscription_ids: tuple[str, ...] | list[str], *, actor: str
+) -> list[str]:
+    """Once the setup that saved a card has committed: each subscription marked with it charges it at the
+    provider from now on (use_saved_card); the ones done. One the provider gave no answer for keeps its mark,
+    logged, and the reconciler finishes it."""
+    done = []
+    for subscription_id in subscription_ids:
+        try:
+            if await use_saved_card(services, subscription_id, actor=actor):
+                done.append(subscription_id)
+        except PaywardenError as error:
+            logger.warning("subscription %s does not charge the saved card yet (%s); the reconciler will retry",
+                           subscription_id, error.message)  # fmt: skip
+    return done
+
+
+async def use_saved_card(services: Services, subscription_id: str, *, actor: str) -> bool:
+    """Make the card marked on the subscription the one the provider charges for it (the customer's invoice
+    default and the subscription's own), and retry a past-due invoice with it now, so access recovers without
+    waiting for the provider's next retry; the mark is cleared and audited. Safe to repeat (idempotency keys
+    from our ids). False when nothing was marked; ProviderUnavailable leaves the mark for a later try."""
+    async with connection(services.pool) as conn:
+        sub = await stored.get(conn, subscription_id, tenant_id=None)
+        holder = await stored_customers.get(conn, sub.tenant_id, sub.provider, sub.customer_id) if sub else None
+    if sub is None or sub.card_to_apply is None or sub.provider_subscription_id is None:
+        return False
+    card, key = sub.card_to_apply, f"{sub.id}-card-{sub.card_to_apply}"
+    change = CardChange(
+        provider_customer_id=(holder.provider_customer_id if holder else None) or sub.provider_customer_id or "",
+        provider_subscription_id=sub.provider_subscription_id,
+        provider_payment_method_id=card,
+        idempotency_key=key,
+    )
+    try:
+        truth = await services.provider.use_card(change)
+    except ProviderUnavailable:
+        raise
+    except ProviderError as refusal:
+        await _card_settled(services, sub.id, card, None, actor, f"the provider refused card {card}: {refusal.message}")
+        return True
+    truth, retried = await _retry_open_invoice(services, truth, f"{key}-pay")
+    await _card_settled(services, sub.id, card, truth, actor, f"renewals now charge card {card}{retried}")
+    return True
+
+
+async def _retry_open_invoice(
+    services: Services, truth: ProviderSubscription, key: str
+) -> tuple[ProviderSubscription, str]:
+    """A past-due subscription's open invoice charged now with the new card: the subscription as the provider
+    has it afterwards, and what became of the invoice (for the audit trail)."""
+    latest = truth.latest_invoice
+    if latest is None and truth.latest_invoice_id:
+        latest = await services.provider.retrieve_invoice(truth.latest_invoice_id)
+    if truth.status != "past_due" or latest is None or latest.status != "open":
+        return truth, ""
+    invoice = latest.provider_invoice_id
+    try:
+        await services.provider.pay_invoice(invoice, idempotency_key=f"{key}-{invoice}")
+    except ProviderUnavailable:
+        raise
+    except ProviderError as declined:
+        outcome = f"; its open invoice {invoice}, retried with it, failed ({declined.message})"
+    else:
+        outcome = f"; its open invoice {invoice}, retried with it, is paid"
+    return await services.provider.retrieve_subscription(truth.provider_subscription_id), outcome
+
+
+@retry_on_deadlock
+async def _card_settled(
+    services: Services, subscription_id: str, card: str, truth: ProviderSubscription | None, actor: str, reason: str
+) -> None:
+    """The mark cleared (if no newer card replaced it meanwhile) and audited; the provider's subscription after
+    the change applied, so a recovered one is active and its paid invoice granted now."""
+    async with transaction(services.pool) as conn:
+        locked = await stored.lock(conn, subscription_id, tenant_id=None)
+        assert locked is not None
+        locked = await stored.card_applied(conn, locked, card, actor=actor, reason=reason) or locked
+        if truth is not None:
+            why = "the provider's subscription after its card was changed"
+            await apply_state(conn, services.catalog, locked, truth, None, actor=actor, reason=why)
+
+
+async def finish_saved_cards(services: Services, *, marked_seconds_ago: float, limit: int = 100) -> list[str]:
+    """The reconciler's part: saved cards the provider was not told of (it did not answer, or a crash came
+    between), told now; the subscriptions done."""
+    async with connection(services.pool) as conn:
+        marked = await stored.cards_to_apply(conn, marked_seconds_ago=marked_seconds_ago, limit=limit)
+    return await use_saved_cards(services, marked, actor="reconciler")
 
 
 # --- the reconciler ---------------------------------------------------------------------------------

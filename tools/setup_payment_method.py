@@ -32,7 +32,9 @@ async def setup_payment_method(
     (setup_page says what they did with it); share it with them otherwise. Nothing is saved until they
     complete that page, and nothing waits for them to.
     Reuse the idempotency_key when retrying: the same setup comes back (replayed=true). Afterwards
-    get_customer shows the saved card (brand, last4, expiry; the number is never stored).
+    get_customer shows the saved card (brand, last4, expiry; the number is never stored), and the customer's
+    live subscriptions charge it: this is how a past_due subscription is fixed (its open invoice is retried
+    with the new card at once).
     """
     person = Conversation(ctx)
     result = await setups.setup_payment_method(services(ctx), caller(ctx), customer_id, idempotency_key)

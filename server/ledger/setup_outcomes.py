@@ -4,7 +4,9 @@
 
 A setup that succeeds stores the card it saved as the customer's default (brand, last4, expiry — never
 card data), in the same transaction, audited; a card saved to another provider customer than the one
-paywarden holds for the customer is refused, never stored.
+paywarden holds for the customer is refused, never stored. The customer's live subscriptions are marked, in
+that transaction too, to charge the new card from now on: server/subscriptions.py (use_saved_card) tells the
+provider once it commits, and the reconciler finishes what it could not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from db import customers, setups
+from db import subscriptions as stored_subscriptions
 from db.customers import SavedMethod
 from db.setups import Setup, SetupStatus
 from server.providers import ProviderCard, ProviderSetup
@@ -34,6 +37,8 @@ class SetupChange:
     applied: bool
     setup: Setup
     note: str | None = None
+    subscriptions_to_update: tuple[str, ...] = ()
+    """The customer's live subscriptions that are to charge the card this setup saved (use_saved_card)."""
 
 
 async def apply(
@@ -47,10 +52,13 @@ async def apply(
         return SetupChange(False, locked, f"setup {locked.id} is already {locked.status}")
     if to not in ALLOWED[locked.status]:
         return SetupChange(False, locked, f"out of order: setup {locked.id} is {locked.status} and cannot become {to}")
+    marked: list[str] = []
     if to == Status.SUCCEEDED:
         refusal = await _save_card(connection, locked, outcome.card, actor)
         if refusal:
             return SetupChange(False, locked, refusal)
+        assert outcome.card is not None
+        marked = await _for_live_subscriptions(connection, locked, outcome.card, actor)
     updated = await setups.update(
         connection,
         locked.id,
@@ -68,7 +76,19 @@ async def apply(
         action=f"setup_{to}",
         detail=f"setup {locked.id}: {locked.status} -> {to} ({reason})",
     )
-    return SetupChange(True, updated)
+    return SetupChange(True, updated, subscriptions_to_update=tuple(marked))
+
+
+async def _for_live_subscriptions(
+    connection: asyncpg.Connection, setup: Setup, card: ProviderCard, actor: str
+) -> list[str]:
+    """The card the person saved is the one their live subscriptions charge from now on (Stripe's advice: a
+    new card replaces the one a failing renewal is retried with)."""
+    why = f"{describe(card)} saved (setup {setup.id}): renewals are to charge it"
+    return await stored_subscriptions.mark_card_to_apply(
+        connection, setup.tenant_id, setup.provider, setup.customer_id, card.provider_payment_method_id,
+        actor=actor, reason=why,
+    )  # fmt: skip
 
 
 async def _save_card(connection: asyncpg.Connection, setup: Setup, card: ProviderCard | None, actor: str) -> str | None:

@@ -12,6 +12,7 @@ from server.errors import ConfigurationError, ProviderError
 from server.providers import sandbox
 from server.providers.base import (
     BalanceMovement,
+    CardChange,
     ChargeRequest,
     CustomerRequest,
     EventPage,
@@ -38,6 +39,7 @@ from server.providers.stripe import StripeProvider
 
 __all__ = [
     "BalanceMovement",
+    "CardChange",
     "ChargeRequest",
     "Credentials",
     "CustomerRequest",

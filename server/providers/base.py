@@ -195,6 +195,17 @@ class PlanChange:
     idempotency_key: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CardChange:
+    """A card the customer saved, made the one their subscription charges from now on."""
+
+    provider_customer_id: str
+    provider_subscription_id: str
+    provider_payment_method_id: str
+    """The saved card (a payment method of the customer's, pm_…)."""
+    idempotency_key: str
+
+
 @dataclass(frozen=True)
 class ProviderInvoice:
     """One invoice of a subscription, in paywarden's words."""
@@ -350,6 +361,18 @@ class Provider(Protocol):
     ) -> ProviderSubscription: ...
 
     async def change_subscription(self, change: PlanChange) -> ProviderSubscription: ...
+
+    async def use_card(self, change: CardChange) -> ProviderSubscription:
+        """Make the saved card the customer's default for invoices and the subscription's default payment method:
+        every later renewal and retry charges it. Safe to repeat for the same `idempotency_key`. Raises
+        ProviderError when refused (a card that is not the customer's), ProviderUnavailable when unknown."""
+        ...
+
+    async def pay_invoice(self, provider_invoice_id: str, *, idempotency_key: str) -> ProviderInvoice:
+        """Charge an open invoice now, out of the provider's retry schedule, with its subscription's default card;
+        the paid invoice. Raises ProviderError when the card is declined (the provider's retries go on),
+        ProviderUnavailable when the outcome is unknown."""
+        ...
 
     async def sync_price(self, plan: PlanPrice) -> str:
         """Make sure the provider bills `plan` with a Price whose lookup key is the product id: an existing one

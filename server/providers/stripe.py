@@ -23,6 +23,7 @@ from server.errors import MalformedEvent, ProviderError, ProviderUnavailable, We
 from server.providers import stripe_billing
 from server.providers.base import (
     BalanceMovement,
+    CardChange,
     ChargeRequest,
     CustomerRequest,
     EventPage,
@@ -320,6 +321,36 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise self._refused(error) from error
         return subscription_from_object(sub.to_dict())
+
+    async def use_card(self, change: CardChange) -> ProviderSubscription:
+        """The customer's invoice default first (what Stripe charges when a subscription names no card), then the
+        subscription's own default, which Stripe charges before the customer's."""
+        card = change.provider_payment_method_id
+        try:
+            await self._client.v1.customers.update_async(
+                change.provider_customer_id,
+                {"invoice_settings": {"default_payment_method": card}},
+                {"idempotency_key": f"{change.idempotency_key}-customer"},
+            )
+            sub = await self._client.v1.subscriptions.update_async(
+                change.provider_subscription_id,
+                {"default_payment_method": card, "expand": ["latest_invoice.payments"]},
+                {"idempotency_key": f"{change.idempotency_key}-subscription"},
+            )
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        return await self._with_invoice_payments(subscription_from_object(sub.to_dict()))
+
+    async def pay_invoice(self, provider_invoice_id: str, *, idempotency_key: str) -> ProviderInvoice:
+        try:
+            invoice = await self._client.v1.invoices.pay_async(
+                provider_invoice_id, {"expand": ["payments"]}, {"idempotency_key": idempotency_key}
+            )
+        except stripe.CardError as error:
+            raise ProviderError(f"The card was declined: {_safe_message(error)}") from error
+        except stripe.StripeError as error:
+            raise self._refused(error) from error
+        return invoice_from_object(invoice.to_dict())
 
     async def sync_price(self, plan: PlanPrice) -> str:
         current = await self._price_by_lookup_key(plan.product_id)

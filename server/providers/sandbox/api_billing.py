@@ -276,6 +276,46 @@ async def retrieve_invoice(invoice_id: str, request: Request) -> JSONResponse:
     return await read(request, lambda conn: _existing(conn, "invoice", invoice_id))
 
 
+@router.post("/v1/invoices/{invoice_id}/pay")
+async def pay_invoice(invoice_id: str, request: Request) -> JSONResponse:
+    """Charge an open invoice now, out of its retry schedule, as Stripe does: with `payment_method` if given,
+    else the subscription's default card, else its customer's. Paid, its subscription is active again; a
+    declined card is a 402 card_error — the attempt is recorded (`invoice.payment_failed`) and the schedule
+    goes on."""
+    params = await form(request, stripe_params.InvoicePayParams)
+    base = state_of(request).base_url
+
+    async def operation(conn: asyncpg.Connection, key: str | None) -> Answer:
+        await store.lock_clock(conn)
+        invoice = await _existing(conn, "invoice", invoice_id)
+        if invoice["status"] != "open":
+            raise SandboxError(400, f"Invoice is already {invoice['status']}.", code="invoice_not_open")
+        sub, private = await _locked_subscription(conn, invoice["parent"]["subscription_details"]["subscription"])
+        work = Billing(conn, key, base, await billing.now(conn))
+        card = text(params, "payment_method", 255) or await work.card_of(sub)
+        if card is None:
+            raise SandboxError(
+                400, "There is no payment method to pay this invoice with.", code="invoice_no_payment_method_types"
+            )
+        outcome = await work.pay_now(sub, private, invoice, card, off_session=params.get("off_session") != "false")
+        if outcome == "paid":
+            return Answer(200, await _existing(conn, "invoice", invoice_id))
+        return _declined(outcome)
+
+    return await run(request, params, operation)
+
+
+def _declined(outcome: str) -> Answer:
+    """Stripe's answer to an invoice payment the card refused (the refused attempt itself stays recorded)."""
+    if outcome == "requires_action":
+        message = "This payment requires additional user action before it can be completed successfully."
+        error = SandboxError(402, message, type_="card_error", code="invoice_payment_intent_requires_action")
+    else:
+        error = SandboxError(402, "Your card was declined.", type_="card_error", code="card_declined",
+                             extra={"decline_code": "generic_decline"})  # fmt: skip
+    return Answer(error.status, error.body)
+
+
 @router.get("/v1/test_helpers/sandbox_clock")
 async def clock(request: Request) -> JSONResponse:
     async def lookup(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -332,10 +372,7 @@ async def pay_hosted_invoice(invoice_id: str, request: Request) -> HTMLResponse:
             return pages.page("Nothing to do", "<p>This subscription has ended; its invoice cannot be paid.</p>", 400)
         work = Billing(conn, None, state.base_url, await billing.now(conn))
         sub["default_payment_method"] = "pm_card_visa"
-        if await work.attempt(invoice, "pm_card_visa", off_session=False) == "paid":
-            item = sub["items"]["data"][0]
-            private["due_at"], private["retries"] = item["current_period_end"], []
-            await work.move(sub, private, status="active")
+        await work.pay_now(sub, private, invoice, "pm_card_visa", off_session=False)
     state.wake_deliverer()
     return pages.done("Invoice paid", "Invoice paid.")
 

@@ -59,6 +59,51 @@ async def retrieve_customer(customer_id: str, request: Request) -> JSONResponse:
     return await read(request, lambda conn: _existing(conn, "customer", customer_id))
 
 
+@router.post("/v1/customers/{customer_id}")
+async def update_customer(customer_id: str, request: Request) -> JSONResponse:
+    """`invoice_settings[default_payment_method]` (a card saved to this customer: what its invoices charge when
+    their subscription names no card of its own), metadata and the contact fields."""
+    params = await form(request, stripe_params.CustomerUpdateParams)
+
+    async def operation(conn: asyncpg.Connection, key: str | None) -> Answer:
+        locked = await store.lock_object(conn, "customer", customer_id)
+        if locked is None:
+            raise missing("customer", customer_id)
+        customer, previous = locked[0], {}
+        settings = params.get("invoice_settings")
+        if isinstance(settings, dict) and "default_payment_method" in settings:
+            card = text(settings, "default_payment_method", 255) or None
+            await _own_card(conn, card, customer_id)
+            previous["invoice_settings"] = dict(customer["invoice_settings"])
+            customer["invoice_settings"] = {**customer["invoice_settings"], "default_payment_method": card}
+        for name, limit in (("email", 512), ("name", 256), ("description", 350), ("phone", 20)):
+            if name in params:
+                previous[name], customer[name] = customer[name], text(params, name, limit) or None
+        if "metadata" in params:
+            previous["metadata"], customer["metadata"] = customer["metadata"], {
+                **customer["metadata"], **metadata(params["metadata"])}  # fmt: skip
+        await store.put(conn, customer)
+        notice = event("customer.updated", customer, key)
+        notice["data"]["previous_attributes"] = previous
+        await store.insert_event(conn, notice)
+        return Answer(200, customer)
+
+    return await run(request, params, operation)
+
+
+async def _own_card(conn: asyncpg.Connection, card: str | None, customer_id: str) -> None:
+    """A customer's default card must be one saved to that customer (Stripe refuses any other)."""
+    method = await store.get_object(conn, "payment_method", card) if card else None
+    if card is not None and (method is None or method["customer"] != customer_id):
+        raise SandboxError(
+            400,
+            f"The customer does not have a payment method with the ID {card[:64]}. The payment method must be "
+            "attached to the customer.",
+            code="resource_missing",
+            param="invoice_settings[default_payment_method]",
+        )
+
+
 @router.get("/v1/customers/{customer_id}/payment_methods")
 async def list_customer_payment_methods(customer_id: str, request: Request) -> JSONResponse:
     params = query_params(request)

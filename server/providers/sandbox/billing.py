@@ -166,7 +166,34 @@ class Billing:
         await self.emit("invoice.payment_succeeded", invoice)
         return "paid"
 
+    async def pay_now(
+        self,
+        sub: dict[str, Any],
+        private: dict[str, Any],
+        invoice: dict[str, Any],
+        card: str | None,
+        *,
+        off_session: bool,
+    ) -> str:
+        """The subscription's open invoice charged now, out of its schedule (its hosted page, `POST
+        /v1/invoices/{id}/pay`): paid, the subscription is active and its retries stop; otherwise the schedule
+        goes on. `paid`, `failed` or `requires_action`."""
+        outcome = await self.attempt(invoice, card, off_session=off_session)
+        if outcome == "paid":
+            private["due_at"] = sub["items"]["data"][0]["current_period_end"]
+            private["retries"], private["open_invoice"] = [], None
+            await self.move(sub, private, status="active")
+        return outcome
+
     # --- subscriptions -----------------------------------------------------------------------------
+
+    async def card_of(self, sub: dict[str, Any]) -> str | None:
+        """What the subscription's invoices are charged to, as Stripe chooses: its own default card, else its
+        customer's (invoice_settings.default_payment_method)."""
+        if sub.get("default_payment_method"):
+            return sub["default_payment_method"]
+        customer = await store.get_object(self.conn, "customer", sub["customer"]) or {}
+        return (customer.get("invoice_settings") or {}).get("default_payment_method")
 
     async def move(self, sub: dict[str, Any], private: dict[str, Any], **changes: Any) -> None:
         previous = {name: sub[name] for name in changes if sub.get(name) != changes[name]}
@@ -210,7 +237,7 @@ class Billing:
         invoice = self.new_invoice(sub, price, amount, bounds, "subscription_cycle")
         await self.issue(invoice)
         private["due_at"] = bounds[1]
-        outcome = await self.attempt(invoice, sub["default_payment_method"], off_session=True)
+        outcome = await self.attempt(invoice, await self.card_of(sub), off_session=True)
         previous_status = sub["status"]
         sub["latest_invoice"] = invoice["id"]
         if outcome == "paid":
@@ -243,7 +270,7 @@ class Billing:
         private["retries"] = private["retries"][1:]
         invoice = await store.get_object(self.conn, "invoice", private["open_invoice"])
         assert invoice is not None
-        outcome = await self.attempt(invoice, sub["default_payment_method"], off_session=True)
+        outcome = await self.attempt(invoice, await self.card_of(sub), off_session=True)
         if outcome == "paid":
             private["retries"], private["open_invoice"] = [], None
             await self.move(sub, private, status="active")
