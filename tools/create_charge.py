@@ -96,11 +96,6 @@ def _as_first_made(person: Conversation, result: ChargeResult) -> ChargeResult:
 
 async def _with_the_page(person: Conversation, result: ChargeResult) -> ChargeResult | InputRequiredResult:
     """The page the person must open, sent to them through the client when it can show pages."""
-    if result.status != PaymentStatus.REQUIRES_ACTION or not result.next_action_url:
-        answered = person.page_answered_last_round()
-        return result.after_page(answered) if answered else result
+    url = result.next_action_url if result.status == PaymentStatus.REQUIRES_ACTION else None
     message = f"To pay {result.amount_display} ({result.description or 'a charge'}), open this page."
-    shown = await person.page(message, result.next_action_url, result.payment_id)
-    if isinstance(shown, InputRequiredResult):
-        return shown
-    return result.after_page(shown)
+    return await person.with_the_page(result, url, message, result.payment_id)

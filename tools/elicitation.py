@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from mcp.server.elicitation import render_elicitation_schema
 from mcp.server.mcpserver import AcceptedElicitation
@@ -36,6 +36,13 @@ class Approval(BaseModel):
     """What the person is asked when a charge needs their approval."""
 
     approve: bool = Field(description="Approve this charge?")
+
+
+class _PageResult(Protocol):
+    def after_page(self, shown: PageShown) -> Self: ...
+
+
+_WithAPage = TypeVar("_WithAPage", bound=_PageResult)
 
 
 class Conversation:
@@ -81,6 +88,17 @@ class Conversation:
         if not self._ctx.session.can_send_request:
             return "not_sent"
         return _SHOWN[(await self._ctx.elicit_url(message, url, elicitation_id)).action]
+
+    async def with_the_page(
+        self, result: _WithAPage, url: str | None, message: str, elicitation_id: str
+    ) -> _WithAPage | InputRequiredResult:
+        """`result` once the page at `url` (None: no page is needed now) was sent to the person, saying what they
+        did with it; a later round that finds no page needed still tells what they did with last round's."""
+        if not url:
+            answered = self.page_answered_last_round()
+            return result.after_page(answered) if answered else result
+        shown = await self.page(message, url, elicitation_id)
+        return shown if isinstance(shown, InputRequiredResult) else result.after_page(shown)
 
     def page_answered_last_round(self) -> PageShown | None:
         """The person's answer to a page sent last round, whatever the call needs now (the payment may have

@@ -70,11 +70,6 @@ def _as_first_made(person: Conversation, result: StartResult) -> StartResult:
 
 async def _with_the_page(person: Conversation, result: StartResult) -> StartResult | InputRequiredResult:
     """The first invoice's page, sent to the person through the client when it can show pages."""
-    if result.status != SubscriptionStatus.INCOMPLETE or not result.next_action_url:
-        answered = person.page_answered_last_round()
-        return result.after_page(answered) if answered else result
+    url = result.next_action_url if result.status == SubscriptionStatus.INCOMPLETE else None
     message = f"To start the {result.product_id} subscription, pay its first invoice on this page."
-    shown = await person.page(message, result.next_action_url, result.subscription_id)
-    if isinstance(shown, InputRequiredResult):
-        return shown
-    return result.after_page(shown)
+    return await person.with_the_page(result, url, message, result.subscription_id)
