@@ -580,7 +580,9 @@ async def use_saved_card(services: Services, subscription_id: str, *, actor: str
         holder = await stored_customers.get(conn, sub.tenant_id, sub.provider, sub.customer_id) if sub else None
     if sub is None or sub.card_to_apply is None or sub.provider_subscription_id is None:
         return False
-    card, key = sub.card_to_apply, f"{sub.id}-card-{sub.card_to_apply}"
+    card = sub.card_to_apply
+    marked = int(sub.card_marked_at.timestamp() * 1000) if sub.card_marked_at else 0
+    key = f"{sub.id}-card-{card}-{marked}"  # a card saved again later (A, B, then A) is a new change, not a replay
     change = CardChange(
         provider_customer_id=(holder.provider_customer_id if holder else None) or sub.provider_customer_id or "",
         provider_subscription_id=sub.provider_subscription_id,
