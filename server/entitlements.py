@@ -163,21 +163,36 @@ def _subscription_reason(
     return None
 
 
+def _ended(sub: Subscription | None) -> datetime | None:
+    """When the customer's latest subscription to a plan granting the feature ended, if it did."""
+    if sub is None or sub.status not in (SubscriptionStatus.CANCELED, SubscriptionStatus.UNPAID):
+        return None
+    return sub.ended_at
+
+
 async def _metered(
     services: Services, tenant_id: str, customer_id: str, feature: str, quantity: int, products: list[Product]
 ) -> EntitlementAnswer:
     view = await credits.view(services, tenant_id, customer_id, feature)
     reason: Reason = "active"
     pending = None
+    until = view.next_expiry
     if view.balance.remaining < quantity:
+        plans = [p.id for p in products if p.recurring]
         async with connection(services.pool) as conn:
             pending = await payments.has_open_payment_for(conn, tenant_id, customer_id, [p.id for p in products])
             held = await disputes.credits_held(conn, tenant_id, customer_id, feature)
+            found = (
+                (await subscription_rows.standing(conn, tenant_id, customer_id, plans, feature))[1] if plans else None
+            )
         never_granted = view.balance.granted == 0 and view.balance.used == 0
         reason = "payment_pending" if pending else ("no_entitlement" if never_granted else "insufficient_balance")
+        ended = _ended(found[0] if found else None)
+        if ended is not None and not pending:  # the plan that gave the allowance ended, as for a timed feature
+            reason, until = "canceled", ended
         if held and view.balance.remaining + held >= quantity:
             reason = "disputed"
-    result = _answer(customer_id, feature, reason, view.next_expiry, pending, products)
+    result = _answer(customer_id, feature, reason, until, pending, products)
     result.balance = view.balance
     if reason == "active":
         result.next_step = METERED_ACTIVE

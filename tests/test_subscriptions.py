@@ -150,7 +150,8 @@ async def test_a_renewal_failing_through_every_retry_ends_access(app, mcp, db: a
         assert answer["allowed"] is False and answer["reason"] == "canceled"
         assert datetime.fromisoformat(answer["expires_at"]) == datetime.fromisoformat(ended["ended_at"])
         tokens = await call(client, "check_entitlement", customer_id="ada", feature="llm_tokens", quantity=1)
-        assert tokens["allowed"] is False
+        assert tokens["allowed"] is False and tokens["reason"] == "canceled"  # the allowance's plan ended
+        assert tokens["expires_at"] == answer["expires_at"] and tokens["offers"]
     await assert_allowance_expired(db)
 
 
