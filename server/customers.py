@@ -299,9 +299,11 @@ async def _relink(conn: asyncpg.Connection, wanted: _Link, *, force: bool, opera
 async def _check_not_linked_elsewhere(conn: asyncpg.Connection, wanted: _Link) -> None:
     other = await customers.by_provider_id(conn, wanted.provider, wanted.provider_customer_id)
     if other is not None and (other.tenant_id, other.customer_id) != (wanted.tenant_id, wanted.customer_id):
+        # another tenant's customer is not named: the caller may see only this tenant
+        whom = f"customer {other.customer_id!r}" if other.tenant_id == wanted.tenant_id else "another customer"
         raise NotAllowedNow(
-            f"Provider customer {wanted.provider_customer_id} is already linked to customer {other.customer_id!r} "
-            f"of tenant {other.tenant_id!r}; one provider customer belongs to one customer."
+            f"Provider customer {wanted.provider_customer_id} is already linked to {whom}; one provider customer "
+            "belongs to one customer."
         )
 
 

@@ -51,7 +51,7 @@ async def test_support_links_a_customer_as_the_cli_does(app, db: asyncpg.Connect
             (link("cus_nope"), "The provider has no customer 'cus_nope' (or it was deleted); check the id."),
             (link("nope"), "A provider customer id looks like cus_ followed by letters and digits"),
             (link(second), f"already linked to {first}; pass --force (in the console: tick “relink”) to relink it"),
-            ({**link(first), "customer_id": "carl"}, f"{first} is already linked to customer 'bob' of tenant"),
+            ({**link(first), "customer_id": "carl"}, f"{first} is already linked to customer 'bob'; one provider"),
         ]:  # fmt: skip
             refused = await console.post(LINK, fields)
             assert refused.status_code == 200 and str(refused.url).endswith(page.removeprefix("/console"))

@@ -51,6 +51,10 @@ async def test_linking_checks_the_provider_and_relinks_only_when_forced(app, db:
     assert f"already linked to {first}; pass --force" in refused
     taken = await paywarden(app, "customers", "link", "carl", first, expect_failure=True)
     assert f"{first} is already linked to customer 'bob'" in taken
+    await paywarden(app, "tenants", "create", "acme")
+    elsewhere = await paywarden(app, "customers", "link", "carl", first, "--tenant", "acme", expect_failure=True)
+    assert f"{first} is already linked to another customer;" in elsewhere  # another tenant's is never named
+    assert "bob" not in elsewhere and "default" not in elsewhere
 
     forced = await paywarden(app, "customers", "link", "bob", second, "--force", "--by", "olga")
     assert f"linked to {second} (was {first})" in forced and "saved cards: none" in forced
