@@ -6,6 +6,7 @@ most MAX_BODY_BYTES (refusing a declared larger body unread) and hands the route
 
 from __future__ import annotations
 
+from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import PayloadTooLarge, PaywardenError, UnsupportedMediaType
@@ -16,6 +17,13 @@ API_PREFIX = "/v1/"
 NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TOO_LARGE = f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
 NOT_JSON = "Request bodies must be JSON: send Content-Type: application/json."
+
+
+class NoFields(BaseModel):
+    """No fields: an empty body, `{}`, or none at all (an operation that takes none refuses any, as every
+    other refuses unknown fields)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class BodyGuard:

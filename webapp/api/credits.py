@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server import credits
 from server.credits import ConsumeResult, ReservationResult
 from server.fields import MAX_QUANTITY, MAX_TTL_SECONDS, CustomerId, Feature, Quantity, ReservationId
+from webapp.api.body_guard import NoFields
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
 from webapp.api.security import ChargeCaller, resource_router
@@ -33,12 +34,6 @@ class ReserveBody(BaseModel):
 class SettleBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     used_quantity: int = Field(strict=True, ge=0, le=MAX_QUANTITY, description="How many credits the call used.")
-
-
-class ReleaseBody(BaseModel):
-    """No fields: an empty body, `{}`, or none at all."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class ConsumeBody(BaseModel):
@@ -103,7 +98,7 @@ async def release_reservation(
     caller: ChargeCaller,
     reservation_id: Annotated[ReservationId, Path()],
     response: Response,
-    body: ReleaseBody | None = None,
+    body: NoFields | None = None,
 ) -> ReservationResult:
     """Give the whole hold back (the expensive call did not happen). Resolves once, like settle.
     Scope `charge`."""

@@ -11,6 +11,7 @@ from server import customers, setups
 from server.customers import CustomerView
 from server.fields import CustomerId
 from server.setups import SetupResult
+from webapp.api.body_guard import NoFields
 from webapp.api.idempotency import IDEMPOTENCY_RESPONSES, IdempotencyKeyHeader, created_or_replayed
 from webapp.api.problems import problems
 from webapp.api.security import ChargeCaller, ReadCaller, resource_router
@@ -47,6 +48,7 @@ async def setup_payment_method(
     idempotency_key: IdempotencyKeyHeader,
     customer_id: Annotated[CustomerId, Path()],
     response: Response,
+    body: NoFields | None = None,
 ) -> SetupResult:
     """A page (`setup_url`, status `requires_action`) where the person saves a card once; afterwards
     charges with `payment_method: "saved"` need no page. Once per Idempotency-Key: a repeat returns the
