@@ -35,7 +35,7 @@ from server.providers import CustomerRequest, ProviderCard
 from server.services import Services
 from server.subscription_views import SubscriptionView
 from server.tenancy import Caller, local_caller
-from server.text import IDENTIFIER_PATTERN
+from server.text import CUSTOMER_ID_PATTERN
 
 SEARCH_LIMIT = 100
 LEDGER_LIMIT = 100
@@ -97,7 +97,7 @@ async def profile(services: Services, tenant_id: str, customer_id: str) -> Custo
 # --- The agent's view, and the customer at the provider ---------------------------------------------
 
 LATEST_PAYMENTS = 5
-IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 MAX_CUSTOMER_ID_LENGTH = 255
 PROVIDER_CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,251}")
 
@@ -264,7 +264,7 @@ async def link(
 
 
 def _check_link_ids(customer_id: str, provider_customer_id: str) -> None:
-    if not IDENTIFIER.fullmatch(customer_id) or len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
+    if not CUSTOMER_ID.fullmatch(customer_id) or len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
         raise InvalidRequest(f"The customer id is {HINTS['customer_id']}; got {customer_id!r}.")
     if not PROVIDER_CUSTOMER_ID.fullmatch(provider_customer_id):
         raise InvalidRequest(

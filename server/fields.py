@@ -11,7 +11,7 @@ from pydantic import Field, StringConstraints
 
 from server.errors import InvalidRequest
 from server.money import MAX_AMOUNT_MINOR
-from server.text import IDENTIFIER_PATTERN, TEXT_PATTERN
+from server.text import CUSTOMER_ID_PATTERN, IDENTIFIER_PATTERN, TEXT_PATTERN
 
 MAX_QUANTITY = 10**12
 MAX_PAGE_SIZE = 100
@@ -24,7 +24,9 @@ _TEXT = TEXT_PATTERN  # free text: tabs and line breaks allowed
 _Identifier = StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=_NO_CONTROL)
 
 CustomerId = Annotated[
-    str, _Identifier, Field(description="Your own stable id for the customer being charged (e.g. 'user_42').")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=CUSTOMER_ID_PATTERN),
+    Field(description="Your own stable id for the customer being charged (e.g. 'user_42'); no '/'."),
 ]
 IdempotencyKey = Annotated[
     str,
@@ -107,7 +109,13 @@ _INVISIBLE_REFUSED = (IDENTIFIER_PATTERN, TEXT_PATTERN)
 def problem_words(detail: Mapping[str, Any]) -> str:
     """A validation error's words for the caller. The identifier and text patterns are not shown: each is a
     character class of the very invisible characters it refuses. Other patterns (pay_…, a currency) are."""
-    if detail["type"] == "string_pattern_mismatch" and detail.get("ctx", {}).get("pattern") in _INVISIBLE_REFUSED:
+    pattern = detail.get("ctx", {}).get("pattern") if detail["type"] == "string_pattern_mismatch" else None
+    if pattern == CUSTOMER_ID_PATTERN:
+        return (
+            "has characters a customer id may not have ('/', control characters, or invisible ones such as bidi "
+            "overrides and zero-width spaces)"
+        )
+    if pattern in _INVISIBLE_REFUSED:
         return (
             "has characters that are not allowed here (control characters, or invisible ones such as bidi "
             "overrides and zero-width spaces)"
@@ -119,7 +127,7 @@ HINTS = {
     "amount_minor": "an integer in the currency's minor units, e.g. 1999 for 19.99 USD or 500 for 500 JPY",
     "currency": "a three-letter ISO 4217 code such as USD, EUR or JPY",
     "payment_id": "the pay_… id that create_charge returned",
-    "customer_id": "your own id for the customer, 1 to 255 visible characters (no control or invisible "
+    "customer_id": "your own id for the customer, 1 to 255 visible characters (no '/', control or invisible "
     "formatting characters)",
     "idempotency_key": "a key you choose per charge (e.g. a UUID), 1 to 255 characters",
     "product_id": "a product id from the catalog, e.g. pro_monthly",

@@ -14,5 +14,7 @@ INVISIBLE = (
 """A regular-expression character class body (ranges of code points) of what is refused everywhere."""
 IDENTIFIER_PATTERN = f"^[^\\x00-\\x1f\\x7f{INVISIBLE}]+$"
 """Customer ids, idempotency keys, product ids, features: visible characters only."""
+CUSTOMER_ID_PATTERN = f"^[^/\\x00-\\x1f\\x7f{INVISIBLE}]+$"
+"""Customer ids: as identifiers, and no `/`, since a customer id is a segment of the HTTP API's paths."""
 TEXT_PATTERN = f"^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f{INVISIBLE}]*$"
 """Descriptions and reasons: like identifiers, but tabs and line breaks are allowed."""

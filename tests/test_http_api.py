@@ -61,6 +61,9 @@ async def test_saving_a_card_and_the_customer_over_http(app, mcp, api_key):
         assert refused.status_code == 402
         unknown = await http.get("/v1/customers/carol")
         assert unknown.status_code == 404 and unknown.json()["code"] == "customer_not_found"
+        slashed = await http.post("/v1/charges", headers={"Idempotency-Key": "c9"},
+                                  json={"customer_id": "team/alice", "product_id": "pro_monthly"})  # fmt: skip
+        assert slashed.status_code == 422 and "'/'" in slashed.json()["detail"], slashed.text  # a path segment
         stray = await http.post("/v1/customers/carol/payment_method_setups", headers={"Idempotency-Key": "s0"},
                                 json={"x": 1})  # fmt: skip
         assert stray.status_code == 422 and stray.json()["code"] == "unknown_parameter", stray.text

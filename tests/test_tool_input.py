@@ -29,7 +29,8 @@ BASE = {"customer_id": "cus_x", "idempotency_key": "bad-1"}
         ({"product_id": "pro_monthly", "idempotency_key": "k" * 300}, "at most 255 characters"),
         ({"product_id": "p" * 65}, "at most 64 characters"),
         ({"product_id": "pro_monthly", "customer_id": ""}, "at least 1 character"),
-        ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: has characters that"),
+        ({"product_id": "pro_monthly", "customer_id": "alice\u202egnp.exe"}, "customer_id: has characters a"),
+        ({"product_id": "pro_monthly", "customer_id": "team/alice"}, "customer_id: has characters a customer id"),
         ({"product_id": "pro_monthly", "idempotency_key": "k\u200b1"}, "idempotency_key: has characters"),
         ({"product_id": "pro_monthly", "description": "refund \u2066me\u2069"}, "description: has characters"),
         ({"amount_minor": 500, "currency": "U$D"}, "currency: String should match pattern"),  # not about invisibles
