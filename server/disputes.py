@@ -115,6 +115,12 @@ async def submit_evidence(services: Services, dispute_id: str, operator: str, te
         raise NotAllowedNow(
             f"Dispute {dispute_id} is closed ({assembled.dispute.status}); evidence can no longer be sent."
         )
+    submitted = assembled.dispute.evidence_submitted_at
+    if submitted is not None:
+        raise NotAllowedNow(
+            f"Evidence for dispute {dispute_id} was submitted at {submitted:%Y-%m-%d %H:%M} UTC; the provider "
+            "takes it once. The card network decides now; nothing more can be sent."
+        )
     await services.provider.submit_dispute_evidence(dispute_id, assembled.fields)
     async with transaction(services.pool) as conn:
         dispute, _ = await _dispute_and_payment(conn, dispute_id, tenant_id, lock=True)

@@ -15,6 +15,7 @@ from tests.helpers import (
     call,
     call_error,
     eventually,
+    local_http,
     paywarden_command,
     quiet_settings,
     sent_to_sandbox,
@@ -77,6 +78,15 @@ async def test_the_evidence_tells_the_charges_history_and_is_submitted_as_the_op
     assert audited["actor"] == "operator" and "operator alice" in audited["reason"]
     assert await db.fetchval("SELECT evidence_submitted_at IS NOT NULL FROM disputes") is True
     await eventually(lambda: db.fetchval("SELECT status = 'under_review' FROM disputes"))
+    code, again = await _evidence(app, dispute_id, "--submit", "--by", "alice")  # taken once, as by Stripe
+    assert code == 1 and "the provider takes it once" in again, again
+    assert len(await sent_to_sandbox(db, "POST", f"/v1/disputes/{dispute_id}")) == 1
+    async with local_http(base_url=f"{app.base_url}/sandbox") as sandbox:  # the provider refuses it too
+        refused = await sandbox.post(
+            f"/v1/disputes/{dispute_id}", data={"evidence[uncategorized_text]": "more", "submit": "true"},
+            headers={"Authorization": f"Bearer {app.services.sandbox.api_key}"},
+        )  # fmt: skip
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "dispute_already_submitted"
 
 
 async def test_evidence_is_staged_when_a_dispute_opens_if_asked(mcp, app, db, database_url) -> None:

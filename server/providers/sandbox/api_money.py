@@ -58,6 +58,12 @@ async def update_dispute(dispute_id: str, request: Request) -> JSONResponse:
             raise missing("dispute", dispute_id, "dispute")
         if before["status"] in ("won", "lost", "warning_closed", "prevented"):
             raise SandboxError(400, f"This dispute is already closed ({before['status']}).", code="dispute_closed")
+        if (before["evidence_details"] or {}).get("submission_count", 0) > 0:  # as Stripe: evidence goes in once
+            raise SandboxError(
+                400,
+                "This dispute's evidence has already been submitted; it cannot be changed.",
+                code="dispute_already_submitted",
+            )
         updated = await movements.submit_evidence(conn, dispute_id, evidence, flag(params, "submit"))
         await emit(conn, "charge.dispute.updated", updated, key)
         return Answer(200, updated)
