@@ -177,7 +177,7 @@ class MissingScope(PaywardenError):
 
     def __init__(self, scope: str) -> None:
         super().__init__(
-            f"This API key lacks the '{scope}' scope this tool needs; ask the operator for a key with "
+            f"This API key lacks the '{scope}' scope this call needs; ask the operator for a key with "
             f"--scopes including {scope}."
         )
         self.scope = scope

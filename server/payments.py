@@ -221,5 +221,5 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created_at), str(payment_id)
     except (ValueError, TypeError, binascii.Error):
         raise InvalidRequest(
-            "cursor is not one this tool returned; pass next_cursor exactly, or omit it.", param="cursor"
+            "cursor is not one this listing returned; pass next_cursor exactly, or omit it.", param="cursor"
         ) from None

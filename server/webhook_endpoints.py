@@ -63,6 +63,9 @@ class WebhookEndpointView(BaseModel):
     previous_secret_until: datetime | None = Field(
         description="After a secret rotation: until when the previous secret still signs beside the new one."
     )
+    removed_at: datetime | None = Field(
+        default=None, description="When it was removed (DELETE): nothing is sent to it since, whatever its status."
+    )
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> WebhookEndpointView:
@@ -75,6 +78,7 @@ class WebhookEndpointView(BaseModel):
             created_at=endpoint.created_at,
             failing_since=endpoint.failing_since,
             previous_secret_until=endpoint.previous_secret_until,
+            removed_at=endpoint.removed_at,
         )
 
 

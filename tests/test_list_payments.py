@@ -42,7 +42,7 @@ async def test_pages_cover_every_payment_once_newest_first(app, mcp) -> None:
         bad = await call_error(client, "list_payments", customer_id="cus_list", cursor="not-a-cursor")
     assert seen == list(reversed(ids))
     assert [p["payment_id"] for p in failed["payments"]] == [ids[6], ids[3], ids[0]]
-    assert "cursor is not one this tool returned" in bad
+    assert "cursor is not one this listing returned" in bad
 
 
 async def test_payments_arriving_between_pages_neither_shift_nor_repeat_the_pages(mcp, db) -> None:

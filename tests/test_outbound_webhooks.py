@@ -381,7 +381,8 @@ async def test_webhook_endpoints_over_http_are_the_tenants_own(app, database_url
         gone = await http.delete(f"/v1/webhook_endpoints/{endpoint['endpoint_id']}")
         assert_problem(gone, 404, "webhook_endpoint_not_found")
     async with api_client(app.base_url, api_key) as http:
-        assert (await http.delete(f"/v1/webhook_endpoints/{endpoint['endpoint_id']}")).status_code == 200
+        removed = await http.delete(f"/v1/webhook_endpoints/{endpoint['endpoint_id']}")
+        assert removed.status_code == 200 and removed.json()["removed_at"] is not None
         assert (await http.get("/v1/webhook_endpoints")).json()["endpoints"] == []
 
 
