@@ -108,7 +108,7 @@ def event(tenant_id: str, event_type: EventType, data: BaseModel) -> dict[str, A
     return {
         "id": "evt_" + secrets.token_hex(12),
         "type": event_type,
-        "created_at": datetime.now(UTC).isoformat(),
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),  # as every other time paywarden says
         "tenant": tenant_id,
         "data": data.model_dump(mode="json"),
     }

@@ -78,6 +78,7 @@ async def test_a_full_lifecycle_arrives_once_per_webhook_id(app, api_key, db):
     for event, headers in zip(receiver.events, receiver.headers, strict=True):
         assert headers["webhook-id"] == event["id"] and event["tenant"] == "default"
         assert set(event) == {"id", "type", "created_at", "tenant", "data"}
+        assert event["created_at"].endswith("Z")  # UTC as the API and the exports write it
     # Deliveries run concurrently, so arrival order is not the order of the changes; created_at is.
     by_time = sorted(receiver.events, key=lambda e: e["created_at"])
     refunded = [e["data"] for e in by_time if e["type"] == "payment.refunded"]

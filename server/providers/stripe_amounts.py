@@ -27,7 +27,8 @@ def check_chargeable(amount_minor: int, currency: str) -> None:
         raise InvalidRequest(
             f"Stripe cannot charge {format_amount(amount_minor, currency)} exactly: {currency} amounts must be a "
             f"multiple of {step} minor units (e.g. {amount_minor - amount_minor % step} or "
-            f"{amount_minor - amount_minor % step + step})."
+            f"{amount_minor - amount_minor % step + step}).",
+            param="amount_minor",
         )
 
 
