@@ -144,6 +144,15 @@ async def _granting_while(
         yield
 
 
+async def _bought(services, db: asyncpg.Connection, customer: str, *, units: int, payers: int) -> list:
+    """`units` packs of 50 units, and `payers` other purchases whose payments the test's late lots name."""
+    for n in range(units):
+        await buy(services, customer, "credits_50", f"p{n}")
+    for n in range(payers):
+        await buy(services, customer, "credits_100k", f"q{n}")
+    return await db.fetch("SELECT id FROM payments WHERE customer_id = $1 AND product_id = 'credits_100k'", customer)
+
+
 async def _payment_of(db: asyncpg.Connection, customer: str, product: str) -> str:
     return await db.fetchval("SELECT id FROM payments WHERE customer_id = $1 AND product_id = $2", customer, product)
 
@@ -253,11 +262,7 @@ async def test_lots_granted_already_expired_one_after_another_never_fail_a_consu
     """A burst of late-paid periods, each granting a lot already past its end while consumes queue on the
     account: every consume is done or refused for want of credits, never failed."""
     async with open_services(credit_settings) as services:
-        for n in range(5):
-            await buy(services, "burst", "credits_50", f"p{n}")
-        for n in range(8):
-            await buy(services, "burst", "credits_100k", f"q{n}")
-        payments = await db.fetch("SELECT id FROM payments WHERE customer_id = 'burst' AND product_id = 'credits_100k'")
+        payments = await _bought(services, db, "burst", units=5, payers=8)
 
         async def late_grants() -> None:
             for payment in payments:
@@ -467,11 +472,7 @@ async def test_short_lived_lots_and_holds_among_consumes_keep_next_expiry_early(
     never late, checked while they run, and the books hold."""
     rng = random.Random(5)
     async with open_services(credit_settings) as services:
-        for n in range(3):
-            await buy(services, "storm", "credits_50", f"p{n}")
-        for n in range(6):
-            await buy(services, "storm", "credits_100k", f"q{n}")
-        payments = await db.fetch("SELECT id FROM payments WHERE customer_id = 'storm' AND product_id = 'credits_100k'")
+        payments = await _bought(services, db, "storm", units=3, payers=6)
         errors: list[str] = []
         looking = asyncio.Lock()
 

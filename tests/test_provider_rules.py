@@ -21,8 +21,9 @@ def test_amounts_convert_to_stripe_units_and_back(amount_minor: int, currency: s
 
 @pytest.mark.parametrize(("amount_minor", "currency"), [(1050, "MGA"), (1234, "KWD")])
 def test_amounts_stripe_cannot_represent_exactly_are_refused(amount_minor: int, currency: str) -> None:
-    with pytest.raises(InvalidRequest, match="multiple of"):
+    with pytest.raises(InvalidRequest, match="multiple of") as refused:
         to_stripe(amount_minor, currency)
+    assert refused.value.param == "amount_minor"
 
 
 def stripe_settings(key: str, **extra) -> Settings:

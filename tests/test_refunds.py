@@ -51,6 +51,7 @@ async def test_partial_refunds_add_up_and_keep_access_until_the_last(mcp, db, pa
             client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="p1", amount_minor=500
         )
         assert first["payment"]["status"] == "partially_refunded"
+        assert "the same share of any credits it granted was taken back" in first["payment"]["next_step"]
         assert (await call(client, "check_entitlement", customer_id="cus_rf", feature="pro"))["allowed"] is True
         too_much = await call_error(
             client, "refund_payment", payment_id=paid["payment_id"], idempotency_key="p2", amount_minor=1600
